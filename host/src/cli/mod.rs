@@ -1,0 +1,65 @@
+//! The `wharf` command line: one module per subcommand group. Each parses its
+//! arguments and calls the library; none holds logic of its own.
+
+mod args;
+mod bench;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Runs Temporal-style activities compiled to WebAssembly components.
+#[derive(Parser)]
+#[command(name = "wharf", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one attempt of an activity from a component file.
+    Run(run::RunArgs),
+    /// Measure the host (release builds only give meaningful figures).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Bench(cmd) => bench::run(cmd).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr; `WHARF_LOG` (e.g. `debug`, `wharf=trace`) sets the level.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

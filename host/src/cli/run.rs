@@ -1,0 +1,233 @@
+//! `wharf run`: one attempt of one activity, straight from a component file.
+//! The author's inner loop: no server, no database, the same sandbox.
+
+use super::args::{parse_duration, parse_size};
+use crate::engine::{
+    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
+    Outcome, StopSignal,
+};
+use crate::payload::Payload;
+use crate::registry::{LoadSource, LoadedModule, Registry};
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Arguments of `wharf run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The activity component (.wasm).
+    module: PathBuf,
+    /// Activity type to run.
+    activity_type: String,
+    /// An argument as JSON; repeat for several. A raw Temporal payload
+    /// (`{"metadata": {...}, "data": "base64"}`) passes through unchanged.
+    #[arg(long = "input", value_name = "JSON")]
+    inputs: Vec<String>,
+    /// Heartbeat details of an earlier attempt, as JSON, to resume from.
+    #[arg(long, value_name = "JSON")]
+    heartbeat_details: Option<String>,
+    /// Attempt number the activity sees.
+    #[arg(long, default_value_t = 1)]
+    attempt: u32,
+    /// Wall-clock limit of the attempt.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    start_to_close: Duration,
+    /// Limit on all memories and tables of the instance.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    memory_limit: usize,
+    /// CPU budget in fuel units (unlimited if absent).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Request cancellation this long after the start (to try cancellation).
+    #[arg(long, value_parser = parse_duration)]
+    cancel_after: Option<Duration>,
+    /// After a cancellation request, stop an attempt that ignores it this late.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    cancel_grace: Duration,
+    /// Where compiled artifacts are cached.
+    #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
+    data_dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Requests cancellation at a fixed time.
+struct CancelAt(Option<Instant>);
+
+impl AttemptHooks for CancelAt {
+    fn heartbeat(&self, _details: &[Payload]) -> bool {
+        self.is_cancelled()
+    }
+    fn is_cancelled(&self) -> bool {
+        self.0.is_some_and(|at| Instant::now() >= at)
+    }
+}
+
+/// Runs the command; exit code 0 only when the attempt completed.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(&EngineConfig::default())?;
+    let registry = Registry::new(engine.clone(), &args.data_dir);
+    let (module, source) = registry
+        .load_file(&args.module)
+        .await
+        .with_context(|| format!("cannot load {}", args.module.display()))?;
+    if !module.activity_types.contains(&args.activity_type) {
+        anyhow::bail!(
+            "{} has no activity type {:?}; it exports: {}",
+            args.module.display(),
+            args.activity_type,
+            module.activity_types.join(", ")
+        );
+    }
+
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|s| parse_json(s, "--input").map(Payload::from_user_json))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let heartbeat_details = match &args.heartbeat_details {
+        Some(s) => vec![Payload::from_user_json(parse_json(
+            s,
+            "--heartbeat-details",
+        )?)],
+        None => Vec::new(),
+    };
+    let now = crate::now_ms();
+    let info = ActivityInfo {
+        namespace: "default".into(),
+        task_queue: "local".into(),
+        activity_id: format!("run-{now}"),
+        activity_type: args.activity_type.clone(),
+        attempt: args.attempt,
+        task_token: now.to_be_bytes().to_vec(),
+        scheduled_ms: now,
+        started_ms: now,
+        deadline_ms: Some(now + args.start_to_close.as_millis() as u64),
+        heartbeat_details,
+        worker_task_queue: format!("wharf-run-{}", std::process::id()),
+        ..ActivityInfo::default()
+    };
+    let cancel_at = args.cancel_after.map(|d| Instant::now() + d);
+    let stop = StopSignal::new();
+    if let Some(at) = cancel_at {
+        let (stop, grace) = (stop.clone(), args.cancel_grace);
+        tokio::spawn(async move {
+            tokio::time::sleep_until((at + grace).into()).await;
+            stop.trigger();
+        });
+    }
+    let request = AttemptRequest {
+        activity_type: args.activity_type.clone(),
+        args: inputs,
+        info,
+        limits: AttemptLimits {
+            memory_bytes: args.memory_limit,
+            fuel: args.fuel,
+            timeout: Some(args.start_to_close),
+            ..AttemptLimits::default()
+        },
+        hooks: Arc::new(CancelAt(cancel_at)),
+        stop,
+    };
+    let report = engine.run_attempt(&module.module, request).await;
+    if args.json {
+        println!("{}", report_json(&report, &module, source));
+    } else {
+        print_report(&report, &module, source);
+    }
+    Ok(if matches!(report.outcome, Outcome::Completed { .. }) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn parse_json(s: &str, flag: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(s).with_context(|| {
+        format!("{flag} {s:?} is not JSON (a string needs quotes: --input '\"Ada\"')")
+    })
+}
+
+fn decoded(payloads: &[Payload]) -> Vec<Value> {
+    payloads.iter().map(Payload::to_json).collect()
+}
+
+fn report_json(r: &AttemptReport, m: &LoadedModule, source: LoadSource) -> Value {
+    let mut out = json!({
+        "outcome": r.outcome.kind(),
+        "message": r.outcome.describe(),
+        "log": r.log,
+        "heartbeats": r.heartbeats,
+        "last_heartbeat_details": r.last_heartbeat.as_deref().map(decoded),
+        "duration_us": r.duration.as_micros() as u64,
+        "fuel_used": r.fuel_used,
+        "memory_peak": r.memory_peak,
+        "module": {
+            "sha256": m.sha256,
+            "activity_types": m.activity_types,
+            "source": source,
+            "load_ms": m.load_time.as_secs_f64() * 1000.0,
+        },
+        "raw": r.outcome,
+    });
+    match &r.outcome {
+        Outcome::Completed { result } => out["result"] = result.to_json(),
+        Outcome::Failed { error } => {
+            out["error"] = json!({
+                "message": error.message,
+                "type": error.error_type,
+                "non_retryable": error.non_retryable,
+                "details": decoded(&error.details),
+                "next_retry_delay_ms": error.next_retry_delay_ms,
+            })
+        }
+        _ => {}
+    }
+    out
+}
+
+fn print_report(r: &AttemptReport, m: &LoadedModule, source: LoadSource) {
+    println!("outcome:   {}", r.outcome.describe());
+    if let Outcome::Failed { error } = &r.outcome {
+        for d in &error.details {
+            println!("details:   {}", d.to_json());
+        }
+        if let Some(ms) = error.next_retry_delay_ms {
+            println!("next retry in {ms} ms");
+        }
+    }
+    if let Some(details) = &r.last_heartbeat {
+        let shown: Vec<String> = decoded(details).iter().map(Value::to_string).collect();
+        println!(
+            "heartbeats: {} (last details: {})",
+            r.heartbeats,
+            shown.join(", ")
+        );
+    }
+    println!(
+        "took:      {:.2} ms, fuel {}, memory peak {} KiB",
+        r.duration.as_secs_f64() * 1000.0,
+        r.fuel_used,
+        r.memory_peak >> 10
+    );
+    let how = match source {
+        LoadSource::Compiled => "compiled",
+        LoadSource::Artifact => "loaded precompiled artifact",
+        LoadSource::Memory => "in memory",
+    };
+    println!(
+        "module:    {} ({how} in {:.1} ms)",
+        &m.sha256[..12],
+        m.load_time.as_secs_f64() * 1000.0
+    );
+    if !r.log.is_empty() {
+        println!("log:");
+        for line in r.log.lines() {
+            println!("  {line}");
+        }
+    }
+}

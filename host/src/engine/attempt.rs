@@ -1,0 +1,277 @@
+//! One attempt: a fresh `Store` and instance, one call of `run`, one
+//! [`Outcome`].
+//!
+//! Nothing survives from one attempt to the next: the store, its WASI
+//! context and the instance are created here and dropped here. The wall-clock
+//! deadline is enforced twice: by epoch interruption while the guest runs wasm
+//! code, and by a timer while it waits in a host call (a sleep, say).
+
+use super::context::{
+    ActivityInfo, AttemptHooks, AttemptState, NoHooks, StopSignal, WitActivityError,
+};
+use super::http::DenyOutboundHttp;
+use super::limits::{AttemptLimits, Limiter};
+use super::log::AttemptLog;
+use super::outcome::{ApplicationError, Interrupt, Outcome};
+use super::{context, ActivityModule, Engine};
+use crate::payload::{self, Payload};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// Everything needed to run one attempt.
+pub struct AttemptRequest {
+    /// Activity type to call `run` with.
+    pub activity_type: String,
+    /// Arguments, passed unchanged.
+    pub args: Vec<Payload>,
+    /// What the attempt sees through `context.info`.
+    pub info: ActivityInfo,
+    /// Limits of this attempt.
+    pub limits: AttemptLimits,
+    /// Heartbeat and cancellation callbacks.
+    pub hooks: Arc<dyn AttemptHooks>,
+    /// Stops the attempt from outside.
+    pub stop: StopSignal,
+}
+
+/// What happened in one attempt.
+#[derive(Debug, Serialize)]
+pub struct AttemptReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Captured stdout, stderr and log lines (bounded).
+    pub log: String,
+    /// Details of the last heartbeat, if the attempt sent any.
+    pub last_heartbeat: Option<Vec<Payload>>,
+    /// Number of heartbeats sent.
+    pub heartbeats: u64,
+    /// Wall-clock time from store creation to outcome.
+    #[serde(with = "duration_us")]
+    pub duration: Duration,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Peak bytes of memories and tables.
+    pub memory_peak: usize,
+}
+
+mod duration_us {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros() as u64)
+    }
+}
+
+/// One attempt's store with what is needed to judge how it ended.
+struct Sandbox {
+    store: Store<AttemptState>,
+    log: AttemptLog,
+    deadline: Option<Instant>,
+    fuel: u64,
+    stop: StopSignal,
+    started: Instant,
+}
+
+impl Engine {
+    fn sandbox(
+        &self,
+        info: ActivityInfo,
+        limits: &AttemptLimits,
+        hooks: Arc<dyn AttemptHooks>,
+        stop: StopSignal,
+    ) -> Sandbox {
+        let started = Instant::now();
+        let log = AttemptLog::new(limits.log_bytes);
+        let deadline = limits.timeout.map(|t| started + t);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .build();
+        let state = AttemptState {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks: DenyOutboundHttp { log: log.clone() },
+            limiter: Limiter::new(limits.memory_bytes),
+            log: log.clone(),
+            info,
+            hooks,
+            heartbeat_limit: limits.heartbeat_bytes,
+            last_heartbeat: None,
+            heartbeats: 0,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let fuel = limits.fuel.unwrap_or(u64::MAX);
+        // Cannot fail: fuel is enabled in every engine configuration.
+        let _ = store.set_fuel(fuel);
+        store.set_epoch_deadline(1);
+        let epoch_stop = stop.clone();
+        store.epoch_deadline_callback(move |_| {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Interrupt::Deadline.into());
+            }
+            if epoch_stop.is_triggered() {
+                return Err(Interrupt::Cancelled.into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Sandbox {
+            store,
+            log,
+            deadline,
+            fuel,
+            stop,
+            started,
+        }
+    }
+
+    /// Runs one attempt in a fresh instance of `module`. Never panics on guest
+    /// behaviour; every ending is an [`Outcome`].
+    pub async fn run_attempt(&self, module: &ActivityModule, req: AttemptRequest) -> AttemptReport {
+        let limits = req.limits;
+        let mut sb = self.sandbox(req.info, &limits, req.hooks, req.stop);
+        let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
+        let (deadline, stop) = (sb.deadline, sb.stop.clone());
+        let store = &mut sb.store;
+        let result = guarded(deadline, &stop, async {
+            let instance = module.pre.instantiate_async(&mut *store).await?;
+            instance
+                .wharf_activity_activities()
+                .call_run(&mut *store, &req.activity_type, &args)
+                .await
+        })
+        .await;
+        let outcome = match result {
+            Ok(ret) => returned(ret, &limits),
+            Err(err) => stopped(err, &limits, &sb.log),
+        };
+        let fuel_used = sb
+            .fuel
+            .saturating_sub(sb.store.get_fuel().unwrap_or(sb.fuel));
+        let state = sb.store.into_data();
+        AttemptReport {
+            outcome,
+            log: sb.log.contents(),
+            last_heartbeat: state.last_heartbeat,
+            heartbeats: state.heartbeats,
+            duration: sb.started.elapsed(),
+            fuel_used,
+            memory_peak: state.limiter.peak,
+        }
+    }
+
+    /// Calls `activity-types()` in a fresh instance under `limits`.
+    pub async fn list_activity_types(
+        &self,
+        module: &ActivityModule,
+        limits: &AttemptLimits,
+    ) -> Result<Vec<String>, Outcome> {
+        let mut sb = self.sandbox(
+            ActivityInfo::default(),
+            limits,
+            Arc::new(NoHooks),
+            StopSignal::new(),
+        );
+        let (deadline, stop) = (sb.deadline, sb.stop.clone());
+        let store = &mut sb.store;
+        guarded(deadline, &stop, async {
+            let instance = module.pre.instantiate_async(&mut *store).await?;
+            instance
+                .wharf_activity_activities()
+                .call_activity_types(&mut *store)
+                .await
+        })
+        .await
+        .map_err(|err| stopped(err, limits, &sb.log))
+    }
+}
+
+/// Races a guest call against the deadline and the stop signal. Epoch
+/// interruption only stops a guest that runs wasm code; one that waits in a
+/// host call (a sleep, say) is stopped here.
+async fn guarded<T>(
+    deadline: Option<Instant>,
+    stop: &StopSignal,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    let timer = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = call => r,
+        _ = timer => Err(Interrupt::Deadline.into()),
+        _ = stop.triggered() => Err(Interrupt::Cancelled.into()),
+    }
+}
+
+/// Maps what `run` returned.
+fn returned(
+    ret: Result<context::wharf::activity::types::Payload, WitActivityError>,
+    limits: &AttemptLimits,
+) -> Outcome {
+    match ret {
+        Ok(result) => {
+            let result = context::from_wit(result);
+            let size = result.size();
+            if size > limits.result_bytes {
+                return Outcome::OutputTooLarge {
+                    what: "result".into(),
+                    size,
+                    limit: limits.result_bytes,
+                };
+            }
+            Outcome::Completed { result }
+        }
+        Err(WitActivityError::Failed(e)) => {
+            let details: Vec<Payload> = e.details.into_iter().map(context::from_wit).collect();
+            let size = payload::total_size(&details) + e.message.len();
+            if size > limits.result_bytes {
+                return Outcome::OutputTooLarge {
+                    what: "failure".into(),
+                    size,
+                    limit: limits.result_bytes,
+                };
+            }
+            Outcome::Failed {
+                error: ApplicationError {
+                    message: e.message,
+                    error_type: e.error_type,
+                    non_retryable: e.non_retryable,
+                    details,
+                    next_retry_delay_ms: e.next_retry_delay_ms,
+                },
+            }
+        }
+        Err(WitActivityError::Cancelled) => Outcome::Cancelled,
+        Err(WitActivityError::WillCompleteAsync) => Outcome::WillCompleteAsync,
+    }
+}
+
+/// Maps an error out of instantiation or the call: our own interrupts, fuel,
+/// and every other trap.
+fn stopped(err: wasmtime::Error, limits: &AttemptLimits, log: &AttemptLog) -> Outcome {
+    if let Some(interrupt) = err.downcast_ref::<Interrupt>() {
+        return interrupt.clone().into_outcome();
+    }
+    if let Some(Trap::OutOfFuel) = err.downcast_ref::<Trap>() {
+        return Outcome::FuelExhausted {
+            limit: limits.fuel.unwrap_or(u64::MAX),
+        };
+    }
+    log.line(&format!("[wharf] trap: {err:?}"));
+    let message = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{err:#}"),
+    };
+    Outcome::Trapped { message }
+}

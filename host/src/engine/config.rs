@@ -1,0 +1,117 @@
+//! Engine configuration: how wasmtime is set up once per process.
+//!
+//! The pooling allocator with copy-on-write memory images makes a fresh
+//! instance per attempt cheap. Two of its knobs only pay off together
+//! (`linear_memory_keep_resident` re-copies the whole resident heap on every
+//! reset unless `pagemap_scan` can find the dirty pages), so they are enabled
+//! as a pair, only when the kernel supports the scan. When the pool cannot
+//! reserve its address space at all, the engine falls back to on-demand
+//! allocation with a warning rather than refusing to start.
+
+use std::time::Duration;
+use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Settings that shape the wasmtime engine. Per-attempt limits live in
+/// [`super::AttemptLimits`]; these are process-wide.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Use the pooling instance allocator (falls back to on-demand if the
+    /// reservation fails).
+    pub pooling: bool,
+    /// Maximum number of instances alive at once in the pool.
+    pub max_instances: u32,
+    /// Largest linear memory any attempt may grow to; per-attempt limits are
+    /// enforced below this by the resource limiter.
+    pub max_memory_bytes: usize,
+    /// How often the epoch advances: the granularity of deadlines and of
+    /// yielding to other attempts on the same runtime.
+    pub epoch_tick: Duration,
+    /// Maximum wasm stack per attempt.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            pooling: true,
+            max_instances: 1000,
+            max_memory_bytes: 4 << 30,
+            epoch_tick: Duration::from_millis(5),
+            max_wasm_stack: 1 << 20,
+        }
+    }
+}
+
+/// Which allocator the engine ended up with, for describe output and benches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// Pooling with dirty-page scanning and resident memory kept warm.
+    PoolingPagemapScan,
+    /// Pooling, plain copy-on-write reset (kernel lacks `PAGEMAP_SCAN`).
+    Pooling,
+    /// Memory mapped on demand per instance.
+    OnDemand,
+}
+
+/// Builds the wasmtime engine, falling back as the module docs describe.
+pub(super) fn build_engine(cfg: &EngineConfig) -> wasmtime::Result<(wasmtime::Engine, Allocator)> {
+    if cfg.pooling {
+        match wasmtime::Engine::new(&base_config(cfg, Some(pooling(cfg, true)))) {
+            Ok(engine) => return Ok((engine, Allocator::PoolingPagemapScan)),
+            Err(e) => tracing::debug!("pooling with pagemap_scan unavailable: {e:#}"),
+        }
+        match wasmtime::Engine::new(&base_config(cfg, Some(pooling(cfg, false)))) {
+            Ok(engine) => return Ok((engine, Allocator::Pooling)),
+            Err(e) => tracing::warn!(
+                "pooling allocator could not reserve its memory ({e:#}); \
+                 falling back to on-demand allocation, attempts will start slower"
+            ),
+        }
+    }
+    let engine = wasmtime::Engine::new(&base_config(cfg, None))?;
+    Ok((engine, Allocator::OnDemand))
+}
+
+fn base_config(cfg: &EngineConfig, pool: Option<PoolingAllocationConfig>) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true)
+        .epoch_interruption(true)
+        // Fuel instrumentation is compiled into every module so that any
+        // namespace can set a CPU budget without recompiling; unlimited
+        // attempts simply get the maximum.
+        .consume_fuel(true)
+        .max_wasm_stack(cfg.max_wasm_stack)
+        .async_stack_size(cfg.max_wasm_stack + (1 << 20));
+    if let Some(pool) = pool {
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
+
+fn pooling(cfg: &EngineConfig, pagemap_scan: bool) -> PoolingAllocationConfig {
+    let n = cfg.max_instances;
+    let mut p = PoolingAllocationConfig::default();
+    // componentize-py and componentize-js components link many core
+    // instances and tables; these limits admit them.
+    p.total_component_instances(n)
+        .total_core_instances(n * 10)
+        .total_memories(n * 2)
+        .total_tables(n * 10)
+        .total_stacks(n)
+        .max_core_instances_per_component(500)
+        .max_memories_per_component(20)
+        .max_tables_per_component(500)
+        .max_memories_per_module(2)
+        .max_tables_per_module(10)
+        .table_elements(20_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .max_memory_size(cfg.max_memory_bytes);
+    if pagemap_scan {
+        p.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(16 << 20)
+            .table_keep_resident(64 << 10);
+    }
+    p
+}

@@ -1,0 +1,130 @@
+//! The sandbox: wasmtime set up to run untrusted activity components.
+//!
+//! One [`Engine`] per process holds the wasmtime engine, the linker with
+//! everything a guest may import (WASI with nothing granted, outbound HTTP
+//! that denies, and `wharf:activity/context`), and the epoch ticker. An
+//! [`ActivityModule`] is a compiled component with its imports resolved once
+//! (`InstancePre`); [`Engine::run_attempt`] makes a fresh instance of it for
+//! every attempt and returns a typed [`Outcome`].
+//!
+//! This layer knows nothing of storage, HTTP or retries; callers reach it
+//! through [`AttemptRequest`] and [`AttemptHooks`].
+
+mod attempt;
+mod config;
+mod context;
+mod http;
+mod limits;
+mod log;
+mod outcome;
+
+pub use attempt::{AttemptReport, AttemptRequest};
+pub use config::{Allocator, EngineConfig};
+pub use context::{ActivityInfo, AttemptHooks, NoHooks, StopSignal};
+pub use limits::AttemptLimits;
+pub use log::AttemptLog;
+pub use outcome::{ApplicationError, Outcome};
+
+use context::{ActivityPre, AttemptState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+/// The WIT interface every activity module must export.
+pub const ACTIVITIES_INTERFACE: &str = "wharf:activity/activities@0.1.0";
+
+/// Failures to set up the engine or to link a component.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// wasmtime refused the configuration.
+    #[error("cannot configure wasmtime: {0:#}")]
+    Config(wasmtime::Error),
+    /// The component imports something this host does not provide, or does
+    /// not export the activities interface.
+    #[error("{0:#}")]
+    Link(wasmtime::Error),
+}
+
+/// The process-wide sandbox. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    linker: Linker<AttemptState>,
+    allocator: Allocator,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled activity component, linked and ready to instantiate.
+#[derive(Clone)]
+pub struct ActivityModule {
+    pre: ActivityPre<AttemptState>,
+}
+
+impl Engine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        let (engine, allocator) = config::build_engine(cfg).map_err(EngineError::Config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(EngineError::Config)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(EngineError::Config)?;
+        context::Activity::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(EngineError::Config)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (weak, stop, tick) = (engine.weak(), ticker_stop.clone(), cfg.epoch_tick);
+        std::thread::Builder::new()
+            .name("wharf-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Config(e.into()))?;
+        tracing::debug!(?allocator, "engine ready");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                allocator,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The underlying wasmtime engine (for compiling and loading artifacts).
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    /// Which instance allocator is in use.
+    pub fn allocator(&self) -> Allocator {
+        self.inner.allocator
+    }
+
+    /// Resolves a component's imports against this host and checks that it
+    /// exports the activities interface.
+    pub fn link(&self, component: &Component) -> Result<ActivityModule, EngineError> {
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(component)
+            .map_err(EngineError::Link)?;
+        let pre = ActivityPre::new(pre).map_err(EngineError::Link)?;
+        Ok(ActivityModule { pre })
+    }
+}

@@ -1,0 +1,122 @@
+//! SQLite: the one source of truth of the embedded mode.
+//!
+//! One writer thread owns the write connection and commits queued writes in
+//! batches (group commit): every job of a batch runs in its own savepoint of
+//! one transaction, and each caller is answered only once that transaction is
+//! durable. Readers use their own connections, so reads never wait behind a
+//! commit. WAL mode; `synchronous=FULL` unless the operator opts into
+//! `NORMAL` (faster; a power loss may undo the last acknowledged commits, a
+//! process crash cannot).
+//!
+//! This layer knows nothing of wasm or HTTP. Queries on a concept live in
+//! their own module (`modules`, ...).
+
+pub mod activities;
+mod migrations;
+pub mod modules;
+mod writer;
+
+pub use writer::Durability;
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The data directory or database file could not be opened.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The writer thread is gone (the store was shut down).
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// The batch's commit failed; nothing of it was written.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    writer: writer::Writer,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
+}
+
+/// PRAGMAs every connection gets, in one place.
+const PRAGMAS: &[(&str, &str)] = &[
+    ("journal_mode", "WAL"),
+    ("foreign_keys", "ON"),
+    ("busy_timeout", "5000"),
+];
+
+fn open_conn(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    for (k, v) in PRAGMAS {
+        conn.pragma_update(None, k, v)?;
+    }
+    conn.pragma_update(None, "synchronous", durability.pragma())?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Opens (creating if needed) `wharf.db` in `dir`, runs migrations and
+    /// starts the writer thread.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.to_owned(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        let path = dir.join("wharf.db");
+        let mut conn = open_conn(&path, durability)?;
+        migrations::run(&mut conn)?;
+        Ok(Self {
+            writer: writer::Writer::start(conn)?,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path),
+        })
+    }
+
+    /// Runs `f` inside the next group commit; resolves once it is durable.
+    /// `f` runs on the writer thread and must be quick.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// Runs `f` on a reader connection.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().ok().and_then(|mut r| r.pop());
+        let conn = match conn {
+            Some(c) => c,
+            // Readers never write, so their synchronous setting is moot.
+            None => open_conn(&self.path, Durability::Full)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut r) = self.readers.lock() {
+            r.push(conn);
+        }
+        result
+    }
+}

@@ -1,0 +1,115 @@
+//! Rows of the `modules` table: what the registry has accepted.
+
+use super::{Db, StoreError};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+/// A module version as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ModuleRecord {
+    /// Namespace that owns it.
+    pub namespace: String,
+    /// Name given at upload.
+    pub name: String,
+    /// 1, 2, 3... per name, one per distinct content.
+    pub version: u32,
+    /// Hex SHA-256 of the component bytes.
+    pub sha256: String,
+    /// Activity types the module exports.
+    pub activity_types: Vec<String>,
+    /// Component size in bytes.
+    pub size: u64,
+    /// Upload time, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+const COLUMNS: &str = "namespace, name, version, sha256, activity_types, size, created_ms";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ModuleRecord> {
+    let types: String = r.get(4)?;
+    Ok(ModuleRecord {
+        namespace: r.get(0)?,
+        name: r.get(1)?,
+        version: r.get(2)?,
+        sha256: r.get(3)?,
+        activity_types: serde_json::from_str(&types).unwrap_or_default(),
+        size: r.get(5)?,
+        created_ms: r.get(6)?,
+    })
+}
+
+impl Db {
+    /// Records a module. Uploading content already recorded under this name
+    /// returns the existing version; otherwise the next version number is
+    /// taken. Returns the record and whether it is new.
+    pub async fn insert_module(
+        &self,
+        namespace: &str,
+        name: &str,
+        sha256: &str,
+        activity_types: &[String],
+        size: u64,
+        created_ms: u64,
+    ) -> Result<(ModuleRecord, bool), StoreError> {
+        let (ns, name, sha) = (namespace.to_owned(), name.to_owned(), sha256.to_owned());
+        let types = serde_json::to_string(activity_types).unwrap_or_else(|_| "[]".into());
+        self.write(move |c| {
+            let existing = c
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 AND sha256=?3"),
+                    params![ns, name, sha],
+                    from_row,
+                )
+                .optional()?;
+            if let Some(m) = existing {
+                return Ok((m, false));
+            }
+            let version: u32 = c.query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM modules WHERE namespace=?1 AND name=?2",
+                params![ns, name],
+                |r| r.get(0),
+            )?;
+            c.execute(
+                &format!("INSERT INTO modules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![ns, name, version, sha, types, size, created_ms],
+            )?;
+            let m = c.query_row(
+                &format!("SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 AND version=?3"),
+                params![ns, name, version],
+                from_row,
+            )?;
+            Ok((m, true))
+        })
+        .await
+    }
+
+    /// All module versions of a namespace, by name then version.
+    pub fn list_modules(&self, namespace: &str) -> Result<Vec<ModuleRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM modules WHERE namespace=?1 ORDER BY name, version"
+            ))?;
+            let rows = stmt.query_map(params![namespace], from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// One module version; the latest when `version` is `None`.
+    pub fn get_module(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<ModuleRecord>, StoreError> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 \
+                 AND (?3 IS NULL OR version=?3) ORDER BY version DESC LIMIT 1"
+            );
+            Ok(
+                c.query_row(&sql, params![namespace, name, version], from_row)
+                    .optional()?,
+            )
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! The writer thread: group commit over one connection.
+//!
+//! Jobs queue on a channel. The thread takes every job waiting (up to a
+//! batch limit), runs each in its own savepoint inside one transaction, commits
+//! once, and only then answers each caller. A failing job rolls back to its
+//! savepoint and fails alone; the rest of the batch commits.
+
+use super::StoreError;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// How durable an acknowledged write is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// `synchronous=FULL`: survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash; a power loss may undo
+    /// the most recent commits.
+    Normal,
+}
+
+impl Durability {
+    pub(super) fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Most jobs in one transaction; bounds the latency a batch adds.
+const MAX_BATCH: usize = 2048;
+
+type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Ack + Send>;
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (jobs, rx) = mpsc::channel(64 * 1024);
+        std::thread::Builder::new()
+            .name("wharf-db-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs answers their callers with `WriterGone`.
+            tracing::error!("cannot begin a transaction: {e}");
+            batch.clear();
+            continue;
+        }
+        let acks: Vec<Ack> = batch.drain(..).map(|job| job(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for ack in acks {
+            ack(commit.clone().map_err(StoreError::Commit));
+        }
+    }
+}
