@@ -1,0 +1,112 @@
+// Builds a JavaScript activity module into a wharf:activity component.
+//
+//   node guest-sdk/js/build.mjs ACTIVITY_DIR -o OUT.wasm [--entry activities.js] [--http]
+//
+// (scripts/build-js wraps this and installs componentize-js when missing.)
+//
+// componentize-js takes one entry module; relative imports from it resolve
+// inside the working directory at build time. So the build stages a directory:
+//
+//   stage/wharf-activity.js   the kit (this directory)
+//   stage/app/...             a copy of ACTIVITY_DIR; the specifier
+//                             'wharf-activity' is rewritten to the kit's path
+//   stage/entry.js            export const activities = exportActivities(app.activities, ...)
+//
+// and componentizes stage/entry.js from inside stage/.
+import { componentize } from '@bytecodealliance/componentize-js';
+import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve, sep, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const kitDir = dirname(fileURLToPath(import.meta.url));
+const witDir = resolve(kitDir, '../../wit');
+
+// WASI features of the StarlingMonkey engine we leave out. Kept: stdio
+// (console.log/error reach the attempt's captured stdout/stderr; errors are
+// reported), random (real Math.random/crypto.getRandomValues), clocks
+// (Date.now, performance.now, setTimeout -> activity sleep). Dropped: http
+// (fetch() over wasi:http: a tenant's outbound HTTP is opt-in per namespace,
+// and without the import the module runs on hosts that link no wasi:http) and
+// fetch-event (incoming HTTP handler; meaningless for activities).
+// `--http` keeps http: fetch() then goes through the host's wasi:http, which
+// allows only the namespace's allowlisted hosts. Without it, fetch() still
+// exists in StarlingMonkey but traps when called (see hasHttp() in the kit).
+const DEFAULT_DISABLED = ['http', 'fetch-event'];
+
+function usage() {
+  console.error('usage: build.mjs ACTIVITY_DIR -o OUT.wasm [--entry activities.js] [--http]');
+  process.exit(2);
+}
+
+const argv = process.argv.slice(2);
+let dir = null;
+let out = null;
+let entryName = 'activities.js';
+let http = false;
+while (argv.length) {
+  const a = argv.shift();
+  if (a === '-o' || a === '--output') out = argv.shift();
+  else if (a === '--entry') entryName = argv.shift();
+  else if (a === '--http') http = true;
+  else if (a === '-h' || a === '--help') usage();
+  else if (a.startsWith('-')) { console.error(`unknown option ${a}`); usage(); }
+  else if (dir === null) dir = a;
+  else usage();
+}
+if (!dir || !out || !entryName) usage();
+dir = resolve(dir);
+out = resolve(out);
+try {
+  await stat(join(dir, entryName));
+} catch {
+  console.error(`error: ${join(dir, entryName)} not found`);
+  process.exit(1);
+}
+
+const SKIP = new Set(['node_modules', '.git', 'build', 'target']);
+const IMPORT_KIT = /(\bfrom\s*|\bimport\s*\(?\s*)(['"])wharf-activity\2/g;
+
+async function stageTree(src, dst, depth) {
+  await mkdir(dst, { recursive: true });
+  for (const ent of await readdir(src, { withFileTypes: true })) {
+    if (ent.name.startsWith('.') || SKIP.has(ent.name)) continue;
+    const from = join(src, ent.name);
+    const to = join(dst, ent.name);
+    if (ent.isDirectory()) {
+      await stageTree(from, to, depth + 1);
+    } else if (/\.(m?js)$/.test(ent.name)) {
+      const kitPath = '../'.repeat(depth) + 'wharf-activity.js';
+      const text = await readFile(from, 'utf8');
+      await writeFile(to, text.replace(IMPORT_KIT, (_, pre, q) => `${pre}${q}${kitPath}${q}`));
+    } else if (/\.json$/.test(ent.name)) {
+      await cp(from, to);
+    }
+  }
+}
+
+const started = Date.now();
+const stage = await mkdtemp(join(tmpdir(), 'wharf-build-js-'));
+try {
+  await cp(join(kitDir, 'wharf-activity.js'), join(stage, 'wharf-activity.js'));
+  await stageTree(dir, join(stage, 'app'), 1);
+  const appEntry = './' + posix.join('app', ...entryName.split(sep));
+  await writeFile(
+    join(stage, 'entry.js'),
+    `import * as app from ${JSON.stringify(appEntry)};\n` +
+      `import { exportActivities } from './wharf-activity.js';\n` +
+      `export const activities = exportActivities(app.activities ?? app.default, ${JSON.stringify({ http })});\n`,
+  );
+  process.chdir(stage);
+  const { component } = await componentize({
+    sourcePath: join(stage, 'entry.js'),
+    witPath: witDir,
+    worldName: 'activity',
+    disableFeatures: http ? DEFAULT_DISABLED.filter((f) => f !== 'http') : DEFAULT_DISABLED,
+  });
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, component);
+  console.error(`built ${out} (${component.length} bytes) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+} finally {
+  await rm(stage, { recursive: true, force: true });
+}
