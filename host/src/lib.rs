@@ -6,6 +6,11 @@
 //!
 //! * [`cli`]: the `wharf` command's subcommands; thin, they call the layers
 //!   below.
+//! * [`api`]: the HTTP JSON API over the service.
+//! * [`service`]: the activity state machine (Temporal's semantics), its
+//!   timers and recovery.
+//! * [`queue`]: task queues: backlog, worker slots, the dispatcher.
+//! * [`worker`]: what an attempt's outcome means in Temporal's terms.
 //! * [`registry`]: module upload, validation against the `wharf:activity`
 //!   world, and the precompiled-artifact cache.
 //! * [`engine`]: the wasmtime sandbox; a fresh instance per attempt and a
@@ -13,11 +18,15 @@
 //! * [`store`]: SQLite, its migrations and the group-commit writer.
 //! * [`payload`]: values as Temporal carries them, shared by every layer.
 
+pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod payload;
+pub mod queue;
 pub mod registry;
+pub mod service;
 pub mod store;
+pub mod worker;
 
 /// Milliseconds since the Unix epoch, as stored and shown everywhere.
 pub fn now_ms() -> u64 {

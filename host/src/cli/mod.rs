@@ -1,9 +1,14 @@
 //! The `wharf` command line: one module per subcommand group. Each parses its
 //! arguments and calls the library; none holds logic of its own.
 
+mod activity;
 mod args;
 mod bench;
+mod client;
+mod module;
+mod queue;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,8 +23,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the activity service: HTTP API, task queues, SQLite.
+    Serve(Box<serve::ServeArgs>),
     /// Run one attempt of an activity from a component file.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
+    /// Upload and list modules.
+    #[command(subcommand)]
+    Module(module::ModuleCommand),
+    /// Serve a task queue with a module version.
+    Deploy(Box<queue::DeployArgs>),
+    /// Start, inspect, cancel and complete activities.
+    #[command(subcommand)]
+    Activity(activity::ActivityCommand),
+    /// Inspect task queues.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// Measure the host (release builds only give meaningful figures).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -41,7 +59,18 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::run(*args).await.map(|()| ExitCode::SUCCESS),
+            Command::Run(args) => run::run(*args).await,
+            Command::Module(cmd) => module::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Deploy(args) => queue::deploy(*args).await.map(|()| ExitCode::SUCCESS),
+            Command::Activity(cmd) => activity::run(cmd).await.map(|ok| {
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }),
+            Command::Queue(cmd) => queue::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(cmd) => bench::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -2,6 +2,7 @@
 //! The author's inner loop: no server, no database, the same sandbox.
 
 use super::args::{parse_duration, parse_size};
+use super::client::parse_json;
 use crate::engine::{
     ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
     Outcome, StopSignal,
@@ -143,12 +144,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
-}
-
-fn parse_json(s: &str, flag: &str) -> anyhow::Result<Value> {
-    serde_json::from_str(s).with_context(|| {
-        format!("{flag} {s:?} is not JSON (a string needs quotes: --input '\"Ada\"')")
     })
 }
 

@@ -262,6 +262,20 @@ impl Db {
         })
     }
 
+    /// One run by run id.
+    pub fn run(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<(ActivityFixed, ActivityProgress)>, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {FIXED}, {PROGRESS} FROM activities WHERE run_id=?1"
+            ))?
+            .query_row(params![run_id], both_from)
+            .optional()?)
+        })
+    }
+
     /// Highest run id ever assigned.
     pub fn max_run_id(&self) -> Result<i64, StoreError> {
         self.read(|c| {

@@ -102,6 +102,15 @@ impl Db {
         self.writer.write(f).await
     }
 
+    /// Queues `f` for the next group commit without waiting for it. Writes
+    /// stay in order with every other write; a failure is only logged.
+    pub fn write_detached<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.writer.write_detached(f)
+    }
+
     /// Runs `f` on a reader connection.
     pub fn read<T>(
         &self,

@@ -37,12 +37,14 @@ type Job = Box<dyn FnOnce(&Connection) -> Ack + Send>;
 
 #[derive(Clone)]
 pub(super) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    // Unbounded so that a send never waits: callers that need backpressure
+    // await their acknowledgement, which waits for the commit.
+    jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
-        let (jobs, rx) = mpsc::channel(64 * 1024);
+        let (jobs, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("wharf-db-writer".into())
             .spawn(move || run(conn, rx))
@@ -62,11 +64,25 @@ impl Writer {
                 let _ = tx.send(commit.and(result));
             })
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+        self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub(super) fn write_detached<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), StoreError>| {
+                if let Err(e) = commit.and(result) {
+                    tracing::error!("background write failed: {e}");
+                }
+            })
+        });
+        if self.jobs.send(job).is_err() {
+            tracing::error!("background write dropped: the writer has stopped");
+        }
     }
 }
 
@@ -87,7 +103,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);

@@ -1,0 +1,89 @@
+//! API errors: one JSON shape, one status per kind of mistake.
+
+use crate::registry::RegistryError;
+use crate::service::ServiceError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as E;
+        let message = e.to_string();
+        match e {
+            E::NamespaceNotFound(_)
+            | E::ActivityNotFound(_)
+            | E::TokenNotFound
+            | E::ModuleNotFound(_) => Self::not_found(message),
+            E::InvalidArgument(_) => Self::bad_request(message),
+            E::PayloadTooLarge(_) => Self::too_large(message),
+            E::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            E::Registry(r) => r.into(),
+            E::Store(_) => {
+                tracing::error!("{message}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as E;
+        let message = e.to_string();
+        match e {
+            E::NotWasm(_)
+            | E::CoreModule
+            | E::WrongWorld { .. }
+            | E::WrongVersion { .. }
+            | E::Invalid(_)
+            | E::Link(_)
+            | E::ActivityTypes(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_module", message)
+            }
+            E::NotFound(_) => Self::not_found(message),
+            E::Io { .. } | E::Store(_) => {
+                tracing::error!("{message}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}

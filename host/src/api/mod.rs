@@ -1,0 +1,133 @@
+//! The HTTP JSON API (axum), under `/api/v1/namespaces/{ns}/`, plus
+//! `/healthz` and `/metrics`.
+//!
+//! Handlers are thin: parse, call the service, shape the answer. Every error
+//! is JSON `{"error": {"code", "message"}}` with the status that says what
+//! was wrong; client input never produces a 500.
+
+mod activities;
+mod body;
+mod error;
+mod modules;
+mod queues;
+
+pub use error::ApiError;
+
+use crate::service::Service;
+use axum::extract::State;
+use axum::routing::{get, post, put};
+use axum::Router;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+/// Limits of request bodies.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Largest module upload.
+    pub module_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            module_bytes: 100 << 20,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) service: Service,
+    pub(crate) limits: ApiLimits,
+}
+
+/// Builds the router over a running service.
+pub fn router(service: Service, limits: ApiLimits) -> Router {
+    let ns = "/api/v1/namespaces/{ns}";
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route(
+            &format!("{ns}/modules"),
+            post(modules::upload).get(modules::list),
+        )
+        .route(
+            &format!("{ns}/task-queues/{{queue}}"),
+            get(queues::describe),
+        )
+        .route(
+            &format!("{ns}/task-queues/{{queue}}/deployment"),
+            put(queues::deploy),
+        )
+        .route(
+            &format!("{ns}/activities"),
+            post(activities::start).get(activities::list),
+        )
+        .route(
+            &format!("{ns}/activities/complete"),
+            post(activities::complete),
+        )
+        .route(&format!("{ns}/activities/fail"), post(activities::fail))
+        .route(
+            &format!("{ns}/activities/heartbeat"),
+            post(activities::heartbeat),
+        )
+        .route(
+            &format!("{ns}/activities/{{id}}"),
+            get(activities::describe),
+        )
+        .route(
+            &format!("{ns}/activities/{{id}}/result"),
+            get(activities::result),
+        )
+        .route(
+            &format!("{ns}/activities/{{id}}/cancel"),
+            post(activities::cancel),
+        )
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        // Bodies are read by our own extractor, which applies its own limits.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(AppState { service, limits })
+}
+
+async fn metrics(State(app): State<AppState>) -> String {
+    let c = app.service.counters();
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    counter(
+        "wharf_activities_started_total",
+        "Activities started.",
+        c.started.load(Ordering::Relaxed),
+    );
+    counter(
+        "wharf_attempts_total",
+        "Attempts run.",
+        c.attempts.load(Ordering::Relaxed),
+    );
+    counter(
+        "wharf_activities_completed_total",
+        "Activities completed.",
+        c.completed.load(Ordering::Relaxed),
+    );
+    counter(
+        "wharf_activities_failed_total",
+        "Activities failed.",
+        c.failed.load(Ordering::Relaxed),
+    );
+    counter(
+        "wharf_activities_cancelled_total",
+        "Activities cancelled.",
+        c.cancelled.load(Ordering::Relaxed),
+    );
+    counter(
+        "wharf_activities_timed_out_total",
+        "Activities timed out.",
+        c.timed_out.load(Ordering::Relaxed),
+    );
+    out
+}

@@ -1,0 +1,69 @@
+//! Module endpoints: upload (raw component bytes) and list.
+
+use super::{body, ApiError, AppState};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub(super) struct UploadQuery {
+    name: Option<String>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+pub(super) async fn upload(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+    Query(q): Query<UploadQuery>,
+    req: Body,
+) -> Result<Response, ApiError> {
+    app.service.check_namespace(&ns)?;
+    let name = q
+        .name
+        .ok_or_else(|| ApiError::bad_request("the module name is required: ?name=NAME"))?;
+    if !valid_name(&name) {
+        return Err(ApiError::bad_request(
+            "a module name is 1-100 characters of letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let bytes = body::bytes(req, app.limits.module_bytes, "the module").await?;
+    let (record, created) = app
+        .service
+        .registry()
+        .upload(app.service.db(), &ns, &name, bytes.to_vec())
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "created": created, "module": record })),
+    )
+        .into_response())
+}
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.service.check_namespace(&ns)?;
+    let modules = app
+        .service
+        .db()
+        .list_modules(&ns)
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(json!({ "modules": modules })))
+}

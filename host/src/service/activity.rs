@@ -1,0 +1,215 @@
+//! An open activity as the service holds it in memory, and the views of an
+//! activity that the API returns.
+
+use super::options::ActivityOptions;
+use crate::engine::StopSignal;
+use crate::payload::Payload;
+use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow};
+use crate::worker::{Failure, TimeoutType};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// States of an activity run.
+pub mod state {
+    /// Waiting in the backlog, or in backoff before its next attempt.
+    pub const SCHEDULED: &str = "scheduled";
+    /// An attempt is running (or awaiting asynchronous completion).
+    pub const STARTED: &str = "started";
+    /// Closed with a result.
+    pub const COMPLETED: &str = "completed";
+    /// Closed with a failure after its last attempt.
+    pub const FAILED: &str = "failed";
+    /// Closed by cancellation.
+    pub const CANCELLED: &str = "cancelled";
+    /// Closed by a timeout that is not retried.
+    pub const TIMED_OUT: &str = "timed_out";
+}
+
+/// Why the host stopped a running attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Cancellation requested and not honoured within the grace period.
+    Cancelled,
+    /// A timeout.
+    Timeout(TimeoutType),
+    /// The host is shutting down.
+    Shutdown,
+}
+
+/// An attempt running in this process.
+pub(crate) struct Running {
+    pub(crate) stop: StopSignal,
+    pub(crate) reason: Option<StopReason>,
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+/// An open activity run.
+pub(crate) struct Activity {
+    pub(crate) fixed: Arc<ActivityFixed>,
+    pub(crate) input: Arc<Vec<Payload>>,
+    pub(crate) options: Arc<ActivityOptions>,
+    pub(crate) progress: ActivityProgress,
+    /// Parsed form of `progress.heartbeat_details`.
+    pub(crate) heartbeat: Vec<Payload>,
+    /// Last sign of life of the current attempt (start or heartbeat).
+    pub(crate) last_alive: Instant,
+    /// When heartbeat details were last written between transitions.
+    pub(crate) heartbeat_written: Option<Instant>,
+    pub(crate) running: Option<Running>,
+    pub(crate) closed: Arc<Notify>,
+}
+
+impl Activity {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.progress.closed_ms.is_some()
+    }
+
+    /// The progress to store or show: heartbeat details are kept parsed
+    /// between transitions and encoded only here.
+    pub(crate) fn snapshot(&self) -> ActivityProgress {
+        let mut p = self.progress.clone();
+        if !self.heartbeat.is_empty() {
+            p.heartbeat_details = Some(payloads_json(&self.heartbeat));
+        }
+        p
+    }
+}
+
+/// Encodes payloads for a TEXT column.
+pub(crate) fn payloads_json(p: &[Payload]) -> String {
+    serde_json::to_string(p).unwrap_or_else(|_| "[]".into())
+}
+
+/// Decodes payloads from a TEXT column.
+pub(crate) fn payloads_from(s: Option<&str>) -> Vec<Payload> {
+    s.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+fn decoded(p: &[Payload]) -> Vec<Value> {
+    p.iter().map(Payload::to_json).collect()
+}
+
+/// An activity as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ActivityView {
+    /// Namespace.
+    pub namespace: String,
+    /// Activity id.
+    pub activity_id: String,
+    /// Run id.
+    pub run_id: i64,
+    /// Activity type.
+    pub activity_type: String,
+    /// Task queue.
+    pub task_queue: String,
+    /// State.
+    pub state: String,
+    /// Current or last attempt.
+    pub attempt: u32,
+    /// First scheduled (ms since the Unix epoch).
+    pub scheduled_ms: u64,
+    /// Current attempt may start at.
+    pub attempt_scheduled_ms: u64,
+    /// Current attempt started at.
+    pub started_ms: Option<u64>,
+    /// Closed at.
+    pub closed_ms: Option<u64>,
+    /// Waiting for completion by task token or id.
+    pub awaiting_async: bool,
+    /// Cancellation requested.
+    pub cancel_requested: bool,
+    /// Arguments, decoded.
+    pub input: Vec<Value>,
+    /// Options as given (with defaults).
+    pub options: Value,
+    /// Latest heartbeat details, decoded.
+    pub heartbeat_details: Vec<Value>,
+    /// Last failure.
+    pub last_failure: Option<Failure>,
+    /// Result, decoded, once completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Result as the raw payload, once completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_payload: Option<Payload>,
+    /// Attempt history (describe only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptView>>,
+}
+
+/// One attempt as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    /// Attempt number.
+    pub attempt: u32,
+    /// Started at.
+    pub started_ms: u64,
+    /// Ended at.
+    pub ended_ms: Option<u64>,
+    /// Outcome kind.
+    pub outcome: Option<String>,
+    /// Failure type.
+    pub failure_type: Option<String>,
+    /// Failure message.
+    pub failure_message: Option<String>,
+    /// Tail of the attempt log.
+    pub log_tail: Option<String>,
+    /// Its last heartbeat details, decoded.
+    pub heartbeat_details: Vec<Value>,
+    /// Module `name@version` it ran.
+    pub module: Option<String>,
+}
+
+impl From<AttemptRow> for AttemptView {
+    fn from(a: AttemptRow) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_ms: a.started_ms,
+            ended_ms: a.ended_ms,
+            outcome: a.outcome,
+            failure_type: a.failure_type,
+            failure_message: a.failure_message,
+            log_tail: a.log_tail,
+            heartbeat_details: decoded(&payloads_from(a.heartbeat_details.as_deref())),
+            module: a.module,
+        }
+    }
+}
+
+/// Builds the view of a run from its stored parts.
+pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress) -> ActivityView {
+    let result_payload: Option<Payload> = p
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
+    ActivityView {
+        namespace: f.namespace.clone(),
+        activity_id: f.activity_id.clone(),
+        run_id: f.run_id,
+        activity_type: f.activity_type.clone(),
+        task_queue: f.task_queue.clone(),
+        state: p.state.clone(),
+        attempt: p.attempt,
+        scheduled_ms: f.scheduled_ms,
+        attempt_scheduled_ms: p.attempt_scheduled_ms,
+        started_ms: p.started_ms,
+        closed_ms: p.closed_ms,
+        awaiting_async: p.awaiting_async,
+        cancel_requested: p.cancel_requested,
+        input: decoded(&payloads_from(Some(&f.input))),
+        options: serde_json::from_str(&f.options).unwrap_or(Value::Null),
+        heartbeat_details: decoded(&payloads_from(p.heartbeat_details.as_deref())),
+        last_failure: p
+            .last_failure
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok()),
+        result: result_payload.as_ref().map(Payload::to_json),
+        result_payload,
+        attempts: None,
+    }
+}

@@ -1,0 +1,377 @@
+//! The activity service: Temporal's activity state machine over SQLite.
+//!
+//! Every open activity lives in memory (state, timers, the attempt running
+//! now) and every transition is written through the store's group commit
+//! before anyone is told about it. Matching (task queues) and timers are in
+//! memory only and rebuilt from SQLite at start, so the database is never
+//! polled. Attempts run in the engine, one fresh instance each.
+//!
+//! * [`start`]: idempotent start by activity id.
+//! * [`run`]: a worker slot takes a task and runs the attempt.
+//! * [`transition`]: what an ended attempt, a timer, a cancellation or an
+//!   external completion does to an activity.
+//! * [`timers`], [`retry`], [`options`]: the rules.
+
+mod activity;
+pub mod options;
+mod query;
+pub mod retry;
+mod run;
+mod start;
+mod timers;
+mod transition;
+
+pub use activity::{state, ActivityView, AttemptView};
+pub use query::QueueView;
+pub use start::{StartRequest, Started};
+pub use transition::{Completion, Target};
+
+use crate::engine::AttemptLimits;
+use crate::queue::{Deployment, TaskQueue};
+use crate::registry::{Registry, RegistryError};
+use crate::store::activities::DeploymentRow;
+use crate::store::{Db, StoreError};
+use activity::Activity;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use timers::{TimerEvent, Timers};
+use tokio::sync::watch;
+
+/// Errors the service answers with; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such namespace.
+    #[error("namespace {0:?} not found")]
+    NamespaceNotFound(String),
+    /// No such activity.
+    #[error("activity {0:?} not found")]
+    ActivityNotFound(String),
+    /// No such task token (unknown, or its attempt is over).
+    #[error("task token not found or no longer valid (its attempt has ended)")]
+    TokenNotFound,
+    /// No such module.
+    #[error("module {0} not found")]
+    ModuleNotFound(String),
+    /// The request is malformed or inconsistent.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A payload is over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The activity is closed (or not in a state that allows this).
+    #[error("{0}")]
+    Conflict(String),
+    /// The host is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Settings of the service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// This process's own task queue (see `activity-info.worker-task-queue`).
+    pub worker_task_queue: String,
+    /// How long a running attempt may ignore a cancellation request.
+    pub cancel_grace: Duration,
+    /// Largest payload (argument, result, heartbeat details) accepted.
+    pub payload_limit: usize,
+    /// Worker slots of a queue when a deployment does not say.
+    pub default_max_concurrent: u32,
+    /// Limits of every attempt (its timeout comes from the activity).
+    pub attempt_limits: AttemptLimits,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            worker_task_queue: format!("wharf-worker-{}", std::process::id()),
+            cancel_grace: Duration::from_secs(10),
+            payload_limit: 2 << 20,
+            default_max_concurrent: 100,
+            attempt_limits: AttemptLimits::default(),
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Activities started (new runs).
+    pub started: AtomicU64,
+    /// Attempts run.
+    pub attempts: AtomicU64,
+    /// Activities closed, by final state.
+    pub completed: AtomicU64,
+    /// Closed failed.
+    pub failed: AtomicU64,
+    /// Closed cancelled.
+    pub cancelled: AtomicU64,
+    /// Closed timed out.
+    pub timed_out: AtomicU64,
+}
+
+/// The service. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    db: Db,
+    registry: Arc<Registry>,
+    cfg: ServiceConfig,
+    state: Mutex<State>,
+    timers: Timers,
+    stopping: watch::Sender<bool>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct State {
+    namespaces: HashSet<String>,
+    open: HashMap<i64, Activity>,
+    by_id: HashMap<(String, String), i64>,
+    tokens: HashMap<String, i64>,
+    queues: HashMap<(String, String), Arc<TaskQueue>>,
+    next_run_id: i64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug in the service, not guest
+        // behaviour; keep serving with the state as it is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_namespace(&self, ns: &str) -> Result<(), ServiceError> {
+        if self.lock().namespaces.contains(ns) {
+            Ok(())
+        } else {
+            Err(ServiceError::NamespaceNotFound(ns.to_owned()))
+        }
+    }
+}
+
+impl State {
+    fn queue(&mut self, ns: &str, name: &str) -> Arc<TaskQueue> {
+        self.queues
+            .entry((ns.to_owned(), name.to_owned()))
+            .or_insert_with(|| Arc::new(TaskQueue::new(ns, name)))
+            .clone()
+    }
+}
+
+impl Service {
+    /// Opens the service over `db`: loads deployments and open activities,
+    /// re-arms timers, re-queues what was waiting and retries attempts that
+    /// were running when the last process died.
+    pub async fn open(
+        db: Db,
+        registry: Arc<Registry>,
+        cfg: ServiceConfig,
+    ) -> Result<Self, ServiceError> {
+        let (stopping, _) = watch::channel(false);
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let weak = weak.clone();
+            let timers = Timers::start(move |ev: TimerEvent| {
+                if let Some(shared) = weak.upgrade() {
+                    tokio::spawn(async move { shared.on_timer(ev).await });
+                }
+            });
+            Shared {
+                db,
+                registry,
+                cfg,
+                state: Mutex::new(State::default()),
+                timers,
+                stopping,
+                counters: Counters::default(),
+            }
+        });
+        shared.recover().await?;
+        Ok(Self { shared })
+    }
+
+    /// Deploys `module` (latest version unless given) to a task queue.
+    pub async fn deploy(
+        &self,
+        ns: &str,
+        task_queue: &str,
+        module: &str,
+        version: Option<u32>,
+        max_concurrent: Option<u32>,
+    ) -> Result<DeploymentRow, ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        if task_queue.is_empty() {
+            return Err(ServiceError::InvalidArgument(
+                "task queue name is empty".into(),
+            ));
+        }
+        let record = s.db.get_module(ns, module, version)?.ok_or_else(|| {
+            ServiceError::ModuleNotFound(match version {
+                Some(v) => format!("{module}@{v}"),
+                None => module.to_owned(),
+            })
+        })?;
+        let row = DeploymentRow {
+            namespace: ns.to_owned(),
+            task_queue: task_queue.to_owned(),
+            module_name: record.name.clone(),
+            module_version: record.version,
+            max_concurrent: max_concurrent
+                .unwrap_or(s.cfg.default_max_concurrent)
+                .max(1),
+            updated_ms: crate::now_ms(),
+        };
+        let loaded = s.registry.get(&record.sha256).await?;
+        s.db.save_deployment(row.clone()).await?;
+        s.install_deployment(&row, loaded);
+        Ok(row)
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.shared.db
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.shared.registry
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.shared.cfg
+    }
+
+    /// Checks that a namespace exists.
+    pub fn check_namespace(&self, ns: &str) -> Result<(), ServiceError> {
+        self.shared.check_namespace(ns)
+    }
+
+    /// Stops taking tasks, lets running attempts finish for up to `grace`,
+    /// then stops the rest (they are retried at the next start).
+    pub async fn shutdown(&self, grace: Duration) {
+        let s = &self.shared;
+        s.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let running = s
+                .lock()
+                .open
+                .values()
+                .filter(|a| a.running.is_some())
+                .count();
+            if running == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    running,
+                    "shutdown grace period over; stopping running attempts"
+                );
+                for a in s.lock().open.values_mut() {
+                    if let Some(r) = &mut a.running {
+                        r.reason = Some(activity::StopReason::Shutdown);
+                        r.stop.trigger();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Shared {
+    /// Makes a deployment live: the queue's module and slots, and its
+    /// dispatcher on first use.
+    fn install_deployment(
+        self: &Arc<Self>,
+        row: &DeploymentRow,
+        module: Arc<crate::registry::LoadedModule>,
+    ) {
+        let queue = self.lock().queue(&row.namespace, &row.task_queue);
+        queue.deploy(Arc::new(Deployment {
+            name: row.module_name.clone(),
+            version: row.module_version,
+            module,
+            max_concurrent: row.max_concurrent,
+        }));
+        if queue.claim_dispatcher() {
+            let shared = self.clone();
+            let mut stopping = self.stopping.subscribe();
+            let stop = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            tokio::spawn(queue.dispatch(stop, move |task, deployment, slot| {
+                let shared = shared.clone();
+                tokio::spawn(async move { shared.run_task(task, deployment, slot).await });
+            }));
+        }
+    }
+
+    /// Rebuilds memory from SQLite; see [`Service::start`].
+    async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let namespaces = self.db.read(|c| {
+            let mut s = c.prepare("SELECT name FROM namespaces")?;
+            let names = s.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(names.collect::<Result<HashSet<_>, _>>()?)
+        })?;
+        let max_run = self.db.max_run_id()?;
+        {
+            let mut st = self.lock();
+            st.namespaces = namespaces;
+            st.next_run_id = max_run + 1;
+        }
+        for row in self.db.deployments()? {
+            let loaded = match self.db.get_module(
+                &row.namespace,
+                &row.module_name,
+                Some(row.module_version),
+            )? {
+                Some(m) => self.registry.get(&m.sha256).await,
+                None => Err(RegistryError::NotFound(format!(
+                    "{}@{}",
+                    row.module_name, row.module_version
+                ))),
+            };
+            match loaded {
+                Ok(m) => self.install_deployment(&row, m),
+                Err(e) => tracing::error!(
+                    queue = row.task_queue,
+                    module = row.module_name,
+                    "cannot restore deployment: {e}"
+                ),
+            }
+        }
+        let open = self.db.open_activities()?;
+        let lost = self.restore_open(open);
+        if !lost.is_empty() {
+            tracing::info!(
+                count = lost.len(),
+                "retrying attempts interrupted by the last shutdown or crash"
+            );
+        }
+        for (run_id, attempt) in lost {
+            self.end_attempt(run_id, attempt, transition::Ending::WorkerLost)
+                .await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Running an attempt: a worker slot took a task; claim it, run it in the
+//! engine with heartbeats wired to the activity, and hand the report on.
+
+use super::activity::{payloads_json, state, Running};
+use super::timers::TimerEvent;
+use super::transition::Ending;
+use super::Shared;
+use crate::engine::{ActivityInfo, AttemptHooks, AttemptLimits, AttemptRequest, StopSignal};
+use crate::payload::Payload;
+use crate::queue::{Deployment, Slot, Task};
+use crate::store::activities::{self as rows, AttemptRow};
+use crate::worker::Failure;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Wires a running attempt's heartbeats and cancellation to its activity.
+struct Hooks {
+    shared: Weak<Shared>,
+    run_id: i64,
+    attempt: u32,
+    cancel: Arc<AtomicBool>,
+}
+
+impl AttemptHooks for Hooks {
+    fn heartbeat(&self, details: &[Payload]) -> bool {
+        if let Some(s) = self.shared.upgrade() {
+            s.record_heartbeat(self.run_id, self.attempt, details.to_vec());
+        }
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+fn new_token() -> String {
+    let mut b = [0u8; 24];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+impl Shared {
+    pub(super) async fn run_task(
+        self: Arc<Self>,
+        task: Task,
+        deployment: Arc<Deployment>,
+        slot: Slot,
+    ) {
+        let module_label = format!("{}@{}", deployment.name, deployment.version);
+        let Some(request) = self.claim(&task, &module_label) else {
+            return;
+        };
+        if !deployment
+            .module
+            .activity_types
+            .contains(&request.activity_type)
+        {
+            drop(slot);
+            let failure = Failure {
+                error_type: "UnknownActivityType".into(),
+                message: format!(
+                    "module {module_label} deployed to this queue does not export activity type {:?}; it exports: {}",
+                    request.activity_type,
+                    deployment.module.activity_types.join(", ")
+                ),
+                non_retryable: true,
+                ..Failure::default()
+            };
+            self.end_attempt(task.run_id, task.attempt, Ending::Failed(failure))
+                .await;
+            return;
+        }
+        self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let engine = self.registry.engine().clone();
+        let report = engine.run_attempt(&deployment.module.module, request).await;
+        drop(slot);
+        self.end_attempt(
+            task.run_id,
+            task.attempt,
+            Ending::Report(Box::new(report), module_label),
+        )
+        .await;
+    }
+
+    /// Moves a scheduled run to started for `task`'s attempt and builds the
+    /// engine request; `None` when the task is stale (the run moved on).
+    fn claim(self: &Arc<Self>, task: &Task, module_label: &str) -> Option<AttemptRequest> {
+        let mut st = self.lock();
+        let a = st.open.get_mut(&task.run_id)?;
+        if a.is_closed()
+            || a.progress.state != state::SCHEDULED
+            || a.progress.attempt != task.attempt
+        {
+            return None;
+        }
+        let now_ms = crate::now_ms();
+        let token = new_token();
+        let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
+        let stop = StopSignal::new();
+        a.progress.state = state::STARTED.into();
+        a.progress.started_ms = Some(now_ms);
+        a.progress.task_token = Some(token.clone());
+        a.progress.awaiting_async = false;
+        a.last_alive = Instant::now();
+        a.running = Some(Running {
+            stop: stop.clone(),
+            reason: None,
+            cancel: cancel.clone(),
+        });
+
+        let mut timeout = a.options.attempt_timeout();
+        if let Some(stc) = a.options.schedule_to_close_timeout {
+            let elapsed = Duration::from_millis(now_ms.saturating_sub(a.fixed.scheduled_ms));
+            timeout = timeout.min(stc.saturating_sub(elapsed));
+        }
+        let info = ActivityInfo {
+            namespace: a.fixed.namespace.clone(),
+            task_queue: a.fixed.task_queue.clone(),
+            activity_id: a.fixed.activity_id.clone(),
+            activity_type: a.fixed.activity_type.clone(),
+            attempt: task.attempt,
+            task_token: token.clone().into_bytes(),
+            scheduled_ms: a.fixed.scheduled_ms,
+            started_ms: now_ms,
+            deadline_ms: Some(now_ms + timeout.as_millis() as u64),
+            heartbeat_timeout_ms: a.options.heartbeat_timeout.map(|d| d.as_millis() as u64),
+            heartbeat_details: a.heartbeat.clone(),
+            workflow_id: None,
+            workflow_type: None,
+            worker_task_queue: self.cfg.worker_task_queue.clone(),
+        };
+        let request = AttemptRequest {
+            activity_type: a.fixed.activity_type.clone(),
+            args: a.input.to_vec(),
+            info,
+            limits: AttemptLimits {
+                timeout: Some(timeout),
+                heartbeat_bytes: self.cfg.payload_limit,
+                result_bytes: self.cfg.payload_limit,
+                ..self.cfg.attempt_limits.clone()
+            },
+            hooks: Arc::new(Hooks {
+                shared: Arc::downgrade(self),
+                run_id: task.run_id,
+                attempt: task.attempt,
+                cancel,
+            }),
+            stop,
+        };
+        let progress = a.snapshot();
+        let attempt_row = AttemptRow {
+            run_id: task.run_id,
+            attempt: task.attempt,
+            started_ms: now_ms,
+            module: Some(module_label.to_owned()),
+            ..AttemptRow::default()
+        };
+        let hb_timeout = a.options.heartbeat_timeout;
+        st.tokens.insert(token, task.run_id);
+        drop(st);
+        if let Some(d) = hb_timeout {
+            self.timers.set(
+                tokio::time::Instant::now() + d,
+                TimerEvent::Heartbeat {
+                    run_id: task.run_id,
+                    attempt: task.attempt,
+                },
+            );
+        }
+        // Not awaited: the attempt's end is queued behind it on the same
+        // writer, and a crash before it commits merely re-runs this attempt.
+        let run_id = task.run_id;
+        self.db.write_detached(move |c| {
+            rows::save_progress(c, run_id, &progress)?;
+            rows::save_attempt(c, &attempt_row)
+        });
+        Some(request)
+    }
+
+    /// A heartbeat from a running attempt (or by token): kept in memory at
+    /// once, written at most once per throttle interval; the final details
+    /// are always written when the attempt ends.
+    pub(super) fn record_heartbeat(&self, run_id: i64, attempt: u32, details: Vec<Payload>) {
+        let mut st = self.lock();
+        let Some(a) = st.open.get_mut(&run_id) else {
+            return;
+        };
+        if a.progress.attempt != attempt || a.progress.state != state::STARTED {
+            return;
+        }
+        let now = Instant::now();
+        a.last_alive = now;
+        a.heartbeat = details;
+        let interval = a
+            .options
+            .heartbeat_timeout
+            .map_or(Duration::from_secs(1), |t| {
+                t.mul_f64(0.8).min(Duration::from_secs(1))
+            });
+        if a.heartbeat_written
+            .is_some_and(|w| now.duration_since(w) < interval)
+        {
+            return;
+        }
+        a.heartbeat_written = Some(now);
+        let json = payloads_json(&a.heartbeat);
+        let at = crate::now_ms();
+        a.progress.heartbeat_ms = Some(at);
+        drop(st);
+        self.db
+            .write_detached(move |c| rows::save_heartbeat(c, run_id, &json, at));
+    }
+}

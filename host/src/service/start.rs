@@ -1,0 +1,205 @@
+//! Starting an activity: validation, idempotency by activity id, the durable
+//! insert, then the backlog.
+
+use super::activity::{self, state, Activity, ActivityView};
+use super::options::{ActivityOptions, IdReusePolicy};
+use super::timers::TimerEvent;
+use super::{Service, ServiceError};
+use crate::payload::Payload;
+use crate::queue::Task;
+use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// A request to start an activity.
+#[derive(Clone, Debug)]
+pub struct StartRequest {
+    /// Idempotency key; generated when absent.
+    pub activity_id: Option<String>,
+    /// Activity type.
+    pub activity_type: String,
+    /// Task queue.
+    pub task_queue: String,
+    /// Arguments.
+    pub input: Vec<Payload>,
+    /// Timeouts, retry policy, id reuse.
+    pub options: ActivityOptions,
+}
+
+/// The answer to a start.
+#[derive(Debug, serde::Serialize)]
+pub struct Started {
+    /// True when this request created the run; false when an existing run
+    /// with the same id was returned.
+    pub created: bool,
+    /// The run.
+    pub activity: ActivityView,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+impl Service {
+    /// Starts an activity, or returns the existing run with the same id as
+    /// the id reuse policy says. Answers once the start is durable.
+    pub async fn start(&self, ns: &str, req: StartRequest) -> Result<Started, ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        if *s.stopping.borrow() {
+            return Err(ServiceError::ShuttingDown);
+        }
+        req.options
+            .validate()
+            .map_err(ServiceError::InvalidArgument)?;
+        if req.activity_type.is_empty() || req.task_queue.is_empty() {
+            return Err(ServiceError::InvalidArgument(
+                "activity_type and task_queue are required".into(),
+            ));
+        }
+        for (i, p) in req.input.iter().enumerate() {
+            if p.size() > s.cfg.payload_limit {
+                return Err(ServiceError::PayloadTooLarge(format!(
+                    "input {i} is {} bytes; the payload limit is {} bytes",
+                    p.size(),
+                    s.cfg.payload_limit
+                )));
+            }
+        }
+        let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
+        let key = (ns.to_owned(), activity_id.clone());
+        let now = crate::now_ms();
+
+        let (fixed, progress) = {
+            let mut st = s.lock();
+            if let Some(run_id) = st.by_id.get(&key) {
+                if let Some(a) = st.open.get(run_id) {
+                    let view = activity::view(&a.fixed, &a.snapshot());
+                    return Ok(Started {
+                        created: false,
+                        activity: view,
+                    });
+                }
+            }
+            if let Some((f, p)) = s.db.latest_run(ns, &activity_id)? {
+                let reuse = match req.options.id_reuse_policy {
+                    IdReusePolicy::RejectDuplicate => false,
+                    IdReusePolicy::AllowDuplicate => true,
+                    IdReusePolicy::AllowDuplicateFailedOnly => p.state != state::COMPLETED,
+                };
+                if p.closed_ms.is_none() || !reuse {
+                    return Ok(Started {
+                        created: false,
+                        activity: activity::view(&f, &p),
+                    });
+                }
+            }
+            let run_id = st.next_run_id;
+            st.next_run_id += 1;
+            let fixed = Arc::new(ActivityFixed {
+                run_id,
+                namespace: ns.to_owned(),
+                activity_id,
+                activity_type: req.activity_type,
+                task_queue: req.task_queue,
+                input: Arc::from(activity::payloads_json(&req.input)),
+                options: serde_json::to_string(&req.options).unwrap_or_default(),
+                scheduled_ms: now,
+            });
+            let progress = ActivityProgress {
+                state: state::SCHEDULED.into(),
+                attempt: 1,
+                attempt_scheduled_ms: now,
+                ..ActivityProgress::default()
+            };
+            st.open.insert(
+                run_id,
+                Activity {
+                    fixed: fixed.clone(),
+                    input: Arc::new(req.input),
+                    options: Arc::new(req.options),
+                    progress: progress.clone(),
+                    heartbeat: Vec::new(),
+                    last_alive: Instant::now(),
+                    heartbeat_written: None,
+                    running: None,
+                    closed: Arc::new(Notify::new()),
+                },
+            );
+            st.by_id.insert(key.clone(), run_id);
+            (fixed, progress)
+        };
+
+        let (f, p) = (fixed.clone(), progress.clone());
+        if let Err(e) = s.db.write(move |c| rows::insert_activity(c, &f, &p)).await {
+            let mut st = s.lock();
+            st.open.remove(&fixed.run_id);
+            st.by_id.remove(&key);
+            return Err(e.into());
+        }
+        s.counters
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.schedule(fixed.run_id, 1, true);
+        Ok(Started {
+            created: true,
+            activity: activity::view(&fixed, &progress),
+        })
+    }
+}
+
+impl super::Shared {
+    /// Puts attempt `attempt` of a scheduled run into its queue's backlog and
+    /// arms its schedule-to-start timer (and, the first time, the
+    /// schedule-to-close timer).
+    pub(super) fn schedule(&self, run_id: i64, attempt: u32, first: bool) {
+        let mut st = self.lock();
+        let Some(a) = st.open.get(&run_id) else {
+            return;
+        };
+        if a.progress.state != state::SCHEDULED || a.progress.attempt != attempt {
+            return;
+        }
+        let (ns, q) = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
+        let (sts, stc) = (
+            a.options.schedule_to_start_timeout,
+            a.options.schedule_to_close_timeout,
+        );
+        let scheduled_ms = a.fixed.scheduled_ms;
+        let queue = st.queue(&ns, &q);
+        drop(st);
+        let now = tokio::time::Instant::now();
+        queue.push(Task {
+            run_id,
+            attempt,
+            enqueued: now.into_std(),
+        });
+        if let Some(d) = sts {
+            self.timers
+                .set(now + d, TimerEvent::ScheduleToStart { run_id, attempt });
+        }
+        if first {
+            if let Some(d) = stc {
+                self.timers.set(
+                    at_ms(scheduled_ms) + d,
+                    TimerEvent::ScheduleToClose { run_id },
+                );
+            }
+        }
+    }
+}
+
+/// The monotonic instant of a wall-clock time in ms since the Unix epoch.
+pub(super) fn at_ms(ms: u64) -> tokio::time::Instant {
+    let now_ms = crate::now_ms();
+    let now = tokio::time::Instant::now();
+    if ms >= now_ms {
+        now + std::time::Duration::from_millis(ms - now_ms)
+    } else {
+        now.checked_sub(std::time::Duration::from_millis(now_ms - ms))
+            .unwrap_or(now)
+    }
+}

@@ -1,0 +1,77 @@
+//! Timers of the activity state machine, in memory.
+//!
+//! One task owns a heap of deadlines. Setting a timer is a channel send; a
+//! timer that fired for a state the activity has left is simply ignored by
+//! the service (each event names the run and attempt it was set for), so
+//! nothing is ever cancelled. At start the service re-arms every timer from
+//! SQLite.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerEvent {
+    /// The attempt has waited too long for a worker.
+    ScheduleToStart { run_id: i64, attempt: u32 },
+    /// The activity as a whole has run too long.
+    ScheduleToClose { run_id: i64 },
+    /// Check that the attempt heartbeated in time.
+    Heartbeat { run_id: i64, attempt: u32 },
+    /// An attempt awaiting asynchronous completion has run too long.
+    AsyncStartToClose { run_id: i64, attempt: u32 },
+    /// Backoff is over: the attempt may be dispatched.
+    Backoff { run_id: i64, attempt: u32 },
+    /// Cancellation was requested this long ago: stop the attempt.
+    CancelGrace { run_id: i64, attempt: u32 },
+}
+
+/// Handle to the timer task.
+#[derive(Clone)]
+pub(crate) struct Timers {
+    tx: mpsc::UnboundedSender<(Instant, TimerEvent)>,
+}
+
+impl Timers {
+    /// Starts the timer task; `fire` is called with each due event.
+    pub(crate) fn start(fire: impl Fn(TimerEvent) + Send + 'static) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, TimerEvent)>();
+        tokio::spawn(async move {
+            let mut heap: BinaryHeap<Reverse<(Instant, TimerEvent)>> = BinaryHeap::new();
+            loop {
+                let next = heap.peek().map(|Reverse((at, _))| *at);
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Some(entry) => heap.push(Reverse(entry)),
+                        None => return,
+                    },
+                    _ = sleep_until(next) => {
+                        let now = Instant::now();
+                        while let Some(Reverse((at, ev))) = heap.peek().copied() {
+                            if at > now {
+                                break;
+                            }
+                            heap.pop();
+                            fire(ev);
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Fires `event` at `at`.
+    pub(crate) fn set(&self, at: Instant, event: TimerEvent) {
+        let _ = self.tx.send((at, event));
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
