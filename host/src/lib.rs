@@ -21,6 +21,7 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod metrics;
 pub mod payload;
 pub mod queue;
 pub mod registry;

@@ -17,7 +17,7 @@ use crate::service::Service;
 use axum::extract::State;
 use axum::routing::{get, post, put};
 use axum::Router;
-use std::fmt::Write as _;
+use crate::metrics;
 use std::sync::atomic::Ordering;
 
 /// Limits of request bodies.
@@ -93,41 +93,21 @@ pub fn router(service: Service, limits: ApiLimits) -> Router {
 async fn metrics(State(app): State<AppState>) -> String {
     let c = app.service.counters();
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    };
-    counter(
-        "wharf_activities_started_total",
-        "Activities started.",
-        c.started.load(Ordering::Relaxed),
-    );
-    counter(
-        "wharf_attempts_total",
-        "Attempts run.",
-        c.attempts.load(Ordering::Relaxed),
-    );
-    counter(
-        "wharf_activities_completed_total",
-        "Activities completed.",
-        c.completed.load(Ordering::Relaxed),
-    );
-    counter(
-        "wharf_activities_failed_total",
-        "Activities failed.",
-        c.failed.load(Ordering::Relaxed),
-    );
-    counter(
-        "wharf_activities_cancelled_total",
-        "Activities cancelled.",
-        c.cancelled.load(Ordering::Relaxed),
-    );
-    counter(
-        "wharf_activities_timed_out_total",
-        "Activities timed out.",
-        c.timed_out.load(Ordering::Relaxed),
+    let counters = [
+        ("wharf_activities_started_total", "Activities started.", &c.started),
+        ("wharf_attempts_total", "Attempts run.", &c.attempts),
+        ("wharf_activities_completed_total", "Activities completed.", &c.completed),
+        ("wharf_activities_failed_total", "Activities failed.", &c.failed),
+        ("wharf_activities_cancelled_total", "Activities cancelled.", &c.cancelled),
+        ("wharf_activities_timed_out_total", "Activities timed out.", &c.timed_out),
+    ];
+    for (name, help, v) in counters {
+        metrics::render_counter(&mut out, name, help, v.load(Ordering::Relaxed));
+    }
+    c.schedule_to_start.render(
+        &mut out,
+        "wharf_schedule_to_start_seconds",
+        "Time from entering the backlog to a worker taking the task.",
     );
     out
 }

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Cost of a fresh instance + one `run` call, pooling on and off.
     Instantiate(InstantiateArgs),
+    /// Durable no-op activities per second through the HTTP API of a
+    /// `wharf serve` (started here), at `--sync full` and `--sync normal`.
+    Throughput(super::bench_throughput::ThroughputArgs),
 }
 
 /// Arguments of `wharf bench instantiate`.
@@ -35,6 +38,7 @@ pub struct InstantiateArgs {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Instantiate(args) => instantiate(args).await,
+        BenchCommand::Throughput(args) => super::bench_throughput::run(args).await,
     }
 }
 
@@ -136,7 +140,8 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn tempdir() -> anyhow::Result<PathBuf> {
+/// A fresh temporary directory.
+pub(super) fn tempdir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "wharf-bench-{}-{}",
         std::process::id(),

@@ -4,6 +4,7 @@
 mod activity;
 mod args;
 mod bench;
+mod bench_throughput;
 mod client;
 mod module;
 mod queue;

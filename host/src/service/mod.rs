@@ -116,6 +116,8 @@ pub struct Counters {
     pub cancelled: AtomicU64,
     /// Closed timed out.
     pub timed_out: AtomicU64,
+    /// From entering the backlog to a worker taking the task.
+    pub schedule_to_start: crate::metrics::Histogram,
 }
 
 /// The service. Cheap to clone.

@@ -35,10 +35,11 @@ impl AttemptHooks for Hooks {
     }
 }
 
-fn new_token() -> String {
+/// A task token: random bytes for the guest, their hex form for the API.
+fn new_token() -> (Vec<u8>, String) {
     let mut b = [0u8; 24];
     let _ = getrandom::fill(&mut b);
-    hex::encode(b)
+    (b.to_vec(), hex::encode(b))
 }
 
 impl Shared {
@@ -96,7 +97,10 @@ impl Shared {
             return None;
         }
         let now_ms = crate::now_ms();
-        let token = new_token();
+        self.counters
+            .schedule_to_start
+            .observe_us(task.enqueued.elapsed().as_micros() as u64);
+        let (token_bytes, token) = new_token();
         let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
         let stop = StopSignal::new();
         a.progress.state = state::STARTED.into();
@@ -121,7 +125,7 @@ impl Shared {
             activity_id: a.fixed.activity_id.clone(),
             activity_type: a.fixed.activity_type.clone(),
             attempt: task.attempt,
-            task_token: token.clone().into_bytes(),
+            task_token: token_bytes,
             scheduled_ms: a.fixed.scheduled_ms,
             started_ms: now_ms,
             deadline_ms: Some(now_ms + timeout.as_millis() as u64),

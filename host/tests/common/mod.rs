@@ -112,3 +112,131 @@ pub fn run_refused(module: &Path, activity_type: &str) -> (i32, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A running `wharf serve` on a free port; killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    /// Starts `wharf serve` on `data_dir` with extra arguments.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = wharf()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("wharf serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("startup line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in startup line {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_owned(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(std::time::Duration::from_secs(90))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Full URL of a path under the default namespace.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/namespaces/default/{path}", self.base)
+    }
+
+    /// Sends a request; returns status and JSON body.
+    pub fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().expect("request succeeds");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(self.url(path)))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.http.post(self.url(path)).json(body))
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.http.put(self.url(path)).json(body))
+    }
+
+    /// Uploads a component; panics unless accepted.
+    pub fn upload(&self, name: &str, file: &Path) -> Value {
+        let bytes = std::fs::read(file).expect("component");
+        let (status, body) = self.send(self.http.post(self.url(&format!("modules?name={name}"))).body(bytes));
+        assert!(status == 201 || status == 200, "upload {name}: {status} {body}");
+        body
+    }
+
+    /// Uploads and deploys a Rust example to a queue.
+    pub fn deploy_example(&self, example: &str, queue: &str, max_concurrent: u32) {
+        self.upload(example, &rust_example(example));
+        let (status, body) = self.put(
+            &format!("task-queues/{queue}/deployment"),
+            &serde_json::json!({"module": example, "max_concurrent": max_concurrent}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Starts an activity; panics unless the start was accepted.
+    pub fn start_activity(&self, body: Value) -> Value {
+        let (status, resp) = self.post("activities", &body);
+        assert!(status == 201 || status == 200, "start: {status} {resp}");
+        resp["activity"].clone()
+    }
+
+    /// Waits for an activity to close and describes it.
+    pub fn wait_closed(&self, id: &str, timeout: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (status, r) = self.get(&format!("activities/{id}/result?wait=5s"));
+            assert_eq!(status, 200, "{r}");
+            if r["closed"] == Value::Bool(true) {
+                return self.get(&format!("activities/{id}")).1;
+            }
+            assert!(std::time::Instant::now() < deadline, "activity {id} did not close: {r}");
+        }
+    }
+
+    /// Kills the server at once (SIGKILL).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Milliseconds between the starts of consecutive attempts of a described activity.
+pub fn attempt_gaps(described: &Value) -> Vec<u64> {
+    let starts: Vec<u64> = described["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["started_ms"].as_u64().expect("started_ms"))
+        .collect();
+    starts.windows(2).map(|w| w[1] - w[0]).collect()
+}

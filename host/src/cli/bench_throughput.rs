@@ -1,0 +1,199 @@
+//! `wharf bench throughput`: end-to-end durable activities per second.
+//!
+//! Starts a `wharf serve` child per durability mode on a fresh data
+//! directory, uploads the no-op module, then (1) starts N activities through
+//! the HTTP API with many requests in flight and times first start to last
+//! completion, and (2) starts activities at half that rate and reads the
+//! schedule-to-start histogram from `/metrics`.
+
+use crate::metrics::{parse_buckets, quantile};
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Arguments of `wharf bench throughput`.
+#[derive(clap::Args)]
+pub struct ThroughputArgs {
+    /// The no-op activity component.
+    #[arg(long)]
+    module: PathBuf,
+    /// Activity type to start.
+    #[arg(long, default_value = "noop")]
+    activity_type: String,
+    /// Activities in the throughput run.
+    #[arg(short = 'n', long, default_value_t = 20_000)]
+    activities: usize,
+    /// Start requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Worker slots of the benchmark queue.
+    #[arg(long, default_value_t = 256)]
+    slots: u32,
+    /// How long the half-load latency run lasts.
+    #[arg(long, default_value = "5s", value_parser = super::args::parse_duration)]
+    latency_run: Duration,
+}
+
+struct Child {
+    process: std::process::Child,
+    base: String,
+    dir: PathBuf,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
+    let dir = super::bench::tempdir()?;
+    let mut process = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--sync", sync, "--max-concurrent"])
+        .arg(slots.to_string())
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start wharf serve")?;
+    let stdout = process.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .with_context(|| format!("unexpected startup line {line:?}"))?;
+    Ok(Child {
+        process,
+        base: format!("http://{addr}"),
+        dir,
+    })
+}
+
+/// Runs the benchmark at both durability modes and prints a table.
+pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build of wharf; figures are not representative");
+    }
+    let module = std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
+    println!(
+        "{} no-op activities through the HTTP API, {} starts in flight, {} worker slots",
+        args.activities, args.concurrency, args.slots
+    );
+    println!(
+        "{:<8} {:>14} {:>12} | {:>12} {:>10} {:>10}",
+        "sync", "activities/s", "seconds", "half load/s", "s2s p50", "s2s p99"
+    );
+    for sync in ["full", "normal"] {
+        let child = spawn_server(sync, args.slots)?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency)
+            .build()?;
+        let ns = format!("{}/api/v1/namespaces/default", child.base);
+        let up = http.post(format!("{ns}/modules?name=bench")).body(module.clone()).send().await?;
+        anyhow::ensure!(up.status().is_success(), "upload failed: {}", up.text().await?);
+        let dep = http
+            .put(format!("{ns}/task-queues/bench/deployment"))
+            .json(&json!({"module": "bench", "max_concurrent": args.slots}))
+            .send()
+            .await?;
+        anyhow::ensure!(dep.status().is_success(), "deploy failed: {}", dep.text().await?);
+        let body = Arc::new(json!({
+            "activity_type": args.activity_type,
+            "task_queue": "bench",
+            "start_to_close_timeout": "30s",
+        }));
+
+        // Throughput: as fast as the server acknowledges.
+        let t0 = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                let (http, ns, body, next, n) = (http.clone(), ns.clone(), body.clone(), next.clone(), args.activities);
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < n {
+                        start(&http, &ns, &body).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await??;
+        }
+        wait_completed(&http, &child.base, args.activities as u64).await?;
+        let elapsed = t0.elapsed();
+        let rate = args.activities as f64 / elapsed.as_secs_f64();
+
+        // Latency at half that load.
+        let before = scrape(&http, &child.base).await?;
+        let half = (rate / 2.0).max(1.0);
+        let total = (half * args.latency_run.as_secs_f64()) as usize;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / half));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut pending = Vec::with_capacity(total);
+        for _ in 0..total {
+            tick.tick().await;
+            let (http, ns, body) = (http.clone(), ns.clone(), body.clone());
+            pending.push(tokio::spawn(async move { start(&http, &ns, &body).await }));
+        }
+        for p in pending {
+            p.await??;
+        }
+        wait_completed(&http, &child.base, (args.activities + total) as u64).await?;
+        let after = scrape(&http, &child.base).await?;
+        let b = parse_buckets(&before, "wharf_schedule_to_start_seconds");
+        let a = parse_buckets(&after, "wharf_schedule_to_start_seconds");
+        let diff: Vec<(f64, u64)> = a
+            .iter()
+            .zip(b.iter().chain(std::iter::repeat(&(0.0, 0))))
+            .map(|((le, x), (_, y))| (*le, x - y))
+            .collect();
+        let fmt = |q| quantile(&diff, q).map_or("-".into(), |s| format!("≤{:.2}ms", s * 1e3));
+        println!(
+            "{:<8} {:>14.0} {:>12.2} | {:>12.0} {:>10} {:>10}",
+            sync,
+            rate,
+            elapsed.as_secs_f64(),
+            half,
+            fmt(0.5),
+            fmt(0.99)
+        );
+    }
+    println!("(s2s: schedule-to-start, from the start's commit to a worker taking the task; bucket bounds)");
+    Ok(())
+}
+
+async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
+    let r = http.post(format!("{ns}/activities")).json(body).send().await?;
+    anyhow::ensure!(r.status().as_u16() == 201, "start failed: {}", r.text().await?);
+    Ok(())
+}
+
+async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    Ok(http.get(format!("{base}/metrics")).send().await?.text().await?)
+}
+
+async fn wait_completed(http: &reqwest::Client, base: &str, n: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let text = scrape(http, base).await?;
+        let done = text
+            .lines()
+            .find_map(|l| l.strip_prefix("wharf_activities_completed_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if done >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {done} of {n} activities completed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -1,0 +1,377 @@
+//! `wharf serve` end to end: the real binary over HTTP, real components, each
+//! of Temporal's activity semantics in its own test.
+
+mod common;
+
+use common::{attempt_gaps, Server};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn server(args: &[&str]) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Server::start(dir.path(), args), dir)
+}
+
+fn within(gap: u64, expected: u64, slack: u64) -> bool {
+    gap + 20 >= expected && gap <= expected + slack
+}
+
+#[test]
+fn retries_back_off_exponentially_up_to_the_maximum_interval() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("flaky", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "backoff", "activity_type": "flaky", "task_queue": "q",
+        "input": [{"succeed_on_attempt": 5}], "start_to_close_timeout": "5s",
+        "retry_policy": {"initial_interval": "100ms", "backoff_coefficient": 2.0, "maximum_interval": "300ms"}
+    }));
+    let a = s.wait_closed("backoff", Duration::from_secs(20));
+    assert_eq!(a["state"], "completed", "{a}");
+    assert_eq!(a["result"], json!({"attempt": 5}));
+    let gaps = attempt_gaps(&a);
+    // 100 ms, 200 ms, then capped at 300 ms.
+    let expected = [100, 200, 300, 300];
+    assert_eq!(gaps.len(), 4, "{gaps:?}");
+    for (g, e) in gaps.iter().zip(expected) {
+        assert!(within(*g, e, 150), "gaps {gaps:?}, expected {expected:?}");
+    }
+    let outcomes: Vec<&str> = a["attempts"].as_array().unwrap().iter().map(|x| x["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["failed", "failed", "failed", "failed", "completed"]);
+}
+
+#[test]
+fn a_non_retryable_error_ends_the_activity_at_once() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("flaky", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "rej", "activity_type": "reject", "task_queue": "q",
+        "input": [{"reason": "no stock"}], "start_to_close_timeout": "5s"
+    }));
+    let a = s.wait_closed("rej", Duration::from_secs(10));
+    assert_eq!(a["state"], "failed");
+    assert_eq!(a["attempt"], 1);
+    assert_eq!(a["last_failure"]["type"], "InvalidOrder");
+    assert_eq!(a["last_failure"]["non_retryable"], true);
+    assert_eq!(a["last_failure"]["message"], "order rejected: no stock");
+}
+
+#[test]
+fn non_retryable_error_types_of_the_policy_are_not_retried() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("flaky", "q", 10);
+    let policy = json!({"initial_interval": "50ms", "maximum_attempts": 3, "non_retryable_error_types": ["Fatal"]});
+    for (id, ty) in [("fatal", "Fatal"), ("transient", "Transient")] {
+        s.start_activity(json!({
+            "activity_id": id, "activity_type": "fail-typed", "task_queue": "q",
+            "input": [{"error_type": ty}], "start_to_close_timeout": "5s", "retry_policy": policy
+        }));
+    }
+    let fatal = s.wait_closed("fatal", Duration::from_secs(10));
+    assert_eq!((fatal["state"].as_str(), fatal["attempt"].as_u64()), (Some("failed"), Some(1)), "{fatal}");
+    let transient = s.wait_closed("transient", Duration::from_secs(10));
+    // Retried until maximum_attempts.
+    assert_eq!((transient["state"].as_str(), transient["attempt"].as_u64()), (Some("failed"), Some(3)), "{transient}");
+    assert_eq!(transient["last_failure"]["type"], "Transient");
+}
+
+#[test]
+fn next_retry_delay_from_the_error_overrides_the_policy() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("flaky", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "nrd", "activity_type": "flaky", "task_queue": "q",
+        "input": [{"succeed_on_attempt": 2, "retry_delay_ms": 700}], "start_to_close_timeout": "5s",
+        "retry_policy": {"initial_interval": "10ms"}
+    }));
+    let a = s.wait_closed("nrd", Duration::from_secs(10));
+    assert_eq!(a["state"], "completed");
+    let gaps = attempt_gaps(&a);
+    assert!(within(gaps[0], 700, 200), "{gaps:?}");
+}
+
+#[test]
+fn schedule_to_start_times_out_without_a_deployment_then_deploying_runs_the_backlog() {
+    let (s, _d) = server(&[]);
+    s.upload("greet", &common::rust_example("greet"));
+    s.start_activity(json!({
+        "activity_id": "stranded", "activity_type": "greet", "task_queue": "nobody",
+        "input": ["x"], "start_to_close_timeout": "5s", "schedule_to_start_timeout": "300ms"
+    }));
+    s.start_activity(json!({
+        "activity_id": "patient", "activity_type": "greet", "task_queue": "later",
+        "input": ["Cy"], "start_to_close_timeout": "5s"
+    }));
+    let t = Instant::now();
+    let a = s.wait_closed("stranded", Duration::from_secs(10));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(a["state"], "timed_out");
+    assert_eq!(a["last_failure"]["type"], "ScheduleToStartTimeout");
+    assert_eq!(a["attempts"], json!([]));
+
+    let (_, q) = s.get("task-queues/later");
+    assert_eq!(q["backlog"], 1, "{q}");
+    assert_eq!(q["deployment"], Value::Null);
+    let (status, _) = s.put("task-queues/later/deployment", &json!({"module": "greet"}));
+    assert_eq!(status, 200);
+    let b = s.wait_closed("patient", Duration::from_secs(10));
+    assert_eq!(b["state"], "completed");
+    assert_eq!(b["result"], "Hello, Cy!");
+}
+
+#[test]
+fn a_looping_guest_is_stopped_at_start_to_close_and_retried() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "spin", "activity_type": "loop", "task_queue": "q",
+        "start_to_close_timeout": "500ms",
+        "retry_policy": {"initial_interval": "100ms", "maximum_attempts": 2}
+    }));
+    let a = s.wait_closed("spin", Duration::from_secs(10));
+    assert_eq!(a["state"], "timed_out", "{a}");
+    assert_eq!(a["last_failure"]["type"], "StartToCloseTimeout");
+    let attempts = a["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    for at in attempts {
+        assert_eq!(at["outcome"], "timed_out");
+        let took = at["ended_ms"].as_u64().unwrap() - at["started_ms"].as_u64().unwrap();
+        assert!((480..700).contains(&took), "attempt took {took} ms");
+    }
+    // The server is still serving.
+    let (status, _) = s.get("task-queues/q");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_silent_attempt_times_out_by_heartbeat_timeout() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "quiet", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 5000}], "start_to_close_timeout": "10s", "heartbeat_timeout": "300ms",
+        "retry_policy": {"maximum_attempts": 1}
+    }));
+    let t = Instant::now();
+    let a = s.wait_closed("quiet", Duration::from_secs(10));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(a["state"], "timed_out", "{a}");
+    assert_eq!(a["last_failure"]["type"], "HeartbeatTimeout");
+}
+
+#[test]
+fn wordcount_resumes_from_the_heartbeat_of_a_failed_attempt() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("wordcount", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "wc", "activity_type": "wordcount", "task_queue": "q",
+        "input": [{"items": ["a b", "c d e", "f", "g h i j"], "fail_at": 2}],
+        "start_to_close_timeout": "5s", "retry_policy": {"initial_interval": "50ms"}
+    }));
+    let a = s.wait_closed("wc", Duration::from_secs(10));
+    assert_eq!(a["state"], "completed", "{a}");
+    // Items 0 and 1 are not counted again.
+    assert_eq!(a["result"], json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2}));
+    let attempts = a["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["failure_type"], "SimulatedCrash");
+    assert_eq!(attempts[0]["heartbeat_details"], json!([{"next": 2, "words": 5}]));
+}
+
+#[test]
+fn cancelling_a_heartbeating_activity_ends_it_cancelled() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("wordcount", "q", 10);
+    let items: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+    s.start_activity(json!({
+        "activity_id": "long", "activity_type": "wordcount", "task_queue": "q",
+        "input": [{"items": items, "step_ms": 50}], "start_to_close_timeout": "30s"
+    }));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, c) = s.post("activities/long/cancel", &json!({}));
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["cancel_requested"], true);
+    let a = s.wait_closed("long", Duration::from_secs(10));
+    assert_eq!(a["state"], "cancelled", "{a}");
+    assert_eq!(a["attempts"][0]["outcome"], "cancelled");
+    let next = a["heartbeat_details"][0]["next"].as_u64().unwrap();
+    assert!((3..100).contains(&next), "{next}");
+    // Cancelling again is refused: it is closed.
+    let (status, _) = s.post("activities/long/cancel", &json!({}));
+    assert_eq!(status, 409);
+}
+
+#[test]
+fn an_attempt_ignoring_cancellation_is_stopped_after_the_grace_period() {
+    let (s, _d) = server(&["--cancel-grace", "300ms"]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "stubborn", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 10000, "heartbeat_every_ms": 50, "ignore_cancel": true}],
+        "start_to_close_timeout": "30s"
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    s.post("activities/stubborn/cancel", &json!({}));
+    let a = s.wait_closed("stubborn", Duration::from_secs(10));
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert_eq!(a["state"], "cancelled");
+}
+
+#[test]
+fn async_completion_by_token_and_by_id_and_stale_tokens_are_rejected() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+    for id in ["by-token", "by-id"] {
+        s.start_activity(json!({
+            "activity_id": id, "activity_type": "async-complete", "task_queue": "q",
+            "start_to_close_timeout": "30s"
+        }));
+    }
+    let token = wait_for(|| {
+        let (_, a) = s.get("activities/by-token");
+        let log = a["attempts"][0]["log_tail"].as_str().unwrap_or("").to_owned();
+        log.lines().find_map(|l| l.strip_prefix("task-token: ").map(str::to_owned))
+    });
+    let (_, a) = s.get("activities/by-token");
+    assert_eq!(a["state"], "started");
+    assert_eq!(a["awaiting_async"], true);
+
+    let (status, hb) = s.post("activities/heartbeat", &json!({"task_token": token, "details": [{"progress": 1}]}));
+    assert_eq!((status, &hb["cancel_requested"]), (200, &json!(false)), "{hb}");
+    let (status, done) = s.post("activities/complete", &json!({"task_token": token, "result": {"ok": true}}));
+    assert_eq!(status, 200, "{done}");
+    let a = s.wait_closed("by-token", Duration::from_secs(5));
+    assert_eq!(a["state"], "completed");
+    assert_eq!(a["result"], json!({"ok": true}));
+    assert_eq!(a["heartbeat_details"], json!([{"progress": 1}]));
+
+    // The token was for that attempt only.
+    let (status, err) = s.post("activities/complete", &json!({"task_token": token, "result": 1}));
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(err["error"]["code"], "not_found");
+
+    wait_for(|| (s.get("activities/by-id").1["awaiting_async"] == json!(true)).then_some(()));
+    let (status, _) = s.post(
+        "activities/fail",
+        &json!({"activity_id": "by-id", "error": {"message": "upstream refused", "type": "Upstream", "non_retryable": true}}),
+    );
+    assert_eq!(status, 200);
+    let b = s.wait_closed("by-id", Duration::from_secs(5));
+    assert_eq!(b["state"], "failed");
+    assert_eq!(b["last_failure"]["type"], "Upstream");
+}
+
+fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn starting_the_same_id_twice_returns_the_existing_run() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("greet", "q", 10);
+    let body = json!({
+        "activity_id": "once", "activity_type": "greet", "task_queue": "q",
+        "input": ["Di"], "start_to_close_timeout": "5s"
+    });
+    let (first, a) = s.post("activities", &body);
+    let (second, b) = s.post("activities", &body);
+    assert_eq!(first, 201);
+    assert!(second == 200 && b["created"] == json!(false), "{second} {b}");
+    assert_eq!(a["activity"]["run_id"], b["activity"]["run_id"]);
+    let done = s.wait_closed("once", Duration::from_secs(5));
+    let (third, c) = s.post("activities", &body);
+    assert_eq!(third, 200);
+    assert_eq!(c["activity"]["run_id"], done["run_id"]);
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let (s, _d) = server(&["--payload-limit", "1MiB"]);
+    s.deploy_example("greet", "q", 10);
+    let big = "x".repeat(1 << 21);
+    let (status, e) = s.post("activities", &json!({
+        "activity_type": "greet", "task_queue": "q", "input": [big], "start_to_close_timeout": "5s"
+    }));
+    assert_eq!(status, 413, "{e}");
+    assert_eq!(e["error"]["code"], "payload_too_large");
+
+    let (status, e) = s.post("activities", &json!({"activity_type": "greet", "task_queue": "q", "input": ["x"]}));
+    assert_eq!(status, 400);
+    assert!(e["error"]["message"].as_str().unwrap().contains("start_to_close_timeout"), "{e}");
+
+    let (status, e) = s.post("activities", &json!({
+        "activity_type": "greet", "task_queue": "q", "start_to_close": "5s"
+    }));
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("unknown field"), "{e}");
+
+    let (status, _) = s.send(reqwest::blocking::Client::new().post(s.url("activities")).body("{not json"));
+    assert_eq!(status, 400);
+
+    let (status, e) = s.send(reqwest::blocking::Client::new().get(format!("{}/api/v1/namespaces/nope/activities/x", s.base)));
+    assert_eq!(status, 404);
+    assert!(e["error"]["message"].as_str().unwrap().contains("namespace \"nope\" not found"));
+
+    let (status, _) = s.get("activities/never-started");
+    assert_eq!(status, 404);
+
+    let (status, e) = s.send(
+        reqwest::blocking::Client::new().post(s.url("modules?name=junk")).body(b"garbage".to_vec()),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("not a WebAssembly component"));
+}
+
+#[test]
+fn an_activity_type_the_module_lacks_fails_non_retryably() {
+    let (s, _d) = server(&[]);
+    s.deploy_example("greet", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "typo", "activity_type": "gret", "task_queue": "q", "start_to_close_timeout": "5s"
+    }));
+    let a = s.wait_closed("typo", Duration::from_secs(5));
+    assert_eq!(a["state"], "failed");
+    assert_eq!(a["last_failure"]["type"], "UnknownActivityType");
+    assert!(a["last_failure"]["message"].as_str().unwrap().contains("it exports: greet"));
+}
+
+#[test]
+fn kill_9_mid_run_loses_nothing_and_completes_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.deploy_example("adversary", "q", 50);
+    let n = 300;
+    for i in 0..n {
+        s.start_activity(json!({
+            "activity_id": format!("k{i}"), "activity_type": "sleep", "task_queue": "q",
+            "input": [{"ms": 100}], "start_to_close_timeout": "10s",
+            "retry_policy": {"initial_interval": "50ms"}
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    s.kill();
+
+    let s = Server::start(dir.path(), &[]);
+    for i in 0..n {
+        let a = s.wait_closed(&format!("k{i}"), Duration::from_secs(60));
+        assert_eq!(a["state"], "completed", "{a}");
+        let completed = a["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["outcome"] == "completed")
+            .count();
+        assert_eq!(completed, 1, "k{i} completed {completed} times: {a}");
+    }
+    let (_, list) = s.get("activities?limit=1000");
+    assert_eq!(list["activities"].as_array().unwrap().len(), n);
+    let (_, lost) = s.get("activities?state=completed&limit=1000");
+    assert_eq!(lost["activities"].as_array().unwrap().len(), n);
+}
