@@ -69,6 +69,8 @@ impl Service {
                 )));
             }
         }
+        // A generated id is 128 random bits: no earlier run can have it.
+        let generated = req.activity_id.is_none();
         let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
         let key = (ns.to_owned(), activity_id.clone());
         let now = crate::now_ms();
@@ -84,7 +86,12 @@ impl Service {
                     });
                 }
             }
-            if let Some((f, p)) = s.db.latest_run(ns, &activity_id)? {
+            let earlier = if generated {
+                None
+            } else {
+                s.db.latest_run(ns, &activity_id)?
+            };
+            if let Some((f, p)) = earlier {
                 let reuse = match req.options.id_reuse_policy {
                     IdReusePolicy::RejectDuplicate => false,
                     IdReusePolicy::AllowDuplicate => true,

@@ -720,6 +720,7 @@ impl Service {
                 )));
             }
             if a.progress.cancel_requested {
+                drop(st);
                 return self.describe_run(run_id);
             }
             a.progress.cancel_requested = true;
