@@ -7,6 +7,8 @@
 //! * [`cli`]: the `wharf` command's subcommands; thin, they call the layers
 //!   below.
 //! * [`api`]: the HTTP JSON API over the service.
+//! * [`temporal`]: the bridge that makes Wharf a worker of a Temporal
+//!   cluster (`wharf worker --temporal`).
 //! * [`service`]: the activity state machine (Temporal's semantics), its
 //!   timers and recovery.
 //! * [`queue`]: task queues: backlog, worker slots, the dispatcher.
@@ -27,6 +29,7 @@ pub mod queue;
 pub mod registry;
 pub mod service;
 pub mod store;
+pub mod temporal;
 pub mod worker;
 
 /// Milliseconds since the Unix epoch, as stored and shown everywhere.

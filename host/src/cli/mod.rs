@@ -10,6 +10,7 @@ mod module;
 mod queue;
 mod run;
 mod serve;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     /// Inspect task queues.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Serve a Temporal task queue with Wasm activities.
+    Worker(Box<worker::WorkerArgs>),
     /// Measure the host (release builds only give meaningful figures).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
                 }
             }),
             Command::Queue(cmd) => queue::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Worker(args) => worker::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(cmd) => bench::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -11,6 +11,8 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_modules.sql"),
     include_str!("migrations/0002_activities.sql"),
+    include_str!("migrations/0003_temporal.sql"),
+    include_str!("migrations/0004_tenancy.sql"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -14,6 +14,8 @@
 pub mod activities;
 mod migrations;
 pub mod modules;
+pub mod temporal;
+pub mod tenancy;
 mod writer;
 
 pub use writer::Durability;

@@ -1,0 +1,361 @@
+//! The result outbox: nothing an attempt computed is silently dropped.
+//!
+//! Every [`Report`] is written to SQLite (durably) before it is sent. The
+//! attempt's own task then sends it once; when the server accepts or rejects
+//! it (a task that already timed out, say) the row is deleted. When the
+//! server cannot be reached, the row stays and the retry loop re-sends it
+//! with exponential backoff until the server answers. Rows left by a
+//! previous process are due at once when the next one starts.
+//!
+//! Sending is behind the [`Deliver`] trait so that the retry logic is tested
+//! without a server.
+
+use super::activity::Report;
+use crate::store::temporal::{AttemptKey, OutboxRow};
+use crate::store::{Db, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Why a report did not reach the server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The server could not be reached (or was unavailable): try again.
+    #[error("server unreachable: {0}")]
+    Unreachable(String),
+    /// The server answered and refused: trying again cannot help.
+    #[error("rejected by the server: {0}")]
+    Rejected(String),
+}
+
+/// Sends a report to the server.
+pub trait Deliver: Send + Sync + 'static {
+    /// Sends `report` about the attempt `key`.
+    fn deliver(
+        &self,
+        key: &AttemptKey,
+        report: &Report,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+/// What became of a report handed to [`Outbox::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// The server took it.
+    Delivered,
+    /// The server refused it; it was dropped.
+    Rejected(String),
+    /// Not delivered yet: queued for re-delivery.
+    Queued(String),
+}
+
+/// First re-delivery delay; doubles per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest delay between two re-deliveries.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a freshly queued report is left to its first sender before the
+/// retry loop may take it (should the sender die with the process, the next
+/// process takes it at start).
+const FIRST_SEND_LEASE: Duration = Duration::from_secs(300);
+/// Rows re-sent per pass of the retry loop.
+const BATCH: usize = 64;
+
+/// Delay before the re-delivery following `tries` failures.
+pub fn backoff(tries: u32) -> Duration {
+    let factor = 1u32 << tries.saturating_sub(1).min(16);
+    (FIRST_BACKOFF * factor).min(MAX_BACKOFF)
+}
+
+/// The outbox over a database and a way to deliver.
+pub struct Outbox<D> {
+    db: Db,
+    transport: D,
+    wake: Notify,
+}
+
+impl<D: Deliver> Outbox<D> {
+    /// An outbox; call [`release_all`](Self::release_all) once at start.
+    pub fn new(db: Db, deliver: D) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            transport: deliver,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Makes the reports a previous process left due now.
+    pub async fn release_all(&self) -> Result<usize, StoreError> {
+        self.db.outbox_release_all().await
+    }
+
+    /// Queues `report` durably, then sends it once.
+    pub async fn send(&self, key: AttemptKey, report: Report) -> Sent {
+        let id = self.queue(&key, &report).await;
+        self.deliver(id, &key, &report).await
+    }
+
+    /// Queues `report` durably, leased to the caller for its first send.
+    /// `None` if the database refused: the report can then still be sent,
+    /// only not protected against a failed send.
+    pub async fn queue(&self, key: &AttemptKey, report: &Report) -> Option<i64> {
+        // Serialising a report cannot fail: payloads and failures are data.
+        let body = serde_json::to_string(report).unwrap_or_default();
+        let now = crate::now_ms();
+        let lease = now + FIRST_SEND_LEASE.as_millis() as u64;
+        match self.db.outbox_push(key.clone(), body, now, lease).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!(activity_id = %key.activity_id, "cannot queue the report in the outbox, sending it unprotected: {e}");
+                None
+            }
+        }
+    }
+
+    /// The first send of a report [`queue`](Self::queue)d as `id`.
+    pub async fn deliver(&self, id: Option<i64>, key: &AttemptKey, report: &Report) -> Sent {
+        let sent = self.transport.deliver(key, report).await;
+        self.settle(id, 0, key, report.kind(), sent).await
+    }
+
+    /// Records what a delivery came to; returns it as [`Sent`].
+    async fn settle(
+        &self,
+        id: Option<i64>,
+        tries: u32,
+        key: &AttemptKey,
+        kind: &str,
+        sent: Result<(), DeliveryError>,
+    ) -> Sent {
+        match sent {
+            Ok(()) => {
+                if let Some(id) = id {
+                    self.db.outbox_remove(id);
+                }
+                if tries > 0 {
+                    tracing::info!(activity_id = %key.activity_id, kind, tries, "re-delivered a report");
+                }
+                Sent::Delivered
+            }
+            Err(DeliveryError::Rejected(why)) => {
+                if let Some(id) = id {
+                    self.db.outbox_remove(id);
+                }
+                tracing::warn!(activity_id = %key.activity_id, kind, "the server refused the report, dropping it: {why}");
+                Sent::Rejected(why)
+            }
+            Err(DeliveryError::Unreachable(why)) => {
+                let tries = tries + 1;
+                let delay = backoff(tries);
+                tracing::warn!(activity_id = %key.activity_id, kind, tries, retry_in = ?delay, "report not delivered, will re-send: {why}");
+                if let Some(id) = id {
+                    let next = crate::now_ms() + delay.as_millis() as u64;
+                    if let Err(e) = self.db.outbox_retry_at(id, next, why.clone()).await {
+                        tracing::error!("cannot reschedule report {id}: {e}");
+                    }
+                    self.wake.notify_one();
+                }
+                Sent::Queued(why)
+            }
+        }
+    }
+
+    /// Re-sends every report due now, oldest first. Returns how many
+    /// remain queued afterwards.
+    pub async fn retry_due(&self) -> Result<usize, StoreError> {
+        'passes: loop {
+            let due = self.db.outbox_due(crate::now_ms(), BATCH)?;
+            if due.is_empty() {
+                break;
+            }
+            for row in &due {
+                // The server is still away: the row was rescheduled, and the
+                // others would only wait for the same connection errors.
+                if !self.resend(row).await {
+                    break 'passes;
+                }
+            }
+            // Deletes are queued without waiting; an empty write commits
+            // after them, so the next query does not see sent rows again.
+            self.db.write(|_| Ok(())).await?;
+        }
+        self.db.write(|_| Ok(())).await?;
+        Ok(self.db.outbox_all()?.len())
+    }
+
+    /// Re-sends one row; true if it left the outbox.
+    async fn resend(&self, row: &OutboxRow) -> bool {
+        let report: Report = match serde_json::from_str(&row.report) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(id = row.id, "dropping an unreadable outbox row: {e}");
+                self.db.outbox_remove(row.id);
+                return true;
+            }
+        };
+        let sent = self.transport.deliver(&row.key, &report).await;
+        !matches!(
+            self.settle(Some(row.id), row.tries, &row.key, report.kind(), sent)
+                .await,
+            Sent::Queued(_)
+        )
+    }
+
+    /// The retry loop: sleeps until the next queued report is due (or a
+    /// send fails), re-sends, and ends when `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(e) = self.retry_due().await {
+                tracing::error!("outbox: {e}");
+            }
+            let next = match self.db.outbox_next_due() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("outbox: {e}");
+                    Some(crate::now_ms() + MAX_BACKOFF.as_millis() as u64)
+                }
+            };
+            let sleep = match next {
+                Some(at) => Duration::from_millis(at.saturating_sub(crate::now_ms())),
+                None => Duration::from_secs(24 * 3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Payload;
+    use crate::store::Durability;
+    use std::sync::Mutex;
+
+    /// Delivers according to a script of answers; records what it got.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<Vec<Result<(), DeliveryError>>>,
+        got: Mutex<Vec<String>>,
+    }
+
+    impl Deliver for Arc<Scripted> {
+        async fn deliver(&self, key: &AttemptKey, _report: &Report) -> Result<(), DeliveryError> {
+            self.got.lock().unwrap().push(key.activity_id.clone());
+            let mut answers = self.answers.lock().unwrap();
+            if answers.is_empty() {
+                Ok(())
+            } else {
+                answers.remove(0)
+            }
+        }
+    }
+
+    fn key(id: &str) -> AttemptKey {
+        AttemptKey {
+            namespace: "default".into(),
+            task_token: id.as_bytes().to_vec(),
+            activity_id: id.into(),
+            activity_type: "greet".into(),
+            ..AttemptKey::default()
+        }
+    }
+
+    fn done() -> Report {
+        Report::Completed {
+            result: Payload::json(&serde_json::json!("Hello, Ada!")),
+        }
+    }
+
+    async fn outbox(
+        answers: Vec<Result<(), DeliveryError>>,
+    ) -> (
+        Arc<Outbox<Arc<Scripted>>>,
+        Arc<Scripted>,
+        Db,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Durability::Normal).unwrap();
+        let d = Arc::new(Scripted {
+            answers: Mutex::new(answers),
+            ..Scripted::default()
+        });
+        (Outbox::new(db.clone(), d.clone()), d, db, dir)
+    }
+
+    #[tokio::test]
+    async fn delivered_and_rejected_reports_leave_the_outbox() {
+        let (outbox, _, db, _dir) = outbox(vec![
+            Ok(()),
+            Err(DeliveryError::Rejected("task not found".into())),
+        ])
+        .await;
+        assert_eq!(outbox.send(key("a"), done()).await, Sent::Delivered);
+        assert_eq!(
+            outbox.send(key("b"), done()).await,
+            Sent::Rejected("task not found".into())
+        );
+        db.outbox_release_all().await.unwrap(); // orders after the deletes
+        assert!(db.outbox_all().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_report_is_resent_until_the_server_takes_it() {
+        let down = || Err(DeliveryError::Unreachable("connection refused".into()));
+        let (outbox, d, db, _dir) = outbox(vec![down(), down()]).await;
+        assert!(matches!(
+            outbox.send(key("a"), done()).await,
+            Sent::Queued(_)
+        ));
+        let rows = db.outbox_all().unwrap();
+        assert_eq!((rows.len(), rows[0].tries), (1, 1));
+        // Not due yet: nothing is re-sent.
+        assert_eq!(outbox.retry_due().await.unwrap(), 1);
+        assert_eq!(d.got.lock().unwrap().len(), 1);
+
+        // As after a restart: due at once; the server is still down.
+        outbox.release_all().await.unwrap();
+        assert_eq!(outbox.retry_due().await.unwrap(), 1);
+        assert_eq!(db.outbox_all().unwrap()[0].tries, 2);
+
+        // The server is back.
+        outbox.release_all().await.unwrap();
+        assert_eq!(outbox.retry_due().await.unwrap(), 0);
+        assert_eq!(*d.got.lock().unwrap(), ["a", "a", "a"]);
+    }
+
+    #[tokio::test]
+    async fn the_retry_loop_resends_after_backoff() {
+        let (outbox, d, db, _dir) =
+            outbox(vec![Err(DeliveryError::Unreachable("down".into()))]).await;
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(outbox.clone().run(stop));
+        assert!(matches!(
+            outbox.send(key("a"), done()).await,
+            Sent::Queued(_)
+        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !db.outbox_all().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "not re-sent");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(d.got.lock().unwrap().len(), 2);
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+}

