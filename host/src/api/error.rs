@@ -12,6 +12,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,6 +21,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -39,7 +41,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
@@ -56,6 +63,14 @@ impl From<ServiceError> for ApiError {
             E::PayloadTooLarge(_) => Self::too_large(message),
             E::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
             E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            E::RateLimited(d) => {
+                let mut r = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                r.retry_after = Some(d.as_secs_f64().ceil().max(1.0) as u64);
+                r
+            }
+            E::QuotaExceeded(_) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+            }
             E::Registry(r) => r.into(),
             E::Store(_) => {
                 tracing::error!("{message}");

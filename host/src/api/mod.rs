@@ -6,16 +6,20 @@
 //! was wrong; client input never produces a 500.
 
 mod activities;
+pub mod auth;
 mod body;
 mod error;
 mod modules;
+mod namespaces;
 mod queues;
 
+pub use auth::Auth;
 pub use error::ApiError;
 
 use crate::service::Service;
 use axum::extract::State;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
+use std::sync::Arc;
 use axum::Router;
 use crate::metrics;
 use std::sync::atomic::Ordering;
@@ -39,14 +43,38 @@ impl Default for ApiLimits {
 pub(crate) struct AppState {
     pub(crate) service: Service,
     pub(crate) limits: ApiLimits,
+    pub(crate) auth: Arc<Auth>,
 }
 
 /// Builds the router over a running service.
-pub fn router(service: Service, limits: ApiLimits) -> Router {
+pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
     let ns = "/api/v1/namespaces/{ns}";
+    let state = AppState {
+        service,
+        limits,
+        auth,
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/namespaces",
+            post(namespaces::create).get(namespaces::list),
+        )
+        .route(
+            ns,
+            get(namespaces::describe)
+                .patch(namespaces::update)
+                .delete(namespaces::delete),
+        )
+        .route(
+            &format!("{ns}/tokens"),
+            post(namespaces::create_token).get(namespaces::list_tokens),
+        )
+        .route(
+            &format!("{ns}/tokens/{{id}}"),
+            delete(namespaces::revoke_token),
+        )
         .route(
             &format!("{ns}/modules"),
             post(modules::upload).get(modules::list),
@@ -87,7 +115,11 @@ pub fn router(service: Service, limits: ApiLimits) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         // Bodies are read by our own extractor, which applies its own limits.
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(AppState { service, limits })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
+        .with_state(state)
 }
 
 async fn metrics(State(app): State<AppState>) -> String {

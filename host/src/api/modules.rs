@@ -28,7 +28,7 @@ pub(super) async fn upload(
     Query(q): Query<UploadQuery>,
     req: Body,
 ) -> Result<Response, ApiError> {
-    app.service.check_namespace(&ns)?;
+    let quotas = app.service.tenant(&ns)?.quotas();
     let name = q
         .name
         .ok_or_else(|| ApiError::bad_request("the module name is required: ?name=NAME"))?;
@@ -37,7 +37,19 @@ pub(super) async fn upload(
             "a module name is 1-100 characters of letters, digits, '-', '_' and '.'",
         ));
     }
-    let bytes = body::bytes(req, app.limits.module_bytes, "the module").await?;
+    let modules = app
+        .service
+        .db()
+        .module_count(&ns)
+        .map_err(crate::service::ServiceError::from)?;
+    if modules >= quotas.max_modules {
+        return Err(crate::service::ServiceError::QuotaExceeded(format!(
+            "namespace {ns:?} already has {modules} module versions, its quota"
+        ))
+        .into());
+    }
+    let limit = app.limits.module_bytes.min(quotas.max_module_bytes as usize);
+    let bytes = body::bytes(req, limit, "the module").await?;
     let (record, created) = app
         .service
         .registry()

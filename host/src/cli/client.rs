@@ -43,9 +43,11 @@ impl Client {
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::Client::builder().build()?,
+            // An empty namespace addresses the namespace administration.
             base: format!(
-                "{}/api/v1/namespaces/{}",
+                "{}/api/v1/namespaces{}{}",
                 args.server.trim_end_matches('/'),
+                if args.namespace.is_empty() { "" } else { "/" },
                 urlencoding::encode(&args.namespace)
             ),
             token: args.token.clone(),
@@ -54,7 +56,11 @@ impl Client {
 
     /// `path` relative to the namespace, e.g. `activities`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.base)
+        if path.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{path}", self.base)
+        }
     }
 
     /// Sends a request and reads the JSON answer; an error answer becomes an
@@ -90,6 +96,16 @@ impl Client {
     /// PUT JSON to a namespace path.
     pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.http.put(self.url(path)).json(body)).await
+    }
+
+    /// PATCH JSON to a namespace path.
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.patch(self.url(path)).json(body)).await
+    }
+
+    /// DELETE a namespace path.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.delete(self.url(path))).await
     }
 
     /// POST raw bytes to a namespace path.

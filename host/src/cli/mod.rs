@@ -7,6 +7,7 @@ mod bench;
 mod bench_throughput;
 mod client;
 mod module;
+mod namespace;
 mod queue;
 mod run;
 mod serve;
@@ -40,6 +41,9 @@ enum Command {
     /// Inspect task queues.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Manage namespaces, their quotas and tokens (admin).
+    #[command(subcommand)]
+    Namespace(namespace::NamespaceCommand),
     /// Serve a Temporal task queue with Wasm activities.
     Worker(Box<worker::WorkerArgs>),
     /// Measure the host (release builds only give meaningful figures).
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
                 }
             }),
             Command::Queue(cmd) => queue::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Namespace(cmd) => namespace::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Worker(args) => worker::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(cmd) => bench::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }

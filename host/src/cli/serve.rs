@@ -1,7 +1,7 @@
 //! `wharf serve`: the embedded mode. One process, one SQLite file.
 
 use super::args::{parse_duration, parse_size};
-use crate::api::{self, ApiLimits};
+use crate::api::{self, auth, ApiLimits, Auth};
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
 use crate::service::{Service, ServiceConfig};
@@ -39,6 +39,14 @@ pub struct ServeArgs {
     /// Largest payload (argument, result, heartbeat details).
     #[arg(long, default_value = "2MiB", value_parser = parse_size)]
     payload_limit: usize,
+    /// Require bearer tokens: an admin token is made at the first start and
+    /// printed once (or taken from --admin-token-file). Once a data
+    /// directory has an admin token, it always requires tokens.
+    #[arg(long)]
+    auth: bool,
+    /// File holding the admin token to use (implies --auth).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
     /// Memories and tables of one attempt.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     memory_limit: usize,
@@ -46,15 +54,17 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if !args.listen.ip().is_loopback() {
+    let db = Db::open(&args.data_dir, args.sync)
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    let new_admin_token = setup_admin_token(&db, &args).await?;
+    let auth = Arc::new(Auth::load(&db)?);
+    if !auth.enabled() && !args.listen.ip().is_loopback() {
         anyhow::bail!(
             "refusing to listen on {}: without authentication configured, wharf serve \
-             listens on loopback only (127.0.0.1 or ::1)",
+             listens on loopback only (127.0.0.1 or ::1); start it with --auth to allow this",
             args.listen
         );
     }
-    let db = Db::open(&args.data_dir, args.sync)
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let engine = Engine::new(&EngineConfig::default())?;
     let registry = Arc::new(Registry::new(engine, &args.data_dir));
     let cfg = ServiceConfig {
@@ -73,15 +83,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let mode = if auth.enabled() {
+        "multi-tenant: bearer tokens required"
+    } else {
+        "single-tenant dev mode: namespace \"default\", no authentication, loopback only"
+    };
     println!(
-        "wharf listening on http://{addr} (data {}, sync {:?}, worker queue {worker_queue}; \
-         single-tenant dev mode: namespace \"default\", no authentication, loopback only)",
+        "wharf listening on http://{addr} (data {}, sync {:?}, worker queue {worker_queue}; {mode})",
         args.data_dir.display(),
         args.sync
     );
+    if let Some(token) = new_admin_token {
+        println!("admin token (shown once, keep it): {token}");
+    }
     let _ = std::io::stdout().flush();
 
-    let app = api::router(service.clone(), ApiLimits::default());
+    let app = api::router(service.clone(), ApiLimits::default(), auth);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -93,6 +110,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     service.shutdown(args.shutdown_grace).await;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Installs the admin token from --admin-token-file, or makes one at the
+/// first start with --auth. Returns a newly made token, to print once.
+async fn setup_admin_token(db: &Db, args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &args.admin_token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let token = token.trim();
+        anyhow::ensure!(token.len() >= 16, "the admin token in {} is shorter than 16 characters", path.display());
+        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(token)).await?;
+        return Ok(None);
+    }
+    if args.auth && db.setting(auth::ADMIN_TOKEN_SETTING)?.is_none() {
+        let token = auth::new_secret("wharf_admin_");
+        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(&token)).await?;
+        return Ok(Some(token));
+    }
+    Ok(None)
 }
 
 async fn shutdown_signal() {

@@ -18,6 +18,7 @@ mod query;
 pub mod retry;
 mod run;
 mod start;
+pub mod tenant;
 mod timers;
 mod transition;
 
@@ -32,7 +33,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::store::activities::DeploymentRow;
 use crate::store::{Db, StoreError};
 use activity::Activity;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -66,6 +67,12 @@ pub enum ServiceError {
     /// The host is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The namespace's start rate is exhausted; retry after the delay.
+    #[error("namespace start rate exceeded; retry in {} ms", .0.as_millis())]
+    RateLimited(Duration),
+    /// A namespace quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -138,7 +145,7 @@ pub(crate) struct Shared {
 
 #[derive(Default)]
 struct State {
-    namespaces: HashSet<String>,
+    namespaces: HashMap<String, Arc<tenant::Tenant>>,
     open: HashMap<i64, Activity>,
     by_id: HashMap<(String, String), i64>,
     tokens: HashMap<String, i64>,
@@ -154,11 +161,15 @@ impl Shared {
     }
 
     fn check_namespace(&self, ns: &str) -> Result<(), ServiceError> {
-        if self.lock().namespaces.contains(ns) {
-            Ok(())
-        } else {
-            Err(ServiceError::NamespaceNotFound(ns.to_owned()))
-        }
+        self.tenant(ns).map(|_| ())
+    }
+
+    fn tenant(&self, ns: &str) -> Result<Arc<tenant::Tenant>, ServiceError> {
+        self.lock()
+            .namespaces
+            .get(ns)
+            .cloned()
+            .ok_or_else(|| ServiceError::NamespaceNotFound(ns.to_owned()))
     }
 }
 
@@ -330,11 +341,12 @@ impl Shared {
 
     /// Rebuilds memory from SQLite; see [`Service::start`].
     async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
-        let namespaces = self.db.read(|c| {
-            let mut s = c.prepare("SELECT name FROM namespaces")?;
-            let names = s.query_map([], |r| r.get::<_, String>(0))?;
-            Ok(names.collect::<Result<HashSet<_>, _>>()?)
-        })?;
+        let namespaces = self
+            .db
+            .namespaces()?
+            .iter()
+            .map(|row| (row.name.clone(), Arc::new(tenant::Tenant::new(row))))
+            .collect();
         let max_run = self.db.max_run_id()?;
         {
             let mut st = self.lock();

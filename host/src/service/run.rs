@@ -50,7 +50,19 @@ impl Shared {
         slot: Slot,
     ) {
         let module_label = format!("{}@{}", deployment.name, deployment.version);
-        let Some(request) = self.claim(&task, &module_label) else {
+        let tenant = {
+            let st = self.lock();
+            st.open
+                .get(&task.run_id)
+                .and_then(|a| st.namespaces.get(&a.fixed.namespace).cloned())
+        };
+        let Some(tenant) = tenant else { return };
+        // A namespace at its concurrency quota waits here (its task stays
+        // scheduled, schedule-to-start keeps counting); others run.
+        let Ok(_tenant_slot) = tenant.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(request) = self.claim(&task, &module_label, &tenant.quotas()) else {
             return;
         };
         if !deployment
@@ -77,6 +89,7 @@ impl Shared {
         let engine = self.registry.engine().clone();
         let report = engine.run_attempt(&deployment.module.module, request).await;
         drop(slot);
+        tenant.account(report.fuel_used, report.memory_peak);
         self.end_attempt(
             task.run_id,
             task.attempt,
@@ -87,7 +100,12 @@ impl Shared {
 
     /// Moves a scheduled run to started for `task`'s attempt and builds the
     /// engine request; `None` when the task is stale (the run moved on).
-    fn claim(self: &Arc<Self>, task: &Task, module_label: &str) -> Option<AttemptRequest> {
+    fn claim(
+        self: &Arc<Self>,
+        task: &Task,
+        module_label: &str,
+        quotas: &super::tenant::Quotas,
+    ) -> Option<AttemptRequest> {
         let mut st = self.lock();
         let a = st.open.get_mut(&task.run_id)?;
         if a.is_closed()
@@ -141,8 +159,14 @@ impl Shared {
             info,
             limits: AttemptLimits {
                 timeout: Some(timeout),
-                heartbeat_bytes: self.cfg.payload_limit,
-                result_bytes: self.cfg.payload_limit,
+                memory_bytes: self
+                    .cfg
+                    .attempt_limits
+                    .memory_bytes
+                    .min(quotas.max_memory_per_attempt as usize),
+                fuel: quotas.fuel_per_attempt.or(self.cfg.attempt_limits.fuel),
+                heartbeat_bytes: self.cfg.payload_limit.min(quotas.max_heartbeat_bytes as usize),
+                result_bytes: self.cfg.payload_limit.min(quotas.max_payload_bytes as usize),
                 ..self.cfg.attempt_limits.clone()
             },
             hooks: Arc::new(Hooks {

@@ -8,6 +8,7 @@ use super::{Service, ServiceError};
 use crate::payload::Payload;
 use crate::queue::Task;
 use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -55,20 +56,23 @@ impl Service {
         req.options
             .validate()
             .map_err(ServiceError::InvalidArgument)?;
+        let tenant = s.tenant(ns)?;
+        let quotas = tenant.quotas();
+        let payload_limit = s.cfg.payload_limit.min(quotas.max_payload_bytes as usize);
         if req.activity_type.is_empty() || req.task_queue.is_empty() {
             return Err(ServiceError::InvalidArgument(
                 "activity_type and task_queue are required".into(),
             ));
         }
         for (i, p) in req.input.iter().enumerate() {
-            if p.size() > s.cfg.payload_limit {
+            if p.size() > payload_limit {
                 return Err(ServiceError::PayloadTooLarge(format!(
-                    "input {i} is {} bytes; the payload limit is {} bytes",
+                    "input {i} is {} bytes; the payload limit is {payload_limit} bytes",
                     p.size(),
-                    s.cfg.payload_limit
                 )));
             }
         }
+        tenant.take_start().map_err(ServiceError::RateLimited)?;
         // A generated id is 128 random bits: no earlier run can have it.
         let generated = req.activity_id.is_none();
         let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
@@ -104,6 +108,13 @@ impl Service {
                     });
                 }
             }
+            if tenant.open.load(Ordering::Relaxed) >= quotas.max_open_activities {
+                return Err(ServiceError::QuotaExceeded(format!(
+                    "namespace {ns:?} has {} open activities, its quota",
+                    quotas.max_open_activities
+                )));
+            }
+            tenant.open.fetch_add(1, Ordering::Relaxed);
             let run_id = st.next_run_id;
             st.next_run_id += 1;
             let fixed = Arc::new(ActivityFixed {
@@ -145,11 +156,10 @@ impl Service {
             let mut st = s.lock();
             st.open.remove(&fixed.run_id);
             st.by_id.remove(&key);
+            tenant.open.fetch_sub(1, Ordering::Relaxed);
             return Err(e.into());
         }
-        s.counters
-            .started
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.counters.started.fetch_add(1, Ordering::Relaxed);
         s.schedule(fixed.run_id, 1, true);
         Ok(Started {
             created: true,

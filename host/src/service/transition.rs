@@ -129,6 +129,9 @@ impl Shared {
             After::Closed => {
                 let mut st = self.lock();
                 if let Some(a) = st.open.remove(&run_id) {
+                    if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
+                        t.open.fetch_sub(1, Ordering::Relaxed);
+                    }
                     let key = (a.fixed.namespace.clone(), a.fixed.activity_id.clone());
                     if st.by_id.get(&key) == Some(&run_id) {
                         st.by_id.remove(&key);
@@ -334,6 +337,9 @@ impl Shared {
                     }
                 } else {
                     lost.push((run_id, attempt));
+                }
+                if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
+                    t.open.fetch_add(1, Ordering::Relaxed);
                 }
                 st.by_id.insert(
                     (a.fixed.namespace.clone(), a.fixed.activity_id.clone()),

@@ -1,0 +1,146 @@
+//! Who is calling: bearer tokens and what they may touch.
+//!
+//! Without an admin token configured the server is in single-tenant dev
+//! mode and every request acts as admin (the server then listens on
+//! loopback only). With one, every request needs a token: the admin token
+//! manages namespaces; a namespace token acts in its namespace only, and
+//! anything of another namespace answers 404 exactly as if it did not
+//! exist. Tokens are kept as SHA-256 hashes, in the database and here.
+
+use super::{ApiError, AppState};
+use crate::store::Db;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// Settings key of the admin token's hash.
+pub const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+
+/// The caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// May do anything.
+    Admin,
+    /// May act in this namespace.
+    Tenant(String),
+}
+
+/// Known tokens.
+pub struct Auth {
+    admin: Option<String>,
+    /// Token hash -> (token id, namespace).
+    tokens: RwLock<HashMap<String, (String, String)>>,
+}
+
+/// SHA-256 of a token, hex.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random secret with a prefix saying what it is.
+pub fn new_secret(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    let _ = getrandom::fill(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
+impl Auth {
+    /// Loads the admin token hash and the live namespace tokens.
+    pub fn load(db: &Db) -> Result<Self, crate::store::StoreError> {
+        let admin = db.setting(ADMIN_TOKEN_SETTING)?;
+        let tokens = db
+            .tokens()?
+            .into_iter()
+            .filter(|t| t.revoked_ms.is_none())
+            .map(|t| (t.sha256, (t.id, t.namespace)))
+            .collect();
+        Ok(Self {
+            admin,
+            tokens: RwLock::new(tokens),
+        })
+    }
+
+    /// Whether requests need a token.
+    pub fn enabled(&self) -> bool {
+        self.admin.is_some()
+    }
+
+    /// Makes a new namespace token usable.
+    pub fn add(&self, sha256: String, id: String, namespace: String) {
+        if let Ok(mut t) = self.tokens.write() {
+            t.insert(sha256, (id, namespace));
+        }
+    }
+
+    /// Makes a token unusable, by namespace and id; or all of a namespace.
+    pub fn remove(&self, namespace: &str, id: Option<&str>) {
+        if let Ok(mut t) = self.tokens.write() {
+            t.retain(|_, (tid, ns)| !(ns == namespace && id.is_none_or(|id| id == tid)));
+        }
+    }
+
+    fn principal(&self, req: &Request) -> Result<Principal, ApiError> {
+        let Some(admin) = &self.admin else {
+            return Ok(Principal::Admin);
+        };
+        let token = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("this server requires a bearer token (--token or WHARF_TOKEN)"))?;
+        let h = hash(token);
+        if &h == admin {
+            return Ok(Principal::Admin);
+        }
+        self.tokens
+            .read()
+            .ok()
+            .and_then(|t| t.get(&h).map(|(_, ns)| Principal::Tenant(ns.clone())))
+            .ok_or_else(|| unauthorized("invalid or revoked token"))
+    }
+}
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
+}
+
+/// Middleware: authenticates, then lets a request through only to what its
+/// principal may see.
+pub(crate) async fn authorize(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        return next.run(req).await;
+    }
+    let principal = match app.auth.principal(&req) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let Principal::Tenant(own) = &principal else {
+        return next.run(req).await;
+    };
+    let Some(rest) = path.strip_prefix("/api/v1/namespaces") else {
+        // /metrics and the like: host-wide, admin only.
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs the admin token").into_response();
+    };
+    let mut segments = rest.split('/').filter(|s| !s.is_empty());
+    let Some(ns) = segments.next() else {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "managing namespaces needs the admin token")
+            .into_response();
+    };
+    let ns = urlencoding::decode(ns).map(|c| c.into_owned()).unwrap_or_default();
+    if &ns != own {
+        return ApiError::not_found(format!("namespace {ns:?} not found")).into_response();
+    }
+    let sub = segments.next();
+    let admin_only = sub == Some("tokens") || (sub.is_none() && req.method() != Method::GET);
+    if admin_only {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs the admin token").into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,298 @@
+//! Namespaces (tenants): their quotas, their share of the host, their usage.
+//!
+//! Each namespace has its own task queues and deployments, so one tenant's
+//! backlog never sits in front of another's tasks. What they do share (the
+//! host's cores and memory) is bounded per namespace here: attempts running
+//! at once, memory and fuel per attempt, payload and module sizes, module
+//! count, open activities and start rate.
+
+use super::{Service, ServiceError};
+use crate::store::tenancy::NamespaceRow;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Limits of one namespace. Every field has a default; a namespace stores
+/// only what it sets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    /// Attempts of this namespace running at once; more wait in the backlog.
+    pub max_concurrent_attempts: u32,
+    /// Memories and tables of one attempt, in bytes.
+    pub max_memory_per_attempt: u64,
+    /// CPU budget of one attempt in fuel units; `null` is unlimited.
+    pub fuel_per_attempt: Option<u64>,
+    /// Largest module upload, in bytes.
+    pub max_module_bytes: u64,
+    /// Module versions the namespace may keep.
+    pub max_modules: u64,
+    /// Largest argument, result or completion payload, in bytes.
+    pub max_payload_bytes: u64,
+    /// Largest heartbeat details, in bytes.
+    pub max_heartbeat_bytes: u64,
+    /// Starts per second (bursts of one second's worth); 0 is unlimited.
+    pub max_starts_per_second: f64,
+    /// Activities open at once.
+    pub max_open_activities: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            max_concurrent_attempts: 100,
+            max_memory_per_attempt: 256 << 20,
+            fuel_per_attempt: None,
+            max_module_bytes: 64 << 20,
+            max_modules: 100,
+            max_payload_bytes: 2 << 20,
+            max_heartbeat_bytes: 1 << 20,
+            max_starts_per_second: 0.0,
+            max_open_activities: 1_000_000,
+        }
+    }
+}
+
+impl Quotas {
+    /// Checks that the numbers make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent_attempts == 0 {
+            return Err("max_concurrent_attempts must be at least 1".into());
+        }
+        if self.max_memory_per_attempt < (1 << 20) {
+            return Err("max_memory_per_attempt must be at least 1 MiB".into());
+        }
+        if !(self.max_starts_per_second >= 0.0 && self.max_starts_per_second.is_finite()) {
+            return Err("max_starts_per_second must be 0 (unlimited) or positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a namespace has used since the process started.
+#[derive(Default)]
+pub(crate) struct Usage {
+    pub(crate) attempts: AtomicU64,
+    pub(crate) fuel_used: AtomicU64,
+    pub(crate) memory_peak: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+}
+
+/// A namespace as the service holds it.
+pub(crate) struct Tenant {
+    pub(crate) name: String,
+    quotas: RwLock<Quotas>,
+    pub(crate) slots: Arc<Semaphore>,
+    bucket: Mutex<(f64, Instant)>,
+    pub(crate) open: AtomicU64,
+    pub(crate) usage: Usage,
+    pub(crate) created_ms: u64,
+}
+
+impl Tenant {
+    pub(crate) fn new(row: &NamespaceRow) -> Self {
+        let quotas: Quotas = serde_json::from_str(&row.quotas).unwrap_or_default();
+        Self {
+            name: row.name.clone(),
+            slots: Arc::new(Semaphore::new(quotas.max_concurrent_attempts as usize)),
+            bucket: Mutex::new((quotas.max_starts_per_second, Instant::now())),
+            quotas: RwLock::new(quotas),
+            open: AtomicU64::new(0),
+            usage: Usage::default(),
+            created_ms: row.created_ms,
+        }
+    }
+
+    /// The quotas in force.
+    pub(crate) fn quotas(&self) -> Quotas {
+        self.quotas.read().map(|q| q.clone()).unwrap_or_default()
+    }
+
+    fn set_quotas(&self, q: Quotas) {
+        let old = self.quotas();
+        let (was, now) = (old.max_concurrent_attempts as usize, q.max_concurrent_attempts as usize);
+        if now > was {
+            self.slots.add_permits(now - was);
+        } else {
+            self.slots.forget_permits(was - now);
+        }
+        if let Ok(mut w) = self.quotas.write() {
+            *w = q;
+        }
+    }
+
+    /// Takes one start from the rate bucket, or says when one is available.
+    pub(crate) fn take_start(&self) -> Result<(), Duration> {
+        let rate = self.quotas().max_starts_per_second;
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let Ok(mut b) = self.bucket.lock() else { return Ok(()) };
+        let now = Instant::now();
+        // Refill; a burst of up to one second's worth.
+        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate.max(1.0));
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            Ok(())
+        } else {
+            self.usage.rate_limited.fetch_add(1, Ordering::Relaxed);
+            Err(Duration::from_secs_f64((1.0 - b.0) / rate))
+        }
+    }
+
+    /// Records what an attempt used.
+    pub(crate) fn account(&self, fuel: u64, memory_peak: usize) {
+        self.usage.attempts.fetch_add(1, Ordering::Relaxed);
+        self.usage.fuel_used.fetch_add(fuel, Ordering::Relaxed);
+        self.usage.memory_peak.fetch_max(memory_peak as u64, Ordering::Relaxed);
+    }
+}
+
+/// A namespace as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct NamespaceView {
+    /// Name.
+    pub name: String,
+    /// Quotas in force (defaults filled in).
+    pub quotas: Quotas,
+    /// Activities open now.
+    pub open_activities: u64,
+    /// Attempts running now.
+    pub running_attempts: u64,
+    /// Usage since this process started.
+    pub usage: UsageView,
+    /// Created at, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// Usage counters.
+#[derive(Debug, Serialize)]
+pub struct UsageView {
+    /// Attempts run.
+    pub attempts: u64,
+    /// Fuel (CPU) consumed by them.
+    pub fuel_used: u64,
+    /// Highest memory of one attempt, in bytes.
+    pub memory_high_water: u64,
+    /// Starts refused by the rate limit.
+    pub starts_rate_limited: u64,
+}
+
+fn view(t: &Tenant) -> NamespaceView {
+    let q = t.quotas();
+    let free = t.slots.available_permits() as u64;
+    NamespaceView {
+        name: t.name.clone(),
+        running_attempts: (q.max_concurrent_attempts as u64).saturating_sub(free),
+        quotas: q,
+        open_activities: t.open.load(Ordering::Relaxed),
+        usage: UsageView {
+            attempts: t.usage.attempts.load(Ordering::Relaxed),
+            fuel_used: t.usage.fuel_used.load(Ordering::Relaxed),
+            memory_high_water: t.usage.memory_peak.load(Ordering::Relaxed),
+            starts_rate_limited: t.usage.rate_limited.load(Ordering::Relaxed),
+        },
+        created_ms: t.created_ms,
+    }
+}
+
+/// A valid namespace name: 1-64 letters, digits, '-' and '_'.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Service {
+    /// The namespace, or `NamespaceNotFound`.
+    pub(crate) fn tenant(&self, ns: &str) -> Result<Arc<Tenant>, ServiceError> {
+        self.shared.tenant(ns)
+    }
+
+    /// Creates a namespace with `quotas` (defaults for what is absent).
+    pub async fn create_namespace(&self, name: &str, quotas: Quotas) -> Result<NamespaceView, ServiceError> {
+        if !valid_name(name) {
+            return Err(ServiceError::InvalidArgument(
+                "a namespace name is 1-64 letters, digits, '-' and '_'".into(),
+            ));
+        }
+        quotas.validate().map_err(ServiceError::InvalidArgument)?;
+        let row = NamespaceRow {
+            name: name.to_owned(),
+            quotas: serde_json::to_string(&quotas).unwrap_or_default(),
+            created_ms: crate::now_ms(),
+        };
+        if !self.shared.db.create_namespace(row.clone()).await? {
+            return Err(ServiceError::Conflict(format!("namespace {name:?} already exists")));
+        }
+        let tenant = Arc::new(Tenant::new(&row));
+        let v = view(&tenant);
+        self.shared.lock().namespaces.insert(name.to_owned(), tenant);
+        Ok(v)
+    }
+
+    /// Every namespace.
+    pub fn list_namespaces(&self) -> Vec<NamespaceView> {
+        let st = self.shared.lock();
+        let mut v: Vec<_> = st.namespaces.values().map(|t| view(t)).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// One namespace with its quotas and usage.
+    pub fn describe_namespace(&self, ns: &str) -> Result<NamespaceView, ServiceError> {
+        Ok(view(&*self.tenant(ns)?))
+    }
+
+    /// Changes some quotas: `patch` is a JSON object of the fields to set.
+    pub async fn update_quotas(&self, ns: &str, patch: serde_json::Value) -> Result<NamespaceView, ServiceError> {
+        let t = self.tenant(ns)?;
+        let mut merged = serde_json::to_value(t.quotas()).unwrap_or_default();
+        match (merged.as_object_mut(), patch.as_object()) {
+            (Some(m), Some(p)) => {
+                for (k, v) in p {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            _ => return Err(ServiceError::InvalidArgument("quotas must be a JSON object".into())),
+        }
+        let q: Quotas = serde_json::from_value(merged)
+            .map_err(|e| ServiceError::InvalidArgument(format!("invalid quotas: {e}")))?;
+        q.validate().map_err(ServiceError::InvalidArgument)?;
+        self.shared
+            .db
+            .update_quotas(ns, serde_json::to_string(&q).unwrap_or_default())
+            .await?;
+        t.set_quotas(q);
+        Ok(view(&t))
+    }
+
+    /// Deletes a namespace. Refused while it has open activities, unless
+    /// `force`, which cancels them first.
+    pub async fn delete_namespace(&self, ns: &str, force: bool) -> Result<(), ServiceError> {
+        let t = self.tenant(ns)?;
+        let open: Vec<String> = {
+            let st = self.shared.lock();
+            st.open
+                .values()
+                .filter(|a| a.fixed.namespace == ns && !a.is_closed())
+                .map(|a| a.fixed.activity_id.clone())
+                .collect()
+        };
+        if !open.is_empty() && !force {
+            return Err(ServiceError::Conflict(format!(
+                "namespace {ns:?} has {} open activities; cancel them or delete with force",
+                open.len()
+            )));
+        }
+        for id in open {
+            let _ = self.cancel(ns, &id).await;
+        }
+        self.shared.db.delete_namespace(ns).await?;
+        self.shared.lock().namespaces.remove(&t.name);
+        Ok(())
+    }
+}

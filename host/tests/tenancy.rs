@@ -1,0 +1,255 @@
+//! Namespaces, tokens and quotas through the real server: a tenant sees only
+//! its own namespace, everything else answers 404, and quotas hold.
+
+mod common;
+
+use common::{rust_example, Server};
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "test-admin-token-0123456789";
+
+struct As<'a> {
+    s: &'a Server,
+    token: String,
+    http: Client,
+}
+
+impl<'a> As<'a> {
+    fn new(s: &'a Server, token: &str) -> Self {
+        // No connection reuse: a request refused before its body is read
+        // (an upload to a namespace that is not ours) closes its connection.
+        let http = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        Self { s, token: token.to_owned(), http }
+    }
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/namespaces{path}", self.s.base)
+    }
+    fn send(&self, r: RequestBuilder) -> (u16, Value) {
+        self.s.send(r.bearer_auth(&self.token))
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(self.url(path)))
+    }
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.post(self.url(path)).json(&body))
+    }
+    fn upload(&self, ns: &str, name: &str) -> (u16, Value) {
+        let bytes = std::fs::read(rust_example(name)).unwrap();
+        self.send(self.http.post(self.url(&format!("/{ns}/modules?name={name}"))).body(bytes))
+    }
+    fn deploy(&self, ns: &str, queue: &str, module: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .put(self.url(&format!("/{ns}/task-queues/{queue}/deployment")))
+                .json(&json!({"module": module})),
+        )
+    }
+}
+
+fn auth_server(extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let mut args = vec!["--admin-token-file", token_file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let data = dir.path().join("data");
+    (Server::start(&data, &args), dir)
+}
+
+fn new_tenant(admin: &As, name: &str, quotas: Value) -> String {
+    let (status, body) = admin.post("", json!({"name": name, "quotas": quotas}));
+    assert_eq!(status, 201, "{body}");
+    let (status, t) = admin.post(&format!("/{name}/tokens"), json!({}));
+    assert_eq!(status, 201, "{t}");
+    t["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_tenant_sees_only_its_namespace() {
+    let (s, _d) = auth_server(&[]);
+    let anon = As::new(&s, "");
+    let (status, e) = anon.get("/default/activities");
+    assert_eq!(status, 401, "{e}");
+    let (status, _) = As::new(&s, "not-a-token").get("/default/activities");
+    assert_eq!(status, 401);
+
+    let admin = As::new(&s, ADMIN);
+    let a = As::new(&s, &new_tenant(&admin, "alpha", json!({})));
+    let b = As::new(&s, &new_tenant(&admin, "beta", json!({})));
+
+    assert_eq!(a.upload("alpha", "adversary").0, 201);
+    assert_eq!(a.deploy("alpha", "q", "adversary").0, 200);
+    let (status, started) = a.post(
+        "/alpha/activities",
+        json!({"activity_id": "secret", "activity_type": "async-complete", "task_queue": "q", "start_to_close_timeout": "30s"}),
+    );
+    assert_eq!(status, 201, "{started}");
+
+    // Everything of alpha is invisible to beta: 404, as if it did not exist.
+    for path in ["/alpha/activities/secret", "/alpha/modules", "/alpha/task-queues/q", "/alpha"] {
+        let (status, e) = b.get(path);
+        assert_eq!(status, 404, "{path}: {e}");
+        assert_eq!(e["error"]["message"], "namespace \"alpha\" not found", "{path}");
+    }
+    let (status, _) = b.get("/beta/activities/secret");
+    assert_eq!(status, 404);
+    assert_eq!(b.deploy("alpha", "q", "adversary").0, 404);
+    assert_eq!(b.upload("alpha", "greet").0, 404);
+    // A namespace that does not exist answers the same.
+    let (_, e) = b.get("/gamma/activities/x");
+    assert_eq!(e["error"]["message"], "namespace \"gamma\" not found");
+
+    // alpha's task token does nothing in beta, even through beta's own door.
+    let token = wait_token(&a, "/alpha/activities/secret");
+    let (status, _) = b.post("/beta/activities/complete", json!({"task_token": token, "result": 1}));
+    assert_eq!(status, 404);
+    let (status, _) = a.post("/alpha/activities/complete", json!({"task_token": token, "result": 1}));
+    assert_eq!(status, 200);
+
+    // Tenants cannot manage namespaces; the admin can.
+    assert_eq!(a.post("", json!({"name": "mine"})).0, 403);
+    assert_eq!(a.post("/alpha/tokens", json!({})).0, 403);
+    let (status, list) = admin.get("");
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["namespaces"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "beta", "default"]);
+
+    // A revoked token stops working at once.
+    let (_, tokens) = admin.get("/beta/tokens");
+    let id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = admin.send(admin.http.delete(admin.url(&format!("/beta/tokens/{id}"))));
+    assert_eq!(status, 200);
+    assert_eq!(b.get("/beta/activities").0, 401);
+}
+
+fn wait_token(who: &As, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, a) = who.get(path);
+        let log = a["attempts"][0]["log_tail"].as_str().unwrap_or("").to_owned();
+        if let Some(t) = log.lines().find_map(|l| l.strip_prefix("task-token: ")) {
+            return t.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no task token in {a}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn without_auth_the_server_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::wharf()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback only"), "{err}");
+}
+
+#[test]
+fn quotas_limit_payloads_rates_and_concurrency_per_namespace() {
+    let (s, _d) = auth_server(&[]);
+    let admin = As::new(&s, ADMIN);
+    let a = As::new(
+        &s,
+        &new_tenant(
+            &admin,
+            "small",
+            json!({"max_concurrent_attempts": 1, "max_payload_bytes": 1024, "max_starts_per_second": 5.0}),
+        ),
+    );
+    let b = As::new(&s, &new_tenant(&admin, "other", json!({})));
+    for (who, ns) in [(&a, "small"), (&b, "other")] {
+        assert_eq!(who.upload(ns, "adversary").0, 201);
+        assert_eq!(who.deploy(ns, "q", "adversary").0, 200);
+    }
+
+    let (status, e) = a.post(
+        "/small/activities",
+        json!({"activity_type": "echo", "task_queue": "q", "input": ["x".repeat(2000)], "start_to_close_timeout": "5s"}),
+    );
+    assert_eq!(status, 413, "{e}");
+
+    // One attempt at a time in "small": three 300 ms sleeps run one after another.
+    for i in 0..3 {
+        let (status, e) = a.post(
+            "/small/activities",
+            json!({"activity_id": format!("s{i}"), "activity_type": "sleep", "task_queue": "q",
+                   "input": [{"ms": 300}], "start_to_close_timeout": "10s"}),
+        );
+        assert_eq!(status, 201, "{e}");
+    }
+    // Meanwhile "other" is not held up by it.
+    let t = Instant::now();
+    let (status, _) = b.post(
+        "/other/activities",
+        json!({"activity_id": "quick", "activity_type": "echo", "task_queue": "q", "input": [1], "start_to_close_timeout": "5s"}),
+    );
+    assert_eq!(status, 201);
+    let (_, r) = b.get("/other/activities/quick/result?wait=5s");
+    assert_eq!(r["state"], "completed", "{r}");
+    assert!(t.elapsed() < Duration::from_millis(250), "other waited {:?}", t.elapsed());
+
+    let mut spans = Vec::new();
+    for i in 0..3 {
+        let (_, r) = a.get(&format!("/small/activities/s{i}/result?wait=10s"));
+        assert_eq!(r["state"], "completed", "{r}");
+        let (_, d) = a.get(&format!("/small/activities/s{i}"));
+        let at = &d["attempts"][0];
+        spans.push((at["started_ms"].as_u64().unwrap(), at["ended_ms"].as_u64().unwrap()));
+    }
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[1].0 >= w[0].1, "attempts overlapped: {spans:?}");
+    }
+
+    // The rate quota: 5 starts per second, then 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..20 {
+        let resp = a
+            .http
+            .post(a.url("/small/activities"))
+            .bearer_auth(&a.token)
+            .json(&json!({"activity_type": "echo", "task_queue": "q", "input": [1], "start_to_close_timeout": "5s"}))
+            .send()
+            .unwrap();
+        if resp.status().as_u16() == 429 {
+            limited = Some(resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()));
+            break;
+        }
+    }
+    assert_eq!(limited, Some(Some("1".to_owned())));
+
+    let (_, d) = admin.get("/small");
+    let n = &d["namespace"];
+    assert_eq!(n["quotas"]["max_concurrent_attempts"], 1);
+    assert!(n["usage"]["attempts"].as_u64().unwrap() >= 3, "{d}");
+    assert!(n["usage"]["fuel_used"].as_u64().unwrap() > 0, "{d}");
+    assert!(n["usage"]["starts_rate_limited"].as_u64().unwrap() >= 1, "{d}");
+}
+
+#[test]
+fn a_namespace_with_open_activities_is_deleted_only_by_force() {
+    let (s, _d) = auth_server(&["--cancel-grace", "200ms"]);
+    let admin = As::new(&s, ADMIN);
+    let t = As::new(&s, &new_tenant(&admin, "doomed", json!({})));
+    assert_eq!(t.upload("doomed", "adversary").0, 201);
+    assert_eq!(t.deploy("doomed", "q", "adversary").0, 200);
+    let (status, _) = t.post(
+        "/doomed/activities",
+        json!({"activity_id": "w", "activity_type": "sleep", "task_queue": "nobody-serves-this",
+               "input": [{"ms": 10}], "start_to_close_timeout": "5s"}),
+    );
+    assert_eq!(status, 201);
+    let del = |force: bool| admin.send(admin.http.delete(admin.url(&format!("/doomed?force={force}"))));
+    let (status, e) = del(false);
+    assert_eq!(status, 409, "{e}");
+    let (status, _) = del(true);
+    assert_eq!(status, 200);
+    assert_eq!(admin.get("/doomed").0, 404);
+    assert_eq!(t.get("/doomed/activities").0, 401);
+}
