@@ -128,7 +128,9 @@ struct WharfWorker {
 }
 
 impl WharfWorker {
-    /// Starts `wharf worker` serving the Rust examples on `task_queue`.
+    /// Starts `wharf worker` serving the Rust examples on `task_queue`:
+    /// `greet` from the registry of its data dir (uploaded there first as
+    /// `greeter`), the others from their files.
     fn start(
         server: &TemporalServer,
         dir: &Path,
@@ -137,12 +139,14 @@ impl WharfWorker {
     ) -> Result<Self> {
         let log = dir.join(format!("{task_queue}.log"));
         let data_dir = dir.join(format!("{task_queue}-data"));
+        upload(&data_dir, "greeter", &rust_example("greet"))?;
         let mut cmd = wharf();
         cmd.args(["worker", "--json", "--temporal", &server.address()])
             .args(["--task-queue", task_queue, "--sync", "normal"])
+            .args(["--module", "greeter@1"])
             .arg("--data-dir")
             .arg(&data_dir);
-        for example in ["greet", "flaky", "wordcount", "adversary"] {
+        for example in ["flaky", "wordcount", "adversary"] {
             cmd.arg("--module").arg(rust_example(example));
         }
         let mut child = cmd
@@ -189,6 +193,32 @@ impl WharfWorker {
         Ok(())
     }
 
+    /// The heartbeat journal: (activity type, attempt, final, heartbeats,
+    /// details decoded as JSON), by activity type and attempt.
+    fn journal(&self) -> Result<Vec<Value>> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.data_dir.join("wharf.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT activity_type, attempt, final, heartbeats, details FROM temporal_heartbeats \
+             ORDER BY activity_type, attempt",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let details: String = r.get(4)?;
+            let payloads: Vec<wharf::payload::Payload> =
+                serde_json::from_str(&details).unwrap_or_default();
+            Ok(json!({
+                "activity_type": r.get::<_, String>(0)?,
+                "attempt": r.get::<_, u32>(1)?,
+                "final": r.get::<_, bool>(2)?,
+                "heartbeats": r.get::<_, i64>(3)?,
+                "details": payloads.iter().map(|p| p.to_json()).collect::<Vec<_>>(),
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Rows in the worker's result outbox.
     fn outbox_rows(&self) -> Result<i64> {
         let conn = rusqlite::Connection::open_with_flags(
@@ -204,6 +234,23 @@ impl Drop for WharfWorker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Uploads a component to the registry of `data_dir` under `name`, as
+/// `wharf module upload` does.
+fn upload(data_dir: &Path, name: &str, file: &Path) -> Result<()> {
+    use wharf::engine::{Engine, EngineConfig};
+    use wharf::registry::Registry;
+    use wharf::store::{Db, Durability};
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let db = Db::open(data_dir, Durability::Normal)?;
+        let registry = Registry::new(Engine::new(&EngineConfig::default())?, data_dir);
+        registry
+            .upload(&db, "default", name, std::fs::read(file)?)
+            .await?;
+        anyhow::Ok(())
+    })
 }
 
 /// `python3 workflows.py MODE` against `server`, for the worker's queue.
@@ -237,6 +284,7 @@ struct Scenarios {
     results: Value,
     worker_log: String,
     ready: Value,
+    journal: Vec<Value>,
 }
 
 fn scenarios() -> &'static Scenarios {
@@ -262,6 +310,7 @@ fn scenarios() -> &'static Scenarios {
                 results,
                 worker_log: worker.log(),
                 ready: worker.ready.clone(),
+                journal: worker.journal()?,
             })
         };
         run().unwrap_or_else(|e| panic!("{e:#}"))
@@ -312,6 +361,26 @@ fn wordcount_resumes_from_heartbeat_details() {
     assert_eq!(
         scenario("wordcount")["ok"],
         json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2})
+    );
+}
+
+#[test]
+fn heartbeats_are_journaled_locally_with_the_last_details_final() {
+    let wordcount: Vec<&Value> = scenarios()
+        .journal
+        .iter()
+        .filter(|r| r["activity_type"] == "wordcount")
+        .collect();
+    assert_eq!(
+        wordcount,
+        [
+            &json!({"activity_type": "wordcount", "attempt": 1, "final": true, "heartbeats": 2,
+                    "details": [{"next": 2, "words": 5}]}),
+            &json!({"activity_type": "wordcount", "attempt": 2, "final": true, "heartbeats": 2,
+                    "details": [{"next": 4, "words": 10}]}),
+        ],
+        "{:#?}",
+        scenarios().journal
     );
 }
 

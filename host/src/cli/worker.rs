@@ -167,7 +167,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let config = WorkerConfig {
         server: ServerConfig {
             address: args.temporal.clone(),
-            tls: tls.then(|| TlsConfig {
+            tls: tls.then_some(TlsConfig {
                 server_ca: args.tls_ca,
                 domain: args.tls_domain,
                 client_cert: args.tls_cert,
