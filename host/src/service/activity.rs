@@ -45,6 +45,8 @@ pub(crate) struct Running {
     pub(crate) stop: StopSignal,
     pub(crate) reason: Option<StopReason>,
     pub(crate) cancel: Arc<AtomicBool>,
+    /// `name@version` of the module it runs.
+    pub(crate) module: String,
 }
 
 /// An open activity run.

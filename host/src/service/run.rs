@@ -8,7 +8,7 @@ use super::Shared;
 use crate::engine::{ActivityInfo, AttemptHooks, AttemptLimits, AttemptRequest, StopSignal};
 use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
-use crate::store::activities::{self as rows, AttemptRow};
+use crate::store::activities as rows;
 use crate::worker::Failure;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -130,6 +130,7 @@ impl Shared {
             stop: stop.clone(),
             reason: None,
             cancel: cancel.clone(),
+            module: module_label.to_owned(),
         });
 
         let mut timeout = a.options.attempt_timeout();
@@ -178,13 +179,6 @@ impl Shared {
             stop,
         };
         let progress = a.snapshot();
-        let attempt_row = AttemptRow {
-            run_id: task.run_id,
-            attempt: task.attempt,
-            started_ms: now_ms,
-            module: Some(module_label.to_owned()),
-            ..AttemptRow::default()
-        };
         let hb_timeout = a.options.heartbeat_timeout;
         st.tokens.insert(token, task.run_id);
         drop(st);
@@ -199,11 +193,11 @@ impl Shared {
         }
         // Not awaited: the attempt's end is queued behind it on the same
         // writer, and a crash before it commits merely re-runs this attempt.
+        // Its attempt row is written when it ends (by recovery if the
+        // process dies); describe shows the running attempt from memory.
         let run_id = task.run_id;
-        self.db.write_detached(move |c| {
-            rows::save_progress(c, run_id, &progress)?;
-            rows::save_attempt(c, &attempt_row)
-        });
+        self.db
+            .write_detached(move |c| rows::save_progress(c, run_id, &progress));
         Some(request)
     }
 

@@ -1,7 +1,7 @@
 //! Starting an activity: validation, idempotency by activity id, the durable
 //! insert, then the backlog.
 
-use super::activity::{self, state, Activity, ActivityView};
+use super::activity::{self, state, Activity};
 use super::options::{ActivityOptions, IdReusePolicy};
 use super::timers::TimerEvent;
 use super::{Service, ServiceError};
@@ -35,7 +35,44 @@ pub struct Started {
     /// with the same id was returned.
     pub created: bool,
     /// The run.
-    pub activity: ActivityView,
+    pub activity: ActivityRef,
+}
+
+/// What a start answers about the run: enough to address it, cheap to
+/// build (a start is on the hot path; describe has the rest).
+#[derive(Debug, serde::Serialize)]
+pub struct ActivityRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Activity id.
+    pub activity_id: String,
+    /// Run id.
+    pub run_id: i64,
+    /// Activity type.
+    pub activity_type: String,
+    /// Task queue.
+    pub task_queue: String,
+    /// State.
+    pub state: String,
+    /// Current or last attempt.
+    pub attempt: u32,
+    /// First scheduled (ms since the Unix epoch).
+    pub scheduled_ms: u64,
+}
+
+impl ActivityRef {
+    fn of(f: &ActivityFixed, p: &ActivityProgress) -> Self {
+        Self {
+            namespace: f.namespace.clone(),
+            activity_id: f.activity_id.clone(),
+            run_id: f.run_id,
+            activity_type: f.activity_type.clone(),
+            task_queue: f.task_queue.clone(),
+            state: p.state.clone(),
+            attempt: p.attempt,
+            scheduled_ms: f.scheduled_ms,
+        }
+    }
 }
 
 fn new_id() -> String {
@@ -83,7 +120,7 @@ impl Service {
             let mut st = s.lock();
             if let Some(run_id) = st.by_id.get(&key) {
                 if let Some(a) = st.open.get(run_id) {
-                    let view = activity::view(&a.fixed, &a.snapshot());
+                    let view = ActivityRef::of(&a.fixed, &a.progress);
                     return Ok(Started {
                         created: false,
                         activity: view,
@@ -104,7 +141,7 @@ impl Service {
                 if p.closed_ms.is_none() || !reuse {
                     return Ok(Started {
                         created: false,
-                        activity: activity::view(&f, &p),
+                        activity: ActivityRef::of(&f, &p),
                     });
                 }
             }
@@ -163,7 +200,7 @@ impl Service {
         s.schedule(fixed.run_id, 1, true);
         Ok(Started {
             created: true,
-            activity: activity::view(&fixed, &progress),
+            activity: ActivityRef::of(&fixed, &progress),
         })
     }
 }

@@ -11,7 +11,7 @@ use super::activity::{payloads_from, payloads_json, state, Activity, StopReason}
 use super::retry::{self, Failure as RetryFailure};
 use super::start::at_ms;
 use super::timers::TimerEvent;
-use super::{activity, ActivityView, Service, ServiceError, Shared};
+use super::{activity, ActivityView, AttemptView, Service, ServiceError, Shared};
 use crate::engine::{AttemptReport, Outcome};
 use crate::payload::Payload;
 use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, AttemptRow};
@@ -758,21 +758,38 @@ impl Service {
     /// Describes a run by run id, from memory when open.
     pub(super) fn describe_run(&self, run_id: i64) -> Result<ActivityView, ServiceError> {
         let s = &self.shared;
-        let from_memory = s
-            .lock()
-            .open
-            .get(&run_id)
-            .map(|a| activity::view(&a.fixed, &a.snapshot()));
-        let mut view = match from_memory {
+        // The attempt running now has no row until it ends: show it from memory.
+        let from_memory = s.lock().open.get(&run_id).map(|a| {
+            let running = a.running.as_ref().map(|r| AttemptView {
+                attempt: a.progress.attempt,
+                started_ms: a.progress.started_ms.unwrap_or_default(),
+                ended_ms: None,
+                outcome: Some("running".into()),
+                failure_type: None,
+                failure_message: None,
+                log_tail: None,
+                heartbeat_details: a.heartbeat.iter().map(Payload::to_json).collect(),
+                module: Some(r.module.clone()),
+            });
+            (activity::view(&a.fixed, &a.snapshot()), running)
+        });
+        let (mut view, running) = match from_memory {
             Some(v) => v,
             None => {
                 let (f, p) =
                     s.db.run(run_id)?
                         .ok_or_else(|| ServiceError::ActivityNotFound(run_id.to_string()))?;
-                activity::view(&f, &p)
+                (activity::view(&f, &p), None)
             }
         };
-        view.attempts = Some(s.db.attempts(run_id)?.into_iter().map(Into::into).collect());
+        let mut attempts: Vec<AttemptView> =
+            s.db.attempts(run_id)?.into_iter().map(Into::into).collect();
+        if let Some(r) = running {
+            if attempts.last().is_none_or(|l| l.attempt < r.attempt) {
+                attempts.push(r);
+            }
+        }
+        view.attempts = Some(attempts);
         Ok(view)
     }
 }
