@@ -91,6 +91,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         "{:<8} {:>14} {:>12} | {:>12} {:>10} {:>10}",
         "sync", "activities/s", "seconds", "half load/s", "s2s p50", "s2s p99"
     );
+    let mut cpu_notes = Vec::new();
     for sync in ["full", "normal"] {
         let child = spawn_server(sync, args.slots)?;
         let http = reqwest::Client::builder()
@@ -112,6 +113,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         }));
 
         // Throughput: as fast as the server acknowledges.
+        let cpu0 = (cpu_seconds(child.process.id()), cpu_seconds(std::process::id()));
         let t0 = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..args.concurrency)
@@ -131,6 +133,16 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         wait_completed(&http, &child.base, args.activities as u64).await?;
         let elapsed = t0.elapsed();
         let rate = args.activities as f64 / elapsed.as_secs_f64();
+        let cpu1 = (cpu_seconds(child.process.id()), cpu_seconds(std::process::id()));
+        let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.0}", (b - a) * 1e6 / args.activities as f64),
+            _ => "-".into(),
+        };
+        cpu_notes.push(format!(
+            "{sync}: CPU per activity: server {} µs, benchmark client {} µs",
+            per(cpu0.0, cpu1.0),
+            per(cpu0.1, cpu1.1)
+        ));
 
         // Latency at half that load.
         let before = scrape(&http, &child.base).await?;
@@ -168,7 +180,20 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         );
     }
     println!("(s2s: schedule-to-start, from the start's commit to a worker taking the task; bucket bounds)");
+    for n in cpu_notes {
+        println!("{n}");
+    }
     Ok(())
+}
+
+/// User + system CPU time of a process so far, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
