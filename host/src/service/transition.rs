@@ -179,7 +179,7 @@ impl Shared {
     /// A due timer.
     pub(super) async fn on_timer(self: Arc<Self>, ev: TimerEvent) {
         enum Then {
-            Commit(Plan),
+            Commit(Box<Plan>),
             End(i64, u32, Ending),
             Schedule(i64, u32),
             Nothing,
@@ -210,17 +210,17 @@ impl Shared {
                     let Some(a) = st.open.get_mut(&run_id) else {
                         return;
                     };
-                    Then::Commit(self.close_waiting(
+                    Then::Commit(Box::new(self.close_waiting(
                         a,
                         state::TIMED_OUT,
                         Some(Failure::timeout(TimeoutType::ScheduleToStart)),
-                    ))
+                    )))
                 }
                 TimerEvent::ScheduleToClose { .. } => {
                     let attempt = a.progress.attempt;
                     if !started {
                         let f = Some(Failure::timeout(TimeoutType::ScheduleToClose));
-                        Then::Commit(self.close_waiting(a, state::TIMED_OUT, f))
+                        Then::Commit(Box::new(self.close_waiting(a, state::TIMED_OUT, f)))
                     } else if let Some(r) = &mut a.running {
                         r.reason = Some(StopReason::Timeout(TimeoutType::ScheduleToClose));
                         r.stop.trigger();
@@ -270,7 +270,7 @@ impl Shared {
             }
         };
         match then {
-            Then::Commit(plan) => self.commit(plan).await,
+            Then::Commit(plan) => self.commit(*plan).await,
             Then::End(run_id, attempt, ending) => self.end_attempt(run_id, attempt, ending).await,
             Then::Schedule(run_id, attempt) => self.schedule(run_id, attempt, false),
             Then::Nothing => {}
