@@ -35,8 +35,16 @@ fn retries_back_off_exponentially_up_to_the_maximum_interval() {
     for (g, e) in gaps.iter().zip(expected) {
         assert!(within(*g, e, 150), "gaps {gaps:?}, expected {expected:?}");
     }
-    let outcomes: Vec<&str> = a["attempts"].as_array().unwrap().iter().map(|x| x["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["failed", "failed", "failed", "failed", "completed"]);
+    let outcomes: Vec<&str> = a["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["failed", "failed", "failed", "failed", "completed"]
+    );
 }
 
 #[test]
@@ -67,10 +75,18 @@ fn non_retryable_error_types_of_the_policy_are_not_retried() {
         }));
     }
     let fatal = s.wait_closed("fatal", Duration::from_secs(10));
-    assert_eq!((fatal["state"].as_str(), fatal["attempt"].as_u64()), (Some("failed"), Some(1)), "{fatal}");
+    assert_eq!(
+        (fatal["state"].as_str(), fatal["attempt"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{fatal}"
+    );
     let transient = s.wait_closed("transient", Duration::from_secs(10));
     // Retried until maximum_attempts.
-    assert_eq!((transient["state"].as_str(), transient["attempt"].as_u64()), (Some("failed"), Some(3)), "{transient}");
+    assert_eq!(
+        (transient["state"].as_str(), transient["attempt"].as_u64()),
+        (Some("failed"), Some(3)),
+        "{transient}"
+    );
     assert_eq!(transient["last_failure"]["type"], "Transient");
 }
 
@@ -170,10 +186,16 @@ fn wordcount_resumes_from_the_heartbeat_of_a_failed_attempt() {
     let a = s.wait_closed("wc", Duration::from_secs(10));
     assert_eq!(a["state"], "completed", "{a}");
     // Items 0 and 1 are not counted again.
-    assert_eq!(a["result"], json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2}));
+    assert_eq!(
+        a["result"],
+        json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2})
+    );
     let attempts = a["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["failure_type"], "SimulatedCrash");
-    assert_eq!(attempts[0]["heartbeat_details"], json!([{"next": 2, "words": 5}]));
+    assert_eq!(
+        attempts[0]["heartbeat_details"],
+        json!([{"next": 2, "words": 5}])
+    );
 }
 
 #[test]
@@ -212,7 +234,11 @@ fn an_attempt_ignoring_cancellation_is_stopped_after_the_grace_period() {
     let t = Instant::now();
     s.post("activities/stubborn/cancel", &json!({}));
     let a = s.wait_closed("stubborn", Duration::from_secs(10));
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(a["state"], "cancelled");
 }
 
@@ -228,16 +254,30 @@ fn async_completion_by_token_and_by_id_and_stale_tokens_are_rejected() {
     }
     let token = wait_for(|| {
         let (_, a) = s.get("activities/by-token");
-        let log = a["attempts"][0]["log_tail"].as_str().unwrap_or("").to_owned();
-        log.lines().find_map(|l| l.strip_prefix("task-token: ").map(str::to_owned))
+        let log = a["attempts"][0]["log_tail"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        log.lines()
+            .find_map(|l| l.strip_prefix("task-token: ").map(str::to_owned))
     });
     let (_, a) = s.get("activities/by-token");
     assert_eq!(a["state"], "started");
     assert_eq!(a["awaiting_async"], true);
 
-    let (status, hb) = s.post("activities/heartbeat", &json!({"task_token": token, "details": [{"progress": 1}]}));
-    assert_eq!((status, &hb["cancel_requested"]), (200, &json!(false)), "{hb}");
-    let (status, done) = s.post("activities/complete", &json!({"task_token": token, "result": {"ok": true}}));
+    let (status, hb) = s.post(
+        "activities/heartbeat",
+        &json!({"task_token": token, "details": [{"progress": 1}]}),
+    );
+    assert_eq!(
+        (status, &hb["cancel_requested"]),
+        (200, &json!(false)),
+        "{hb}"
+    );
+    let (status, done) = s.post(
+        "activities/complete",
+        &json!({"task_token": token, "result": {"ok": true}}),
+    );
     assert_eq!(status, 200, "{done}");
     let a = s.wait_closed("by-token", Duration::from_secs(5));
     assert_eq!(a["state"], "completed");
@@ -245,7 +285,10 @@ fn async_completion_by_token_and_by_id_and_stale_tokens_are_rejected() {
     assert_eq!(a["heartbeat_details"], json!([{"progress": 1}]));
 
     // The token was for that attempt only.
-    let (status, err) = s.post("activities/complete", &json!({"task_token": token, "result": 1}));
+    let (status, err) = s.post(
+        "activities/complete",
+        &json!({"task_token": token, "result": 1}),
+    );
     assert_eq!(status, 404, "{err}");
     assert_eq!(err["error"]["code"], "not_found");
 
@@ -282,7 +325,10 @@ fn starting_the_same_id_twice_returns_the_existing_run() {
     let (first, a) = s.post("activities", &body);
     let (second, b) = s.post("activities", &body);
     assert_eq!(first, 201);
-    assert!(second == 200 && b["created"] == json!(false), "{second} {b}");
+    assert!(
+        second == 200 && b["created"] == json!(false),
+        "{second} {b}"
+    );
     assert_eq!(a["activity"]["run_id"], b["activity"]["run_id"]);
     let done = s.wait_closed("once", Duration::from_secs(5));
     let (third, c) = s.post("activities", &body);
@@ -302,31 +348,64 @@ fn bad_requests_get_clear_errors() {
     assert_eq!(status, 413, "{e}");
     assert_eq!(e["error"]["code"], "payload_too_large");
 
-    let (status, e) = s.post("activities", &json!({"activity_type": "greet", "task_queue": "q", "input": ["x"]}));
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_type": "greet", "task_queue": "q", "input": ["x"]}),
+    );
     assert_eq!(status, 400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("start_to_close_timeout"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("start_to_close_timeout"),
+        "{e}"
+    );
 
-    let (status, e) = s.post("activities", &json!({
-        "activity_type": "greet", "task_queue": "q", "start_to_close": "5s"
-    }));
+    let (status, e) = s.post(
+        "activities",
+        &json!({
+            "activity_type": "greet", "task_queue": "q", "start_to_close": "5s"
+        }),
+    );
     assert_eq!(status, 400, "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains("unknown field"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field"),
+        "{e}"
+    );
 
-    let (status, _) = s.send(reqwest::blocking::Client::new().post(s.url("activities")).body("{not json"));
+    let (status, _) = s.send(
+        reqwest::blocking::Client::new()
+            .post(s.url("activities"))
+            .body("{not json"),
+    );
     assert_eq!(status, 400);
 
-    let (status, e) = s.send(reqwest::blocking::Client::new().get(format!("{}/api/v1/namespaces/nope/activities/x", s.base)));
+    let (status, e) = s.send(
+        reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/namespaces/nope/activities/x", s.base)),
+    );
     assert_eq!(status, 404);
-    assert!(e["error"]["message"].as_str().unwrap().contains("namespace \"nope\" not found"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("namespace \"nope\" not found"));
 
     let (status, _) = s.get("activities/never-started");
     assert_eq!(status, 404);
 
     let (status, e) = s.send(
-        reqwest::blocking::Client::new().post(s.url("modules?name=junk")).body(b"garbage".to_vec()),
+        reqwest::blocking::Client::new()
+            .post(s.url("modules?name=junk"))
+            .body(b"garbage".to_vec()),
     );
     assert_eq!(status, 422, "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains("not a WebAssembly component"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a WebAssembly component"));
 }
 
 #[test]
@@ -339,7 +418,10 @@ fn an_activity_type_the_module_lacks_fails_non_retryably() {
     let a = s.wait_closed("typo", Duration::from_secs(5));
     assert_eq!(a["state"], "failed");
     assert_eq!(a["last_failure"]["type"], "UnknownActivityType");
-    assert!(a["last_failure"]["message"].as_str().unwrap().contains("it exports: greet"));
+    assert!(a["last_failure"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("it exports: greet"));
 }
 
 #[test]

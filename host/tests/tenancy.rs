@@ -21,7 +21,11 @@ impl<'a> As<'a> {
         // No connection reuse: a request refused before its body is read
         // (an upload to a namespace that is not ours) closes its connection.
         let http = Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        Self { s, token: token.to_owned(), http }
+        Self {
+            s,
+            token: token.to_owned(),
+            http,
+        }
     }
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1/namespaces{path}", self.s.base)
@@ -37,7 +41,11 @@ impl<'a> As<'a> {
     }
     fn upload(&self, ns: &str, name: &str) -> (u16, Value) {
         let bytes = std::fs::read(rust_example(name)).unwrap();
-        self.send(self.http.post(self.url(&format!("/{ns}/modules?name={name}"))).body(bytes))
+        self.send(
+            self.http
+                .post(self.url(&format!("/{ns}/modules?name={name}")))
+                .body(bytes),
+        )
     }
     fn deploy(&self, ns: &str, queue: &str, module: &str) -> (u16, Value) {
         self.send(
@@ -88,10 +96,18 @@ fn a_tenant_sees_only_its_namespace() {
     assert_eq!(status, 201, "{started}");
 
     // Everything of alpha is invisible to beta: 404, as if it did not exist.
-    for path in ["/alpha/activities/secret", "/alpha/modules", "/alpha/task-queues/q", "/alpha"] {
+    for path in [
+        "/alpha/activities/secret",
+        "/alpha/modules",
+        "/alpha/task-queues/q",
+        "/alpha",
+    ] {
         let (status, e) = b.get(path);
         assert_eq!(status, 404, "{path}: {e}");
-        assert_eq!(e["error"]["message"], "namespace \"alpha\" not found", "{path}");
+        assert_eq!(
+            e["error"]["message"], "namespace \"alpha\" not found",
+            "{path}"
+        );
     }
     let (status, _) = b.get("/beta/activities/secret");
     assert_eq!(status, 404);
@@ -103,9 +119,15 @@ fn a_tenant_sees_only_its_namespace() {
 
     // alpha's task token does nothing in beta, even through beta's own door.
     let token = wait_token(&a, "/alpha/activities/secret");
-    let (status, _) = b.post("/beta/activities/complete", json!({"task_token": token, "result": 1}));
+    let (status, _) = b.post(
+        "/beta/activities/complete",
+        json!({"task_token": token, "result": 1}),
+    );
     assert_eq!(status, 404);
-    let (status, _) = a.post("/alpha/activities/complete", json!({"task_token": token, "result": 1}));
+    let (status, _) = a.post(
+        "/alpha/activities/complete",
+        json!({"task_token": token, "result": 1}),
+    );
     assert_eq!(status, 200);
 
     // Tenants cannot manage namespaces; the admin can.
@@ -113,7 +135,12 @@ fn a_tenant_sees_only_its_namespace() {
     assert_eq!(a.post("/alpha/tokens", json!({})).0, 403);
     let (status, list) = admin.get("");
     assert_eq!(status, 200);
-    let names: Vec<&str> = list["namespaces"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["alpha", "beta", "default"]);
 
     // A revoked token stops working at once.
@@ -128,7 +155,10 @@ fn wait_token(who: &As, path: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, a) = who.get(path);
-        let log = a["attempts"][0]["log_tail"].as_str().unwrap_or("").to_owned();
+        let log = a["attempts"][0]["log_tail"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         if let Some(t) = log.lines().find_map(|l| l.strip_prefix("task-token: ")) {
             return t.to_owned();
         }
@@ -192,7 +222,11 @@ fn quotas_limit_payloads_rates_and_concurrency_per_namespace() {
     assert_eq!(status, 201);
     let (_, r) = b.get("/other/activities/quick/result?wait=5s");
     assert_eq!(r["state"], "completed", "{r}");
-    assert!(t.elapsed() < Duration::from_millis(250), "other waited {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "other waited {:?}",
+        t.elapsed()
+    );
 
     let mut spans = Vec::new();
     for i in 0..3 {
@@ -200,7 +234,10 @@ fn quotas_limit_payloads_rates_and_concurrency_per_namespace() {
         assert_eq!(r["state"], "completed", "{r}");
         let (_, d) = a.get(&format!("/small/activities/s{i}"));
         let at = &d["attempts"][0];
-        spans.push((at["started_ms"].as_u64().unwrap(), at["ended_ms"].as_u64().unwrap()));
+        spans.push((
+            at["started_ms"].as_u64().unwrap(),
+            at["ended_ms"].as_u64().unwrap(),
+        ));
     }
     spans.sort();
     for w in spans.windows(2) {
@@ -218,7 +255,11 @@ fn quotas_limit_payloads_rates_and_concurrency_per_namespace() {
             .send()
             .unwrap();
         if resp.status().as_u16() == 429 {
-            limited = Some(resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()));
+            limited = Some(
+                resp.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            );
             break;
         }
     }
@@ -229,7 +270,10 @@ fn quotas_limit_payloads_rates_and_concurrency_per_namespace() {
     assert_eq!(n["quotas"]["max_concurrent_attempts"], 1);
     assert!(n["usage"]["attempts"].as_u64().unwrap() >= 3, "{d}");
     assert!(n["usage"]["fuel_used"].as_u64().unwrap() > 0, "{d}");
-    assert!(n["usage"]["starts_rate_limited"].as_u64().unwrap() >= 1, "{d}");
+    assert!(
+        n["usage"]["starts_rate_limited"].as_u64().unwrap() >= 1,
+        "{d}"
+    );
 }
 
 #[test]
@@ -245,7 +289,13 @@ fn a_namespace_with_open_activities_is_deleted_only_by_force() {
                "input": [{"ms": 10}], "start_to_close_timeout": "5s"}),
     );
     assert_eq!(status, 201);
-    let del = |force: bool| admin.send(admin.http.delete(admin.url(&format!("/doomed?force={force}"))));
+    let del = |force: bool| {
+        admin.send(
+            admin
+                .http
+                .delete(admin.url(&format!("/doomed?force={force}"))),
+        )
+    };
     let (status, e) = del(false);
     assert_eq!(status, 409, "{e}");
     let (status, _) = del(true);

@@ -93,7 +93,9 @@ impl Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| unauthorized("this server requires a bearer token (--token or WHARF_TOKEN)"))?;
+            .ok_or_else(|| {
+                unauthorized("this server requires a bearer token (--token or WHARF_TOKEN)")
+            })?;
         let h = hash(token);
         if &h == admin {
             return Ok(Principal::Admin);
@@ -126,21 +128,37 @@ pub(crate) async fn authorize(State(app): State<AppState>, req: Request, next: N
     };
     let Some(rest) = path.strip_prefix("/api/v1/namespaces") else {
         // /metrics and the like: host-wide, admin only.
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs the admin token").into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs the admin token",
+        )
+        .into_response();
     };
     let mut segments = rest.split('/').filter(|s| !s.is_empty());
     let Some(ns) = segments.next() else {
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "managing namespaces needs the admin token")
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "managing namespaces needs the admin token",
+        )
+        .into_response();
     };
-    let ns = urlencoding::decode(ns).map(|c| c.into_owned()).unwrap_or_default();
+    let ns = urlencoding::decode(ns)
+        .map(|c| c.into_owned())
+        .unwrap_or_default();
     if &ns != own {
         return ApiError::not_found(format!("namespace {ns:?} not found")).into_response();
     }
     let sub = segments.next();
     let admin_only = sub == Some("tokens") || (sub.is_none() && req.method() != Method::GET);
     if admin_only {
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this needs the admin token").into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs the admin token",
+        )
+        .into_response();
     }
     next.run(req).await
 }

@@ -16,13 +16,13 @@ mod queues;
 pub use auth::Auth;
 pub use error::ApiError;
 
+use crate::metrics;
 use crate::service::Service;
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
-use std::sync::Arc;
 use axum::Router;
-use crate::metrics;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Limits of request bodies.
 #[derive(Clone, Copy, Debug)]
@@ -126,12 +126,32 @@ async fn metrics(State(app): State<AppState>) -> String {
     let c = app.service.counters();
     let mut out = String::new();
     let counters = [
-        ("wharf_activities_started_total", "Activities started.", &c.started),
+        (
+            "wharf_activities_started_total",
+            "Activities started.",
+            &c.started,
+        ),
         ("wharf_attempts_total", "Attempts run.", &c.attempts),
-        ("wharf_activities_completed_total", "Activities completed.", &c.completed),
-        ("wharf_activities_failed_total", "Activities failed.", &c.failed),
-        ("wharf_activities_cancelled_total", "Activities cancelled.", &c.cancelled),
-        ("wharf_activities_timed_out_total", "Activities timed out.", &c.timed_out),
+        (
+            "wharf_activities_completed_total",
+            "Activities completed.",
+            &c.completed,
+        ),
+        (
+            "wharf_activities_failed_total",
+            "Activities failed.",
+            &c.failed,
+        ),
+        (
+            "wharf_activities_cancelled_total",
+            "Activities cancelled.",
+            &c.cancelled,
+        ),
+        (
+            "wharf_activities_timed_out_total",
+            "Activities timed out.",
+            &c.timed_out,
+        ),
     ];
     for (name, help, v) in counters {
         metrics::render_counter(&mut out, name, help, v.load(Ordering::Relaxed));

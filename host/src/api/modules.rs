@@ -48,7 +48,10 @@ pub(super) async fn upload(
         ))
         .into());
     }
-    let limit = app.limits.module_bytes.min(quotas.max_module_bytes as usize);
+    let limit = app
+        .limits
+        .module_bytes
+        .min(quotas.max_module_bytes as usize);
     let bytes = body::bytes(req, limit, "the module").await?;
     let (record, created) = app
         .service

@@ -25,7 +25,8 @@ struct CreateBody {
 pub(super) async fn create(State(app): State<AppState>, req: Body) -> Result<Response, ApiError> {
     let b: CreateBody = body::json(req, 64 << 10).await?;
     let quotas: Quotas = match b.quotas {
-        Some(q) => serde_json::from_value(q).map_err(|e| ApiError::bad_request(format!("invalid quotas: {e}")))?,
+        Some(q) => serde_json::from_value(q)
+            .map_err(|e| ApiError::bad_request(format!("invalid quotas: {e}")))?,
         None => Quotas::default(),
     };
     let ns = app.service.create_namespace(&b.name, quotas).await?;
@@ -36,8 +37,13 @@ pub(super) async fn list(State(app): State<AppState>) -> Json<Value> {
     Json(json!({ "namespaces": app.service.list_namespaces() }))
 }
 
-pub(super) async fn describe(State(app): State<AppState>, Path(ns): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "namespace": app.service.describe_namespace(&ns)? })))
+pub(super) async fn describe(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "namespace": app.service.describe_namespace(&ns)? }),
+    ))
 }
 
 pub(super) async fn update(
@@ -47,7 +53,9 @@ pub(super) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let b: Value = body::json(req, 64 << 10).await?;
     let patch = b.get("quotas").cloned().unwrap_or(b);
-    Ok(Json(json!({ "namespace": app.service.update_quotas(&ns, patch).await? })))
+    Ok(Json(
+        json!({ "namespace": app.service.update_quotas(&ns, patch).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -66,7 +74,10 @@ pub(super) async fn delete(
     Ok(Json(json!({ "deleted": ns })))
 }
 
-pub(super) async fn create_token(State(app): State<AppState>, Path(ns): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn create_token(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+) -> Result<Response, ApiError> {
     app.service.check_namespace(&ns)?;
     let id = new_secret("")[..12].to_owned();
     let token = new_secret("wharf_");
@@ -77,7 +88,11 @@ pub(super) async fn create_token(State(app): State<AppState>, Path(ns): Path<Str
         created_ms: crate::now_ms(),
         revoked_ms: None,
     };
-    app.service.db().insert_token(row.clone()).await.map_err(ServiceError::from)?;
+    app.service
+        .db()
+        .insert_token(row.clone())
+        .await
+        .map_err(ServiceError::from)?;
     app.auth.add(row.sha256, id.clone(), ns.clone());
     Ok((
         StatusCode::CREATED,
@@ -91,7 +106,10 @@ pub(super) async fn create_token(State(app): State<AppState>, Path(ns): Path<Str
         .into_response())
 }
 
-pub(super) async fn list_tokens(State(app): State<AppState>, Path(ns): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list_tokens(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     app.service.check_namespace(&ns)?;
     let tokens: Vec<TokenRow> = app
         .service
@@ -109,8 +127,16 @@ pub(super) async fn revoke_token(
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     app.service.check_namespace(&ns)?;
-    if !app.service.db().revoke_token(&ns, &id).await.map_err(ServiceError::from)? {
-        return Err(ApiError::not_found(format!("no live token {id:?} in namespace {ns:?}")));
+    if !app
+        .service
+        .db()
+        .revoke_token(&ns, &id)
+        .await
+        .map_err(ServiceError::from)?
+    {
+        return Err(ApiError::not_found(format!(
+            "no live token {id:?} in namespace {ns:?}"
+        )));
     }
     app.auth.remove(&ns, Some(&id));
     Ok(Json(json!({ "revoked": id })))

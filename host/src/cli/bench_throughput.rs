@@ -55,7 +55,14 @@ impl Drop for Child {
 fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
     let dir = super::bench::tempdir()?;
     let mut process = std::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", "127.0.0.1:0", "--sync", sync, "--max-concurrent"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--sync",
+            sync,
+            "--max-concurrent",
+        ])
         .arg(slots.to_string())
         .arg("--data-dir")
         .arg(&dir)
@@ -82,7 +89,8 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build of wharf; figures are not representative");
     }
-    let module = std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
+    let module = std::fs::read(&args.module)
+        .with_context(|| format!("cannot read {}", args.module.display()))?;
     println!(
         "{} no-op activities through the HTTP API, {} starts in flight, {} worker slots",
         args.activities, args.concurrency, args.slots
@@ -98,14 +106,26 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
         let ns = format!("{}/api/v1/namespaces/default", child.base);
-        let up = http.post(format!("{ns}/modules?name=bench")).body(module.clone()).send().await?;
-        anyhow::ensure!(up.status().is_success(), "upload failed: {}", up.text().await?);
+        let up = http
+            .post(format!("{ns}/modules?name=bench"))
+            .body(module.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(
+            up.status().is_success(),
+            "upload failed: {}",
+            up.text().await?
+        );
         let dep = http
             .put(format!("{ns}/task-queues/bench/deployment"))
             .json(&json!({"module": "bench", "max_concurrent": args.slots}))
             .send()
             .await?;
-        anyhow::ensure!(dep.status().is_success(), "deploy failed: {}", dep.text().await?);
+        anyhow::ensure!(
+            dep.status().is_success(),
+            "deploy failed: {}",
+            dep.text().await?
+        );
         let body = Arc::new(json!({
             "activity_type": args.activity_type,
             "task_queue": "bench",
@@ -113,12 +133,21 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         }));
 
         // Throughput: as fast as the server acknowledges.
-        let cpu0 = (cpu_seconds(child.process.id()), cpu_seconds(std::process::id()));
+        let cpu0 = (
+            cpu_seconds(child.process.id()),
+            cpu_seconds(std::process::id()),
+        );
         let t0 = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..args.concurrency)
             .map(|_| {
-                let (http, ns, body, next, n) = (http.clone(), ns.clone(), body.clone(), next.clone(), args.activities);
+                let (http, ns, body, next, n) = (
+                    http.clone(),
+                    ns.clone(),
+                    body.clone(),
+                    next.clone(),
+                    args.activities,
+                );
                 tokio::spawn(async move {
                     while next.fetch_add(1, Ordering::Relaxed) < n {
                         start(&http, &ns, &body).await?;
@@ -133,7 +162,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         wait_completed(&http, &child.base, args.activities as u64).await?;
         let elapsed = t0.elapsed();
         let rate = args.activities as f64 / elapsed.as_secs_f64();
-        let cpu1 = (cpu_seconds(child.process.id()), cpu_seconds(std::process::id()));
+        let cpu1 = (
+            cpu_seconds(child.process.id()),
+            cpu_seconds(std::process::id()),
+        );
         let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => format!("{:.0}", (b - a) * 1e6 / args.activities as f64),
             _ => "-".into(),
@@ -197,13 +229,26 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
-    let r = http.post(format!("{ns}/activities")).json(body).send().await?;
-    anyhow::ensure!(r.status().as_u16() == 201, "start failed: {}", r.text().await?);
+    let r = http
+        .post(format!("{ns}/activities"))
+        .json(body)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().as_u16() == 201,
+        "start failed: {}",
+        r.text().await?
+    );
     Ok(())
 }
 
 async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    Ok(http.get(format!("{base}/metrics")).send().await?.text().await?)
+    Ok(http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?)
 }
 
 async fn wait_completed(http: &reqwest::Client, base: &str, n: u64) -> anyhow::Result<()> {
@@ -218,7 +263,10 @@ async fn wait_completed(http: &reqwest::Client, base: &str, n: u64) -> anyhow::R
         if done >= n {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {done} of {n} activities completed");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {done} of {n} activities completed"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

@@ -103,7 +103,10 @@ fn admin(args: &ClientArgs) -> anyhow::Result<(Client, ClientArgs)> {
 fn print_namespace(v: &Value) {
     let n = &v["namespace"];
     println!("namespace: {}", n["name"].as_str().unwrap_or(""));
-    println!("open activities: {}, running attempts: {}", n["open_activities"], n["running_attempts"]);
+    println!(
+        "open activities: {}, running attempts: {}",
+        n["open_activities"], n["running_attempts"]
+    );
     println!("quotas:");
     for (k, q) in n["quotas"].as_object().into_iter().flatten() {
         println!("  {k:<26} {q}");
@@ -117,9 +120,15 @@ fn print_namespace(v: &Value) {
 /// Runs a namespace command.
 pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
     match cmd {
-        NamespaceCommand::Create { name, quotas, client } => {
+        NamespaceCommand::Create {
+            name,
+            quotas,
+            client,
+        } => {
             let (c, args) = admin(&client)?;
-            let v = c.post("", &json!({"name": name, "quotas": parse_quotas(&quotas)?})).await?;
+            let v = c
+                .post("", &json!({"name": name, "quotas": parse_quotas(&quotas)?}))
+                .await?;
             print(args.json, &v, print_namespace);
         }
         NamespaceCommand::List { client } => {
@@ -142,27 +151,52 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             let v = c.get(&urlencoding::encode(&name)).await?;
             print(args.json, &v, print_namespace);
         }
-        NamespaceCommand::Update { name, quotas, client } => {
+        NamespaceCommand::Update {
+            name,
+            quotas,
+            client,
+        } => {
             let (c, args) = admin(&client)?;
-            let v = c.patch(&urlencoding::encode(&name), &json!({"quotas": parse_quotas(&quotas)?})).await?;
+            let v = c
+                .patch(
+                    &urlencoding::encode(&name),
+                    &json!({"quotas": parse_quotas(&quotas)?}),
+                )
+                .await?;
             print(args.json, &v, print_namespace);
         }
-        NamespaceCommand::Delete { name, force, client } => {
+        NamespaceCommand::Delete {
+            name,
+            force,
+            client,
+        } => {
             let (c, args) = admin(&client)?;
-            let v = c.delete(&format!("{}?force={force}", urlencoding::encode(&name))).await?;
+            let v = c
+                .delete(&format!("{}?force={force}", urlencoding::encode(&name)))
+                .await?;
             print(args.json, &v, |_| println!("deleted namespace {name}"));
         }
         NamespaceCommand::Token(TokenCommand::Create { namespace, client }) => {
             let (c, args) = admin(&client)?;
-            let v = c.post(&format!("{}/tokens", urlencoding::encode(&namespace)), &json!({})).await?;
+            let v = c
+                .post(
+                    &format!("{}/tokens", urlencoding::encode(&namespace)),
+                    &json!({}),
+                )
+                .await?;
             print(args.json, &v, |v| {
-                println!("token {} for namespace {namespace} (shown once, keep it):", v["id"].as_str().unwrap_or(""));
+                println!(
+                    "token {} for namespace {namespace} (shown once, keep it):",
+                    v["id"].as_str().unwrap_or("")
+                );
                 println!("{}", v["token"].as_str().unwrap_or(""));
             });
         }
         NamespaceCommand::Token(TokenCommand::List { namespace, client }) => {
             let (c, args) = admin(&client)?;
-            let v = c.get(&format!("{}/tokens", urlencoding::encode(&namespace))).await?;
+            let v = c
+                .get(&format!("{}/tokens", urlencoding::encode(&namespace)))
+                .await?;
             print(args.json, &v, |v| {
                 println!("{:<14} {:>15} {:>15}", "ID", "CREATED", "REVOKED");
                 for t in v["tokens"].as_array().into_iter().flatten() {
@@ -175,9 +209,19 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
                 }
             });
         }
-        NamespaceCommand::Token(TokenCommand::Revoke { namespace, id, client }) => {
+        NamespaceCommand::Token(TokenCommand::Revoke {
+            namespace,
+            id,
+            client,
+        }) => {
             let (c, args) = admin(&client)?;
-            let v = c.delete(&format!("{}/tokens/{}", urlencoding::encode(&namespace), urlencoding::encode(&id))).await?;
+            let v = c
+                .delete(&format!(
+                    "{}/tokens/{}",
+                    urlencoding::encode(&namespace),
+                    urlencoding::encode(&id)
+                ))
+                .await?;
             print(args.json, &v, |_| println!("revoked token {id}"));
         }
     }

@@ -119,13 +119,19 @@ async fn setup_admin_token(db: &Db, args: &ServeArgs) -> anyhow::Result<Option<S
         let token = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
         let token = token.trim();
-        anyhow::ensure!(token.len() >= 16, "the admin token in {} is shorter than 16 characters", path.display());
-        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(token)).await?;
+        anyhow::ensure!(
+            token.len() >= 16,
+            "the admin token in {} is shorter than 16 characters",
+            path.display()
+        );
+        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(token))
+            .await?;
         return Ok(None);
     }
     if args.auth && db.setting(auth::ADMIN_TOKEN_SETTING)?.is_none() {
         let token = auth::new_secret("wharf_admin_");
-        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(&token)).await?;
+        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(&token))
+            .await?;
         return Ok(Some(token));
     }
     Ok(None)

@@ -166,8 +166,14 @@ impl Shared {
                     .memory_bytes
                     .min(quotas.max_memory_per_attempt as usize),
                 fuel: quotas.fuel_per_attempt.or(self.cfg.attempt_limits.fuel),
-                heartbeat_bytes: self.cfg.payload_limit.min(quotas.max_heartbeat_bytes as usize),
-                result_bytes: self.cfg.payload_limit.min(quotas.max_payload_bytes as usize),
+                heartbeat_bytes: self
+                    .cfg
+                    .payload_limit
+                    .min(quotas.max_heartbeat_bytes as usize),
+                result_bytes: self
+                    .cfg
+                    .payload_limit
+                    .min(quotas.max_payload_bytes as usize),
                 ..self.cfg.attempt_limits.clone()
             },
             hooks: Arc::new(Hooks {

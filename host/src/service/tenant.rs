@@ -112,7 +112,10 @@ impl Tenant {
 
     fn set_quotas(&self, q: Quotas) {
         let old = self.quotas();
-        let (was, now) = (old.max_concurrent_attempts as usize, q.max_concurrent_attempts as usize);
+        let (was, now) = (
+            old.max_concurrent_attempts as usize,
+            q.max_concurrent_attempts as usize,
+        );
         if now > was {
             self.slots.add_permits(now - was);
         } else {
@@ -129,7 +132,9 @@ impl Tenant {
         if rate <= 0.0 {
             return Ok(());
         }
-        let Ok(mut b) = self.bucket.lock() else { return Ok(()) };
+        let Ok(mut b) = self.bucket.lock() else {
+            return Ok(());
+        };
         let now = Instant::now();
         // Refill; a burst of up to one second's worth.
         b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate.max(1.0));
@@ -147,7 +152,9 @@ impl Tenant {
     pub(crate) fn account(&self, fuel: u64, memory_peak: usize) {
         self.usage.attempts.fetch_add(1, Ordering::Relaxed);
         self.usage.fuel_used.fetch_add(fuel, Ordering::Relaxed);
-        self.usage.memory_peak.fetch_max(memory_peak as u64, Ordering::Relaxed);
+        self.usage
+            .memory_peak
+            .fetch_max(memory_peak as u64, Ordering::Relaxed);
     }
 }
 
@@ -203,7 +210,9 @@ fn view(t: &Tenant) -> NamespaceView {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl Service {
@@ -213,7 +222,11 @@ impl Service {
     }
 
     /// Creates a namespace with `quotas` (defaults for what is absent).
-    pub async fn create_namespace(&self, name: &str, quotas: Quotas) -> Result<NamespaceView, ServiceError> {
+    pub async fn create_namespace(
+        &self,
+        name: &str,
+        quotas: Quotas,
+    ) -> Result<NamespaceView, ServiceError> {
         if !valid_name(name) {
             return Err(ServiceError::InvalidArgument(
                 "a namespace name is 1-64 letters, digits, '-' and '_'".into(),
@@ -226,11 +239,16 @@ impl Service {
             created_ms: crate::now_ms(),
         };
         if !self.shared.db.create_namespace(row.clone()).await? {
-            return Err(ServiceError::Conflict(format!("namespace {name:?} already exists")));
+            return Err(ServiceError::Conflict(format!(
+                "namespace {name:?} already exists"
+            )));
         }
         let tenant = Arc::new(Tenant::new(&row));
         let v = view(&tenant);
-        self.shared.lock().namespaces.insert(name.to_owned(), tenant);
+        self.shared
+            .lock()
+            .namespaces
+            .insert(name.to_owned(), tenant);
         Ok(v)
     }
 
@@ -248,7 +266,11 @@ impl Service {
     }
 
     /// Changes some quotas: `patch` is a JSON object of the fields to set.
-    pub async fn update_quotas(&self, ns: &str, patch: serde_json::Value) -> Result<NamespaceView, ServiceError> {
+    pub async fn update_quotas(
+        &self,
+        ns: &str,
+        patch: serde_json::Value,
+    ) -> Result<NamespaceView, ServiceError> {
         let t = self.tenant(ns)?;
         let mut merged = serde_json::to_value(t.quotas()).unwrap_or_default();
         match (merged.as_object_mut(), patch.as_object()) {
@@ -257,7 +279,11 @@ impl Service {
                     m.insert(k.clone(), v.clone());
                 }
             }
-            _ => return Err(ServiceError::InvalidArgument("quotas must be a JSON object".into())),
+            _ => {
+                return Err(ServiceError::InvalidArgument(
+                    "quotas must be a JSON object".into(),
+                ))
+            }
         }
         let q: Quotas = serde_json::from_value(merged)
             .map_err(|e| ServiceError::InvalidArgument(format!("invalid quotas: {e}")))?;

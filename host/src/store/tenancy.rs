@@ -35,7 +35,8 @@ impl Db {
     /// Every namespace.
     pub fn namespaces(&self) -> Result<Vec<NamespaceRow>, StoreError> {
         self.read(|c| {
-            let mut s = c.prepare("SELECT name, quotas, created_ms FROM namespaces ORDER BY name")?;
+            let mut s =
+                c.prepare("SELECT name, quotas, created_ms FROM namespaces ORDER BY name")?;
             let rows = s.query_map([], |r| {
                 Ok(NamespaceRow {
                     name: r.get(0)?,
@@ -63,7 +64,10 @@ impl Db {
     pub async fn update_quotas(&self, name: &str, quotas: String) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
-            c.execute("UPDATE namespaces SET quotas=?2 WHERE name=?1", params![name, quotas])?;
+            c.execute(
+                "UPDATE namespaces SET quotas=?2 WHERE name=?1",
+                params![name, quotas],
+            )?;
             Ok(())
         })
         .await
@@ -133,8 +137,12 @@ impl Db {
     /// A host setting.
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row("SELECT value FROM settings WHERE key=?1", params![key], |r| r.get(0))
-                .optional()?)
+            Ok(c.query_row(
+                "SELECT value FROM settings WHERE key=?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
     }
 
@@ -142,7 +150,10 @@ impl Db {
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (k, v) = (key.to_owned(), value.to_owned());
         self.write(move |c| {
-            c.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)", params![k, v])?;
+            c.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
             Ok(())
         })
         .await
@@ -151,7 +162,11 @@ impl Db {
     /// Number of module versions of a namespace.
     pub fn module_count(&self, namespace: &str) -> Result<u64, StoreError> {
         self.read(|c| {
-            Ok(c.query_row("SELECT COUNT(*) FROM modules WHERE namespace=?1", params![namespace], |r| r.get(0))?)
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM modules WHERE namespace=?1",
+                params![namespace],
+                |r| r.get(0),
+            )?)
         })
     }
 }
