@@ -457,3 +457,41 @@ fn kill_9_mid_run_loses_nothing_and_completes_nothing_twice() {
     let (_, lost) = s.get("activities?state=completed&limit=1000");
     assert_eq!(lost["activities"].as_array().unwrap().len(), n);
 }
+
+#[test]
+fn sigterm_lets_running_attempts_finish_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path(), &["--shutdown-grace", "5s"]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "inflight", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 700}], "start_to_close_timeout": "10s"
+    }));
+    s.start_activity(json!({
+        "activity_id": "waiting", "activity_type": "greet", "task_queue": "nobody",
+        "input": ["x"], "start_to_close_timeout": "10s"
+    }));
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = s.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // It waited for the running attempt (about 500 ms left), not for the grace period.
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    drop(s);
+
+    let s = Server::start(dir.path(), &[]);
+    let a = s.get("activities/inflight").1;
+    assert_eq!(a["state"], "completed", "{a}");
+    assert_eq!(a["attempts"].as_array().unwrap().len(), 1);
+    let w = s.get("activities/waiting").1;
+    assert_eq!(w["state"], "scheduled", "{w}");
+}
