@@ -114,7 +114,11 @@ fn unauthorized(msg: &str) -> ApiError {
 
 /// Middleware: authenticates, then lets a request through only to what its
 /// principal may see.
-pub(crate) async fn authorize(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn authorize(
+    State(app): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
         return next.run(req).await;
@@ -123,6 +127,7 @@ pub(crate) async fn authorize(State(app): State<AppState>, req: Request, next: N
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    req.extensions_mut().insert(principal.clone());
     let Principal::Tenant(own) = &principal else {
         return next.run(req).await;
     };

@@ -81,7 +81,7 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
         )
         .route(
             &format!("{ns}/task-queues/{{queue}}"),
-            get(queues::describe),
+            get(queues::describe).put(queues::config),
         )
         .route(
             &format!("{ns}/task-queues/{{queue}}/deployment"),

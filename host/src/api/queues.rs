@@ -2,7 +2,7 @@
 
 use super::{body, ApiError, AppState};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -33,4 +33,30 @@ pub(super) async fn deploy(
         .deploy(&ns, &queue, &b.module, b.version, b.max_concurrent)
         .await?;
     Ok(Json(json!({ "deployment": row })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigBody {
+    /// Tasks/s; 0 pauses; null clears.
+    rate: Option<f64>,
+    burst: Option<f64>,
+}
+
+pub(super) async fn config(
+    State(app): State<AppState>,
+    Path((ns, queue)): Path<(String, String)>,
+    principal: Option<Extension<super::auth::Principal>>,
+    req: Body,
+) -> Result<Json<Value>, ApiError> {
+    let b: ConfigBody = body::json(req, 64 << 10).await?;
+    let who = match principal {
+        Some(Extension(super::auth::Principal::Tenant(ns))) => format!("a token of namespace {ns}"),
+        _ => "admin".to_owned(),
+    };
+    let rate = app
+        .service
+        .set_queue_rate(&ns, &queue, b.rate, b.burst, &who)
+        .await?;
+    Ok(Json(json!({ "rate_limit": rate })))
 }

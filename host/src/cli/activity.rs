@@ -159,6 +159,9 @@ pub struct StartArgs {
     /// Largest retry delay.
     #[arg(long)]
     max_interval: Option<String>,
+    /// Priority, 1 (highest) to 5 (lowest); default 3.
+    #[arg(long)]
+    priority: Option<u8>,
     /// A failure type never retried; repeat for several.
     #[arg(long = "non-retryable-type")]
     non_retryable_types: Vec<String>,
@@ -345,6 +348,9 @@ async fn start(a: StartArgs) -> anyhow::Result<bool> {
         if let Some(v) = v {
             body[k] = v.into();
         }
+    }
+    if let Some(p) = a.priority {
+        body["priority"] = p.into();
     }
     let mut retry = Map::new();
     if let Some(n) = a.max_attempts {

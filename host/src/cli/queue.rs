@@ -29,6 +29,23 @@ pub enum QueueCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Set the queue-wide dispatch rate (0 pauses the queue), or clear it.
+    Config {
+        /// Queue name.
+        queue: String,
+        /// Tasks dispatched per second; 0 pauses the queue.
+        #[arg(long, required_unless_present = "clear")]
+        rate: Option<f64>,
+        /// Tasks that may go at once after a quiet spell (default: one
+        /// second's worth).
+        #[arg(long)]
+        burst: Option<f64>,
+        /// Remove the limit (resumes a paused queue).
+        #[arg(long, conflicts_with_all = ["rate", "burst"])]
+        clear: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Runs `wharf deploy`.
@@ -86,9 +103,39 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                         .as_str()
                         .unwrap_or("(none: activities wait in the backlog)")
                 );
+                if let Some(load) = v["module_load"].as_object() {
+                    println!(
+                        "module load: {} in {:.1} ms",
+                        load.get("source").and_then(|s| s.as_str()).unwrap_or(""),
+                        load.get("ms").and_then(|m| m.as_f64()).unwrap_or(0.0)
+                    );
+                }
                 println!(
                     "backlog:     {} (oldest waiting {} ms)",
                     v["backlog"], v["backlog_oldest_age_ms"]
+                );
+                for p in v["backlog_by_priority"].as_array().into_iter().flatten() {
+                    println!(
+                        "  priority {}: {} (oldest {} ms)",
+                        p["priority"], p["count"], p["oldest_age_ms"]
+                    );
+                }
+                let rl = &v["rate_limit"];
+                match rl["rate"].as_f64() {
+                    None => println!("rate limit:  none"),
+                    Some(r) if r == 0.0 => println!(
+                        "rate limit:  PAUSED (set by {})",
+                        rl["set_by"].as_str().unwrap_or("?")
+                    ),
+                    Some(r) => println!(
+                        "rate limit:  {r}/s, burst {} (set by {})",
+                        rl["burst"],
+                        rl["set_by"].as_str().unwrap_or("?")
+                    ),
+                }
+                println!(
+                    "dispatched:  {:.1}/s (last minute)",
+                    v["dispatched_per_second"].as_f64().unwrap_or(0.0)
                 );
                 println!("in backoff:  {}", v["in_backoff"]);
                 println!("running:     {} of {} slots", v["running"], v["slots"]);
@@ -97,6 +144,36 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                     "throughput:  {:.1} attempts/s (last minute)",
                     v["finished_per_second"].as_f64().unwrap_or(0.0)
                 );
+            });
+        }
+        QueueCommand::Config {
+            queue,
+            rate,
+            burst,
+            clear,
+            client: args,
+        } => {
+            let c = Client::new(&args)?;
+            let body = if clear {
+                json!({"rate": null})
+            } else {
+                json!({"rate": rate, "burst": burst})
+            };
+            let resp = c
+                .put(
+                    &format!("task-queues/{}", urlencoding::encode(&queue)),
+                    &body,
+                )
+                .await?;
+            print(args.json, &resp, |v| {
+                match v["rate_limit"]["rate"].as_f64() {
+                    None => println!("queue {queue}: no rate limit"),
+                    Some(r) if r == 0.0 => println!("queue {queue}: paused"),
+                    Some(r) => println!(
+                        "queue {queue}: {r} tasks/s, burst {}",
+                        v["rate_limit"]["burst"]
+                    ),
+                }
             });
         }
     }

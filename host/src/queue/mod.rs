@@ -7,13 +7,19 @@
 //! is free to run it. Matching is entirely in memory; the service rebuilds the
 //! backlog from SQLite at start.
 
+mod backlog;
+mod limit;
 mod rate;
 
+pub use backlog::{PriorityBacklog, PRIORITIES};
+pub use limit::RateConfig;
 pub use rate::RateWindow;
+
+use backlog::Backlog;
+use limit::RateLimit;
 
 use crate::registry::LoadedModule;
 use serde::Serialize;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,6 +34,8 @@ pub struct Task {
     pub attempt: u32,
     /// When it entered the backlog.
     pub enqueued: Instant,
+    /// 1 (highest) to 5.
+    pub priority: u8,
 }
 
 /// The module version serving a queue.
@@ -48,8 +56,12 @@ pub struct TaskQueue {
     pub namespace: String,
     /// Its name.
     pub name: String,
-    backlog: Mutex<VecDeque<Task>>,
+    backlog: Mutex<Backlog>,
     ready: Notify,
+    limit: Mutex<RateLimit>,
+    limit_changed: Notify,
+    /// Tasks handed to workers per second over the last minute.
+    pub dispatched: RateWindow,
     deployment: Mutex<Option<Arc<Deployment>>>,
     deployed: Notify,
     slots: Arc<Semaphore>,
@@ -67,6 +79,12 @@ pub struct QueueStats {
     pub backlog: usize,
     /// Age of the oldest waiting task, in ms.
     pub backlog_oldest_age_ms: u64,
+    /// Backlog per priority (highest first), for the priorities that have any.
+    pub backlog_by_priority: Vec<PriorityBacklog>,
+    /// The queue-wide dispatch rate limit.
+    pub rate_limit: RateConfig,
+    /// Tasks dispatched per second, averaged over the last minute.
+    pub dispatched_per_second: f64,
     /// Attempts running now.
     pub running: usize,
     /// Worker slots.
@@ -81,8 +99,11 @@ impl TaskQueue {
         Self {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            backlog: Mutex::new(VecDeque::new()),
+            backlog: Mutex::new(Backlog::default()),
             ready: Notify::new(),
+            limit: Mutex::new(RateLimit::new(RateConfig::default())),
+            limit_changed: Notify::new(),
+            dispatched: RateWindow::default(),
             deployment: Mutex::new(None),
             deployed: Notify::new(),
             slots: Arc::new(Semaphore::new(0)),
@@ -96,7 +117,7 @@ impl TaskQueue {
     /// Adds a task at the back of the backlog.
     pub fn push(&self, task: Task) {
         if let Ok(mut b) = self.backlog.lock() {
-            b.push_back(task);
+            b.push(task);
         }
         self.ready.notify_one();
     }
@@ -104,21 +125,56 @@ impl TaskQueue {
     /// Drops the waiting tasks of a run (it closed while waiting).
     pub fn remove(&self, run_id: i64) {
         if let Ok(mut b) = self.backlog.lock() {
-            b.retain(|t| t.run_id != run_id);
+            b.remove(run_id);
         }
     }
 
-    /// Waits for and takes the oldest task.
-    async fn pop(&self) -> Task {
+    /// Waits until the backlog has a task.
+    async fn wait_ready(&self) {
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(t) = self.backlog.lock().ok().and_then(|mut b| b.pop_front()) {
-                return t;
+            if self.backlog.lock().map(|b| !b.is_empty()).unwrap_or(false) {
+                return;
             }
             notified.await;
         }
+    }
+
+    /// Waits for a task and for the rate limit to let it go, then takes the
+    /// oldest task of the highest priority.
+    async fn next_task(&self) -> Task {
+        loop {
+            self.wait_ready().await;
+            let changed = self.limit_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let verdict = self.limit.lock().map(|mut l| l.take()).unwrap_or(Ok(()));
+            match verdict {
+                Ok(()) => {
+                    if let Some(t) = self.backlog.lock().ok().and_then(|mut b| b.pop()) {
+                        self.dispatched.record();
+                        return t;
+                    }
+                }
+                Err(Some(wait)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = changed => {}
+                    }
+                }
+                Err(None) => changed.await,
+            }
+        }
+    }
+
+    /// Sets (or with `rate: None`, clears) the queue-wide dispatch rate.
+    pub fn set_rate(&self, config: RateConfig) {
+        if let Ok(mut l) = self.limit.lock() {
+            *l = RateLimit::new(config);
+        }
+        self.limit_changed.notify_waiters();
     }
 
     /// Sets the serving module version and resizes the worker slots.
@@ -150,19 +206,21 @@ impl TaskQueue {
 
     /// Snapshot for describe output.
     pub fn stats(&self) -> QueueStats {
-        let (backlog, oldest) = self
+        let (backlog, oldest, by_priority) = self
             .backlog
             .lock()
-            .map(|b| {
-                (
-                    b.len(),
-                    b.front().map(|t| t.enqueued.elapsed().as_millis() as u64),
-                )
-            })
-            .unwrap_or((0, None));
+            .map(|b| (b.len(), b.oldest_age_ms(), b.by_priority()))
+            .unwrap_or_default();
         QueueStats {
             backlog,
-            backlog_oldest_age_ms: oldest.unwrap_or(0),
+            backlog_oldest_age_ms: oldest,
+            backlog_by_priority: by_priority,
+            rate_limit: self
+                .limit
+                .lock()
+                .map(|l| l.config.clone())
+                .unwrap_or_default(),
+            dispatched_per_second: self.dispatched.per_second(),
             running: self.running.load(Ordering::Relaxed),
             slots: self.capacity.lock().map(|c| *c).unwrap_or(0),
             finished_per_second: self.finished.per_second(),
@@ -197,7 +255,7 @@ impl TaskQueue {
                 _ = &mut stop => return,
             };
             let task = tokio::select! {
-                t = self.pop() => t,
+                t = self.next_task() => t,
                 _ = &mut stop => return,
             };
             // A redeploy between taking the slot and the task wins.

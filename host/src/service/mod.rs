@@ -23,7 +23,7 @@ mod timers;
 mod transition;
 
 pub use activity::{state, ActivityView, AttemptView};
-pub use query::QueueView;
+pub use query::{ModuleLoad, QueueView};
 pub use start::{StartRequest, Started};
 pub use transition::{Completion, Target};
 
@@ -251,6 +251,40 @@ impl Service {
         Ok(row)
     }
 
+    /// Sets a queue's dispatch rate (`rate: None` clears it; `Some(0.0)`
+    /// pauses the queue). Persisted; `set_by` names who did it.
+    pub async fn set_queue_rate(
+        &self,
+        ns: &str,
+        task_queue: &str,
+        rate: Option<f64>,
+        burst: Option<f64>,
+        set_by: &str,
+    ) -> Result<crate::queue::RateConfig, ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        if rate.is_some_and(|r| !(r >= 0.0 && r.is_finite()))
+            || burst.is_some_and(|b| !(b >= 1.0 && b.is_finite()))
+        {
+            return Err(ServiceError::InvalidArgument(
+                "rate must be 0 (pause) or positive; burst at least 1".into(),
+            ));
+        }
+        let burst = burst.unwrap_or_else(|| rate.unwrap_or(1.0).max(1.0));
+        let row = crate::store::activities::QueueRateRow {
+            namespace: ns.to_owned(),
+            task_queue: task_queue.to_owned(),
+            rate,
+            burst,
+            set_by: Some(set_by.to_owned()),
+            set_ms: crate::now_ms(),
+        };
+        s.db.save_queue_rate(row.clone()).await?;
+        let config = rate_config(&row);
+        s.lock().queue(ns, task_queue).set_rate(config.clone());
+        Ok(config)
+    }
+
     /// Counters for metrics.
     pub fn counters(&self) -> &Counters {
         &self.shared.counters
@@ -374,6 +408,11 @@ impl Shared {
                 ),
             }
         }
+        for row in self.db.queue_rates()? {
+            self.lock()
+                .queue(&row.namespace, &row.task_queue)
+                .set_rate(rate_config(&row));
+        }
         let open = self.db.open_activities()?;
         let lost = self.restore_open(open);
         if !lost.is_empty() {
@@ -387,5 +426,14 @@ impl Shared {
                 .await;
         }
         Ok(())
+    }
+}
+
+fn rate_config(row: &crate::store::activities::QueueRateRow) -> crate::queue::RateConfig {
+    crate::queue::RateConfig {
+        rate: row.rate,
+        burst: row.burst,
+        set_by: row.set_by.clone(),
+        set_ms: Some(row.set_ms),
     }
 }

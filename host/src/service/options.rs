@@ -101,7 +101,7 @@ pub enum IdReusePolicy {
 }
 
 /// Everything a start request may set besides type, queue and input.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActivityOptions {
     /// Limit on one attempt.
@@ -120,6 +120,23 @@ pub struct ActivityOptions {
     pub retry_policy: RetryPolicy,
     /// Id reuse policy.
     pub id_reuse_policy: IdReusePolicy,
+    /// 1 (highest) to 5 (lowest); within a queue, higher priorities are
+    /// dispatched first.
+    pub priority: u8,
+}
+
+impl Default for ActivityOptions {
+    fn default() -> Self {
+        Self {
+            start_to_close_timeout: None,
+            schedule_to_close_timeout: None,
+            schedule_to_start_timeout: None,
+            heartbeat_timeout: None,
+            retry_policy: RetryPolicy::default(),
+            id_reuse_policy: IdReusePolicy::default(),
+            priority: 3,
+        }
+    }
 }
 
 impl ActivityOptions {
@@ -138,6 +155,9 @@ impl ActivityOptions {
             || zero(self.heartbeat_timeout)
         {
             return Err("timeouts must be greater than zero".into());
+        }
+        if !(1..=5).contains(&self.priority) {
+            return Err("priority must be 1 (highest) to 5 (lowest)".into());
         }
         let p = &self.retry_policy;
         if p.initial_interval.is_zero() {

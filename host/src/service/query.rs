@@ -3,6 +3,7 @@
 use super::activity::{self, ActivityView};
 use super::{Service, ServiceError};
 use crate::queue::QueueStats;
+use crate::registry::{LoadSource, LoadedModule};
 use crate::store::activities::ActivityFilter;
 use serde::Serialize;
 use std::time::Duration;
@@ -16,6 +17,10 @@ pub struct QueueView {
     pub name: String,
     /// Serving module, as `name@version`, if deployed.
     pub deployment: Option<String>,
+    /// How this process made the serving module ready, if deployed: a
+    /// restart should show `artifact` (mapped in milliseconds), not
+    /// `compiled` (seconds for a large JS or Python component).
+    pub module_load: Option<ModuleLoad>,
     /// Backlog, running, slots, rates.
     #[serde(flatten)]
     pub stats: QueueStats,
@@ -23,6 +28,25 @@ pub struct QueueView {
     pub in_backoff: usize,
     /// Attempts awaiting asynchronous completion.
     pub awaiting_async: usize,
+}
+
+/// How a deployed module was loaded, for describe output.
+#[derive(Debug, Serialize)]
+pub struct ModuleLoad {
+    /// Compiled, or mapped from the precompiled artifact.
+    pub source: LoadSource,
+    /// Milliseconds from the start of loading to ready (linked and its
+    /// activity types listed).
+    pub ms: f64,
+}
+
+impl ModuleLoad {
+    fn of(m: &LoadedModule) -> Self {
+        Self {
+            source: m.source,
+            ms: m.load_time.as_secs_f64() * 1000.0,
+        }
+    }
 }
 
 impl Service {
@@ -61,7 +85,6 @@ impl Service {
             st.by_id
                 .get(&(ns.to_owned(), activity_id.to_owned()))
                 .and_then(|r| st.open.get(r))
-                .filter(|a| !a.is_closed())
                 .map(|a| (a.fixed.run_id, a.closed.clone()))
         };
         if let Some((run_id, notify)) = closed {
@@ -109,12 +132,14 @@ impl Service {
             }
         }
         drop(st);
+        let deployment = queue.deployment();
         Ok(QueueView {
             namespace: ns.to_owned(),
             name: name.to_owned(),
-            deployment: queue
-                .deployment()
+            deployment: deployment
+                .as_ref()
                 .map(|d| format!("{}@{}", d.name, d.version)),
+            module_load: deployment.as_ref().map(|d| ModuleLoad::of(&d.module)),
             stats: queue.stats(),
             in_backoff,
             awaiting_async,

@@ -223,6 +223,7 @@ impl super::Shared {
             a.options.schedule_to_close_timeout,
         );
         let scheduled_ms = a.fixed.scheduled_ms;
+        let priority = a.options.priority;
         let queue = st.queue(&ns, &q);
         drop(st);
         let now = tokio::time::Instant::now();
@@ -230,6 +231,7 @@ impl super::Shared {
             run_id,
             attempt,
             enqueued: now.into_std(),
+            priority,
         });
         if let Some(d) = sts {
             self.timers

@@ -402,4 +402,54 @@ impl Db {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+
+    /// Records a queue's rate limit (`rate: None` clears it).
+    pub async fn save_queue_rate(&self, row: QueueRateRow) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO task_queue_config (namespace, task_queue, rate, burst, set_by, set_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![row.namespace, row.task_queue, row.rate, row.burst, row.set_by, row.set_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every queue's rate limit.
+    pub fn queue_rates(&self) -> Result<Vec<QueueRateRow>, StoreError> {
+        self.read(|c| {
+            let mut s = c.prepare(
+                "SELECT namespace, task_queue, rate, burst, set_by, set_ms FROM task_queue_config",
+            )?;
+            let rows = s.query_map([], |r| {
+                Ok(QueueRateRow {
+                    namespace: r.get(0)?,
+                    task_queue: r.get(1)?,
+                    rate: r.get(2)?,
+                    burst: r.get(3)?,
+                    set_by: r.get(4)?,
+                    set_ms: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}
+
+/// A queue's rate limit as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueRateRow {
+    /// Namespace.
+    pub namespace: String,
+    /// Queue.
+    pub task_queue: String,
+    /// Tasks/s; 0 pauses; `None` is unlimited.
+    pub rate: Option<f64>,
+    /// Burst.
+    pub burst: f64,
+    /// Who set it.
+    pub set_by: Option<String>,
+    /// When.
+    pub set_ms: u64,
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_activities.sql"),
     include_str!("migrations/0003_temporal.sql"),
     include_str!("migrations/0004_tenancy.sql"),
+    include_str!("migrations/0005_queue_config.sql"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
