@@ -189,7 +189,10 @@ impl Service {
         };
 
         let (f, p) = (fixed.clone(), progress.clone());
-        if let Err(e) = s.db.write(move |c| rows::insert_activity(c, &f, &p)).await {
+        if let Err(e) =
+            s.db.write_unguarded(move |c| rows::insert_activity(c, &f, &p))
+                .await
+        {
             let mut st = s.lock();
             st.open.remove(&fixed.run_id);
             st.by_id.remove(&key);

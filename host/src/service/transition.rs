@@ -112,7 +112,7 @@ impl Shared {
         } = plan;
         let write = self
             .db
-            .write(move |c| {
+            .write_unguarded(move |c| {
                 rows::save_progress(c, run_id, &progress)?;
                 if let Some(row) = &attempt_row {
                     rows::save_attempt(c, row)?;

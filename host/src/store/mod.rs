@@ -101,11 +101,23 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.writer.write(f).await
+        self.writer.write(f, true).await
     }
 
-    /// Queues `f` for the next group commit without waiting for it. Writes
-    /// stay in order with every other write; a failure is only logged.
+    /// As [`write`](Self::write), without a savepoint of its own: for the
+    /// hot path's writes, which can only fail when the database does. If it
+    /// fails, the whole batch it was in is rolled back and reported failed.
+    pub async fn write_unguarded<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(f, false).await
+    }
+
+    /// Queues `f` for the next group commit without waiting for it, unguarded
+    /// (see [`write_unguarded`](Self::write_unguarded)). Writes stay in order
+    /// with every other write; a failure is only logged.
     pub fn write_detached<F>(&self, f: F)
     where
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,

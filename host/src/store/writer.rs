@@ -1,9 +1,11 @@
 //! The writer thread: group commit over one connection.
 //!
 //! Jobs queue on a channel. The thread takes every job waiting (up to a
-//! batch limit), runs each in its own savepoint inside one transaction, commits
-//! once, and only then answers each caller. A failing job rolls back to its
-//! savepoint and fails alone; the rest of the batch commits.
+//! batch limit), runs them inside one transaction, commits once, and only
+//! then answers each caller. A guarded job runs in its own savepoint: if it
+//! fails it rolls back alone and the rest of the batch commits. Unguarded
+//! jobs (the hot path) skip the savepoint; one that fails rolls the whole
+//! batch back and every caller in it is told.
 
 use super::StoreError;
 use rusqlite::Connection;
@@ -33,7 +35,9 @@ impl Durability {
 const MAX_BATCH: usize = 2048;
 
 type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Ack + Send>;
+/// A job runs inside the batch's transaction and returns its answer plus
+/// whether it failed in a way that spoils the whole batch.
+type Job = Box<dyn FnOnce(&Connection) -> (Ack, bool) + Send>;
 
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -52,17 +56,18 @@ impl Writer {
         Ok(Self { jobs })
     }
 
-    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, f: F, guarded: bool) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |commit: Result<(), StoreError>| {
+            let (result, spoils) = run_job(conn, f, guarded);
+            let ack: Ack = Box::new(move |commit: Result<(), StoreError>| {
                 let _ = tx.send(commit.and(result));
-            })
+            });
+            (ack, spoils)
         });
         self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
@@ -73,16 +78,34 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
         let job: Job = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |commit: Result<(), StoreError>| {
+            let (result, spoils) = run_job(conn, f, false);
+            let ack: Ack = Box::new(move |commit: Result<(), StoreError>| {
                 if let Err(e) = commit.and(result) {
                     tracing::error!("background write failed: {e}");
                 }
-            })
+            });
+            (ack, spoils)
         });
         if self.jobs.send(job).is_err() {
             tracing::error!("background write dropped: the writer has stopped");
         }
+    }
+}
+
+/// Runs a job. A guarded job runs in its own savepoint and fails alone; an
+/// unguarded one (the hot path's writes, which fail only when the database
+/// does) skips the savepoint's page copies and, if it fails, spoils the batch.
+fn run_job<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    guarded: bool,
+) -> (Result<T, StoreError>, bool) {
+    if guarded {
+        (in_savepoint(conn, f), false)
+    } else {
+        let r = f(conn);
+        let spoils = r.is_err();
+        (r, spoils)
     }
 }
 
@@ -120,8 +143,20 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
             batch.clear();
             continue;
         }
-        let acks: Vec<Ack> = batch.drain(..).map(|job| job(&conn)).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let mut spoiled = false;
+        let acks: Vec<Ack> = batch
+            .drain(..)
+            .map(|job| {
+                let (ack, spoils) = job(&conn);
+                spoiled |= spoils;
+                ack
+            })
+            .collect();
+        let commit = if spoiled {
+            Err("a write in the same batch failed; the batch was rolled back".to_owned())
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
