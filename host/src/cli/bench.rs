@@ -4,16 +4,20 @@ use crate::engine::{
     ActivityInfo, ActivityModule, AttemptLimits, AttemptRequest, Engine, EngineConfig, NoHooks,
     Outcome, StopSignal,
 };
-use crate::registry::Registry;
+use crate::registry::{LoadSource, Registry};
+use crate::store::{Db, Durability};
 use anyhow::Context as _;
-use std::path::PathBuf;
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What to measure.
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// Cost of a fresh instance + one `run` call, pooling on and off.
+    /// Per module side by side (e.g. Rust, JS and Python no-ops): cost of a
+    /// fresh instance + one `run` call, pooling on and off; upload-to-ready
+    /// (compile) and restart-to-ready (artifact load) times.
     Instantiate(InstantiateArgs),
     /// Durable no-op activities per second through the HTTP API of a
     /// `wharf serve` (started here), at `--sync full` and `--sync normal`.
@@ -23,15 +27,54 @@ pub enum BenchCommand {
 /// Arguments of `wharf bench instantiate`.
 #[derive(clap::Args)]
 pub struct InstantiateArgs {
-    /// Component to instantiate (a no-op activity).
-    #[arg(long)]
-    module: PathBuf,
+    /// Component to measure (a no-op activity), as LABEL=PATH or PATH;
+    /// repeat to compare side by side, e.g. `--module rust=noop.wasm
+    /// --module js=build/examples/js/noop.wasm`.
+    #[arg(long = "module", required = true, value_name = "[LABEL=]PATH", value_parser = parse_module)]
+    modules: Vec<(String, PathBuf)>,
     /// Activity type to call.
     #[arg(long, default_value = "noop")]
     activity_type: String,
     /// Attempts per measurement.
     #[arg(short = 'n', long, default_value_t = 10_000)]
     attempts: usize,
+    /// Allocators to measure attempts with.
+    #[arg(long, value_delimiter = ',', default_value = "pooling,on-demand")]
+    allocators: Vec<AllocatorChoice>,
+    /// Restarts to time per module (the median is shown).
+    #[arg(long, default_value_t = 5)]
+    restarts: usize,
+}
+
+/// An allocator to measure with.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AllocatorChoice {
+    /// The pooling allocator (with `pagemap_scan` where the kernel has it).
+    Pooling,
+    /// Memory mapped per instance.
+    OnDemand,
+}
+
+/// `LABEL=PATH`, or a bare path labelled by its file name.
+fn parse_module(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((label, path))
+            if !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Ok((label.to_owned(), PathBuf::from(path)))
+        }
+        _ => {
+            let path = PathBuf::from(s);
+            let label = path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| format!("{s:?} is not a component path"))?;
+            Ok((label, path))
+        }
+    }
 }
 
 /// Runs a benchmark command.
@@ -42,78 +85,226 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
+/// What it takes to make one module ready, the way `wharf serve` does.
+struct Readiness {
+    wasm_bytes: u64,
+    artifact_bytes: u64,
+    /// `upload`: validate, hash, compile, write the artifact, map it back,
+    /// link, list activity types, record it.
+    upload: Duration,
+    /// Median over restarts of loading a recorded module in a new registry:
+    /// verify the artifact's checksum, map it, link, list activity types.
+    restart: Duration,
+    /// Of which hashing the artifact file (warm page cache).
+    checksum: Duration,
+}
+
 async fn instantiate(args: InstantiateArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build of wharf; figures are not representative");
     }
+    anyhow::ensure!(args.attempts > 0, "-n must be at least 1");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let root = tempdir()?;
+    let result = compare(&args, &root, cores).await;
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+async fn compare(args: &InstantiateArgs, root: &Path, cores: usize) -> anyhow::Result<()> {
+    // Compile first, on a quiet machine: each module gets its own data dir,
+    // whose artifact the attempt measurements below then map.
+    let mut ready = Vec::new();
+    for (label, path) in &args.modules {
+        let r = readiness(&root.join(label), path, args.restarts)
+            .await
+            .with_context(|| format!("cannot load {}", path.display()))?;
+        ready.push(r);
+    }
+
     println!(
-        "fresh instance + run({}) of {}, {} attempts per row, {cores} cores",
-        args.activity_type,
-        args.module.display(),
-        args.attempts
+        "fresh instance + run({}) per attempt: {} attempts per row, {cores} cores",
+        args.activity_type, args.attempts
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10} {:>14} {:>14}",
-        "allocator", "p50 µs", "p99 µs", "mean µs", "1 core att/s", "all cores att/s"
+        "{:<10} {:<22} {:>9} {:>9} {:>9} {:>11} {:>7} {:>13} {:>15}",
+        "module",
+        "allocator",
+        "p50 µs",
+        "p99 µs",
+        "mean µs",
+        "cpu p50 µs",
+        "faults",
+        "1 core att/s",
+        "all cores att/s"
     );
-    for pooling in [true, false] {
-        let dir = tempdir()?;
+    for choice in &args.allocators {
         let engine = Engine::new(&EngineConfig {
-            pooling,
+            pooling: *choice == AllocatorChoice::Pooling,
             ..EngineConfig::default()
         })?;
-        let registry = Registry::new(engine.clone(), &dir);
-        let (module, _) = registry.load_file(&args.module).await?;
-        let module = module.module.clone();
-
-        // Warm up: first instances fault in the pool's pages.
-        for _ in 0..200 {
-            attempt(&engine, &module, &args.activity_type).await?;
+        for (label, path) in &args.modules {
+            let registry = Registry::new(engine.clone(), &root.join(label));
+            let (module, _) = registry.load_file(path).await?;
+            let m = measure(&engine, &module.module, args, cores).await?;
+            println!(
+                "{:<10} {:<22} {:>9.1} {:>9.1} {:>9.1} {:>11.1} {:>7.1} {:>13.0} {:>15.0}",
+                label,
+                format!("{:?}", engine.allocator()),
+                us(m.p50),
+                us(m.p99),
+                us(m.mean),
+                us(m.cpu_p50),
+                m.faults,
+                m.one_core,
+                m.all_cores
+            );
         }
-        let mut times = Vec::with_capacity(args.attempts);
-        let start = Instant::now();
-        for _ in 0..args.attempts {
-            let t = Instant::now();
-            attempt(&engine, &module, &args.activity_type).await?;
-            times.push(t.elapsed());
-        }
-        let one_core = args.attempts as f64 / start.elapsed().as_secs_f64();
-
-        let start = Instant::now();
-        let per_task = args.attempts / cores;
-        let tasks: Vec<_> = (0..cores)
-            .map(|_| {
-                let (engine, module, ty) =
-                    (engine.clone(), module.clone(), args.activity_type.clone());
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        attempt(&engine, &module, &ty).await?;
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
-        }
-        let all_cores = (per_task * cores) as f64 / start.elapsed().as_secs_f64();
-
-        times.sort();
-        let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
-        let mean = times.iter().sum::<Duration>() / times.len() as u32;
-        println!(
-            "{:<22} {:>10.1} {:>10.1} {:>10.1} {:>14.0} {:>14.0}",
-            format!("{:?}", engine.allocator()),
-            us(pct(0.5)),
-            us(pct(0.99)),
-            us(mean),
-            one_core,
-            all_cores
-        );
-        let _ = std::fs::remove_dir_all(&dir);
     }
+
+    println!();
+    println!(
+        "{:<10} {:>8} {:>12} {:>17} {:>18} {:>14}",
+        "module", "wasm MB", "artifact MB", "upload→ready ms", "restart→ready ms", "(checksum ms)"
+    );
+    for ((label, _), r) in args.modules.iter().zip(&ready) {
+        println!(
+            "{:<10} {:>8.2} {:>12.2} {:>17.1} {:>18.1} {:>14.1}",
+            label,
+            r.wasm_bytes as f64 / 1e6,
+            r.artifact_bytes as f64 / 1e6,
+            ms(r.upload),
+            ms(r.restart),
+            ms(r.checksum)
+        );
+    }
+    println!(
+        "upload→ready: POST /modules without HTTP (compile on {cores} cores); \
+         restart→ready: a recorded module loaded by a new process, median of {}, warm page cache",
+        args.restarts
+    );
     Ok(())
+}
+
+/// Uploads `path` into a fresh data dir, then loads it back `restarts`
+/// times as restarted processes would.
+async fn readiness(dir: &Path, path: &Path, restarts: usize) -> anyhow::Result<Readiness> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let wasm_bytes = bytes.len() as u64;
+    let db = Db::open(dir, Durability::Full)?;
+    let engine = Engine::new(&EngineConfig::default())?;
+    let t = Instant::now();
+    let (record, _) = Registry::new(engine.clone(), dir)
+        .upload(&db, "default", "bench", bytes)
+        .await?;
+    let upload = t.elapsed();
+
+    let mut times = Vec::with_capacity(restarts);
+    for _ in 0..restarts.max(1) {
+        // A new registry has nothing in memory, like a new process.
+        let registry = Registry::new(engine.clone(), dir);
+        let t = Instant::now();
+        let loaded = registry.get(&record.sha256).await?;
+        times.push(t.elapsed());
+        anyhow::ensure!(
+            loaded.source == LoadSource::Artifact,
+            "the restart did not load the artifact ({:?})",
+            loaded.source
+        );
+    }
+    times.sort();
+
+    let artifact = std::fs::read_dir(dir.join("artifacts"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "cwasm")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&record.sha256))
+        })
+        .context("no artifact was written")?;
+    let artifact_bytes = std::fs::metadata(&artifact)?.len();
+    let t = Instant::now();
+    std::io::copy(&mut std::fs::File::open(&artifact)?, &mut Sha256::new())?;
+    let checksum = t.elapsed();
+    Ok(Readiness {
+        wasm_bytes,
+        artifact_bytes,
+        upload,
+        restart: times[times.len() / 2],
+        checksum,
+    })
+}
+
+/// Per-attempt figures of one module on one engine.
+struct AttemptCost {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    /// CPU time of the thread running the attempt (user + kernel): unlike
+    /// wall time, barely moved by other processes competing for the cores.
+    cpu_p50: Duration,
+    /// Page faults per attempt: pages the guest touched that the pool had
+    /// not kept mapped (copy-on-write of the memory image, or zero pages).
+    faults: f64,
+    one_core: f64,
+    all_cores: f64,
+}
+
+async fn measure(
+    engine: &Engine,
+    module: &ActivityModule,
+    args: &InstantiateArgs,
+    cores: usize,
+) -> anyhow::Result<AttemptCost> {
+    let ty = &args.activity_type;
+    // Warm up: first instances fault in the pool's pages.
+    for _ in 0..200 {
+        attempt(engine, module, ty).await?;
+    }
+    let mut times = Vec::with_capacity(args.attempts);
+    let mut cpu = Vec::with_capacity(args.attempts);
+    let faults_before = thread_page_faults();
+    let start = Instant::now();
+    for _ in 0..args.attempts {
+        let (t, c) = (Instant::now(), thread_cpu_time());
+        attempt(engine, module, ty).await?;
+        times.push(t.elapsed());
+        cpu.push(thread_cpu_time().saturating_sub(c));
+    }
+    let one_core = args.attempts as f64 / start.elapsed().as_secs_f64();
+    let faults = (thread_page_faults() - faults_before) as f64 / args.attempts as f64;
+
+    let start = Instant::now();
+    let per_task = args.attempts / cores;
+    let tasks: Vec<_> = (0..cores)
+        .map(|_| {
+            let (engine, module, ty) = (engine.clone(), module.clone(), ty.clone());
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    attempt(&engine, &module, &ty).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let all_cores = (per_task * cores) as f64 / start.elapsed().as_secs_f64();
+
+    times.sort();
+    cpu.sort();
+    let pct = |v: &[Duration], p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    Ok(AttemptCost {
+        p50: pct(&times, 0.5),
+        p99: pct(&times, 0.99),
+        mean: times.iter().sum::<Duration>() / times.len().max(1) as u32,
+        cpu_p50: pct(&cpu, 0.5),
+        faults,
+        one_core,
+        all_cores,
+    })
 }
 
 async fn attempt(engine: &Engine, module: &ActivityModule, ty: &str) -> anyhow::Result<()> {
@@ -136,8 +327,37 @@ async fn attempt(engine: &Engine, module: &ActivityModule, ty: &str) -> anyhow::
     }
 }
 
+/// CPU time consumed by the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
+    // every Linux and macOS libc knows.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Minor and major page faults taken by the calling thread so far.
+fn thread_page_faults() -> i64 {
+    // SAFETY: an all-zero `rusage` is a valid value for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable; RUSAGE_THREAD is Linux's.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return 0;
+    }
+    usage.ru_minflt + usage.ru_majflt
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// A fresh temporary directory.

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -46,6 +48,155 @@ pub fn rust_example(name: &str) -> PathBuf {
     path
 }
 
+/// A language activities are written in; every example exists in each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Js,
+    Python,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 3] = [Lang::Rust, Lang::Js, Lang::Python];
+
+    /// Directory name under `examples/` and `build/examples/`.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Js => "js",
+            Lang::Python => "python",
+        }
+    }
+
+    /// Path of the built example component `name` in this language.
+    pub fn example(self, name: &str) -> PathBuf {
+        match self {
+            Lang::Rust => rust_example(name),
+            Lang::Js | Lang::Python => polyglot_example(self, name),
+        }
+    }
+}
+
+/// Path of a built JavaScript or Python example, `build/examples/LANG/NAME.wasm`.
+/// Builds every example of the language once (`scripts/build-polyglot-examples
+/// LANG`) when one is missing or older than its sources, the guest kit, the
+/// WIT or the build scripts. `./scripts/test` builds them before the tests,
+/// so this only rebuilds after an edit.
+pub fn polyglot_example(lang: Lang, name: &str) -> PathBuf {
+    static BUILT: [OnceLock<()>; 2] = [OnceLock::new(), OnceLock::new()];
+    let root = repo();
+    let out = root.join("build/examples").join(lang.dir());
+    BUILT[(lang == Lang::Python) as usize].get_or_init(|| {
+        if polyglot_examples_fresh(lang, &out) {
+            return;
+        }
+        eprintln!("building the {} examples (stale or missing)", lang.dir());
+        let status = Command::new(root.join("scripts/build-polyglot-examples"))
+            .arg(lang.dir())
+            .status()
+            .expect("scripts/build-polyglot-examples runs");
+        assert!(
+            status.success(),
+            "building the {} examples failed",
+            lang.dir()
+        );
+    });
+    let path = out.join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// True if every example of `lang` has a component newer than all its inputs.
+fn polyglot_examples_fresh(lang: Lang, out: &Path) -> bool {
+    let root = repo();
+    let kit = root.join("guest-sdk").join(lang.dir());
+    let inputs = [
+        newest(&kit),
+        newest(&root.join("wit")),
+        newest(&root.join(format!("scripts/build-{}", lang.dir()))),
+    ];
+    let Ok(examples) = std::fs::read_dir(root.join("examples").join(lang.dir())) else {
+        return false;
+    };
+    let mut outputs: Vec<(String, PathBuf)> = examples
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    if lang == Lang::Js {
+        // greet built with fetch() enabled (see the build script).
+        outputs.push(("greet-http".into(), root.join("examples/js/greet")));
+    }
+    !outputs.is_empty()
+        && outputs.iter().all(|(name, sources)| {
+            let built = out.join(format!("{name}.wasm"));
+            let newest_input = newest(sources).max(inputs.iter().copied().max().flatten());
+            match (modified(&built), newest_input) {
+                (Some(b), Some(s)) => b >= s,
+                _ => false,
+            }
+        })
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Newest modification time under `path`, skipping installed packages,
+/// caches and the kits' own tests.
+fn newest(path: &Path) -> Option<SystemTime> {
+    let own = modified(path);
+    if !path.is_dir() {
+        return own;
+    }
+    let skip = ["node_modules", "__pycache__", "test", "tests"];
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !skip.contains(&e.file_name().to_string_lossy().as_ref()))
+        .filter_map(|e| newest(&e.path()))
+        .chain(own)
+        .max()
+}
+
+/// Loads (so compiles) `module` into the shared data dir's artifact cache
+/// once. Tests run in parallel: without this, every test touching a large
+/// JS or Python component first would compile it at the same time.
+pub fn precompiled(module: &Path) -> PathBuf {
+    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<OnceLock<()>>>>> = OnceLock::new();
+    let cell = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .expect("precompile map")
+        .entry(module.to_owned())
+        .or_default()
+        .clone();
+    cell.get_or_init(|| {
+        // An activity type no module has: `wharf run` loads the module
+        // (compiling it and writing its artifact), then refuses to run.
+        let (code, err) = run_refused(module, "wharf-test-precompile");
+        assert!(
+            code == 2 && err.contains("has no activity type"),
+            "loading {} failed ({code}): {err}",
+            module.display()
+        );
+    });
+    module.to_owned()
+}
+
+/// A fresh data directory for `wharf serve` whose artifact cache is the
+/// shared one of the `wharf run` tests (artifacts are keyed by content and
+/// engine configuration, so sharing is safe): uploading a component
+/// [`precompiled`] already maps its artifact instead of compiling it again.
+pub fn data_dir_sharing_artifacts() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let artifacts = shared_data_dir().join("artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    std::os::unix::fs::symlink(&artifacts, dir.path().join("artifacts")).expect("symlink");
+    dir
+}
+
 /// A data directory shared by the tests of this binary, so each component
 /// is compiled once; tests that watch compilation use their own.
 pub fn shared_data_dir() -> PathBuf {
@@ -69,9 +220,15 @@ impl Run {
     }
 }
 
-/// Runs `wharf run --json MODULE TYPE ARGS...` with the shared data dir.
+/// Runs `wharf run --json MODULE TYPE ARGS...` with the shared data dir
+/// (the module is compiled once, by [`precompiled`]).
 pub fn run(module: &Path, activity_type: &str, args: &[&str]) -> Run {
-    run_in(&shared_data_dir(), module, activity_type, args)
+    run_in(
+        &shared_data_dir(),
+        &precompiled(module),
+        activity_type,
+        args,
+    )
 }
 
 /// Same as [`run`], with a given data directory.
@@ -135,7 +292,9 @@ impl Server {
             .expect("wharf serve starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("startup line");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("startup line");
         let addr = line
             .split("http://")
             .nth(1)
@@ -163,7 +322,10 @@ impl Server {
         let resp = req.send().expect("request succeeds");
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
@@ -181,17 +343,29 @@ impl Server {
     /// Uploads a component; panics unless accepted.
     pub fn upload(&self, name: &str, file: &Path) -> Value {
         let bytes = std::fs::read(file).expect("component");
-        let (status, body) = self.send(self.http.post(self.url(&format!("modules?name={name}"))).body(bytes));
-        assert!(status == 201 || status == 200, "upload {name}: {status} {body}");
+        let (status, body) = self.send(
+            self.http
+                .post(self.url(&format!("modules?name={name}")))
+                .body(bytes),
+        );
+        assert!(
+            status == 201 || status == 200,
+            "upload {name}: {status} {body}"
+        );
         body
     }
 
     /// Uploads and deploys a Rust example to a queue.
     pub fn deploy_example(&self, example: &str, queue: &str, max_concurrent: u32) {
         self.upload(example, &rust_example(example));
+        self.deploy(example, queue, max_concurrent);
+    }
+
+    /// Deploys the latest version of an uploaded module to a queue.
+    pub fn deploy(&self, module: &str, queue: &str, max_concurrent: u32) {
         let (status, body) = self.put(
             &format!("task-queues/{queue}/deployment"),
-            &serde_json::json!({"module": example, "max_concurrent": max_concurrent}),
+            &serde_json::json!({"module": module, "max_concurrent": max_concurrent}),
         );
         assert_eq!(status, 200, "{body}");
     }
@@ -212,7 +386,10 @@ impl Server {
             if r["closed"] == Value::Bool(true) {
                 return self.get(&format!("activities/{id}")).1;
             }
-            assert!(std::time::Instant::now() < deadline, "activity {id} did not close: {r}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "activity {id} did not close: {r}"
+            );
         }
     }
 

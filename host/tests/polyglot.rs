@@ -1,0 +1,492 @@
+//! The same behaviour from Rust, JavaScript and Python activities: one table
+//! of cases, each run against the example components of all three languages
+//! (`examples/{rust,js,python}`), through `wharf run` and through `wharf serve`.
+//!
+//! A case is a function of the language; `polyglot_cases!` makes a test of
+//! each case for each language, so `cargo test --test polyglot js::` runs the
+//! JavaScript ones and a failure names its language. The Rust examples are
+//! the reference: every language must give the same results and errors.
+//!
+//! A JS or Python component takes seconds to compile, so each is compiled
+//! once into the shared data directory (`common::precompiled`) and the
+//! servers here share that artifact cache; only the upload-and-restart test,
+//! which watches compilation happen, starts from nothing.
+
+mod common;
+
+use common::{data_dir_sharing_artifacts, precompiled, run, wharf, Lang, Run, Server};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Instantiates every case once per language, in modules `rust`, `js` and
+/// `python`.
+macro_rules! polyglot_cases {
+    ($($case:ident),* $(,)?) => {
+        polyglot_cases!(@lang rust, Rust, $($case),*);
+        polyglot_cases!(@lang js, Js, $($case),*);
+        polyglot_cases!(@lang python, Python, $($case),*);
+    };
+    (@lang $module:ident, $lang:ident, $($case:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(super::Lang::$lang)
+                }
+            )*
+        }
+    };
+}
+
+polyglot_cases! {
+    greet_returns_its_greeting,
+    a_malformed_argument_fails_non_retryably,
+    a_second_load_maps_the_artifact,
+    flaky_fails_retryably_until_its_attempt,
+    reject_is_non_retryable_with_type_and_details,
+    fail_typed_fails_retryably_with_the_given_type,
+    wordcount_resumes_from_heartbeat_details,
+    wordcount_crash_keeps_the_last_heartbeat,
+    cancellation_is_seen_by_a_heartbeating_activity,
+    files_are_not_readable,
+    the_environment_is_empty,
+    the_network_is_unreachable,
+    the_service_retries_flaky_until_it_succeeds,
+    the_service_resumes_wordcount_after_a_failed_attempt,
+}
+
+// ---- `wharf run`
+
+fn greet_returns_its_greeting(l: Lang) {
+    let r = run(&l.example("greet"), "greet", &["--input", r#""Zoë 🚢""#]);
+    assert_eq!(r.outcome(), "completed", "{}", r.json);
+    assert_eq!(r.code(), Some(0));
+    assert_eq!(r.json["result"], json!("Hello, Zoë 🚢!"));
+}
+
+#[test]
+fn greet_is_the_same_in_every_language() {
+    let results: Vec<Value> = Lang::ALL
+        .iter()
+        .map(|l| run(&l.example("greet"), "greet", &["--input", r#""Ada""#]).json["result"].clone())
+        .collect();
+    assert_eq!(
+        results,
+        [
+            json!("Hello, Ada!"),
+            json!("Hello, Ada!"),
+            json!("Hello, Ada!")
+        ]
+    );
+}
+
+fn a_malformed_argument_fails_non_retryably(l: Lang) {
+    let r = run(&l.example("greet"), "greet", &["--input", "42"]);
+    assert_eq!(r.outcome(), "failed", "{}", r.json);
+    assert_eq!(r.json["error"]["type"], "InvalidArgument", "{}", r.json);
+    assert_eq!(r.json["error"]["non_retryable"], true);
+}
+
+fn a_second_load_maps_the_artifact(l: Lang) {
+    // `run` compiled the module once already (`precompiled`); every later
+    // process maps the artifact.
+    let r = run(&l.example("greet"), "greet", &["--input", r#""Bo""#]);
+    assert_eq!(
+        r.json["module"]["source"], "artifact",
+        "{}",
+        r.json["module"]
+    );
+    assert_eq!(r.json["result"], "Hello, Bo!");
+}
+
+fn flaky_fails_retryably_until_its_attempt(l: Lang) {
+    let m = l.example("flaky");
+    let input = r#"{"succeed_on_attempt": 3, "retry_delay_ms": 250}"#;
+    let r = run(&m, "flaky", &["--input", input, "--attempt", "2"]);
+    assert_eq!(r.outcome(), "failed", "{}", r.json);
+    assert_eq!(r.code(), Some(1));
+    let e = &r.json["error"];
+    assert_eq!(e["type"], "FlakyError");
+    assert_eq!(e["non_retryable"], false);
+    assert_eq!(e["message"], "attempt 2 failed");
+    assert_eq!(e["details"], json!([{"attempt": 2}]));
+    assert_eq!(e["next_retry_delay_ms"], 250);
+
+    // Without a delay, the retry policy decides.
+    let r = run(&m, "flaky", &["--input", r#"{"succeed_on_attempt": 3}"#]);
+    assert_eq!(
+        r.json["error"]["next_retry_delay_ms"],
+        Value::Null,
+        "{}",
+        r.json
+    );
+
+    let r = run(&m, "flaky", &["--input", input, "--attempt", "3"]);
+    assert_eq!(r.outcome(), "completed", "{}", r.json);
+    assert_eq!(r.json["result"], json!({"attempt": 3}));
+}
+
+fn reject_is_non_retryable_with_type_and_details(l: Lang) {
+    let r = run(
+        &l.example("flaky"),
+        "reject",
+        &["--input", r#"{"reason": "no stock"}"#],
+    );
+    assert_eq!(r.outcome(), "failed", "{}", r.json);
+    let e = &r.json["error"];
+    assert_eq!(e["type"], "InvalidOrder");
+    assert_eq!(e["non_retryable"], true);
+    assert_eq!(e["message"], "order rejected: no stock");
+    assert_eq!(e["details"], json!([{"reason": "no stock"}]));
+}
+
+fn fail_typed_fails_retryably_with_the_given_type(l: Lang) {
+    let r = run(
+        &l.example("flaky"),
+        "fail-typed",
+        &["--input", r#"{"error_type": "Transient"}"#],
+    );
+    assert_eq!(r.outcome(), "failed", "{}", r.json);
+    let e = &r.json["error"];
+    assert_eq!(e["type"], "Transient");
+    assert_eq!(e["non_retryable"], false);
+    assert_eq!(e["message"], "failed with Transient");
+}
+
+const ITEMS: &str = r#"{"items": ["a b", "c d e", "f", "g h i j"]}"#;
+
+fn wordcount_resumes_from_heartbeat_details(l: Lang) {
+    let m = l.example("wordcount");
+    let fresh = run(&m, "wordcount", &["--input", ITEMS]);
+    assert_eq!(fresh.outcome(), "completed", "{}", fresh.json);
+    assert_eq!(
+        fresh.json["result"],
+        json!({"words": 10, "items": 4, "resumed_from": 0, "processed": 4})
+    );
+    assert_eq!(fresh.json["heartbeats"], 4);
+    assert_eq!(
+        fresh.json["last_heartbeat_details"],
+        json!([{"next": 4, "words": 10}])
+    );
+
+    // Items 0 and 1 are done (5 words): only 2 and 3 are processed again.
+    let resumed = run(
+        &m,
+        "wordcount",
+        &[
+            "--input",
+            ITEMS,
+            "--heartbeat-details",
+            r#"{"next": 2, "words": 5}"#,
+            "--attempt",
+            "2",
+        ],
+    );
+    assert_eq!(
+        resumed.json["result"],
+        json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2}),
+        "{}",
+        resumed.json
+    );
+    assert_eq!(resumed.json["heartbeats"], 2);
+}
+
+fn wordcount_crash_keeps_the_last_heartbeat(l: Lang) {
+    let input = r#"{"items": ["a b", "c d e", "f"], "fail_at": 2}"#;
+    let r = run(&l.example("wordcount"), "wordcount", &["--input", input]);
+    assert_eq!(r.outcome(), "failed", "{}", r.json);
+    assert_eq!(r.json["error"]["type"], "SimulatedCrash");
+    assert_eq!(r.json["error"]["message"], "simulated crash before item 2");
+    assert_eq!(r.json["error"]["non_retryable"], false);
+    assert_eq!(
+        r.json["last_heartbeat_details"],
+        json!([{"next": 2, "words": 5}])
+    );
+}
+
+fn cancellation_is_seen_by_a_heartbeating_activity(l: Lang) {
+    let input = r#"{"items": ["a", "b", "c", "d", "e", "f", "g", "h"], "step_ms": 100}"#;
+    let r = run(
+        &l.example("wordcount"),
+        "wordcount",
+        &["--input", input, "--cancel-after", "250ms"],
+    );
+    // Seen, not enforced: the grace period (1 s) is far from over.
+    assert_eq!(r.outcome(), "cancelled", "{}", r.json);
+    let hb = r.json["heartbeats"].as_u64().unwrap_or(0);
+    assert!((2..8).contains(&hb), "stopped after {hb} heartbeats");
+    let took = Duration::from_micros(r.json["duration_us"].as_u64().unwrap_or(0));
+    assert!(took < Duration::from_millis(900), "{took:?}");
+}
+
+// ---- the sandbox grants nothing, whatever the runtime
+
+/// Runs the capability probe of each language: the Rust adversary fixture's
+/// own activity type, or the `probe` type of the JS and Python greet examples.
+fn probe(l: Lang, what: &str, input: Value) -> Run {
+    let (module, ty, input) = match (l, what) {
+        (Lang::Rust, "file") => ("adversary", "read-file", input),
+        (Lang::Rust, "env") => ("adversary", "read-env", input),
+        (Lang::Rust, "net") => ("adversary", "connect", input),
+        (_, _) => {
+            let mut input = input;
+            input["what"] = json!(what);
+            ("greet", "probe", input)
+        }
+    };
+    let r = run(&l.example(module), ty, &["--input", &input.to_string()]);
+    assert_eq!(r.outcome(), "completed", "{}", r.json);
+    r
+}
+
+fn files_are_not_readable(l: Lang) {
+    let r = probe(l, "file", json!({"path": "/etc/passwd"}));
+    assert_eq!(r.json["result"]["denied"], true, "{}", r.json);
+}
+
+fn the_environment_is_empty(l: Lang) {
+    let r = probe(l, "env", json!({}));
+    match l {
+        Lang::Rust => assert_eq!(r.json["result"], json!({"vars": [], "args": []})),
+        Lang::Js | Lang::Python => assert_eq!(r.json["result"]["denied"], true, "{}", r.json),
+    }
+}
+
+/// A local listener the guests try to reach; nothing may ever connect.
+struct Target {
+    listener: TcpListener,
+    addr: String,
+}
+
+impl Target {
+    fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        Self { listener, addr }
+    }
+
+    fn assert_untouched(&self) {
+        match self.listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("a guest reached {}: {other:?}", self.addr),
+        }
+    }
+}
+
+/// Every way a runtime has to the network: TCP sockets and `wasi:http` for
+/// Rust; `fetch()` for JS (through the host's `wasi:http` in a module built
+/// with `--http`; the default build has no network API at all); Python's
+/// `socket` (absent from componentize-py's runtime, so the probe finds no API).
+fn the_network_is_unreachable(l: Lang) {
+    let target = Target::new();
+    let r = probe(l, "net", json!({"addr": target.addr}));
+    assert_eq!(r.json["result"]["denied"], true, "{}", r.json);
+
+    let url = format!("http://{}/", target.addr);
+    let http = match l {
+        Lang::Rust => Some(run(
+            &l.example("adversary"),
+            "http-get",
+            &["--input", &json!({"url": url}).to_string()],
+        )),
+        Lang::Js => Some(run(
+            &l.example("greet-http"),
+            "probe",
+            &[
+                "--input",
+                &json!({"what": "net", "addr": target.addr}).to_string(),
+            ],
+        )),
+        Lang::Python => None,
+    };
+    if let Some(r) = http {
+        assert_eq!(r.json["result"]["denied"], true, "{}", r.json);
+        let log = r.json["log"].as_str().unwrap_or("");
+        assert!(
+            log.contains(&format!("outbound HTTP GET {url} denied")),
+            "{log}"
+        );
+    }
+    target.assert_untouched();
+}
+
+// ---- through `wharf serve`
+
+/// A server whose artifact cache is the shared one, with `examples`
+/// uploaded (compiled at most once per test run) and each deployed to the
+/// queue of its name.
+fn server_with(l: Lang, examples: &[&str]) -> (Server, tempfile::TempDir) {
+    let dir = data_dir_sharing_artifacts();
+    let s = Server::start(dir.path(), &[]);
+    for name in examples {
+        s.upload(name, &precompiled(&l.example(name)));
+        s.deploy(name, name, 10);
+    }
+    (s, dir)
+}
+
+fn outcomes(a: &Value) -> Vec<&str> {
+    a["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| x["outcome"].as_str().unwrap_or(""))
+        .collect()
+}
+
+fn the_service_retries_flaky_until_it_succeeds(l: Lang) {
+    let (s, _dir) = server_with(l, &["flaky"]);
+    s.start_activity(json!({
+        "activity_id": "f", "activity_type": "flaky", "task_queue": "flaky",
+        "input": [{"succeed_on_attempt": 3}], "start_to_close_timeout": "10s",
+        "retry_policy": {"initial_interval": "50ms"}
+    }));
+    s.start_activity(json!({
+        "activity_id": "r", "activity_type": "reject", "task_queue": "flaky",
+        "input": [{"reason": "no stock"}], "start_to_close_timeout": "10s"
+    }));
+    let a = s.wait_closed("f", Duration::from_secs(30));
+    assert_eq!(a["state"], "completed", "{a}");
+    assert_eq!(a["attempt"], 3);
+    assert_eq!(a["result"], json!({"attempt": 3}));
+    assert_eq!(outcomes(&a), ["failed", "failed", "completed"]);
+    assert_eq!(a["attempts"][1]["failure_type"], "FlakyError", "{a}");
+
+    let r = s.wait_closed("r", Duration::from_secs(30));
+    assert_eq!(
+        (r["state"].as_str(), r["attempt"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["last_failure"]["type"], "InvalidOrder");
+    assert_eq!(r["last_failure"]["non_retryable"], true);
+}
+
+fn the_service_resumes_wordcount_after_a_failed_attempt(l: Lang) {
+    let (s, _dir) = server_with(l, &["wordcount"]);
+    s.start_activity(json!({
+        "activity_id": "wc", "activity_type": "wordcount", "task_queue": "wordcount",
+        "input": [{"items": ["a b", "c d e", "f", "g h i j"], "fail_at": 2}],
+        "start_to_close_timeout": "10s", "retry_policy": {"initial_interval": "50ms"}
+    }));
+    let a = s.wait_closed("wc", Duration::from_secs(30));
+    assert_eq!(a["state"], "completed", "{a}");
+    // Items 0 and 1 are not counted again.
+    assert_eq!(
+        a["result"],
+        json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2})
+    );
+    assert_eq!(outcomes(&a), ["failed", "completed"]);
+    assert_eq!(a["attempts"][0]["failure_type"], "SimulatedCrash");
+    assert_eq!(
+        a["attempts"][0]["heartbeat_details"],
+        json!([{"next": 2, "words": 5}])
+    );
+}
+
+// ---- upload once, restart without compiling
+
+/// Artifact files and their modification times.
+fn artifacts(dir: &std::path::Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("artifacts"))
+        .expect("artifact dir")
+        .flatten()
+        .map(|e| {
+            (
+                e.path(),
+                e.metadata().and_then(|m| m.modified()).expect("mtime"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_upload_is_compiled_once_and_a_restart_maps_the_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let mut compile_ms = Vec::new();
+    for l in Lang::ALL {
+        let name = format!("greet-{}", l.dir());
+        let file = l.example("greet");
+        // Through the CLI, as a user would: it shows progress while the
+        // component compiles (seconds for JS and Python).
+        let out = wharf()
+            .args(["module", "upload"])
+            .arg(&file)
+            .args(["--name", &name, "--server", &s.base])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("uploaded {name}@1")), "{stdout}");
+        assert!(stdout.contains("activity types: greet"), "{stdout}");
+        if l != Lang::Rust {
+            let mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
+            assert!(
+                (12.0..19.0).contains(&mb),
+                "{} is {mb:.1} MB",
+                file.display()
+            );
+            let progress = format!(
+                "uploading and compiling {} ({mb:.1} MB)... 1s",
+                file.display()
+            );
+            assert!(stderr.contains(&progress), "no progress line in {stderr:?}");
+        }
+        s.deploy(&name, &name, 10);
+        let (_, q) = s.get(&format!("task-queues/{name}"));
+        assert_eq!(q["module_load"]["source"], "compiled", "{q}");
+        compile_ms.push(q["module_load"]["ms"].as_f64().unwrap());
+    }
+    let before = artifacts(dir.path());
+    assert_eq!(
+        before.len(),
+        6,
+        "an artifact and its checksum per module: {before:?}"
+    );
+    s.kill();
+
+    let restarted = Instant::now();
+    let s = Server::start(dir.path(), &[]);
+    let restart = restarted.elapsed();
+    for (l, compiled_ms) in Lang::ALL.into_iter().zip(compile_ms) {
+        let name = format!("greet-{}", l.dir());
+        let (_, q) = s.get(&format!("task-queues/{name}"));
+        assert_eq!(q["module_load"]["source"], "artifact", "{q}");
+        let ms = q["module_load"]["ms"].as_f64().unwrap();
+        if l != Lang::Rust {
+            assert!(
+                ms * 10.0 < compiled_ms,
+                "{name}: mapped in {ms} ms, compiled in {compiled_ms} ms"
+            );
+        }
+        s.start_activity(json!({
+            "activity_id": name, "activity_type": "greet", "task_queue": name,
+            "input": [l.dir()], "start_to_close_timeout": "10s"
+        }));
+        let a = s.wait_closed(&name, Duration::from_secs(10));
+        assert_eq!(a["result"], format!("Hello, {}!", l.dir()), "{a}");
+    }
+    assert_eq!(
+        artifacts(dir.path()),
+        before,
+        "the restart rewrote artifacts"
+    );
+    eprintln!("restart to ready with 3 deployments: {restart:?}");
+
+    // What a user sees.
+    let out = wharf()
+        .args(["queue", "describe", "greet-python", "--server", &s.base])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("module load: artifact in "), "{text}");
+}
