@@ -60,6 +60,13 @@ async def activity_worker(address: str, queue: str, max_concurrent: int) -> None
     await worker.run()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def one_round(client: Client, queue: str, n: int, workflows: int) -> float:
     per = [n // workflows + (1 if i < n % workflows else 0) for i in range(workflows)]
     started = time.monotonic()
@@ -86,6 +93,7 @@ async def main() -> None:
     p.add_argument("--workflows", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--max-concurrent", type=int, default=100)
+    p.add_argument("--wasm-pid", type=int, help="pid of the wharf worker, for its CPU time")
     p.add_argument("--activity-worker", metavar="QUEUE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.activity_worker:
@@ -113,22 +121,36 @@ async def main() -> None:
             for q in (args.wasm_queue, py_queue):
                 await one_round(client, q, 200, 2)
             rates = {"wasm": [], "python": []}
+            cpu = {"wasm": [], "python": []}
+            pids = {"wasm": args.wasm_pid, "python": native.pid}
             for r in range(args.rounds):
                 for name, q in (("wasm", args.wasm_queue), ("python", py_queue)):
+                    before = cpu_seconds(pids[name]) if pids[name] else 0.0
                     rate = await one_round(client, q, args.n, args.workflows)
+                    used = (cpu_seconds(pids[name]) - before) if pids[name] else 0.0
                     rates[name].append(rate)
-                    print(f"round {r + 1}: {name:<6} {rate:8.1f} activities/s", file=sys.stderr, flush=True)
+                    cpu[name].append(used * 1e6 / args.n)
+                    print(f"round {r + 1}: {name:<6} {rate:8.1f} activities/s, "
+                          f"worker CPU {used * 1e6 / args.n:7.0f} us/activity", file=sys.stderr, flush=True)
             wasm = statistics.median(rates["wasm"])
             python = statistics.median(rates["python"])
-            print(json.dumps({
+            result = {
                 "activities_per_round": args.n,
                 "workflows": args.workflows,
                 "rounds": args.rounds,
                 "wasm_per_s": round(wasm, 1),
                 "python_per_s": round(python, 1),
                 "ratio": round(wasm / python, 3),
+                "worker_cpu_us_per_activity": {k: round(statistics.median(v)) for k, v in cpu.items() if v},
                 "all": {k: [round(x, 1) for x in v] for k, v in rates.items()},
-            }), flush=True)
+            }
+            print(f"no-op activities through one Temporal dev server: {args.n} per round, "
+                  f"{args.workflows} workflows, median of {args.rounds} rounds")
+            print(f"  wharf worker (Wasm noop):   {wasm:8.1f} activities/s")
+            print(f"  Python SDK worker (native): {python:8.1f} activities/s")
+            print(f"  ratio wasm/python:          {wasm / python:8.3f}")
+            print(json.dumps(result), flush=True)
+            native.kill()
             os._exit(0)
     finally:
         native.kill()

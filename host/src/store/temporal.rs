@@ -83,6 +83,14 @@ pub fn put_heartbeat(c: &Connection, row: &HeartbeatRow) -> Result<(), StoreErro
     Ok(())
 }
 
+fn delete_outbox_rows(c: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached("DELETE FROM temporal_outbox WHERE id = ?1")?;
+    for id in ids {
+        stmt.execute(params![id])?;
+    }
+    Ok(())
+}
+
 const OUTBOX_COLUMNS: &str = "id, namespace, task_token, workflow_id, activity_id, activity_type, \
                               report, created_ms, tries, last_error";
 
@@ -144,16 +152,20 @@ impl Db {
         .await
     }
 
-    /// Queues a report, durably. It is not offered for re-delivery before
-    /// `next_ms` (the first delivery is the caller's). Returns the row id.
+    /// Queues a report, durably, and deletes the rows in `remove` (reports
+    /// delivered since the last write) in the same transaction. It is not
+    /// offered for re-delivery before `next_ms` (the first delivery is the
+    /// caller's). Returns the row id.
     pub async fn outbox_push(
         &self,
         key: AttemptKey,
         report: String,
         now_ms: u64,
         next_ms: u64,
+        remove: Vec<i64>,
     ) -> Result<i64, StoreError> {
         self.write(move |c| {
+            delete_outbox_rows(c, &remove)?;
             c.prepare_cached(
                 "INSERT INTO temporal_outbox (namespace, task_token, workflow_id, activity_id, \
                  activity_type, report, created_ms, next_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -173,15 +185,12 @@ impl Db {
         .await
     }
 
-    /// Removes a delivered (or rejected) report. Not awaited: should the
-    /// process die first, the report is sent again and the server answers
-    /// that the task is already done.
-    pub fn outbox_remove(&self, id: i64) {
-        self.write_detached(move |c| {
-            c.prepare_cached("DELETE FROM temporal_outbox WHERE id = ?1")?
-                .execute(params![id])?;
-            Ok(())
-        })
+    /// Deletes delivered (or rejected) reports.
+    pub async fn outbox_remove(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c| delete_outbox_rows(c, &ids)).await
     }
 
     /// Records a failed delivery and when to try again.
@@ -262,7 +271,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), Durability::Normal).unwrap();
         let id = db
-            .outbox_push(key(b"t1"), "{}".into(), 10, 1_000)
+            .outbox_push(key(b"t1"), "{}".into(), 10, 1_000, Vec::new())
             .await
             .unwrap();
         assert!(db.outbox_due(999, 10).unwrap().is_empty(), "leased");
@@ -275,9 +284,13 @@ mod tests {
         assert_eq!(due[0].tries, 1);
         assert_eq!(due[0].key.task_token, b"t1");
         assert_eq!(due[0].last_error.as_deref(), Some("unreachable"));
-        db.outbox_remove(id);
-        // A write after the detached delete is committed after it.
-        db.outbox_release_all().await.unwrap();
+        let second = db
+            .outbox_push(key(b"t2"), "{}".into(), 10, 0, vec![id])
+            .await
+            .unwrap();
+        let all = db.outbox_all().unwrap();
+        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [second]);
+        db.outbox_remove(vec![second]).await.unwrap();
         assert!(db.outbox_all().unwrap().is_empty());
         assert_eq!(db.outbox_next_due().unwrap(), None);
     }

@@ -2,7 +2,9 @@
 //!
 //! Every [`Report`] is written to SQLite (durably) before it is sent. The
 //! attempt's own task then sends it once; when the server accepts or rejects
-//! it (a task that already timed out, say) the row is deleted. When the
+//! it (a task that already timed out, say) the row is deleted, in the same
+//! transaction as the next report's insert (or within a second): one commit
+//! per report rather than two. When the
 //! server cannot be reached, the row stays and the retry loop re-sends it
 //! with exponential backoff until the server answers. Rows left by a
 //! previous process are due at once when the next one starts.
@@ -14,7 +16,7 @@ use super::activity::Report;
 use crate::store::temporal::{AttemptKey, OutboxRow};
 use crate::store::{Db, StoreError};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
@@ -58,6 +60,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// retry loop may take it (should the sender die with the process, the next
 /// process takes it at start).
 const FIRST_SEND_LEASE: Duration = Duration::from_secs(300);
+/// Longest a settled row waits for the next insert to delete it.
+const DELETE_DELAY: Duration = Duration::from_secs(1);
 /// Rows re-sent per pass of the retry loop.
 const BATCH: usize = 64;
 
@@ -72,6 +76,10 @@ pub struct Outbox<D> {
     db: Db,
     transport: D,
     wake: Notify,
+    /// Rows settled but not yet deleted.
+    settled: Mutex<Vec<i64>>,
+    /// Tells the retry loop that `settled` is no longer empty.
+    settled_wake: Notify,
 }
 
 impl<D: Deliver> Outbox<D> {
@@ -81,6 +89,8 @@ impl<D: Deliver> Outbox<D> {
             db,
             transport: deliver,
             wake: Notify::new(),
+            settled: Mutex::new(Vec::new()),
+            settled_wake: Notify::new(),
         })
     }
 
@@ -103,13 +113,46 @@ impl<D: Deliver> Outbox<D> {
         let body = serde_json::to_string(report).unwrap_or_default();
         let now = crate::now_ms();
         let lease = now + FIRST_SEND_LEASE.as_millis() as u64;
-        match self.db.outbox_push(key.clone(), body, now, lease).await {
+        match self
+            .db
+            .outbox_push(key.clone(), body, now, lease, self.take_settled())
+            .await
+        {
             Ok(id) => Some(id),
             Err(e) => {
                 tracing::error!(activity_id = %key.activity_id, "cannot queue the report in the outbox, sending it unprotected: {e}");
                 None
             }
         }
+    }
+
+    fn take_settled(&self) -> Vec<i64> {
+        self.settled
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    fn settle_row(&self, id: Option<i64>) {
+        if let (Some(id), Ok(mut s)) = (id, self.settled.lock()) {
+            s.push(id);
+            if s.len() == 1 {
+                self.settled_wake.notify_one();
+            }
+        }
+    }
+
+    /// Deletes the rows of settled reports now.
+    pub async fn flush_settled(&self) -> Result<(), StoreError> {
+        let ids = self.take_settled();
+        if let Err(e) = self.db.outbox_remove(ids.clone()).await {
+            // Put them back: they are deleted with the next write.
+            if let Ok(mut s) = self.settled.lock() {
+                s.extend(ids);
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The first send of a report [`queue`](Self::queue)d as `id`.
@@ -129,18 +172,14 @@ impl<D: Deliver> Outbox<D> {
     ) -> Sent {
         match sent {
             Ok(()) => {
-                if let Some(id) = id {
-                    self.db.outbox_remove(id);
-                }
+                self.settle_row(id);
                 if tries > 0 {
                     tracing::info!(activity_id = %key.activity_id, kind, tries, "re-delivered a report");
                 }
                 Sent::Delivered
             }
             Err(DeliveryError::Rejected(why)) => {
-                if let Some(id) = id {
-                    self.db.outbox_remove(id);
-                }
+                self.settle_row(id);
                 tracing::warn!(activity_id = %key.activity_id, kind, "the server refused the report, dropping it: {why}");
                 Sent::Rejected(why)
             }
@@ -164,6 +203,8 @@ impl<D: Deliver> Outbox<D> {
     /// remain queued afterwards.
     pub async fn retry_due(&self) -> Result<usize, StoreError> {
         'passes: loop {
+            // Sent rows must be gone before the query, or they are sent again.
+            self.flush_settled().await?;
             let due = self.db.outbox_due(crate::now_ms(), BATCH)?;
             if due.is_empty() {
                 break;
@@ -175,11 +216,8 @@ impl<D: Deliver> Outbox<D> {
                     break 'passes;
                 }
             }
-            // Deletes are queued without waiting; an empty write commits
-            // after them, so the next query does not see sent rows again.
-            self.db.write(|_| Ok(())).await?;
         }
-        self.db.write(|_| Ok(())).await?;
+        self.flush_settled().await?;
         Ok(self.db.outbox_all()?.len())
     }
 
@@ -189,7 +227,7 @@ impl<D: Deliver> Outbox<D> {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(id = row.id, "dropping an unreadable outbox row: {e}");
-                self.db.outbox_remove(row.id);
+                self.settle_row(Some(row.id));
                 return true;
             }
         };
@@ -202,29 +240,45 @@ impl<D: Deliver> Outbox<D> {
     }
 
     /// The retry loop: sleeps until the next queued report is due (or a
-    /// send fails), re-sends, and ends when `stop` turns true.
+    /// send fails), re-sends, deletes settled rows no insert took along
+    /// within [`DELETE_DELAY`], and ends when `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut next_due = Some(0);
+        let mut flush_at: Option<u64> = None;
         loop {
             if *stop.borrow() {
                 return;
             }
-            if let Err(e) = self.retry_due().await {
-                tracing::error!("outbox: {e}");
-            }
-            let next = match self.db.outbox_next_due() {
-                Ok(n) => n,
-                Err(e) => {
+            let now = crate::now_ms();
+            if next_due.is_some_and(|t| t <= now) {
+                if let Err(e) = self.retry_due().await {
                     tracing::error!("outbox: {e}");
-                    Some(crate::now_ms() + MAX_BACKOFF.as_millis() as u64)
                 }
-            };
-            let sleep = match next {
+                next_due = match self.db.outbox_next_due() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::error!("outbox: {e}");
+                        Some(now + MAX_BACKOFF.as_millis() as u64)
+                    }
+                };
+                flush_at = None;
+            } else if flush_at.is_some_and(|t| t <= now) {
+                if let Err(e) = self.flush_settled().await {
+                    tracing::error!("outbox: {e}");
+                }
+                flush_at = None;
+            }
+            let wake_at = [next_due, flush_at].into_iter().flatten().min();
+            let sleep = match wake_at {
                 Some(at) => Duration::from_millis(at.saturating_sub(crate::now_ms())),
                 None => Duration::from_secs(24 * 3600),
             };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => next_due = Some(0),
+                _ = self.settled_wake.notified() => {
+                    flush_at.get_or_insert(crate::now_ms() + DELETE_DELAY.as_millis() as u64);
+                }
                 _ = stop.changed() => {}
             }
         }
@@ -302,7 +356,10 @@ mod tests {
             outbox.send(key("b"), done()).await,
             Sent::Rejected("task not found".into())
         );
-        db.outbox_release_all().await.unwrap(); // orders after the deletes
+        // The second insert took the first row's delete along; the second
+        // row goes with the next write or flush.
+        assert_eq!(db.outbox_all().unwrap().len(), 1);
+        outbox.flush_settled().await.unwrap();
         assert!(db.outbox_all().unwrap().is_empty());
     }
 
