@@ -94,6 +94,7 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--max-concurrent", type=int, default=100)
     p.add_argument("--wasm-pid", type=int, help="pid of the wharf worker, for its CPU time")
+    p.add_argument("--server-pid", type=int, help="pid of the Temporal server, for its CPU time")
     p.add_argument("--activity-worker", metavar="QUEUE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.activity_worker:
@@ -125,13 +126,15 @@ async def main() -> None:
             pids = {"wasm": args.wasm_pid, "python": native.pid}
             for r in range(args.rounds):
                 for name, q in (("wasm", args.wasm_queue), ("python", py_queue)):
-                    before = cpu_seconds(pids[name]) if pids[name] else 0.0
+                    watched = {"worker": pids[name], "server": args.server_pid, "workflows": os.getpid()}
+                    before = {k: cpu_seconds(v) for k, v in watched.items() if v}
                     rate = await one_round(client, q, args.n, args.workflows)
-                    used = (cpu_seconds(pids[name]) - before) if pids[name] else 0.0
+                    used = {k: (cpu_seconds(watched[k]) - b) * 1e6 / args.n for k, b in before.items()}
                     rates[name].append(rate)
-                    cpu[name].append(used * 1e6 / args.n)
-                    print(f"round {r + 1}: {name:<6} {rate:8.1f} activities/s, "
-                          f"worker CPU {used * 1e6 / args.n:7.0f} us/activity", file=sys.stderr, flush=True)
+                    cpu[name].append(used.get("worker", 0.0))
+                    per = ", ".join(f"{k} {v:5.0f}" for k, v in used.items())
+                    print(f"round {r + 1}: {name:<6} {rate:8.1f} activities/s; CPU us/activity: {per}",
+                          file=sys.stderr, flush=True)
             wasm = statistics.median(rates["wasm"])
             python = statistics.median(rates["python"])
             result = {
