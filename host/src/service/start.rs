@@ -86,14 +86,13 @@ impl Service {
     /// the id reuse policy says. Answers once the start is durable.
     pub async fn start(&self, ns: &str, req: StartRequest) -> Result<Started, ServiceError> {
         let s = &self.shared;
-        s.check_namespace(ns)?;
+        let tenant = s.tenant(ns)?;
         if *s.stopping.borrow() {
             return Err(ServiceError::ShuttingDown);
         }
         req.options
             .validate()
             .map_err(ServiceError::InvalidArgument)?;
-        let tenant = s.tenant(ns)?;
         let quotas = tenant.quotas();
         let payload_limit = s.cfg.payload_limit.min(quotas.max_payload_bytes as usize);
         if req.activity_type.is_empty() || req.task_queue.is_empty() {

@@ -356,20 +356,6 @@ impl Shared {
     }
 }
 
-fn a_ns(st: &super::State, run_id: i64) -> String {
-    st.open
-        .get(&run_id)
-        .map(|a| a.fixed.namespace.clone())
-        .unwrap_or_default()
-}
-
-fn a_q(st: &super::State, run_id: i64) -> String {
-    st.open
-        .get(&run_id)
-        .map(|a| a.fixed.task_queue.clone())
-        .unwrap_or_default()
-}
-
 /// Marks an activity closed in memory.
 fn close(
     a: &mut Activity,
@@ -714,8 +700,13 @@ impl Service {
                     None => ServiceError::ActivityNotFound(activity_id.to_owned()),
                 });
             };
-            let (ns_q, name_q) = (a_ns(&st, run_id), a_q(&st, run_id));
-            let queue = st.queue(&ns_q, &name_q);
+            // Keyed by (namespace, id): the run is in `ns`.
+            let task_queue = st
+                .open
+                .get(&run_id)
+                .map(|a| a.fixed.task_queue.clone())
+                .unwrap_or_default();
+            let queue = st.queue(ns, &task_queue);
             let Some(a) = st.open.get_mut(&run_id) else {
                 return Err(ServiceError::ActivityNotFound(activity_id.to_owned()));
             };
