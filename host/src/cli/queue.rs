@@ -123,7 +123,7 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                 let rl = &v["rate_limit"];
                 match rl["rate"].as_f64() {
                     None => println!("rate limit:  none"),
-                    Some(r) if r == 0.0 => println!(
+                    Some(0.0) => println!(
                         "rate limit:  PAUSED (set by {})",
                         rl["set_by"].as_str().unwrap_or("?")
                     ),
@@ -168,7 +168,7 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
             print(args.json, &resp, |v| {
                 match v["rate_limit"]["rate"].as_f64() {
                     None => println!("queue {queue}: no rate limit"),
-                    Some(r) if r == 0.0 => println!("queue {queue}: paused"),
+                    Some(0.0) => println!("queue {queue}: paused"),
                     Some(r) => println!(
                         "queue {queue}: {r} tasks/s, burst {}",
                         v["rate_limit"]["burst"]
