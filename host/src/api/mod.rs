@@ -88,6 +88,14 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
             put(queues::deploy),
         )
         .route(
+            &format!("{ns}/task-queues/{{queue}}/rollback"),
+            post(queues::rollback),
+        )
+        .route(
+            &format!("{ns}/concurrency-limits"),
+            get(queues::limits).put(queues::set_limit),
+        )
+        .route(
             &format!("{ns}/activities"),
             post(activities::start).get(activities::list),
         )

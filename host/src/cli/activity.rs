@@ -162,6 +162,15 @@ pub struct StartArgs {
     /// Priority, 1 (highest) to 5 (lowest); default 3.
     #[arg(long)]
     priority: Option<u8>,
+    /// Fairness key: keys share their priority by weight.
+    #[arg(long)]
+    fairness_key: Option<String>,
+    /// Weight of the fairness key (default 1).
+    #[arg(long)]
+    fairness_weight: Option<f32>,
+    /// Concurrency key, counted against the namespace's `key:` limits.
+    #[arg(long)]
+    concurrency_key: Option<String>,
     /// A failure type never retried; repeat for several.
     #[arg(long = "non-retryable-type")]
     non_retryable_types: Vec<String>,
@@ -351,6 +360,15 @@ async fn start(a: StartArgs) -> anyhow::Result<bool> {
     }
     if let Some(p) = a.priority {
         body["priority"] = p.into();
+    }
+    if let Some(k) = a.fairness_key {
+        body["fairness_key"] = k.into();
+    }
+    if let Some(w) = a.fairness_weight {
+        body["fairness_weight"] = w.into();
+    }
+    if let Some(k) = a.concurrency_key {
+        body["concurrency_key"] = k.into();
     }
     let mut retry = Map::new();
     if let Some(n) = a.max_attempts {

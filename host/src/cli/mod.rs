@@ -38,9 +38,12 @@ enum Command {
     /// Start, inspect, cancel and complete activities.
     #[command(subcommand)]
     Activity(activity::ActivityCommand),
-    /// Inspect task queues.
+    /// Inspect and configure task queues, roll deployments back.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Concurrency limits by activity type or key, across the host.
+    #[command(subcommand)]
+    Limit(queue::LimitCommand),
     /// Manage namespaces, their quotas and tokens (admin).
     #[command(subcommand)]
     Namespace(namespace::NamespaceCommand),
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
                 }
             }),
             Command::Queue(cmd) => queue::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Limit(cmd) => queue::limit(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Namespace(cmd) => namespace::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Worker(args) => worker::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(cmd) => bench::run(cmd).await.map(|()| ExitCode::SUCCESS),

@@ -1,4 +1,4 @@
-//! `wharf deploy` and `wharf queue describe`.
+//! `wharf deploy`, `wharf queue ...` and `wharf limit ...`.
 
 use super::client::{print, Client, ClientArgs};
 use serde_json::json;
@@ -12,11 +12,43 @@ pub struct DeployArgs {
     /// Module as NAME or NAME@VERSION (latest version if omitted).
     #[arg(long)]
     module: String,
-    /// Most attempts running at once on this queue.
+    /// Most attempts running at once on this queue (kept when omitted).
     #[arg(long)]
     max_concurrent: Option<u32>,
+    /// Roll the version out to this percentage of activities (1-99) while
+    /// the current version serves the rest; 100 completes the rollout.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    ramp: Option<u8>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// Concurrency limit commands (per namespace, across the host's queues).
+#[derive(clap::Subcommand)]
+pub enum LimitCommand {
+    /// Allow at most N attempts at once under a key.
+    Set {
+        /// `type:ACTIVITY_TYPE` (every queue), `queue:QUEUE/type:ACTIVITY_TYPE`
+        /// (one queue) or `key:CONCURRENCY_KEY` (activities started with
+        /// `--concurrency-key`).
+        key: String,
+        /// Most attempts at once.
+        max_concurrent: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a limit.
+    Clear {
+        /// The limit's key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Limits with what runs and waits under each.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Queue commands.
@@ -46,6 +78,14 @@ pub enum QueueCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Restore the queue's deployment before its last change (also ends a
+    /// rollout).
+    Rollback {
+        /// Queue name.
+        queue: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Runs `wharf deploy`.
@@ -68,18 +108,73 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let resp = c
         .put(
             &path,
-            &json!({"module": name, "version": version, "max_concurrent": args.max_concurrent}),
+            &json!({
+                "module": name,
+                "version": version,
+                "max_concurrent": args.max_concurrent,
+                "ramp_percent": args.ramp,
+            }),
         )
         .await?;
-    print(args.client.json, &resp, |v| {
-        let d = &v["deployment"];
+    print(args.client.json, &resp, print_deployment);
+    Ok(())
+}
+
+fn print_deployment(v: &serde_json::Value) {
+    let d = &v["deployment"];
+    let name = d["module_name"].as_str().unwrap_or("");
+    println!(
+        "task queue {} now runs {name}@{} (up to {} at once)",
+        d["task_queue"].as_str().unwrap_or(""),
+        d["module_version"],
+        d["max_concurrent"]
+    );
+    if let Some(p) = d["ramp_percent"].as_u64() {
         println!(
-            "task queue {} now runs {}@{} (up to {} at once)",
-            d["task_queue"].as_str().unwrap_or(""),
-            d["module_name"].as_str().unwrap_or(""),
-            d["module_version"],
-            d["max_concurrent"]
+            "  rolling out {name}@{} to {p}% of activities",
+            d["ramp_version"]
         );
+    }
+}
+
+/// Runs a limit command.
+pub async fn limit(cmd: LimitCommand) -> anyhow::Result<()> {
+    let (key, max, args) = match cmd {
+        LimitCommand::Set {
+            key,
+            max_concurrent,
+            client,
+        } => (key, Some(max_concurrent), client),
+        LimitCommand::Clear { key, client } => (key, None, client),
+        LimitCommand::List { client } => {
+            let resp = Client::new(&client)?.get("concurrency-limits").await?;
+            print(client.json, &resp, |v| {
+                let limits = v["limits"].as_array().cloned().unwrap_or_default();
+                if limits.is_empty() {
+                    println!("no concurrency limits");
+                }
+                for l in limits {
+                    println!(
+                        "{:<40} max {:>5}  running {:>5}  waiting {:>6}",
+                        l["key"].as_str().unwrap_or(""),
+                        l["max_concurrent"],
+                        l["running"],
+                        l["waiting"]
+                    );
+                }
+            });
+            return Ok(());
+        }
+    };
+    let resp = Client::new(&args)?
+        .put(
+            "concurrency-limits",
+            &json!({"key": key, "max_concurrent": max}),
+        )
+        .await?;
+    print(args.json, &resp, |_| match max {
+        Some(n) => println!("{key}: at most {n} at once"),
+        None => println!("{key}: no limit"),
     });
     Ok(())
 }
@@ -103,6 +198,13 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                         .as_str()
                         .unwrap_or("(none: activities wait in the backlog)")
                 );
+                if let Some(r) = v["rollout"].as_object() {
+                    println!(
+                        "rollout:     {} takes {}% of activities",
+                        r.get("module").and_then(|m| m.as_str()).unwrap_or(""),
+                        r.get("percent").and_then(|p| p.as_u64()).unwrap_or(0)
+                    );
+                }
                 if let Some(load) = v["module_load"].as_object() {
                     println!(
                         "module load: {} in {:.1} ms",
@@ -118,6 +220,29 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                     println!(
                         "  priority {}: {} (oldest {} ms)",
                         p["priority"], p["count"], p["oldest_age_ms"]
+                    );
+                    for k in p["fairness_keys"].as_array().into_iter().flatten() {
+                        println!(
+                            "    fairness key {:?} (weight {}): {}",
+                            k["key"].as_str().unwrap_or(""),
+                            k["weight"],
+                            k["count"]
+                        );
+                    }
+                }
+                let next: Vec<&str> = v["next_activities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str())
+                    .collect();
+                if !next.is_empty() {
+                    println!("next to go:  {}", next.join(", "));
+                }
+                if v["waiting_on_limits"].as_u64().unwrap_or(0) > 0 {
+                    println!(
+                        "limited:     {} waiting for a concurrency limit (wharf limit list)",
+                        v["waiting_on_limits"]
                     );
                 }
                 let rl = &v["rate_limit"];
@@ -145,6 +270,18 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                     v["finished_per_second"].as_f64().unwrap_or(0.0)
                 );
             });
+        }
+        QueueCommand::Rollback {
+            queue,
+            client: args,
+        } => {
+            let resp = Client::new(&args)?
+                .post(
+                    &format!("task-queues/{}/rollback", urlencoding::encode(&queue)),
+                    &json!({}),
+                )
+                .await?;
+            print(args.json, &resp, print_deployment);
         }
         QueueCommand::Config {
             queue,

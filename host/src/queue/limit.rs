@@ -33,8 +33,9 @@ impl RateLimit {
         }
     }
 
-    /// Takes one token; else how long until one is due (`None`: paused).
-    pub(super) fn take(&mut self) -> Result<(), Option<Duration>> {
+    /// Whether a token is there now; else how long until one is due
+    /// (`None`: paused). Takes nothing.
+    pub(super) fn ready_in(&mut self) -> Result<(), Option<Duration>> {
         let Some(rate) = self.config.rate else {
             return Ok(());
         };
@@ -46,11 +47,19 @@ impl RateLimit {
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
         self.last = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
             Err(Some(Duration::from_secs_f64((1.0 - self.tokens) / rate)))
         }
+    }
+
+    /// Takes one token; else how long until one is due (`None`: paused).
+    pub(super) fn take(&mut self) -> Result<(), Option<Duration>> {
+        self.ready_in()?;
+        if self.config.rate.is_some() {
+            self.tokens -= 1.0;
+        }
+        Ok(())
     }
 }
 

@@ -4,14 +4,17 @@
 //! attempt ready to run), the deployment that serves it (if any), and a
 //! semaphore of worker slots. One dispatcher per deployed queue takes a slot
 //! first and a task second, so a task never leaves the backlog before a slot
-//! is free to run it. Matching is entirely in memory; the service rebuilds the
+//! is free to run it, and the task must pass its concurrency gates ([`gate`])
+//! before it goes. Matching is entirely in memory; the service rebuilds the
 //! backlog from SQLite at start.
 
 mod backlog;
+pub mod gate;
 mod limit;
 mod rate;
 
-pub use backlog::{PriorityBacklog, PRIORITIES};
+pub use backlog::{KeyBacklog, PriorityBacklog, PRIORITIES};
+pub use gate::{GateKey, GatePass, Gates};
 pub use limit::RateConfig;
 pub use rate::RateWindow;
 
@@ -36,6 +39,12 @@ pub struct Task {
     pub enqueued: Instant,
     /// 1 (highest) to 5.
     pub priority: u8,
+    /// Lane within the priority (empty: the shared lane).
+    pub fairness_key: Arc<str>,
+    /// Share of the lane relative to the other keys of the priority.
+    pub fairness_weight: f32,
+    /// Concurrency gates the attempt must pass.
+    pub gates: Arc<[GateKey]>,
 }
 
 /// The module version serving a queue.
@@ -48,6 +57,35 @@ pub struct Deployment {
     pub module: Arc<LoadedModule>,
     /// Most attempts running at once.
     pub max_concurrent: u32,
+    /// A newer version taking a share of activities during a rollout.
+    pub ramp: Option<Ramp>,
+}
+
+/// A version being rolled out to a share of a queue's activities.
+pub struct Ramp {
+    /// Module version.
+    pub version: u32,
+    /// The loaded module.
+    pub module: Arc<LoadedModule>,
+    /// Share of activities, 1 to 99 percent.
+    pub percent: u8,
+}
+
+impl Deployment {
+    /// The version that runs `run_id`'s attempts. During a rollout the
+    /// choice hangs on the run, so every attempt of one activity runs the
+    /// same version.
+    pub fn version_for(&self, run_id: i64) -> (u32, &Arc<LoadedModule>) {
+        match &self.ramp {
+            Some(r) if bucket(run_id) < u64::from(r.percent) => (r.version, &r.module),
+            _ => (self.version, &self.module),
+        }
+    }
+}
+
+/// A stable, well-spread bucket 0..100 of a run id.
+fn bucket(run_id: i64) -> u64 {
+    ((run_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 100
 }
 
 /// A task queue of one namespace.
@@ -70,7 +108,12 @@ pub struct TaskQueue {
     dispatcher: AtomicBool,
     /// Attempts finished per second over the last minute.
     pub finished: RateWindow,
+    gates: Arc<Gates>,
+    parked: AtomicUsize,
 }
+
+/// Tasks listed in describe output as "next to go".
+const NEXT_SHOWN: usize = 10;
 
 /// Queue state for describe output.
 #[derive(Debug, Serialize)]
@@ -87,6 +130,11 @@ pub struct QueueStats {
     pub dispatched_per_second: f64,
     /// Attempts running now.
     pub running: usize,
+    /// Tasks of this queue parked at a full concurrency gate.
+    pub waiting_on_limits: usize,
+    /// Run ids of the next tasks to go, in dispatch order.
+    #[serde(skip)]
+    pub next_run_ids: Vec<i64>,
     /// Worker slots.
     pub slots: u32,
     /// Attempts finished per second, averaged over the last minute.
@@ -94,8 +142,8 @@ pub struct QueueStats {
 }
 
 impl TaskQueue {
-    /// An empty, undeployed queue.
-    pub fn new(namespace: &str, name: &str) -> Self {
+    /// An empty, undeployed queue whose tasks pass `gates`.
+    pub fn new(namespace: &str, name: &str, gates: Arc<Gates>) -> Self {
         Self {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -111,6 +159,8 @@ impl TaskQueue {
             running: AtomicUsize::new(0),
             dispatcher: AtomicBool::new(false),
             finished: RateWindow::default(),
+            gates,
+            parked: AtomicUsize::new(0),
         }
     }
 
@@ -118,6 +168,15 @@ impl TaskQueue {
     pub fn push(&self, task: Task) {
         if let Ok(mut b) = self.backlog.lock() {
             b.push(task);
+        }
+        self.ready.notify_one();
+    }
+
+    /// A task let through a gate it was parked at: it goes next.
+    fn unpark(&self, task: Task) {
+        self.parked.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut b) = self.backlog.lock() {
+            b.push_front(task);
         }
         self.ready.notify_one();
     }
@@ -142,20 +201,28 @@ impl TaskQueue {
         }
     }
 
-    /// Waits for a task and for the rate limit to let it go, then takes the
-    /// oldest task of the highest priority.
-    async fn next_task(&self) -> Task {
+    /// Waits for a task that the rate limit and the concurrency gates let
+    /// go: the next task in backlog order whose gates all have room. Tasks
+    /// met on the way whose gates are full are parked at them.
+    async fn next_task(self: &Arc<Self>) -> (Task, GatePass) {
         loop {
             self.wait_ready().await;
             let changed = self.limit_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let verdict = self.limit.lock().map(|mut l| l.take()).unwrap_or(Ok(()));
+            let verdict = self
+                .limit
+                .lock()
+                .map(|mut l| l.ready_in())
+                .unwrap_or(Ok(()));
             match verdict {
                 Ok(()) => {
-                    if let Some(t) = self.backlog.lock().ok().and_then(|mut b| b.pop()) {
+                    if let Some(admitted) = self.pop_admitted() {
+                        if let Ok(mut l) = self.limit.lock() {
+                            let _ = l.take();
+                        }
                         self.dispatched.record();
-                        return t;
+                        return admitted;
                     }
                 }
                 Err(Some(wait)) => {
@@ -167,6 +234,19 @@ impl TaskQueue {
                 Err(None) => changed.await,
             }
         }
+    }
+
+    fn pop_admitted(self: &Arc<Self>) -> Option<(Task, GatePass)> {
+        let mut b = self.backlog.lock().ok()?;
+        while let Some(task) = b.pop() {
+            match self.gates.admit(self, task) {
+                Ok(admitted) => return Some(admitted),
+                Err(()) => {
+                    self.parked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        None
     }
 
     /// Sets (or with `rate: None`, clears) the queue-wide dispatch rate.
@@ -206,10 +286,17 @@ impl TaskQueue {
 
     /// Snapshot for describe output.
     pub fn stats(&self) -> QueueStats {
-        let (backlog, oldest, by_priority) = self
+        let (backlog, oldest, by_priority, next) = self
             .backlog
             .lock()
-            .map(|b| (b.len(), b.oldest_age_ms(), b.by_priority()))
+            .map(|b| {
+                (
+                    b.len(),
+                    b.oldest_age_ms(),
+                    b.by_priority(),
+                    b.next_run_ids(NEXT_SHOWN),
+                )
+            })
             .unwrap_or_default();
         QueueStats {
             backlog,
@@ -222,6 +309,8 @@ impl TaskQueue {
                 .unwrap_or_default(),
             dispatched_per_second: self.dispatched.per_second(),
             running: self.running.load(Ordering::Relaxed),
+            waiting_on_limits: self.parked.load(Ordering::Relaxed),
+            next_run_ids: next,
             slots: self.capacity.lock().map(|c| *c).unwrap_or(0),
             finished_per_second: self.finished.per_second(),
         }
@@ -254,7 +343,7 @@ impl TaskQueue {
                 },
                 _ = &mut stop => return,
             };
-            let task = tokio::select! {
+            let (task, gates) = tokio::select! {
                 t = self.next_task() => t,
                 _ = &mut stop => return,
             };
@@ -266,6 +355,7 @@ impl TaskQueue {
                 deployment,
                 Slot {
                     _permit: permit,
+                    _gates: gates,
                     queue: self.clone(),
                 },
             );
@@ -276,6 +366,7 @@ impl TaskQueue {
 /// A worker slot in use; freed (and counted as finished) when dropped.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
+    _gates: GatePass,
     queue: Arc<TaskQueue>,
 }
 

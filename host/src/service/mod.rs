@@ -13,6 +13,8 @@
 //! * [`timers`], [`retry`], [`options`]: the rules.
 
 mod activity;
+mod deploy;
+mod limits;
 pub mod options;
 mod query;
 pub mod retry;
@@ -23,14 +25,14 @@ mod timers;
 mod transition;
 
 pub use activity::{state, ActivityView, AttemptView};
+pub use deploy::DeployRequest;
 pub use query::{ModuleLoad, QueueView};
 pub use start::{StartRequest, Started};
 pub use transition::{Completion, Target};
 
 use crate::engine::AttemptLimits;
-use crate::queue::{Deployment, TaskQueue};
+use crate::queue::{Gates, TaskQueue};
 use crate::registry::{Registry, RegistryError};
-use crate::store::activities::DeploymentRow;
 use crate::store::{Db, StoreError};
 use activity::Activity;
 use std::collections::HashMap;
@@ -150,6 +152,7 @@ struct State {
     by_id: HashMap<(String, String), i64>,
     tokens: HashMap<String, i64>,
     queues: HashMap<(String, String), Arc<TaskQueue>>,
+    gates: Arc<Gates>,
     next_run_id: i64,
 }
 
@@ -177,7 +180,7 @@ impl State {
     fn queue(&mut self, ns: &str, name: &str) -> Arc<TaskQueue> {
         self.queues
             .entry((ns.to_owned(), name.to_owned()))
-            .or_insert_with(|| Arc::new(TaskQueue::new(ns, name)))
+            .or_insert_with(|| Arc::new(TaskQueue::new(ns, name, self.gates.clone())))
             .clone()
     }
 }
@@ -211,44 +214,6 @@ impl Service {
         });
         shared.recover().await?;
         Ok(Self { shared })
-    }
-
-    /// Deploys `module` (latest version unless given) to a task queue.
-    pub async fn deploy(
-        &self,
-        ns: &str,
-        task_queue: &str,
-        module: &str,
-        version: Option<u32>,
-        max_concurrent: Option<u32>,
-    ) -> Result<DeploymentRow, ServiceError> {
-        let s = &self.shared;
-        s.check_namespace(ns)?;
-        if task_queue.is_empty() {
-            return Err(ServiceError::InvalidArgument(
-                "task queue name is empty".into(),
-            ));
-        }
-        let record = s.db.get_module(ns, module, version)?.ok_or_else(|| {
-            ServiceError::ModuleNotFound(match version {
-                Some(v) => format!("{module}@{v}"),
-                None => module.to_owned(),
-            })
-        })?;
-        let row = DeploymentRow {
-            namespace: ns.to_owned(),
-            task_queue: task_queue.to_owned(),
-            module_name: record.name.clone(),
-            module_version: record.version,
-            max_concurrent: max_concurrent
-                .unwrap_or(s.cfg.default_max_concurrent)
-                .max(1),
-            updated_ms: crate::now_ms(),
-        };
-        let loaded = s.registry.get(&record.sha256).await?;
-        s.db.save_deployment(row.clone()).await?;
-        s.install_deployment(&row, loaded);
-        Ok(row)
     }
 
     /// Sets a queue's dispatch rate (`rate: None` clears it; `Some(0.0)`
@@ -346,33 +311,6 @@ impl Service {
 }
 
 impl Shared {
-    /// Makes a deployment live: the queue's module and slots, and its
-    /// dispatcher on first use.
-    fn install_deployment(
-        self: &Arc<Self>,
-        row: &DeploymentRow,
-        module: Arc<crate::registry::LoadedModule>,
-    ) {
-        let queue = self.lock().queue(&row.namespace, &row.task_queue);
-        queue.deploy(Arc::new(Deployment {
-            name: row.module_name.clone(),
-            version: row.module_version,
-            module,
-            max_concurrent: row.max_concurrent,
-        }));
-        if queue.claim_dispatcher() {
-            let shared = self.clone();
-            let mut stopping = self.stopping.subscribe();
-            let stop = async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            };
-            tokio::spawn(queue.dispatch(stop, move |task, deployment, slot| {
-                let shared = shared.clone();
-                tokio::spawn(async move { shared.run_task(task, deployment, slot).await });
-            }));
-        }
-    }
-
     /// Rebuilds memory from SQLite; see [`Service::start`].
     async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
         let namespaces = self
@@ -388,25 +326,17 @@ impl Shared {
             st.next_run_id = max_run + 1;
         }
         for row in self.db.deployments()? {
-            let loaded = match self.db.get_module(
-                &row.namespace,
-                &row.module_name,
-                Some(row.module_version),
-            )? {
-                Some(m) => self.registry.get(&m.sha256).await,
-                None => Err(RegistryError::NotFound(format!(
-                    "{}@{}",
-                    row.module_name, row.module_version
-                ))),
-            };
-            match loaded {
-                Ok(m) => self.install_deployment(&row, m),
+            match self.load_deployment(&row).await {
+                Ok(d) => self.install_deployment(&row, d),
                 Err(e) => tracing::error!(
                     queue = row.task_queue,
                     module = row.module_name,
                     "cannot restore deployment: {e}"
                 ),
             }
+        }
+        for row in self.db.limits(None)? {
+            self.restore_limit(&row);
         }
         for row in self.db.queue_rates()? {
             self.lock()

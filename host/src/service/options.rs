@@ -123,6 +123,17 @@ pub struct ActivityOptions {
     /// 1 (highest) to 5 (lowest); within a queue, higher priorities are
     /// dispatched first.
     pub priority: u8,
+    /// Lane within the priority: keys share the queue by their weights, so
+    /// one key's burst does not starve the others. `None` is the shared lane.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
+    /// The key's share relative to other keys (default 1; the latest weight
+    /// given for a key is the one in force).
+    pub fairness_weight: f32,
+    /// Counts the activity against the namespace's limit for this key (see
+    /// `key:` concurrency limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
 }
 
 impl Default for ActivityOptions {
@@ -135,6 +146,9 @@ impl Default for ActivityOptions {
             retry_policy: RetryPolicy::default(),
             id_reuse_policy: IdReusePolicy::default(),
             priority: 3,
+            fairness_key: None,
+            fairness_weight: 1.0,
+            concurrency_key: None,
         }
     }
 }
@@ -158,6 +172,17 @@ impl ActivityOptions {
         }
         if !(1..=5).contains(&self.priority) {
             return Err("priority must be 1 (highest) to 5 (lowest)".into());
+        }
+        if !(0.001..=1000.0).contains(&self.fairness_weight) {
+            return Err("fairness_weight must be between 0.001 and 1000".into());
+        }
+        for (name, key) in [
+            ("fairness_key", &self.fairness_key),
+            ("concurrency_key", &self.concurrency_key),
+        ] {
+            if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+                return Err(format!("{name} must be 1 to 256 bytes"));
+            }
         }
         let p = &self.retry_policy;
         if p.initial_interval.is_zero() {

@@ -21,6 +21,11 @@ pub struct QueueView {
     /// restart should show `artifact` (mapped in milliseconds), not
     /// `compiled` (seconds for a large JS or Python component).
     pub module_load: Option<ModuleLoad>,
+    /// A version being rolled out to a share of activities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Activity ids of the next tasks to go, in dispatch order.
+    pub next_activities: Vec<String>,
     /// Backlog, running, slots, rates.
     #[serde(flatten)]
     pub stats: QueueStats,
@@ -28,6 +33,15 @@ pub struct QueueView {
     pub in_backoff: usize,
     /// Attempts awaiting asynchronous completion.
     pub awaiting_async: usize,
+}
+
+/// A gradual rollout, for describe output.
+#[derive(Debug, Serialize)]
+pub struct Rollout {
+    /// The version being rolled out, as `name@version`.
+    pub module: String,
+    /// Its share of activities, percent.
+    pub percent: u8,
 }
 
 /// How a deployed module was loaded, for describe output.
@@ -131,16 +145,29 @@ impl Service {
                 }
             }
         }
+        let stats = queue.stats();
+        let next_activities = stats
+            .next_run_ids
+            .iter()
+            .filter_map(|r| st.open.get(r).map(|a| a.fixed.activity_id.clone()))
+            .collect();
         drop(st);
         let deployment = queue.deployment();
         Ok(QueueView {
+            rollout: deployment.as_ref().and_then(|d| {
+                d.ramp.as_ref().map(|r| Rollout {
+                    module: format!("{}@{}", d.name, r.version),
+                    percent: r.percent,
+                })
+            }),
+            next_activities,
             namespace: ns.to_owned(),
             name: name.to_owned(),
             deployment: deployment
                 .as_ref()
                 .map(|d| format!("{}@{}", d.name, d.version)),
             module_load: deployment.as_ref().map(|d| ModuleLoad::of(&d.module)),
-            stats: queue.stats(),
+            stats,
             in_backoff,
             awaiting_async,
         })

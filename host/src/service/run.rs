@@ -49,7 +49,8 @@ impl Shared {
         deployment: Arc<Deployment>,
         slot: Slot,
     ) {
-        let module_label = format!("{}@{}", deployment.name, deployment.version);
+        let (version, module) = deployment.version_for(task.run_id);
+        let module_label = format!("{}@{version}", deployment.name);
         let tenant = {
             let st = self.lock();
             st.open
@@ -65,18 +66,14 @@ impl Shared {
         let Some(request) = self.claim(&task, &module_label, &tenant.quotas()) else {
             return;
         };
-        if !deployment
-            .module
-            .activity_types
-            .contains(&request.activity_type)
-        {
+        if !module.activity_types.contains(&request.activity_type) {
             drop(slot);
             let failure = Failure {
                 error_type: "UnknownActivityType".into(),
                 message: format!(
                     "module {module_label} deployed to this queue does not export activity type {:?}; it exports: {}",
                     request.activity_type,
-                    deployment.module.activity_types.join(", ")
+                    module.activity_types.join(", ")
                 ),
                 non_retryable: true,
                 ..Failure::default()
@@ -87,7 +84,7 @@ impl Shared {
         }
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let engine = self.registry.engine().clone();
-        let report = engine.run_attempt(&deployment.module.module, request).await;
+        let report = engine.run_attempt(&module.module, request).await;
         drop(slot);
         tenant.account(report.fuel_used, report.memory_peak);
         self.end_attempt(

@@ -6,7 +6,7 @@ use super::options::{ActivityOptions, IdReusePolicy};
 use super::timers::TimerEvent;
 use super::{Service, ServiceError};
 use crate::payload::Payload;
-use crate::queue::Task;
+use crate::queue::{gate, Task};
 use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -225,16 +225,26 @@ impl super::Shared {
             a.options.schedule_to_close_timeout,
         );
         let scheduled_ms = a.fixed.scheduled_ms;
-        let priority = a.options.priority;
-        let queue = st.queue(&ns, &q);
-        drop(st);
-        let now = tokio::time::Instant::now();
-        queue.push(Task {
+        let o = &a.options;
+        let task = |enqueued| Task {
             run_id,
             attempt,
-            enqueued: now.into_std(),
-            priority,
-        });
+            enqueued,
+            priority: o.priority,
+            fairness_key: o.fairness_key.as_deref().unwrap_or("").into(),
+            fairness_weight: o.fairness_weight,
+            gates: gate::gates_of(
+                &ns,
+                &q,
+                &a.fixed.activity_type,
+                o.concurrency_key.as_deref(),
+            ),
+        };
+        let now = tokio::time::Instant::now();
+        let task = task(now.into_std());
+        let queue = st.queue(&ns, &q);
+        drop(st);
+        queue.push(task);
         if let Some(d) = sts {
             self.timers
                 .set(now + d, TimerEvent::ScheduleToStart { run_id, attempt });

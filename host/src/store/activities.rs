@@ -84,23 +84,6 @@ pub struct AttemptRow {
     pub module: Option<String>,
 }
 
-/// A deployment as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DeploymentRow {
-    /// Namespace.
-    pub namespace: String,
-    /// Task queue served.
-    pub task_queue: String,
-    /// Module name.
-    pub module_name: String,
-    /// Module version.
-    pub module_version: u32,
-    /// Most attempts running at once on this queue.
-    pub max_concurrent: u32,
-    /// Last change, ms since the Unix epoch.
-    pub updated_ms: u64,
-}
-
 const FIXED: &str =
     "run_id, namespace, activity_id, activity_type, task_queue, input, options, scheduled_ms";
 const PROGRESS: &str =
@@ -359,47 +342,6 @@ impl Db {
         self.read(|c| {
             Ok(c.prepare_cached("SELECT 1 FROM namespaces WHERE name=?1")?
                 .exists(params![namespace])?)
-        })
-    }
-
-    /// Creates or replaces the deployment of a queue.
-    pub async fn save_deployment(&self, d: DeploymentRow) -> Result<(), StoreError> {
-        self.write(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO deployments (namespace, task_queue, module_name, \
-                 module_version, max_concurrent, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    d.namespace,
-                    d.task_queue,
-                    d.module_name,
-                    d.module_version,
-                    d.max_concurrent,
-                    d.updated_ms
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Every deployment.
-    pub fn deployments(&self) -> Result<Vec<DeploymentRow>, StoreError> {
-        self.read(|c| {
-            let mut s = c.prepare(
-                "SELECT namespace, task_queue, module_name, module_version, max_concurrent, updated_ms \
-                 FROM deployments",
-            )?;
-            let rows = s.query_map([], |r| {
-                Ok(DeploymentRow {
-                    namespace: r.get(0)?,
-                    task_queue: r.get(1)?,
-                    module_name: r.get(2)?,
-                    module_version: r.get(3)?,
-                    max_concurrent: r.get(4)?,
-                    updated_ms: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 

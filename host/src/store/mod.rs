@@ -12,6 +12,7 @@
 //! their own module (`modules`, ...).
 
 pub mod activities;
+pub mod flow;
 mod migrations;
 pub mod modules;
 pub mod temporal;

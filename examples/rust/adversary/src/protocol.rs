@@ -71,9 +71,12 @@ pub struct Sleep {
 /// sleeps `ms` in slices. With `heartbeat_every_ms`, heartbeats
 /// `{"slept_ms": n}` after every slice of that length and, unless
 /// `ignore_cancel`, stops with "cancelled" once a heartbeat reports a
-/// cancellation request. Returns `{"slept_ms": ms}`.
+/// cancellation request. Returns `{"slept_ms": ms, "started_ms": t0,
+/// "ended_ms": t1}`, the wall-clock span the guest itself saw (ms since the
+/// Unix epoch), so tests can check how many ran at once.
 pub fn sleep(args: Option<Sleep>) -> Result<Value, ActivityError> {
     let args = args.unwrap_or_default();
+    let started_ms = now_ms();
     let slice = args.heartbeat_every_ms.unwrap_or(100).max(1);
     let mut slept: u64 = 0;
     while slept < args.ms {
@@ -87,7 +90,13 @@ pub fn sleep(args: Option<Sleep>) -> Result<Value, ActivityError> {
             return Err(ActivityError::cancelled());
         }
     }
-    Ok(json!({ "slept_ms": args.ms }))
+    Ok(json!({ "slept_ms": args.ms, "started_ms": started_ms, "ended_ms": now_ms() }))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `async-complete`: hands its task token to "someone else" (prints

@@ -1,0 +1,177 @@
+//! Deployments: which module version serves a task queue, gradual rollouts
+//! and rollback.
+//!
+//! A deployment change takes effect for the next task a worker slot takes;
+//! attempts already running keep the module they started with (they hold
+//! it). During a rollout a share of activities, chosen by run, runs the new
+//! version; every attempt records the version it ran. Each change is kept in
+//! a history so `rollback` restores the one before.
+
+use super::{Service, ServiceError, Shared};
+use crate::queue::{Deployment, Ramp};
+use crate::store::flow::DeploymentRow;
+use std::sync::Arc;
+
+/// What a deploy asks for.
+#[derive(Clone, Debug, Default)]
+pub struct DeployRequest {
+    /// Module name.
+    pub module: String,
+    /// Module version; the latest when absent.
+    pub version: Option<u32>,
+    /// Worker slots; kept from the current deployment (or the default)
+    /// when absent.
+    pub max_concurrent: Option<u32>,
+    /// Roll the version out to this percentage of activities (1-99) while
+    /// the current version serves the rest; 100 or absent switches fully.
+    pub ramp_percent: Option<u8>,
+}
+
+impl Service {
+    /// Deploys a module version to a task queue, fully or as a rollout.
+    pub async fn deploy(
+        &self,
+        ns: &str,
+        task_queue: &str,
+        req: DeployRequest,
+    ) -> Result<DeploymentRow, ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        if task_queue.is_empty() {
+            return Err(ServiceError::InvalidArgument(
+                "task queue name is empty".into(),
+            ));
+        }
+        let record =
+            s.db.get_module(ns, &req.module, req.version)?
+                .ok_or_else(|| {
+                    ServiceError::ModuleNotFound(match req.version {
+                        Some(v) => format!("{}@{v}", req.module),
+                        None => req.module.clone(),
+                    })
+                })?;
+        let current = s.db.deployment(ns, task_queue)?;
+        let max_concurrent = req
+            .max_concurrent
+            .or(current.as_ref().map(|c| c.max_concurrent))
+            .unwrap_or(s.cfg.default_max_concurrent)
+            .max(1);
+        let mut row = DeploymentRow {
+            namespace: ns.to_owned(),
+            task_queue: task_queue.to_owned(),
+            module_name: record.name.clone(),
+            module_version: record.version,
+            max_concurrent,
+            ramp_version: None,
+            ramp_percent: None,
+            updated_ms: crate::now_ms(),
+        };
+        match req.ramp_percent {
+            None | Some(100) => {}
+            Some(p @ 1..=99) => {
+                let Some(current) = current else {
+                    return Err(ServiceError::Conflict(format!(
+                        "queue {task_queue:?} has no deployment to roll out from; deploy without a ramp first"
+                    )));
+                };
+                if current.module_name != record.name {
+                    return Err(ServiceError::Conflict(format!(
+                        "queue {task_queue:?} runs module {}; a rollout is between versions of one module",
+                        current.module_name
+                    )));
+                }
+                row.module_version = current.module_version;
+                row.ramp_version = Some(record.version);
+                row.ramp_percent = Some(p);
+            }
+            Some(_) => {
+                return Err(ServiceError::InvalidArgument(
+                    "ramp must be 1 to 100 percent".into(),
+                ))
+            }
+        }
+        let deployment = s.load_deployment(&row).await?;
+        s.db.save_deployment(row.clone()).await?;
+        s.install_deployment(&row, deployment);
+        Ok(row)
+    }
+
+    /// Restores the queue's deployment before the last change.
+    pub async fn rollback(
+        &self,
+        ns: &str,
+        task_queue: &str,
+    ) -> Result<DeploymentRow, ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        let none = || {
+            ServiceError::Conflict(format!(
+                "queue {task_queue:?} has no earlier deployment to roll back to"
+            ))
+        };
+        // Loaded first so that a rollback to a module that cannot load
+        // changes nothing.
+        let history =
+            s.db.deployment_before_latest(ns, task_queue)?
+                .ok_or_else(none)?;
+        let deployment = s.load_deployment(&history).await?;
+        let row =
+            s.db.roll_back_deployment(ns, task_queue, crate::now_ms())
+                .await?
+                .ok_or_else(none)?;
+        s.install_deployment(&row, deployment);
+        Ok(row)
+    }
+}
+
+impl Shared {
+    /// Loads the module versions a deployment row names.
+    pub(super) async fn load_deployment(
+        &self,
+        row: &DeploymentRow,
+    ) -> Result<Arc<Deployment>, ServiceError> {
+        let load = |version: u32| async move {
+            let record = self
+                .db
+                .get_module(&row.namespace, &row.module_name, Some(version))?
+                .ok_or_else(|| {
+                    ServiceError::ModuleNotFound(format!("{}@{version}", row.module_name))
+                })?;
+            Ok::<_, ServiceError>(self.registry.get(&record.sha256).await?)
+        };
+        let module = load(row.module_version).await?;
+        let ramp = match (row.ramp_version, row.ramp_percent) {
+            (Some(version), Some(percent)) => Some(Ramp {
+                version,
+                module: load(version).await?,
+                percent,
+            }),
+            _ => None,
+        };
+        Ok(Arc::new(Deployment {
+            name: row.module_name.clone(),
+            version: row.module_version,
+            module,
+            max_concurrent: row.max_concurrent,
+            ramp,
+        }))
+    }
+
+    /// Makes a deployment live: the queue's module and slots, and its
+    /// dispatcher on first use.
+    pub(super) fn install_deployment(self: &Arc<Self>, row: &DeploymentRow, d: Arc<Deployment>) {
+        let queue = self.lock().queue(&row.namespace, &row.task_queue);
+        queue.deploy(d);
+        if queue.claim_dispatcher() {
+            let shared = self.clone();
+            let mut stopping = self.stopping.subscribe();
+            let stop = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            tokio::spawn(queue.dispatch(stop, move |task, deployment, slot| {
+                let shared = shared.clone();
+                tokio::spawn(async move { shared.run_task(task, deployment, slot).await });
+            }));
+        }
+    }
+}
