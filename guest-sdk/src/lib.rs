@@ -56,9 +56,13 @@
 //! talk to the host. They are also available as `wharf_guest::activity::*`.
 //! Called outside a Wharf host (for example in a native unit test) they
 //! panic, because there is no host to answer.
+//!
+//! [`cache`] keeps bytes for later attempts on the same process, the one
+//! thing that outlives an attempt's instance.
 
 #![warn(missing_docs)]
 
+pub mod cache;
 mod context;
 mod error;
 mod export;

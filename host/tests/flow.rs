@@ -401,3 +401,73 @@ fn a_rollout_keeps_running_attempts_on_their_version_and_rollback_restores() {
     // Back past the first deployment there is nothing: a clear refusal.
     assert_eq!(s.post("task-queues/q/rollback", &json!({})).0, 409);
 }
+
+#[test]
+fn an_activity_routed_to_the_process_queue_reads_the_cache_its_predecessor_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.deploy_example("dataset", "data", 4);
+    let start = |id: &str, queue: &str, ty: &str, input: Value| {
+        s.start_activity(json!({
+            "activity_id": id, "activity_type": ty, "task_queue": queue,
+            "input": [input], "start_to_close_timeout": "30s",
+            "schedule_to_start_timeout": "2s"
+        }))
+    };
+    start("load", "data", "load", json!({"limit": 2_000_000}));
+    let loaded = s.wait_closed("load", Duration::from_secs(30));
+    assert_eq!(loaded["state"], "completed", "{loaded}");
+    assert_eq!(loaded["result"]["primes"], 148_933, "{loaded}");
+    let own = loaded["result"]["worker_task_queue"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(own.starts_with("wharf-worker-"), "{own}");
+
+    start(
+        "q1",
+        &own,
+        "query",
+        json!({"limit": 2_000_000, "n": 1_999_993}),
+    );
+    let q1 = s.wait_closed("q1", Duration::from_secs(30));
+    assert_eq!(q1["state"], "completed", "{q1}");
+    assert_eq!(
+        q1["result"],
+        json!({"n": 1_999_993, "is_prime": true, "cache_hit": true})
+    );
+    assert_eq!(q1["task_queue"], own.as_str());
+    assert_eq!(q1["attempts"][0]["module"], "dataset@1");
+
+    // The process queue runs only types some deployment exports.
+    start("nope", &own, "no-such-type", json!({}));
+    let nope = s.wait_closed("nope", Duration::from_secs(30));
+    assert_eq!(
+        nope["last_failure"]["type"], "UnknownActivityType",
+        "{nope}"
+    );
+    let (status, e) = s.put(
+        &format!("task-queues/{own}/deployment"),
+        &json!({"module": "dataset"}),
+    );
+    assert_eq!(status, 400, "deploying to the process queue: {e}");
+
+    // A restarted process has a new queue and an empty cache; a task routed
+    // to the old one is never run by it and times out for the caller.
+    s.kill();
+    let s = Server::start(dir.path(), &[]);
+    s.start_activity(json!({
+        "activity_id": "stale", "activity_type": "query", "task_queue": own,
+        "input": [{"limit": 2_000_000, "n": 7}], "start_to_close_timeout": "30s",
+        "schedule_to_start_timeout": "1s"
+    }));
+    let stale = s.wait_closed("stale", Duration::from_secs(30));
+    assert_eq!(stale["state"], "timed_out", "{stale}");
+    s.start_activity(json!({
+        "activity_id": "cold", "activity_type": "query", "task_queue": "data",
+        "input": [{"limit": 2_000_000, "n": 7}], "start_to_close_timeout": "30s"
+    }));
+    let cold = s.wait_closed("cold", Duration::from_secs(30));
+    assert_eq!(cold["result"]["cache_hit"], false, "{cold}");
+    assert_ne!(cold["attempts"][0]["log_tail"].as_str(), None);
+}

@@ -5,7 +5,7 @@ use super::args::{parse_duration, parse_size};
 use super::client::parse_json;
 use crate::engine::{
     ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
-    Outcome, StopSignal,
+    Outcome, ProcessCache, StopSignal, DEFAULT_CACHE_BYTES,
 };
 use crate::payload::Payload;
 use crate::registry::{LoadSource, LoadedModule, Registry};
@@ -133,6 +133,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         hooks: Arc::new(CancelAt(cancel_at)),
         stop,
+        // One attempt per process: the cache starts and ends empty.
+        cache: Some(ProcessCache::new(DEFAULT_CACHE_BYTES).scope("default", "local")),
     };
     let report = engine.run_attempt(&module.module, request).await;
     if args.json {

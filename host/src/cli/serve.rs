@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Memories and tables of one attempt.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     memory_limit: usize,
+    /// Budget of each module's `wharf:activity/cache` on this process.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    cache_size: usize,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -75,6 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             memory_bytes: args.memory_limit,
             ..AttemptLimits::default()
         },
+        cache_bytes: args.cache_size,
         ..ServiceConfig::default()
     };
     let worker_queue = cfg.worker_task_queue.clone();

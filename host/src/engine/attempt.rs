@@ -6,6 +6,7 @@
 //! deadline is enforced twice: by epoch interruption while the guest runs wasm
 //! code, and by a timer while it waits in a host call (a sleep, say).
 
+use super::cache::CacheScope;
 use super::context::{
     ActivityInfo, AttemptHooks, AttemptState, NoHooks, StopSignal, WitActivityError,
 };
@@ -37,6 +38,8 @@ pub struct AttemptRequest {
     pub hooks: Arc<dyn AttemptHooks>,
     /// Stops the attempt from outside.
     pub stop: StopSignal,
+    /// The module's cache on this process (`wharf:activity/cache`).
+    pub cache: Option<Arc<CacheScope>>,
 }
 
 /// What happened in one attempt.
@@ -85,6 +88,7 @@ impl Engine {
         limits: &AttemptLimits,
         hooks: Arc<dyn AttemptHooks>,
         stop: StopSignal,
+        cache: Option<Arc<CacheScope>>,
     ) -> Sandbox {
         let started = Instant::now();
         let log = AttemptLog::new(limits.log_bytes);
@@ -105,6 +109,7 @@ impl Engine {
             heartbeat_limit: limits.heartbeat_bytes,
             last_heartbeat: None,
             heartbeats: 0,
+            cache,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -136,7 +141,7 @@ impl Engine {
     /// behaviour; every ending is an [`Outcome`].
     pub async fn run_attempt(&self, module: &ActivityModule, req: AttemptRequest) -> AttemptReport {
         let limits = req.limits;
-        let mut sb = self.sandbox(req.info, &limits, req.hooks, req.stop);
+        let mut sb = self.sandbox(req.info, &limits, req.hooks, req.stop, req.cache);
         let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;
@@ -178,6 +183,7 @@ impl Engine {
             limits,
             Arc::new(NoHooks),
             StopSignal::new(),
+            None,
         );
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;

@@ -134,6 +134,7 @@ pub(crate) struct AttemptState {
     pub(crate) heartbeat_limit: usize,
     pub(crate) last_heartbeat: Option<Vec<Payload>>,
     pub(crate) heartbeats: u64,
+    pub(crate) cache: Option<Arc<super::cache::CacheScope>>,
 }
 
 impl WasiView for AttemptState {

@@ -2,7 +2,8 @@
 //!
 //! One [`Engine`] per process holds the wasmtime engine, the linker with
 //! everything a guest may import (WASI with nothing granted, outbound HTTP
-//! that denies, and `wharf:activity/context`), and the epoch ticker. An
+//! that denies, `wharf:activity/context` and `wharf:activity/cache`), and
+//! the epoch ticker. An
 //! [`ActivityModule`] is a compiled component with its imports resolved once
 //! (`InstancePre`); [`Engine::run_attempt`] makes a fresh instance of it for
 //! every attempt and returns a typed [`Outcome`].
@@ -11,6 +12,7 @@
 //! through [`AttemptRequest`] and [`AttemptHooks`].
 
 mod attempt;
+mod cache;
 mod config;
 mod context;
 mod http;
@@ -19,6 +21,7 @@ mod log;
 mod outcome;
 
 pub use attempt::{AttemptReport, AttemptRequest};
+pub use cache::{CacheError, CacheScope, ProcessCache};
 pub use config::{Allocator, EngineConfig};
 pub use context::{ActivityInfo, AttemptHooks, NoHooks, StopSignal};
 pub use limits::AttemptLimits;
@@ -29,6 +32,9 @@ use context::{ActivityPre, AttemptState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
+
+/// Default budget of one module's `wharf:activity/cache` on a process.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// The WIT interface every activity module must export.
 pub const ACTIVITIES_INTERFACE: &str = "wharf:activity/activities@0.1.0";

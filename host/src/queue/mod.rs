@@ -59,6 +59,8 @@ pub struct Deployment {
     pub max_concurrent: u32,
     /// A newer version taking a share of activities during a rollout.
     pub ramp: Option<Ramp>,
+    /// When it was deployed, ms since the Unix epoch.
+    pub deployed_ms: u64,
 }
 
 /// A version being rolled out to a share of a queue's activities.

@@ -8,7 +8,7 @@
 //! a history so `rollback` restores the one before.
 
 use super::{Service, ServiceError, Shared};
-use crate::queue::{Deployment, Ramp};
+use crate::queue::{Deployment, Ramp, TaskQueue};
 use crate::store::flow::DeploymentRow;
 use std::sync::Arc;
 
@@ -41,6 +41,11 @@ impl Service {
             return Err(ServiceError::InvalidArgument(
                 "task queue name is empty".into(),
             ));
+        }
+        if task_queue == s.cfg.worker_task_queue {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{task_queue:?} is this process's own queue; it serves every module deployed in the namespace"
+            )));
         }
         let record =
             s.db.get_module(ns, &req.module, req.version)?
@@ -154,13 +159,27 @@ impl Shared {
             module,
             max_concurrent: row.max_concurrent,
             ramp,
+            deployed_ms: row.updated_ms,
         }))
     }
 
-    /// Makes a deployment live: the queue's module and slots, and its
-    /// dispatcher on first use.
+    /// Makes a deployment live on its queue and on this process's own queue
+    /// of the namespace (which runs any deployed activity type; see
+    /// [`Shared::route`]).
     pub(super) fn install_deployment(self: &Arc<Self>, row: &DeploymentRow, d: Arc<Deployment>) {
-        let queue = self.lock().queue(&row.namespace, &row.task_queue);
+        let (queue, own) = {
+            let mut st = self.lock();
+            (
+                st.queue(&row.namespace, &row.task_queue),
+                st.queue(&row.namespace, &self.cfg.worker_task_queue),
+            )
+        };
+        self.serve(queue, d.clone());
+        self.serve(own, d);
+    }
+
+    /// Sets a queue's deployment and starts its dispatcher on first use.
+    fn serve(self: &Arc<Self>, queue: Arc<TaskQueue>, d: Arc<Deployment>) {
         queue.deploy(d);
         if queue.claim_dispatcher() {
             let shared = self.clone();
@@ -173,5 +192,29 @@ impl Shared {
                 tokio::spawn(async move { shared.run_task(task, deployment, slot).await });
             }));
         }
+    }
+
+    /// The deployment that runs `activity_type` for a task on this
+    /// process's own queue: of the namespace's deployments exporting the
+    /// type, the most recently deployed.
+    pub(super) fn route(
+        &self,
+        ns: &str,
+        activity_type: &str,
+        run_id: i64,
+    ) -> Option<Arc<Deployment>> {
+        let st = self.lock();
+        st.queues
+            .iter()
+            .filter(|((n, q), _)| n == ns && *q != self.cfg.worker_task_queue)
+            .filter_map(|(_, queue)| queue.deployment())
+            .filter(|d| {
+                d.version_for(run_id)
+                    .1
+                    .activity_types
+                    .iter()
+                    .any(|t| t == activity_type)
+            })
+            .max_by_key(|d| d.deployed_ms)
     }
 }

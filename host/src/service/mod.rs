@@ -30,7 +30,7 @@ pub use query::{ModuleLoad, QueueView};
 pub use start::{StartRequest, Started};
 pub use transition::{Completion, Target};
 
-use crate::engine::AttemptLimits;
+use crate::engine::{AttemptLimits, ProcessCache};
 use crate::queue::{Gates, TaskQueue};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Db, StoreError};
@@ -96,18 +96,29 @@ pub struct ServiceConfig {
     pub default_max_concurrent: u32,
     /// Limits of every attempt (its timeout comes from the activity).
     pub attempt_limits: AttemptLimits,
+    /// Budget of each module's `wharf:activity/cache`, in bytes.
+    pub cache_bytes: usize,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
-            worker_task_queue: format!("wharf-worker-{}", std::process::id()),
+            worker_task_queue: process_queue_name(),
             cancel_grace: Duration::from_secs(10),
             payload_limit: 2 << 20,
             default_max_concurrent: 100,
             attempt_limits: AttemptLimits::default(),
+            cache_bytes: crate::engine::DEFAULT_CACHE_BYTES,
         }
     }
+}
+
+/// A name for this process's own queue, unique to this run of it: tasks
+/// routed to an earlier run (whose caches are gone) are not picked up.
+fn process_queue_name() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    format!("wharf-worker-{}-{}", std::process::id(), hex::encode(b))
 }
 
 /// Counters for `/metrics`.
@@ -143,6 +154,7 @@ pub(crate) struct Shared {
     timers: Timers,
     stopping: watch::Sender<bool>,
     counters: Counters,
+    cache: ProcessCache,
 }
 
 #[derive(Default)]
@@ -205,6 +217,7 @@ impl Service {
             Shared {
                 db,
                 registry,
+                cache: ProcessCache::new(cfg.cache_bytes),
                 cfg,
                 state: Mutex::new(State::default()),
                 timers,

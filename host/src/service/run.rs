@@ -49,21 +49,30 @@ impl Shared {
         deployment: Arc<Deployment>,
         slot: Slot,
     ) {
+        let found = {
+            let st = self.lock();
+            st.open.get(&task.run_id).and_then(|a| {
+                let f = a.fixed.clone();
+                st.namespaces.get(&f.namespace).cloned().map(|t| (t, f))
+            })
+        };
+        let Some((tenant, fixed)) = found else { return };
+        // This process's own queue runs whichever deployed module has the type.
+        let deployment = if fixed.task_queue == self.cfg.worker_task_queue {
+            self.route(&fixed.namespace, &fixed.activity_type, task.run_id)
+                .unwrap_or(deployment)
+        } else {
+            deployment
+        };
         let (version, module) = deployment.version_for(task.run_id);
         let module_label = format!("{}@{version}", deployment.name);
-        let tenant = {
-            let st = self.lock();
-            st.open
-                .get(&task.run_id)
-                .and_then(|a| st.namespaces.get(&a.fixed.namespace).cloned())
-        };
-        let Some(tenant) = tenant else { return };
         // A namespace at its concurrency quota waits here (its task stays
         // scheduled, schedule-to-start keeps counting); others run.
         let Ok(_tenant_slot) = tenant.slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(request) = self.claim(&task, &module_label, &tenant.quotas()) else {
+        let Some(request) = self.claim(&task, &deployment.name, &module_label, &tenant.quotas())
+        else {
             return;
         };
         if !module.activity_types.contains(&request.activity_type) {
@@ -100,6 +109,7 @@ impl Shared {
     fn claim(
         self: &Arc<Self>,
         task: &Task,
+        module_name: &str,
         module_label: &str,
         quotas: &super::tenant::Quotas,
     ) -> Option<AttemptRequest> {
@@ -180,6 +190,7 @@ impl Shared {
                 cancel,
             }),
             stop,
+            cache: Some(self.cache.scope(&a.fixed.namespace, module_name)),
         };
         let progress = a.snapshot();
         let hb_timeout = a.options.heartbeat_timeout;

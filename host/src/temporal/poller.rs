@@ -56,6 +56,9 @@ pub struct Shared {
     pub running: Mutex<HashMap<Vec<u8>, Arc<CancelState>>>,
     /// Counters.
     pub counters: Counters,
+    /// `wharf:activity/cache` of this process; a module is known here by
+    /// its content hash.
+    pub cache: crate::engine::ProcessCache,
 }
 
 impl Shared {
@@ -196,6 +199,7 @@ async fn run_task(
                     },
                     hooks: Arc::new(hooks),
                     stop: cancel.stop.clone(),
+                    cache: Some(shared.cache.scope(&shared.config.namespace, &module.sha256)),
                 };
                 let attempt = shared.engine.run_attempt(&module.module, request).await;
                 if let Some(last) = attempt.last_heartbeat.as_deref() {

@@ -135,6 +135,7 @@ impl Worker {
             config,
             running: Default::default(),
             counters: Default::default(),
+            cache: crate::engine::ProcessCache::new(crate::engine::DEFAULT_CACHE_BYTES),
         });
         let pollers = cores
             .iter()
