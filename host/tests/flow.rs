@@ -189,6 +189,7 @@ fn a_type_concurrency_limit_never_has_more_than_k_running_and_others_pass() {
         assert!(l["waiting"].as_u64().unwrap() >= 1, "{limits}");
         let (_, q) = s2.get("task-queues/q");
         assert!(q["waiting_on_limits"].as_u64().unwrap() >= 1, "{q}");
+        assert_eq!(q["concurrency_limits"][0]["key"], "type:sleep", "{q}");
         let t0 = std::time::Instant::now();
         echo(s2, "other", json!({}));
         s2.wait_closed("other", Duration::from_secs(10));

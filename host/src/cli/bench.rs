@@ -22,6 +22,10 @@ pub enum BenchCommand {
     /// Durable no-op activities per second through the HTTP API of a
     /// `wharf serve` (started here), at `--sync full` and `--sync normal`.
     Throughput(super::bench_throughput::ThroughputArgs),
+    /// Overhead of the scheduler: no-op throughput on a plain queue against
+    /// one with priorities, weighted fairness keys, a rate limit and a
+    /// concurrency limit that never bind, rounds alternating on one server.
+    Scheduler(super::bench_scheduler::SchedulerArgs),
 }
 
 /// Arguments of `wharf bench instantiate`.
@@ -82,6 +86,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Instantiate(args) => instantiate(args).await,
         BenchCommand::Throughput(args) => super::bench_throughput::run(args).await,
+        BenchCommand::Scheduler(args) => super::bench_scheduler::run(args).await,
     }
 }
 

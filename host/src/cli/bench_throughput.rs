@@ -38,9 +38,9 @@ pub struct ThroughputArgs {
     latency_run: Duration,
 }
 
-struct Child {
-    process: std::process::Child,
-    base: String,
+pub(super) struct Child {
+    pub(super) process: std::process::Child,
+    pub(super) base: String,
     dir: PathBuf,
 }
 
@@ -52,7 +52,7 @@ impl Drop for Child {
     }
 }
 
-fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
+pub(super) fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
     let dir = super::bench::tempdir()?;
     let mut process = std::process::Command::new(std::env::current_exe()?)
         .args([
@@ -219,7 +219,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
 }
 
 /// User + system CPU time of a process so far, from /proc (Linux).
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(super) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -228,7 +228,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
+pub(super) async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
     let r = http
         .post(format!("{ns}/activities"))
         .json(body)
@@ -251,7 +251,11 @@ async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
         .await?)
 }
 
-async fn wait_completed(http: &reqwest::Client, base: &str, n: u64) -> anyhow::Result<()> {
+pub(super) async fn wait_completed(
+    http: &reqwest::Client,
+    base: &str,
+    n: u64,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let text = scrape(http, base).await?;

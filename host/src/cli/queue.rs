@@ -239,6 +239,15 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                 if !next.is_empty() {
                     println!("next to go:  {}", next.join(", "));
                 }
+                for l in v["concurrency_limits"].as_array().into_iter().flatten() {
+                    println!(
+                        "limit:       {} at most {} (running {}, waiting {})",
+                        l["key"].as_str().unwrap_or(""),
+                        l["max_concurrent"],
+                        l["running"],
+                        l["waiting"]
+                    );
+                }
                 if v["waiting_on_limits"].as_u64().unwrap_or(0) > 0 {
                     println!(
                         "limited:     {} waiting for a concurrency limit (wharf limit list)",

@@ -226,10 +226,24 @@ impl Gates {
 
     /// The limited gates of a namespace, with their counts.
     pub fn views(&self, namespace: &str) -> Vec<GateView> {
+        self.views_where(namespace, |_| true)
+    }
+
+    /// The limited gates of a namespace that apply to a queue's tasks.
+    pub fn views_for_queue(&self, namespace: &str, queue: &str) -> Vec<GateView> {
+        self.views_where(namespace, |s| match s {
+            Scope::QueueType(q, _) => &**q == queue,
+            Scope::Type(_) | Scope::Key(_) => true,
+        })
+    }
+
+    fn views_where(&self, namespace: &str, keep: impl Fn(&Scope) -> bool) -> Vec<GateView> {
         let g = self.lock();
         let mut v: Vec<GateView> = g
             .iter()
-            .filter(|(k, gate)| &*k.namespace == namespace && gate.limit.is_some())
+            .filter(|(k, gate)| {
+                &*k.namespace == namespace && gate.limit.is_some() && keep(&k.scope)
+            })
             .map(|(k, gate)| GateView {
                 key: k.scope.to_string(),
                 max_concurrent: gate.limit,

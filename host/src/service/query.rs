@@ -26,6 +26,9 @@ pub struct QueueView {
     pub rollout: Option<Rollout>,
     /// Activity ids of the next tasks to go, in dispatch order.
     pub next_activities: Vec<String>,
+    /// Concurrency limits that apply to this queue's tasks: its own
+    /// (`queue:Q/type:T`) and the namespace's (`type:T`, `key:K`).
+    pub concurrency_limits: Vec<crate::queue::gate::GateView>,
     /// Backlog, running, slots, rates.
     #[serde(flatten)]
     pub stats: QueueStats,
@@ -146,6 +149,7 @@ impl Service {
             }
         }
         let stats = queue.stats();
+        let concurrency_limits = st.gates.views_for_queue(ns, name);
         let next_activities = stats
             .next_run_ids
             .iter()
@@ -161,6 +165,7 @@ impl Service {
                 })
             }),
             next_activities,
+            concurrency_limits,
             namespace: ns.to_owned(),
             name: name.to_owned(),
             deployment: deployment
