@@ -65,6 +65,14 @@ pub fn render_counter(out: &mut String, name: &str, help: &str, value: u64) {
     );
 }
 
+/// Appends a gauge in Prometheus text form.
+pub fn render_gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
 /// Reads cumulative bucket counts of histogram `name` from Prometheus text:
 /// `(upper bound in seconds, count)`, +Inf as infinity.
 pub fn parse_buckets(text: &str, name: &str) -> Vec<(f64, u64)> {

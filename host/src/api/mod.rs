@@ -164,6 +164,26 @@ async fn metrics(State(app): State<AppState>) -> String {
     for (name, help, v) in counters {
         metrics::render_counter(&mut out, name, help, v.load(Ordering::Relaxed));
     }
+    let (running, capacity, waiting) = app.service.host_slots();
+    for (name, help, v) in [
+        (
+            "wharf_host_attempts_running",
+            "Attempts holding a host slot.",
+            running,
+        ),
+        (
+            "wharf_host_attempt_slots",
+            "Attempts the host runs at once.",
+            capacity,
+        ),
+        (
+            "wharf_host_attempts_waiting",
+            "Attempts waiting for a host slot (namespaces take turns).",
+            waiting,
+        ),
+    ] {
+        metrics::render_gauge(&mut out, name, help, v as u64);
+    }
     c.schedule_to_start.render(
         &mut out,
         "wharf_schedule_to_start_seconds",

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Memories and tables of one attempt.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     memory_limit: usize,
+    /// Attempts running at once on this host over all namespaces (at most
+    /// the instance pool's 1000); when more are ready, namespaces take turns.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_running: u32,
     /// Budget of each module's `wharf:activity/cache` on this process.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     cache_size: usize,
@@ -79,6 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..AttemptLimits::default()
         },
         cache_bytes: args.cache_size,
+        max_running: args.max_running as usize,
         ..ServiceConfig::default()
     };
     let worker_queue = cfg.worker_task_queue.clone();

@@ -14,6 +14,7 @@
 
 mod activity;
 mod deploy;
+mod host_slots;
 mod limits;
 pub mod options;
 mod query;
@@ -98,6 +99,10 @@ pub struct ServiceConfig {
     pub attempt_limits: AttemptLimits,
     /// Budget of each module's `wharf:activity/cache`, in bytes.
     pub cache_bytes: usize,
+    /// Attempts running at once on this host, over all namespaces; when
+    /// more are ready, namespaces take turns. Keep it below the engine's
+    /// instance pool.
+    pub max_running: usize,
 }
 
 impl Default for ServiceConfig {
@@ -109,6 +114,7 @@ impl Default for ServiceConfig {
             default_max_concurrent: 100,
             attempt_limits: AttemptLimits::default(),
             cache_bytes: crate::engine::DEFAULT_CACHE_BYTES,
+            max_running: 900,
         }
     }
 }
@@ -155,6 +161,7 @@ pub(crate) struct Shared {
     stopping: watch::Sender<bool>,
     counters: Counters,
     cache: ProcessCache,
+    host_slots: Arc<host_slots::HostSlots>,
 }
 
 #[derive(Default)]
@@ -218,6 +225,7 @@ impl Service {
                 db,
                 registry,
                 cache: ProcessCache::new(cfg.cache_bytes),
+                host_slots: host_slots::HostSlots::new(cfg.max_running.max(1)),
                 cfg,
                 state: Mutex::new(State::default()),
                 timers,
@@ -261,6 +269,11 @@ impl Service {
         let config = rate_config(&row);
         s.lock().queue(ns, task_queue).set_rate(config.clone());
         Ok(config)
+    }
+
+    /// Host slots: (in use, capacity, attempts waiting for one).
+    pub fn host_slots(&self) -> (usize, usize, usize) {
+        self.shared.host_slots.usage()
     }
 
     /// Counters for metrics.

@@ -71,6 +71,8 @@ impl Shared {
         let Ok(_tenant_slot) = tenant.slots.clone().acquire_owned().await else {
             return;
         };
+        // Then a host slot: when the host is full, namespaces take turns.
+        let _host_slot = self.host_slots.acquire(&fixed.namespace).await;
         let Some(request) = self.claim(&task, &deployment.name, &module_label, &tenant.quotas())
         else {
             return;
