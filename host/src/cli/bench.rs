@@ -318,6 +318,7 @@ async fn attempt(engine: &Engine, module: &ActivityModule, ty: &str) -> anyhow::
                 limits: AttemptLimits::default(),
                 hooks: Arc::new(NoHooks),
                 stop: StopSignal::new(),
+                grants: Default::default(),
             },
         )
         .await;

@@ -9,13 +9,16 @@
 use super::context::{
     ActivityInfo, AttemptHooks, AttemptState, NoHooks, StopSignal, WitActivityError,
 };
-use super::http::DenyOutboundHttp;
+use super::egress::EgressRules;
+use super::http::{EgressStats, OutboundHttp};
 use super::limits::{AttemptLimits, Limiter};
 use super::log::AttemptLog;
 use super::outcome::{ApplicationError, Interrupt, Outcome};
+use super::vars::ConfigGrants;
 use super::{context, ActivityModule, Engine};
 use crate::payload::{self, Payload};
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -37,6 +40,19 @@ pub struct AttemptRequest {
     pub hooks: Arc<dyn AttemptHooks>,
     /// Stops the attempt from outside.
     pub stop: StopSignal,
+    /// What the attempt may reach beyond the sandbox (default: nothing).
+    pub grants: Grants,
+}
+
+/// Capabilities an attempt is granted beyond the sandbox's defaults; the
+/// default grants nothing: every outbound request is denied and no
+/// configuration is readable.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Outbound HTTP policy.
+    pub egress: Arc<EgressRules>,
+    /// Configuration variables readable through `config`.
+    pub config: ConfigGrants,
 }
 
 /// What happened in one attempt.
@@ -57,6 +73,10 @@ pub struct AttemptReport {
     pub fuel_used: u64,
     /// Peak bytes of memories and tables.
     pub memory_peak: usize,
+    /// Outbound HTTP requests the guest made (refused ones included).
+    pub egress_requests: u64,
+    /// Of those, requests the egress policy refused.
+    pub egress_denied: u64,
 }
 
 mod duration_us {
@@ -76,6 +96,7 @@ struct Sandbox {
     fuel: u64,
     stop: StopSignal,
     started: Instant,
+    egress: Arc<EgressStats>,
 }
 
 impl Engine {
@@ -85,6 +106,7 @@ impl Engine {
         limits: &AttemptLimits,
         hooks: Arc<dyn AttemptHooks>,
         stop: StopSignal,
+        grants: Grants,
     ) -> Sandbox {
         let started = Instant::now();
         let log = AttemptLog::new(limits.log_bytes);
@@ -93,11 +115,17 @@ impl Engine {
             .stdout(log.clone())
             .stderr(log.clone())
             .build();
+        let egress = Arc::new(EgressStats::default());
         let state = AttemptState {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_hooks: DenyOutboundHttp { log: log.clone() },
+            http_hooks: OutboundHttp {
+                log: log.clone(),
+                rules: grants.egress,
+                stats: egress.clone(),
+            },
+            config: grants.config,
             limiter: Limiter::new(limits.memory_bytes),
             log: log.clone(),
             info,
@@ -129,6 +157,7 @@ impl Engine {
             fuel,
             stop,
             started,
+            egress,
         }
     }
 
@@ -136,7 +165,7 @@ impl Engine {
     /// behaviour; every ending is an [`Outcome`].
     pub async fn run_attempt(&self, module: &ActivityModule, req: AttemptRequest) -> AttemptReport {
         let limits = req.limits;
-        let mut sb = self.sandbox(req.info, &limits, req.hooks, req.stop);
+        let mut sb = self.sandbox(req.info, &limits, req.hooks, req.stop, req.grants);
         let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;
@@ -164,6 +193,8 @@ impl Engine {
             duration: sb.started.elapsed(),
             fuel_used,
             memory_peak: state.limiter.peak,
+            egress_requests: sb.egress.requests.load(Ordering::Relaxed),
+            egress_denied: sb.egress.denied.load(Ordering::Relaxed),
         }
     }
 
@@ -178,6 +209,7 @@ impl Engine {
             limits,
             Arc::new(NoHooks),
             StopSignal::new(),
+            Grants::default(),
         );
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;

@@ -11,8 +11,11 @@
 //! * [`transition`]: what an ended attempt, a timer, a cancellation or an
 //!   external completion does to an activity.
 //! * [`timers`], [`retry`], [`options`]: the rules.
+//! * [`tenant`], [`grants`]: namespaces, their quotas and usage, and what
+//!   their modules may reach (outbound HTTP, configuration variables).
 
 mod activity;
+pub mod grants;
 pub mod options;
 mod query;
 pub mod retry;

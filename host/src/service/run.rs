@@ -62,9 +62,10 @@ impl Shared {
         let Ok(_tenant_slot) = tenant.slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(request) = self.claim(&task, &module_label, &tenant.quotas()) else {
+        let Some(mut request) = self.claim(&task, &module_label, &tenant.quotas()) else {
             return;
         };
+        request.grants = tenant.grants(&deployment.name);
         if !deployment
             .module
             .activity_types
@@ -89,7 +90,7 @@ impl Shared {
         let engine = self.registry.engine().clone();
         let report = engine.run_attempt(&deployment.module.module, request).await;
         drop(slot);
-        tenant.account(report.fuel_used, report.memory_peak);
+        tenant.account(&report);
         self.end_attempt(
             task.run_id,
             task.attempt,
@@ -183,6 +184,7 @@ impl Shared {
                 cancel,
             }),
             stop,
+            grants: Default::default(),
         };
         let progress = a.snapshot();
         let hb_timeout = a.options.heartbeat_timeout;
