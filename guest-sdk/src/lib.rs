@@ -56,9 +56,15 @@
 //! talk to the host. They are also available as `wharf_guest::activity::*`.
 //! Called outside a Wharf host (for example in a native unit test) they
 //! panic, because there is no host to answer.
+//!
+//! # Configuration and secrets
+//!
+//! [`config::get`] reads a variable of the namespace that was granted to
+//! this module; one not granted is a [`config::ConfigError::Denied`].
 
 #![warn(missing_docs)]
 
+pub mod config;
 mod context;
 mod error;
 mod export;

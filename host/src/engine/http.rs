@@ -213,7 +213,7 @@ async fn send(
     // wait for the response head, and afterwards (for the body) by whoever
     // reads the response: wasi-http spawns it as the returned I/O future.
     let mut response = pin!(tokio::time::timeout(
-        first_byte_timeout,
+        first_byte_timeout.min(total),
         sender.send_request(request)
     ));
     let mut conn = Some(conn);
