@@ -274,18 +274,27 @@ fn private_addresses_are_refused_even_when_the_host_matches() {
         json!({"allow_hosts": ["*:*", format!("http://127.0.0.1:{port}")]}),
     );
     for (url, what) in [
-        (origin.url("/ok"), "127.0.0.1, a loopback address"),
+        (origin.url("/ok"), "127.0.0.1 is a loopback address"),
         (
             "http://169.254.169.254/latest/meta-data/".to_owned(),
-            "169.254.169.254, a link-local address",
+            "169.254.169.254 is a link-local address",
         ),
-        (format!("http://[::1]:{port}/ok"), "::1, a loopback address"),
-        (format!("http://localhost:{port}/ok"), "a loopback address"),
+        (
+            format!("http://[::1]:{port}/ok"),
+            "::1 is a loopback address",
+        ),
+        (
+            format!("http://localhost:{port}/ok"),
+            "localhost resolves to ",
+        ),
         (
             format!("http://[::ffff:127.0.0.1]:{port}/ok"),
-            "127.0.0.1, a loopback address",
+            "127.0.0.1 is a loopback address",
         ),
-        ("http://10.1.2.3/".to_owned(), "10.1.2.3, a private address"),
+        (
+            "http://10.1.2.3/".to_owned(),
+            "10.1.2.3 is a private address",
+        ),
     ] {
         let (r, log) = get(&s, "open", &url, 0);
         assert_eq!(r["denied"], true, "{url}: {r}");

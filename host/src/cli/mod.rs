@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod bench_throughput;
 mod client;
+mod grants;
 mod module;
 mod namespace;
 mod queue;

@@ -3,9 +3,10 @@
 
 use super::args::{parse_duration, parse_size};
 use super::client::parse_json;
+use super::grants::GrantArgs;
 use crate::engine::{
-    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, ConfigGrants,
-    EgressPolicy, Engine, EngineConfig, Grants, Outcome, StopSignal,
+    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
+    Outcome, StopSignal,
 };
 use crate::payload::Payload;
 use crate::registry::{LoadSource, LoadedModule, Registry};
@@ -48,23 +49,8 @@ pub struct RunArgs {
     /// After a cancellation request, stop an attempt that ignores it this late.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     cancel_grace: Duration,
-    /// Let the activity reach a host over HTTP(S): `https://api.example.com`,
-    /// `*.example.com`, `http://127.0.0.1:8080`; repeatable. Without one,
-    /// every outbound request is denied.
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    allow_hosts: Vec<String>,
-    /// Let allowed hosts resolve into a non-public range (CIDR, e.g.
-    /// `127.0.0.0/8`); repeatable.
-    #[arg(long = "allow-private", value_name = "CIDR")]
-    allow_private: Vec<String>,
-    /// A whole egress policy as JSON (`allow_hosts`, `allow_private`,
-    /// `limits`); `--allow-host` and `--allow-private` add to it.
-    #[arg(long, value_name = "JSON")]
-    egress: Option<String>,
-    /// A configuration variable the activity may read through `config`,
-    /// as KEY=VALUE; repeatable.
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
+    #[command(flatten)]
+    grants: GrantArgs,
     /// Where compiled artifacts are cached.
     #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
     data_dir: PathBuf,
@@ -150,7 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         hooks: Arc::new(CancelAt(cancel_at)),
         stop,
-        grants: grants(&args)?,
+        grants: args.grants.grants()?,
     };
     let report = engine.run_attempt(&module.module, request).await;
     if args.json {
@@ -162,31 +148,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
-}
-
-/// The egress policy and configuration the flags grant.
-fn grants(args: &RunArgs) -> anyhow::Result<Grants> {
-    let mut policy: EgressPolicy = match &args.egress {
-        Some(s) => serde_json::from_value(parse_json(s, "--egress")?)
-            .context("--egress is not an egress policy")?,
-        None => EgressPolicy::default(),
-    };
-    policy.allow_hosts.extend(args.allow_hosts.iter().cloned());
-    policy
-        .allow_private
-        .extend(args.allow_private.iter().cloned());
-    policy.validate().map_err(anyhow::Error::msg)?;
-    let mut config = ConfigGrants::default();
-    for item in &args.config {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--config {item:?} is not KEY=VALUE"))?;
-        config.grant(k, v);
-    }
-    Ok(Grants {
-        egress: Arc::new(policy.compile(None).map_err(anyhow::Error::msg)?),
-        config,
     })
 }
 

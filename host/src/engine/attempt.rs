@@ -185,14 +185,19 @@ impl Engine {
             .fuel
             .saturating_sub(sb.store.get_fuel().unwrap_or(sb.fuel));
         let state = sb.store.into_data();
+        let (last_heartbeat, heartbeats, memory_peak) =
+            (state.last_heartbeat, state.heartbeats, state.limiter.peak);
+        // Response bodies the guest left unread are in the resource table;
+        // dropping it writes their log lines before the log is read.
+        drop(state.table);
         AttemptReport {
             outcome,
             log: sb.log.contents(),
-            last_heartbeat: state.last_heartbeat,
-            heartbeats: state.heartbeats,
+            last_heartbeat,
+            heartbeats,
             duration: sb.started.elapsed(),
             fuel_used,
-            memory_peak: state.limiter.peak,
+            memory_peak,
             egress_requests: sb.egress.requests.load(Ordering::Relaxed),
             egress_denied: sb.egress.denied.load(Ordering::Relaxed),
         }

@@ -132,8 +132,11 @@ pub enum Denial {
     /// The host is on the namespace's list but not the module's.
     #[error("{0} is not on this module's allowlist")]
     ModuleNotAllowed(String),
-    /// The host resolves to an address that is not public.
-    #[error("{host} resolves to {ip}, a {class} address, and private networks are not allowed")]
+    /// The host is or resolves to an address that is not public.
+    #[error(
+        "{}{ip} is a {class} address, and private networks are not allowed",
+        resolved(host)
+    )]
     PrivateAddress {
         /// Host as requested.
         host: String,
@@ -148,6 +151,14 @@ pub enum Denial {
     /// The URL has no host or an unsupported scheme.
     #[error("{0}")]
     BadUrl(String),
+}
+
+/// `"NAME resolves to "` when the host was a name, nothing for an address.
+fn resolved(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(_) => String::new(),
+        Err(_) => format!("{host} resolves to "),
+    }
 }
 
 impl EgressRules {

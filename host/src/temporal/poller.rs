@@ -196,8 +196,7 @@ async fn run_task(
                     },
                     hooks: Arc::new(hooks),
                     stop: cancel.stop.clone(),
-                    // Worker mode grants nothing: outbound HTTP is denied.
-                    grants: Default::default(),
+                    grants: cfg.grants.clone(),
                 };
                 let attempt = shared.engine.run_attempt(&module.module, request).await;
                 if let Some(last) = attempt.last_heartbeat.as_deref() {
