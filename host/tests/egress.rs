@@ -320,8 +320,8 @@ fn body_and_time_limits_stop_a_response_with_a_typed_error() {
         "limited",
         json!({"allow_hosts": [format!("http://127.0.0.1:{}", origin.port)],
                "allow_private": ["127.0.0.1/32"],
-               "limits": {"max_response_bytes": 65536, "first_byte_timeout_ms": 500,
-                          "total_timeout_ms": 1000}}),
+               "limits": {"max_response_bytes": 65536, "max_request_bytes": 1024,
+                          "first_byte_timeout_ms": 500, "total_timeout_ms": 1000}}),
     );
     let (r, log) = get(&s, "limited", &origin.url("/huge"), 0);
     assert_eq!(r["status"], 200, "{r}");
@@ -354,8 +354,21 @@ fn body_and_time_limits_stop_a_response_with_a_typed_error() {
     );
     assert_eq!(r["body_bytes"], 10, "{r}");
 
+    // A request body over the limit is cut off; nothing past it is sent.
+    let d = s.run_in_namespace(
+        "limited",
+        "http-get",
+        json!({"url": origin.url("/ok"), "post_bytes": 200_000}),
+    );
+    let r = &d["result"];
+    assert_eq!(r["denied"], true, "{d}");
+    assert_eq!(
+        r["error"], "ErrorCode::HttpRequestBodySize(Some(1024))",
+        "{d}"
+    );
+
     // Limits are not denials.
-    assert_eq!(usage(&s, "limited"), (3, 0));
+    assert_eq!(usage(&s, "limited"), (4, 0));
 }
 
 #[test]

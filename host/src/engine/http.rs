@@ -205,6 +205,15 @@ async fn send(
         .map_or("/", |p| p.as_str())
         .to_owned();
     parts.uri = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
+    // A declared length over the limit is refused before anything is sent;
+    // a streamed body is cut off by `Bounded` when it passes the limit.
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_bytes) {
+        return Err(Error::HttpRequestBodySize(Some(limits.max_request_bytes)).into());
+    }
     let body =
         Bounded::new(body, limits.max_request_bytes, Error::HttpRequestBodySize).boxed_unsync();
     let request = http::Request::from_parts(parts, body);
@@ -232,7 +241,7 @@ async fn send(
     })
     .await
     .map_err(|_| Error::HttpResponseTimeout)?
-    .map_err(Error::from)?;
+    .map_err(from_hyper)?;
     let io: IoFuture = Box::new(async move {
         match conn {
             Some(c) => c.await.map_err(Error::from),
@@ -240,6 +249,17 @@ async fn send(
         }
     });
     Ok((head.map(|b| b.map_err(Error::from).boxed_unsync()), io))
+}
+
+/// hyper's error, or ours when it carries one: a request body we cut off
+/// (too large) reaches us as hyper's "user body" error, and the guest should
+/// see the size error, not a protocol error.
+fn from_hyper(e: hyper::Error) -> Error {
+    let ours = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<Error>());
+    match ours {
+        Some(Error::HttpRequestBodySize(limit)) => Error::HttpRequestBodySize(*limit),
+        _ => Error::from(e),
+    }
 }
 
 /// Resolves the host (unless it is an address), checks every address, and

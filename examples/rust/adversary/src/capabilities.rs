@@ -63,10 +63,13 @@ pub struct HttpGet {
     url: String,
     #[serde(default)]
     follow: u32,
+    #[serde(default)]
+    post_bytes: Option<u64>,
 }
 
-/// `http-get`, arg `{"url": "http(s)://host[:port]/path", "follow": u32 = 0}`:
-/// GETs through `wasi:http/outgoing-handler` and reads the body, following
+/// `http-get`, arg `{"url": "http(s)://host[:port]/path", "follow": u32 = 0,
+/// "post_bytes": u64 | null}`: GETs (or, with `post_bytes`, first POSTs that
+/// many bytes) through `wasi:http/outgoing-handler` and reads the body, following
 /// up to `follow` redirects itself (each hop a new `handle` call, as a
 /// guest's HTTP client does). Returns the last hop:
 /// `{"denied": false, "status": u16, "body_bytes": n, "url": ..., "hops": [...]}`
@@ -77,8 +80,10 @@ pub struct HttpGet {
 pub fn http_get(args: HttpGet) -> Result<Value, ActivityError> {
     let mut url = args.url;
     let mut hops = Vec::new();
+    let mut post = args.post_bytes;
     loop {
-        let mut result = get_once(&url)?;
+        // Only the first request posts; a redirect is followed with a GET.
+        let mut result = get_once(&url, post.take())?;
         let hop = match result.get("status") {
             Some(status) => json!({ "url": url, "status": status }),
             None => json!({ "url": url, "error": result["error"] }),
@@ -102,8 +107,9 @@ pub fn http_get(args: HttpGet) -> Result<Value, ActivityError> {
     }
 }
 
-/// One GET of `url`, its body read to the end (or to its error).
-fn get_once(url: &str) -> Result<Value, ActivityError> {
+/// One GET of `url` (a POST of `post` bytes if given), its response body
+/// read to the end (or to its error).
+fn get_once(url: &str, post: Option<u64>) -> Result<Value, ActivityError> {
     let (scheme, authority, path) = split_url(url).ok_or_else(|| {
         ActivityError::non_retryable(format!("not an http(s) URL: {url:?}"))
             .with_type("InvalidArgument")
@@ -112,8 +118,9 @@ fn get_once(url: &str) -> Result<Value, ActivityError> {
         ActivityError::non_retryable(format!("invalid {what} in {url:?}")).with_type("InvalidArgument")
     };
     let request = OutgoingRequest::new(Fields::new());
+    let method = if post.is_some() { Method::Post } else { Method::Get };
     request
-        .set_method(&Method::Get)
+        .set_method(&method)
         .map_err(|()| invalid("method"))?;
     request
         .set_scheme(Some(&scheme))
@@ -130,6 +137,19 @@ fn get_once(url: &str) -> Result<Value, ActivityError> {
         Ok(response) => response,
         Err(code) => return Ok(denied(code)),
     };
+    if let Some(n) = post {
+        let stream = body.write().map_err(|()| invalid("body"))?;
+        let chunk = [b'p'; 4096];
+        let mut left = n;
+        while left > 0 {
+            let len = left.min(chunk.len() as u64) as usize;
+            // A refused body ends the writes; the response says why.
+            if stream.blocking_write_and_flush(&chunk[..len]).is_err() {
+                break;
+            }
+            left -= len as u64;
+        }
+    }
     if let Err(e) = OutgoingBody::finish(body, None) {
         return Ok(denied(e));
     }
