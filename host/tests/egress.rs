@@ -557,3 +557,28 @@ fn wharf_run_grants_hosts_and_config_from_flags() {
     );
     assert_eq!(r.json["result"]["value"], "v", "{}", r.json);
 }
+
+#[test]
+fn policies_and_config_survive_a_restart() {
+    let origin = Origin::start();
+    let (s, dir) = server(&["delta"]);
+    set_egress(
+        &s,
+        "delta",
+        json!({"allow_hosts": [format!("http://127.0.0.1:{}", origin.port)],
+               "allow_private": ["127.0.0.0/8"]}),
+    );
+    let (status, b) = s.send(
+        reqwest::blocking::Client::new()
+            .put(s.ns_url("delta", "config/K"))
+            .json(&json!({"value": "kept", "grants": ["*"]})),
+    );
+    assert_eq!(status, 200, "{b}");
+    s.kill();
+
+    let s = Server::start(dir.path(), &[]);
+    let (r, _) = get(&s, "delta", &origin.url("/ok"), 0);
+    assert_eq!(r["status"], 200, "{r}");
+    let d = s.run_in_namespace("delta", "config-get", json!({"key": "K"}));
+    assert_eq!(d["result"]["value"], "kept", "{d}");
+}

@@ -231,6 +231,8 @@ impl Service {
         t: &Tenant,
         edit: impl FnOnce(&mut BTreeMap<String, Var>),
     ) -> Result<(), ServiceError> {
+        // Two edits at once would each store their own copy, losing one.
+        let _one_at_a_time = t.vars_edit.lock().await;
         let mut vars = t.read_grants(|g| g.vars.clone());
         edit(&mut vars);
         let json = serde_json::to_string(&vars).unwrap_or_default();

@@ -96,6 +96,8 @@ pub(crate) struct Tenant {
     pub(crate) usage: Usage,
     pub(crate) created_ms: u64,
     pub(crate) grants: RwLock<NamespaceGrants>,
+    /// Serialises changes of the variables (read, edit, store, swap).
+    pub(crate) vars_edit: tokio::sync::Mutex<()>,
 }
 
 impl Tenant {
@@ -110,6 +112,7 @@ impl Tenant {
             usage: Usage::default(),
             created_ms: row.created_ms,
             grants: RwLock::new(NamespaceGrants::from_row(row)),
+            vars_edit: tokio::sync::Mutex::new(()),
         }
     }
 
