@@ -101,8 +101,9 @@ impl WasiHttpHooks for OutboundHttp {
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let what = format!("outbound HTTP {} {}", request.method(), request.uri());
-        let (log, stats) = (self.log.clone(), self.stats.clone());
+        let (log, stats, shown) = (self.log.clone(), self.stats.clone(), what.clone());
         let deny = move |d: Denial| {
+            let what = &shown;
             let line = format!("[wharf] {what} denied: {d}");
             tracing::debug!("{line}");
             log.line(&line);
@@ -126,7 +127,6 @@ impl WasiHttpHooks for OutboundHttp {
         let log = self.log.clone();
         Box::new(async move {
             let started = Instant::now();
-            let what = format!("outbound HTTP {} {}", request.method(), request.uri());
             match send(request, &target, &rules, options).await {
                 Ok((response, io)) => {
                     let report = Report {

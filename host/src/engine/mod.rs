@@ -3,13 +3,14 @@
 //! One [`Engine`] per process holds the wasmtime engine, the linker with
 //! everything a guest may import (WASI with nothing granted, outbound HTTP
 //! under the attempt's egress policy, `wharf:activity/context` and
-//! `wharf:activity/config`), and the epoch ticker. An
-//! [`ActivityModule`] is a compiled component with its imports resolved once
-//! (`InstancePre`); [`Engine::run_attempt`] makes a fresh instance of it for
-//! every attempt and returns a typed [`Outcome`].
+//! `wharf:activity/config`), and the epoch ticker. An [`ActivityModule`] is a
+//! compiled component with its imports resolved once (`InstancePre`);
+//! [`Engine::run_attempt`] makes a fresh instance of it for every attempt and
+//! returns a typed [`Outcome`].
 //!
-//! This layer knows nothing of storage, HTTP or retries; callers reach it
-//! through [`AttemptRequest`] and [`AttemptHooks`].
+//! This layer knows nothing of storage, the HTTP API or retries; callers
+//! reach it through [`AttemptRequest`] (with the attempt's [`Grants`]) and
+//! [`AttemptHooks`].
 
 mod attempt;
 mod config;
