@@ -115,10 +115,15 @@ fn get_once(url: &str, post: Option<u64>) -> Result<Value, ActivityError> {
             .with_type("InvalidArgument")
     })?;
     let invalid = |what: &str| {
-        ActivityError::non_retryable(format!("invalid {what} in {url:?}")).with_type("InvalidArgument")
+        ActivityError::non_retryable(format!("invalid {what} in {url:?}"))
+            .with_type("InvalidArgument")
     };
     let request = OutgoingRequest::new(Fields::new());
-    let method = if post.is_some() { Method::Post } else { Method::Get };
+    let method = if post.is_some() {
+        Method::Post
+    } else {
+        Method::Get
+    };
     request
         .set_method(&method)
         .map_err(|()| invalid("method"))?;
