@@ -582,3 +582,147 @@ fn policies_and_config_survive_a_restart() {
     let d = s.run_in_namespace("delta", "config-get", json!({"key": "K"}));
     assert_eq!(d["result"]["value"], "kept", "{d}");
 }
+
+/// Runs `cmd`, panicking with its output unless it succeeds.
+fn sh(cmd: &mut std::process::Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// HTTPS through rustls: a certificate chaining to a trusted root is
+/// accepted, one from an unknown issuer is a TLS error. The test's own CA
+/// is the only root (`SSL_CERT_FILE`, read by rustls-native-certs); the
+/// server is Python's `ssl` (openssl makes the certificates).
+#[test]
+fn https_is_verified_against_the_trusted_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let openssl = || {
+        let mut c = std::process::Command::new("openssl");
+        c.current_dir(dir.path());
+        c
+    };
+    sh(openssl().args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wharf test ca",
+    ]));
+    sh(openssl().args([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh(openssl().args([
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello over tls"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("cert.pem", "key.pem")
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("ready", flush=True)
+srv.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", server, &port.to_string()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let _server = Child(child);
+    assert_eq!(ready.trim(), "ready");
+
+    let url = format!("https://localhost:{port}/x");
+    let get = |roots: &str| {
+        let out = common::wharf()
+            .env("SSL_CERT_FILE", roots)
+            .arg("run")
+            .arg(precompiled(&rust_example("adversary")))
+            .args(["http-get", "--json", "--data-dir"])
+            .arg(common::shared_data_dir())
+            .args(["--input", &json!({"url": url}).to_string()])
+            .args(["--allow-host", &format!("https://localhost:{port}")])
+            .args(["--allow-private", "127.0.0.0/8", "--allow-private", "::1"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["result"].clone()
+    };
+    let r = get(&p("ca.pem"));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["body_bytes"], 14, "{r}");
+    // The leaf itself is no root, and its issuer is unknown.
+    let r = get(&p("cert.pem"));
+    assert_eq!(r["error"], "ErrorCode::TlsProtocolError", "{r}");
+}
