@@ -2,7 +2,7 @@
 //
 // User code lives in ACTIVITY_DIR/activities.js:
 //
-//   import { info, heartbeat, log, ApplicationError } from 'wharf-activity';
+//   import { info, heartbeat, log, config, ApplicationError } from 'wharf-activity';
 //   export const activities = {
 //     greet(name) { return `Hello, ${name}!`; },
 //     async 'fail-typed'({ error_type }) { throw ApplicationError.retryable('...', error_type); },
@@ -18,6 +18,7 @@
 // `binary/plain`, a `Payload` instance -> unchanged, anything else (undefined
 // and null become JSON `null`) -> `json/plain` via JSON.stringify.
 import * as context from 'wharf:activity/context@0.1.0';
+import * as hostConfig from 'wharf:activity/config@0.1.0';
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -197,6 +198,34 @@ function format(args) {
     })
     .join(' ');
 }
+
+/**
+ * The namespace's configuration variables (secrets among them) granted to
+ * this module, read through the host's `config` interface, never the
+ * environment. `config.get(key)` is the value, or null if the namespace has
+ * no such variable; a variable that exists but is not granted to this module
+ * throws a non-retryable ApplicationError of type `ConfigDenied`.
+ */
+export const config = Object.freeze({
+  get(key) {
+    try {
+      return hostConfig.get(String(key)) ?? null;
+    } catch (e) {
+      // componentize-js throws err(E) of a result as an Error whose
+      // `payload` is E, here the variant config-error.
+      const err = e?.payload ?? e;
+      if (err?.tag === 'denied') {
+        throw ApplicationError.nonRetryable(
+          `configuration variable ${JSON.stringify(String(key))} is not granted to this module`,
+          'ConfigDenied',
+        );
+      }
+      throw ApplicationError.retryable(`configuration unavailable: ${err?.val ?? err}`, 'ConfigUnavailable');
+    }
+  },
+  /** Names of the variables granted to this module, sorted. */
+  grantedKeys: () => [...hostConfig.grantedKeys()],
+});
 
 /** The attempt log: log.info('x', obj) joins its arguments like console.log. */
 export const log = Object.freeze({

@@ -59,10 +59,16 @@
 //!
 //! [`cache`] keeps bytes for later attempts on the same process, the one
 //! thing that outlives an attempt's instance.
+//!
+//! # Configuration and secrets
+//!
+//! [`config::get`] reads a variable of the namespace that was granted to
+//! this module; one not granted is a [`config::ConfigError::Denied`].
 
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod config;
 mod context;
 mod error;
 mod export;

@@ -53,6 +53,9 @@ polyglot_cases! {
     files_are_not_readable,
     the_environment_is_empty,
     the_network_is_unreachable,
+    an_allowed_host_answers_over_wasi_http,
+    granted_config_is_read_through_the_kit,
+    an_ungranted_config_variable_is_denied,
     the_service_retries_flaky_until_it_succeeds,
     the_service_resumes_wordcount_after_a_failed_attempt,
 }
@@ -254,6 +257,78 @@ fn the_environment_is_empty(l: Lang) {
     }
 }
 
+/// With the host (and loopback) allowed, a request goes through the host's
+/// policy-checked `wasi:http` and the answer comes back: the Rust fixture's
+/// `http-get`, JS `fetch()` (the `--http` build); Python has no HTTP API.
+fn an_allowed_host_answers_over_wasi_http(l: Lang) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let (module, ty, input) = match l {
+        Lang::Rust => (
+            "adversary",
+            "http-get",
+            json!({"url": format!("http://{addr}/")}),
+        ),
+        Lang::Js => ("greet-http", "probe", json!({"what": "net", "addr": addr})),
+        Lang::Python => return,
+    };
+    let allow = format!("http://{addr}");
+    let r = run(
+        &l.example(module),
+        ty,
+        &[
+            "--input",
+            &input.to_string(),
+            "--allow-host",
+            &allow,
+            "--allow-private",
+            "127.0.0.1",
+        ],
+    );
+    assert_eq!(r.json["result"]["denied"], false, "{}", r.json);
+    assert_eq!(r.json["result"]["status"], 200, "{}", r.json);
+    let log = r.json["log"].as_str().unwrap_or("");
+    // The JS probe does not read the body; its line says so.
+    assert!(
+        log.contains(&format!("outbound HTTP GET http://{addr}/ -> 200 (")),
+        "{log}"
+    );
+}
+
+/// A configuration variable granted on the command line is read through
+/// each kit's `config` API (never the environment); an unset one is null.
+fn granted_config_is_read_through_the_kit(l: Lang) {
+    let read = |key: &str| {
+        let (module, ty, input) = match l {
+            Lang::Rust => ("adversary", "config-get", json!({"key": key})),
+            _ => ("greet", "probe", json!({"what": "config", "key": key})),
+        };
+        let r = run(
+            &l.example(module),
+            ty,
+            &[
+                "--input",
+                &input.to_string(),
+                "--config",
+                "API_KEY=s3cret value",
+            ],
+        );
+        assert_eq!(r.outcome(), "completed", "{}", r.json);
+        r.json["result"]["value"].clone()
+    };
+    assert_eq!(read("API_KEY"), json!("s3cret value"));
+    assert_eq!(read("MISSING"), Value::Null);
+}
+
 /// A local listener the guests try to reach; nothing may ever connect.
 struct Target {
     listener: TcpListener,
@@ -335,6 +410,41 @@ fn outcomes(a: &Value) -> Vec<&str> {
         .flatten()
         .map(|x| x["outcome"].as_str().unwrap_or(""))
         .collect()
+}
+
+/// A namespace variable not granted to the module is denied: the kits raise
+/// a non-retryable `ConfigDenied` failure; the Rust fixture reports the
+/// denial as its result. The value appears nowhere.
+fn an_ungranted_config_variable_is_denied(l: Lang) {
+    let (module, ty, input) = match l {
+        Lang::Rust => ("adversary", "config-get", json!({"key": "SECRET"})),
+        _ => ("greet", "probe", json!({"what": "config", "key": "SECRET"})),
+    };
+    let (s, _dir) = server_with(l, &[module]);
+    let (status, b) = s.put(
+        "config/SECRET",
+        &json!({"value": "hidden-value", "grants": ["another-module"]}),
+    );
+    assert_eq!(status, 200, "{b}");
+    s.start_activity(json!({
+        "activity_id": "c", "activity_type": ty, "task_queue": module,
+        "input": [input], "start_to_close_timeout": "10s"
+    }));
+    let a = s.wait_closed("c", Duration::from_secs(30));
+    assert!(!a.to_string().contains("hidden-value"), "{a}");
+    let log = a["attempts"][0]["log_tail"].as_str().unwrap_or("");
+    assert!(
+        log.contains("[wharf] config \"SECRET\" denied: not granted to this module"),
+        "{log}"
+    );
+    match l {
+        Lang::Rust => assert_eq!(a["result"]["denied"], true, "{a}"),
+        _ => {
+            assert_eq!(a["state"], "failed", "{a}");
+            assert_eq!(a["last_failure"]["type"], "ConfigDenied", "{a}");
+            assert_eq!(a["last_failure"]["non_retryable"], true, "{a}");
+        }
+    }
 }
 
 fn the_service_retries_flaky_until_it_succeeds(l: Lang) {

@@ -130,9 +130,27 @@ fn a_tenant_sees_only_its_namespace() {
     );
     assert_eq!(status, 200);
 
-    // Tenants cannot manage namespaces; the admin can.
+    // Tenants cannot manage namespaces (nor read or set their own
+    // configuration variables, nor their egress policy); the admin can.
     assert_eq!(a.post("", json!({"name": "mine"})).0, 403);
     assert_eq!(a.post("/alpha/tokens", json!({})).0, 403);
+    assert_eq!(a.get("/alpha/config").0, 403);
+    let put = a
+        .http
+        .put(a.url("/alpha/config/K"))
+        .json(&json!({"value": "v"}));
+    assert_eq!(a.send(put).0, 403);
+    let patch = a
+        .http
+        .patch(a.url("/alpha"))
+        .json(&json!({"egress": {"allow_hosts": ["*"]}}));
+    assert_eq!(a.send(patch).0, 403);
+    let put = admin
+        .http
+        .put(admin.url("/alpha/config/K"))
+        .json(&json!({"value": "v", "grants": ["adversary"]}));
+    assert_eq!(admin.send(put).0, 200);
+    assert_eq!(admin.get("/alpha/config").0, 200);
     let (status, list) = admin.get("");
     assert_eq!(status, 200);
     let names: Vec<&str> = list["namespaces"]

@@ -1,6 +1,6 @@
 // greet: the smallest useful activity, plus `probe`, which checks that the
 // host grants nothing (no files, no environment, no network).
-import { ApplicationError, hasHttp, info, log } from 'wharf-activity';
+import { ApplicationError, config, hasHttp, info, log } from 'wharf-activity';
 
 const invalid = (message) => ApplicationError.nonRetryable(message, 'InvalidArgument');
 
@@ -49,7 +49,8 @@ export const activities = {
     if (what === 'file') result = probeFile();
     else if (what === 'env') result = probeEnv();
     else if (what === 'net') result = await probeNet(String(arg.addr ?? '1.1.1.1:80'));
-    else throw invalid('probe takes {"what": "file" | "env" | "net"}');
+    else if (what === 'config') result = { denied: false, error: null, value: config.get(String(arg.key)) };
+    else throw invalid('probe takes {"what": "file" | "env" | "net" | "config"}');
     return { what, ...result };
   },
 };

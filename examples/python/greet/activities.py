@@ -3,7 +3,7 @@ host grants nothing (no files, no environment, no network)."""
 
 import os
 
-from wharf_activity import ApplicationError, activity
+from wharf_activity import ApplicationError, activity, config
 
 
 @activity.defn
@@ -50,7 +50,9 @@ def probe(arg: dict) -> dict:
         result = _probe_env()
     elif what == "net":
         result = _probe_net(str(arg.get("addr") or "1.1.1.1:80"))
+    elif what == "config":
+        result = {"denied": False, "error": None, "value": config.get(str(arg.get("key")))}
     else:
-        raise ApplicationError('probe takes {"what": "file" | "env" | "net"}',
+        raise ApplicationError('probe takes {"what": "file" | "env" | "net" | "config"}',
                                type="InvalidArgument", non_retryable=True)
     return {"what": what, **result}

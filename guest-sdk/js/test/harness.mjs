@@ -1,8 +1,9 @@
 // Runs wharf:activity components under Node, standing in for the Rust host
 // while testing the guest kits: jco transpiles the component, preview2-shim
 // provides WASI sandboxed like Wharf's defaults (no preopens, no env, no
-// sockets, outgoing HTTP denied), and a mock `context` records heartbeats and
-// log lines. Every run gets a fresh instance, as every attempt does in Wharf.
+// sockets, outgoing HTTP denied), a mock `context` records heartbeats and
+// log lines, and `config` grants nothing. Every run gets a fresh instance, as
+// every attempt does in Wharf.
 //
 // Node 20 needs --experimental-wasm-extended-const for componentize-py output.
 import { transpile } from '@bytecodealliance/jco-transpile';
@@ -78,7 +79,13 @@ export async function loadComponent(file) {
         throw { tag: 'HTTP-request-denied' };
       },
     };
-    const inst = await instantiate(getCoreModule, { ...imports, 'wharf:activity/context': context });
+    // No configuration is granted here: every variable reads as unset.
+    const config = { get: () => undefined, grantedKeys: () => [] };
+    const inst = await instantiate(getCoreModule, {
+      ...imports,
+      'wharf:activity/context': context,
+      'wharf:activity/config': config,
+    });
     return inst.activities ?? inst['wharf:activity/activities@0.1.0'];
   }
 

@@ -156,7 +156,9 @@ pub(crate) async fn authorize(
         return ApiError::not_found(format!("namespace {ns:?} not found")).into_response();
     }
     let sub = segments.next();
-    let admin_only = sub == Some("tokens") || (sub.is_none() && req.method() != Method::GET);
+    // Configuration holds secrets: only the admin sets or reads it.
+    let admin_only =
+        matches!(sub, Some("tokens" | "config")) || (sub.is_none() && req.method() != Method::GET);
     if admin_only {
         return ApiError::new(
             StatusCode::FORBIDDEN,

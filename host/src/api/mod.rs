@@ -75,6 +75,11 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
             &format!("{ns}/tokens/{{id}}"),
             delete(namespaces::revoke_token),
         )
+        .route(&format!("{ns}/config"), get(namespaces::list_config))
+        .route(
+            &format!("{ns}/config/{{key}}"),
+            put(namespaces::set_config).delete(namespaces::delete_config),
+        )
         .route(
             &format!("{ns}/modules"),
             post(modules::upload).get(modules::list),

@@ -1,8 +1,11 @@
-//! Namespace administration: create, list, describe, update quotas, delete,
-//! and the namespace's tokens (created, listed, revoked).
+//! Namespace administration: create, list, describe, update quotas and the
+//! egress policy, delete; the namespace's tokens (created, listed, revoked)
+//! and configuration variables (set, listed without values unless asked,
+//! deleted).
 
 use super::auth::{hash, new_secret};
 use super::{body, ApiError, AppState};
+use crate::engine::EgressPolicy;
 use crate::service::tenant::Quotas;
 use crate::service::ServiceError;
 use crate::store::tenancy::TokenRow;
@@ -52,10 +55,41 @@ pub(super) async fn update(
     req: Body,
 ) -> Result<Json<Value>, ApiError> {
     let b: Value = body::json(req, 64 << 10).await?;
-    let patch = b.get("quotas").cloned().unwrap_or(b);
-    Ok(Json(
-        json!({ "namespace": app.service.update_quotas(&ns, patch).await? }),
-    ))
+    // `{"quotas": {...}, "egress": {...}}`, either part optional; a bare
+    // object is a quota patch.
+    let (quotas, egress) = match b.as_object() {
+        Some(o) if o.contains_key("quotas") || o.contains_key("egress") => {
+            if let Some(k) = o.keys().find(|k| *k != "quotas" && *k != "egress") {
+                return Err(ApiError::bad_request(format!(
+                    "unknown field {k:?}: expected quotas and/or egress"
+                )));
+            }
+            (o.get("quotas").cloned(), o.get("egress").cloned())
+        }
+        _ => (Some(b), None),
+    };
+    // Check the policy before changing anything.
+    let egress: Option<EgressPolicy> = egress
+        .map(|e| {
+            serde_json::from_value(e)
+                .map_err(|e| ApiError::bad_request(format!("invalid egress policy: {e}")))
+        })
+        .transpose()?;
+    if let Some(p) = &egress {
+        p.validate().map_err(ApiError::bad_request)?;
+    }
+    let mut view = None;
+    if let Some(patch) = quotas {
+        view = Some(app.service.update_quotas(&ns, patch).await?);
+    }
+    if let Some(policy) = egress {
+        view = Some(app.service.set_egress(&ns, policy).await?);
+    }
+    let view = match view {
+        Some(v) => v,
+        None => app.service.describe_namespace(&ns)?,
+    };
+    Ok(Json(json!({ "namespace": view })))
 }
 
 #[derive(Deserialize)]
@@ -140,4 +174,52 @@ pub(super) async fn revoke_token(
     }
     app.auth.remove(&ns, Some(&id));
     Ok(Json(json!({ "revoked": id })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConfigQuery {
+    /// Show the values too.
+    #[serde(default)]
+    values: bool,
+}
+
+pub(super) async fn list_config(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+    Query(q): Query<ConfigQuery>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "config": app.service.list_vars(&ns, q.values)? }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetVarBody {
+    value: String,
+    /// Modules that may read the variable (`*`: all of the namespace's).
+    #[serde(default)]
+    grants: Vec<String>,
+}
+
+pub(super) async fn set_config(
+    State(app): State<AppState>,
+    Path((ns, key)): Path<(String, String)>,
+    req: Body,
+) -> Result<Json<Value>, ApiError> {
+    let b: SetVarBody = body::json(req, 128 << 10).await?;
+    let var = app.service.set_var(&ns, &key, b.value, b.grants).await?;
+    Ok(Json(json!({ "variable": var })))
+}
+
+pub(super) async fn delete_config(
+    State(app): State<AppState>,
+    Path((ns, key)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if !app.service.delete_var(&ns, &key).await? {
+        return Err(ApiError::not_found(format!(
+            "no variable {key:?} in namespace {ns:?}"
+        )));
+    }
+    Ok(Json(json!({ "deleted": key })))
 }

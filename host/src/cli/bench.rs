@@ -324,6 +324,7 @@ async fn attempt(engine: &Engine, module: &ActivityModule, ty: &str) -> anyhow::
                 hooks: Arc::new(NoHooks),
                 stop: StopSignal::new(),
                 cache: None,
+                grants: Default::default(),
             },
         )
         .await;

@@ -7,6 +7,7 @@ mod bench;
 mod bench_scheduler;
 mod bench_throughput;
 mod client;
+mod grants;
 mod module;
 mod namespace;
 mod queue;

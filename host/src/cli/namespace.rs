@@ -1,4 +1,5 @@
-//! `wharf namespace create|list|describe|update|delete|token ...` (admin).
+//! `wharf namespace create|list|describe|update|delete|token ...|config ...`
+//! (admin).
 
 use super::client::{print, Client, ClientArgs};
 use serde_json::{json, Map, Value};
@@ -28,13 +29,16 @@ pub enum NamespaceCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Change quotas.
+    /// Change quotas and/or the outbound HTTP policy. The egress options
+    /// together replace the namespace's policy.
     Update {
         /// Name.
         name: String,
         /// A quota as KEY=VALUE; repeatable.
-        #[arg(long = "quota", value_name = "KEY=VALUE", required = true)]
+        #[arg(long = "quota", value_name = "KEY=VALUE")]
         quotas: Vec<String>,
+        #[command(flatten)]
+        egress: EgressArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -51,6 +55,105 @@ pub enum NamespaceCommand {
     /// Manage a namespace's bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage a namespace's configuration variables (secrets among them).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// The outbound HTTP policy options of `namespace update`.
+#[derive(clap::Args)]
+pub struct EgressArgs {
+    /// Let the namespace's modules reach a host: `https://api.example.com`,
+    /// `*.example.com`, `http://127.0.0.1:8080`, `example.com:*`; repeatable.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+    /// Let allowed hosts resolve into a non-public range (CIDR, e.g.
+    /// `127.0.0.0/8`); repeatable.
+    #[arg(long = "allow-private", value_name = "CIDR")]
+    allow_private: Vec<String>,
+    /// Narrow one module to some of the allowed hosts, as MODULE=PATTERN;
+    /// repeatable.
+    #[arg(long = "module-host", value_name = "MODULE=PATTERN")]
+    module_hosts: Vec<String>,
+    /// An egress limit as KEY=VALUE (e.g. max_response_bytes=1048576,
+    /// total_timeout_ms=5000); repeatable.
+    #[arg(long = "egress-limit", value_name = "KEY=VALUE")]
+    limits: Vec<String>,
+    /// Remove the policy: every outbound request is denied again.
+    #[arg(long, conflicts_with_all = ["allow_hosts", "allow_private", "module_hosts", "limits"])]
+    deny_egress: bool,
+}
+
+impl EgressArgs {
+    /// The policy these options describe, or `None` if none was given.
+    fn policy(&self) -> anyhow::Result<Option<Value>> {
+        if self.deny_egress {
+            return Ok(Some(json!({})));
+        }
+        if self.allow_hosts.is_empty()
+            && self.allow_private.is_empty()
+            && self.module_hosts.is_empty()
+            && self.limits.is_empty()
+        {
+            return Ok(None);
+        }
+        let mut modules: Map<String, Value> = Map::new();
+        for item in &self.module_hosts {
+            let (m, host) = split_pair(item, "--module-host")?;
+            let list = modules.entry(m).or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(Value::String(host));
+            }
+        }
+        Ok(Some(json!({
+            "allow_hosts": self.allow_hosts,
+            "allow_private": self.allow_private,
+            "modules": modules,
+            "limits": parse_pairs(&self.limits, "--egress-limit")?,
+        })))
+    }
+}
+
+/// Configuration variable commands.
+#[derive(clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Set a variable (replacing its value and grants).
+    Set {
+        /// Namespace.
+        #[arg(value_name = "NAMESPACE")]
+        ns: String,
+        /// Variable name.
+        key: String,
+        /// The value; `-` reads it from stdin (keeps it out of shell history).
+        value: String,
+        /// A module that may read it (`*` for every module); repeatable.
+        /// Without one, no module can read it.
+        #[arg(long = "grant", value_name = "MODULE")]
+        grants: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List variables and their grants (values only with --show-values).
+    List {
+        /// Namespace.
+        #[arg(value_name = "NAMESPACE")]
+        ns: String,
+        /// Print the values too.
+        #[arg(long)]
+        show_values: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a variable.
+    Delete {
+        /// Namespace.
+        #[arg(value_name = "NAMESPACE")]
+        ns: String,
+        /// Variable name.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Token commands.
@@ -59,21 +162,24 @@ pub enum TokenCommand {
     /// Make a token (shown once).
     Create {
         /// Namespace.
-        namespace: String,
+        #[arg(value_name = "NAMESPACE")]
+        ns: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// List tokens (ids only).
     List {
         /// Namespace.
-        namespace: String,
+        #[arg(value_name = "NAMESPACE")]
+        ns: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Revoke a token by id.
     Revoke {
         /// Namespace.
-        namespace: String,
+        #[arg(value_name = "NAMESPACE")]
+        ns: String,
         /// Token id.
         id: String,
         #[command(flatten)]
@@ -81,16 +187,26 @@ pub enum TokenCommand {
     },
 }
 
-fn parse_quotas(items: &[String]) -> anyhow::Result<Value> {
+fn split_pair(item: &str, flag: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = item
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("{flag} {item:?} is not KEY=VALUE"))?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// KEY=VALUE items as a JSON object; a VALUE that is not JSON is a string.
+fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Value> {
     let mut m = Map::new();
     for item in items {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--quota {item:?} is not KEY=VALUE"))?;
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
-        m.insert(k.to_owned(), value);
+        let (k, v) = split_pair(item, flag)?;
+        let value = serde_json::from_str(&v).unwrap_or(Value::String(v));
+        m.insert(k, value);
     }
     Ok(Value::Object(m))
+}
+
+fn parse_quotas(items: &[String]) -> anyhow::Result<Value> {
+    parse_pairs(items, "--quota")
 }
 
 /// The admin API lives beside the namespaces, not inside one.
@@ -114,6 +230,26 @@ fn print_namespace(v: &Value) {
     println!("usage since start:");
     for (k, u) in n["usage"].as_object().into_iter().flatten() {
         println!("  {k:<26} {u}");
+    }
+    let e = &n["egress"];
+    if e["deny_all"] == Value::Bool(true) {
+        println!("outbound HTTP: denied (no hosts allowed)");
+    } else {
+        println!("outbound HTTP:");
+        for k in ["allow_hosts", "allow_private", "modules", "limits"] {
+            println!("  {k:<26} {}", e[k]);
+        }
+    }
+    let vars = n["config"].as_array().map_or(&[][..], Vec::as_slice);
+    if !vars.is_empty() {
+        println!("config (values hidden):");
+        for v in vars {
+            println!(
+                "  {:<26} granted to {}",
+                v["key"].as_str().unwrap_or(""),
+                v["grants"]
+            );
+        }
     }
 }
 
@@ -154,14 +290,24 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
         NamespaceCommand::Update {
             name,
             quotas,
+            egress,
             client,
         } => {
+            let mut body = Map::new();
+            if !quotas.is_empty() {
+                body.insert("quotas".into(), parse_quotas(&quotas)?);
+            }
+            if let Some(policy) = egress.policy()? {
+                body.insert("egress".into(), policy);
+            }
+            if body.is_empty() {
+                anyhow::bail!(
+                    "nothing to change: give --quota or egress options (--allow-host, ...)"
+                );
+            }
             let (c, args) = admin(&client)?;
             let v = c
-                .patch(
-                    &urlencoding::encode(&name),
-                    &json!({"quotas": parse_quotas(&quotas)?}),
-                )
+                .patch(&urlencoding::encode(&name), &Value::Object(body))
                 .await?;
             print(args.json, &v, print_namespace);
         }
@@ -176,7 +322,10 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
                 .await?;
             print(args.json, &v, |_| println!("deleted namespace {name}"));
         }
-        NamespaceCommand::Token(TokenCommand::Create { namespace, client }) => {
+        NamespaceCommand::Token(TokenCommand::Create {
+            ns: namespace,
+            client,
+        }) => {
             let (c, args) = admin(&client)?;
             let v = c
                 .post(
@@ -192,7 +341,10 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
                 println!("{}", v["token"].as_str().unwrap_or(""));
             });
         }
-        NamespaceCommand::Token(TokenCommand::List { namespace, client }) => {
+        NamespaceCommand::Token(TokenCommand::List {
+            ns: namespace,
+            client,
+        }) => {
             let (c, args) = admin(&client)?;
             let v = c
                 .get(&format!("{}/tokens", urlencoding::encode(&namespace)))
@@ -210,7 +362,7 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             });
         }
         NamespaceCommand::Token(TokenCommand::Revoke {
-            namespace,
+            ns: namespace,
             id,
             client,
         }) => {
@@ -224,6 +376,80 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
                 .await?;
             print(args.json, &v, |_| println!("revoked token {id}"));
         }
+        NamespaceCommand::Config(cmd) => config(cmd).await?,
     }
     Ok(())
+}
+
+async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCommand::Set {
+            ns: namespace,
+            key,
+            value,
+            grants,
+            client,
+        } => {
+            let value = if value == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s.trim_end_matches(['\n', '\r']).to_owned()
+            } else {
+                value
+            };
+            let (c, args) = admin(&client)?;
+            let v = c
+                .put(
+                    &config_path(&namespace, Some(&key)),
+                    &json!({"value": value, "grants": grants}),
+                )
+                .await?;
+            print(args.json, &v, |v| {
+                println!(
+                    "set {key} in {namespace}, granted to {}",
+                    v["variable"]["grants"]
+                )
+            });
+        }
+        ConfigCommand::List {
+            ns: namespace,
+            show_values,
+            client,
+        } => {
+            let (c, args) = admin(&client)?;
+            let path = format!("{}?values={show_values}", config_path(&namespace, None));
+            let v = c.get(&path).await?;
+            print(args.json, &v, |v| {
+                println!("{:<32} {:<32} VALUE", "KEY", "GRANTED TO");
+                for var in v["config"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<32} {:<32} {}",
+                        var["key"].as_str().unwrap_or(""),
+                        var["grants"].to_string(),
+                        var["value"].as_str().unwrap_or("(hidden)")
+                    );
+                }
+            });
+        }
+        ConfigCommand::Delete {
+            ns: namespace,
+            key,
+            client,
+        } => {
+            let (c, args) = admin(&client)?;
+            let v = c.delete(&config_path(&namespace, Some(&key))).await?;
+            print(args.json, &v, |_| {
+                println!("deleted {key} from {namespace}")
+            });
+        }
+    }
+    Ok(())
+}
+
+fn config_path(namespace: &str, key: Option<&str>) -> String {
+    let ns = urlencoding::encode(namespace);
+    match key {
+        Some(k) => format!("{ns}/config/{}", urlencoding::encode(k)),
+        None => format!("{ns}/config"),
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::args::{parse_duration, parse_size};
 use super::client::parse_json;
+use super::grants::GrantArgs;
 use crate::engine::{
     ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
     Outcome, ProcessCache, StopSignal, DEFAULT_CACHE_BYTES,
@@ -48,6 +49,8 @@ pub struct RunArgs {
     /// After a cancellation request, stop an attempt that ignores it this late.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     cancel_grace: Duration,
+    #[command(flatten)]
+    grants: GrantArgs,
     /// Where compiled artifacts are cached.
     #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
     data_dir: PathBuf,
@@ -135,6 +138,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         stop,
         // One attempt per process: the cache starts and ends empty.
         cache: Some(ProcessCache::new(DEFAULT_CACHE_BYTES).scope("default", "local")),
+        grants: args.grants.grants()?,
     };
     let report = engine.run_attempt(&module.module, request).await;
     if args.json {
@@ -163,6 +167,8 @@ fn report_json(r: &AttemptReport, m: &LoadedModule, source: LoadSource) -> Value
         "duration_us": r.duration.as_micros() as u64,
         "fuel_used": r.fuel_used,
         "memory_peak": r.memory_peak,
+        "egress_requests": r.egress_requests,
+        "egress_denied": r.egress_denied,
         "module": {
             "sha256": m.sha256,
             "activity_types": m.activity_types,

@@ -2,6 +2,7 @@
 //! Wasm activities. See [`crate::temporal`].
 
 use super::args::{parse_duration, parse_size};
+use super::grants::GrantArgs;
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::{LoadedModule, Registry};
 use crate::store::{Db, Durability};
@@ -67,6 +68,8 @@ pub struct WorkerArgs {
     /// API key, sent as a bearer token (Temporal Cloud).
     #[arg(long, env = "TEMPORAL_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    #[command(flatten)]
+    grants: GrantArgs,
     /// Memories and tables of one attempt.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     memory_limit: usize,
@@ -189,6 +192,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             heartbeat_bytes: args.payload_limit,
             ..AttemptLimits::default()
         },
+        grants: args.grants.grants()?,
         cancel_grace: args.cancel_grace,
         shutdown_grace: args.shutdown_grace,
     };

@@ -10,13 +10,16 @@ use super::cache::CacheScope;
 use super::context::{
     ActivityInfo, AttemptHooks, AttemptState, NoHooks, StopSignal, WitActivityError,
 };
-use super::http::DenyOutboundHttp;
+use super::egress::EgressRules;
+use super::http::{EgressStats, OutboundHttp};
 use super::limits::{AttemptLimits, Limiter};
 use super::log::AttemptLog;
 use super::outcome::{ApplicationError, Interrupt, Outcome};
+use super::vars::ConfigGrants;
 use super::{context, ActivityModule, Engine};
 use crate::payload::{self, Payload};
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -40,6 +43,19 @@ pub struct AttemptRequest {
     pub stop: StopSignal,
     /// The module's cache on this process (`wharf:activity/cache`).
     pub cache: Option<Arc<CacheScope>>,
+    /// What the attempt may reach beyond the sandbox (default: nothing).
+    pub grants: Grants,
+}
+
+/// Capabilities an attempt is granted beyond the sandbox's defaults; the
+/// default grants nothing: every outbound request is denied and no
+/// configuration is readable.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Outbound HTTP policy.
+    pub egress: Arc<EgressRules>,
+    /// Configuration variables readable through `config`.
+    pub config: ConfigGrants,
 }
 
 /// What happened in one attempt.
@@ -60,6 +76,10 @@ pub struct AttemptReport {
     pub fuel_used: u64,
     /// Peak bytes of memories and tables.
     pub memory_peak: usize,
+    /// Outbound HTTP requests the guest made (refused ones included).
+    pub egress_requests: u64,
+    /// Of those, requests the egress policy refused.
+    pub egress_denied: u64,
 }
 
 mod duration_us {
@@ -79,6 +99,7 @@ struct Sandbox {
     fuel: u64,
     stop: StopSignal,
     started: Instant,
+    egress: Arc<EgressStats>,
 }
 
 impl Engine {
@@ -89,6 +110,7 @@ impl Engine {
         hooks: Arc<dyn AttemptHooks>,
         stop: StopSignal,
         cache: Option<Arc<CacheScope>>,
+        grants: Grants,
     ) -> Sandbox {
         let started = Instant::now();
         let log = AttemptLog::new(limits.log_bytes);
@@ -97,11 +119,17 @@ impl Engine {
             .stdout(log.clone())
             .stderr(log.clone())
             .build();
+        let egress = Arc::new(EgressStats::default());
         let state = AttemptState {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_hooks: DenyOutboundHttp { log: log.clone() },
+            http_hooks: OutboundHttp {
+                log: log.clone(),
+                rules: grants.egress,
+                stats: egress.clone(),
+            },
+            config: grants.config,
             limiter: Limiter::new(limits.memory_bytes),
             log: log.clone(),
             info,
@@ -134,6 +162,7 @@ impl Engine {
             fuel,
             stop,
             started,
+            egress,
         }
     }
 
@@ -141,7 +170,9 @@ impl Engine {
     /// behaviour; every ending is an [`Outcome`].
     pub async fn run_attempt(&self, module: &ActivityModule, req: AttemptRequest) -> AttemptReport {
         let limits = req.limits;
-        let mut sb = self.sandbox(req.info, &limits, req.hooks, req.stop, req.cache);
+        let mut sb = self.sandbox(
+            req.info, &limits, req.hooks, req.stop, req.cache, req.grants,
+        );
         let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;
@@ -161,14 +192,21 @@ impl Engine {
             .fuel
             .saturating_sub(sb.store.get_fuel().unwrap_or(sb.fuel));
         let state = sb.store.into_data();
+        let (last_heartbeat, heartbeats, memory_peak) =
+            (state.last_heartbeat, state.heartbeats, state.limiter.peak);
+        // Response bodies the guest left unread are in the resource table;
+        // dropping it writes their log lines before the log is read.
+        drop(state.table);
         AttemptReport {
             outcome,
             log: sb.log.contents(),
-            last_heartbeat: state.last_heartbeat,
-            heartbeats: state.heartbeats,
+            last_heartbeat,
+            heartbeats,
             duration: sb.started.elapsed(),
             fuel_used,
-            memory_peak: state.limiter.peak,
+            memory_peak,
+            egress_requests: sb.egress.requests.load(Ordering::Relaxed),
+            egress_denied: sb.egress.denied.load(Ordering::Relaxed),
         }
     }
 
@@ -184,6 +222,7 @@ impl Engine {
             Arc::new(NoHooks),
             StopSignal::new(),
             None,
+            Grants::default(),
         );
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;

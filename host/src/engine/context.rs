@@ -5,10 +5,11 @@
 //! cancellation go through [`AttemptHooks`], which the caller (the service,
 //! the Temporal bridge, `wharf run`) implements.
 
-use super::http::DenyOutboundHttp;
+use super::http::OutboundHttp;
 use super::limits::Limiter;
 use super::log::AttemptLog;
 use super::outcome::Interrupt;
+use super::vars::ConfigGrants;
 use crate::payload::{self, Payload};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,7 +127,8 @@ pub(crate) struct AttemptState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) http: WasiHttpCtx,
-    pub(crate) http_hooks: DenyOutboundHttp,
+    pub(crate) http_hooks: OutboundHttp,
+    pub(crate) config: ConfigGrants,
     pub(crate) limiter: Limiter,
     pub(crate) log: AttemptLog,
     pub(crate) info: ActivityInfo,

@@ -2,31 +2,36 @@
 //!
 //! One [`Engine`] per process holds the wasmtime engine, the linker with
 //! everything a guest may import (WASI with nothing granted, outbound HTTP
-//! that denies, `wharf:activity/context` and `wharf:activity/cache`), and
-//! the epoch ticker. An
-//! [`ActivityModule`] is a compiled component with its imports resolved once
-//! (`InstancePre`); [`Engine::run_attempt`] makes a fresh instance of it for
-//! every attempt and returns a typed [`Outcome`].
+//! under the attempt's egress policy, `wharf:activity/context`,
+//! `wharf:activity/config` and `wharf:activity/cache`), and the epoch
+//! ticker. An [`ActivityModule`] is a compiled component with its imports
+//! resolved once (`InstancePre`); [`Engine::run_attempt`] makes a fresh
+//! instance of it for every attempt and returns a typed [`Outcome`].
 //!
-//! This layer knows nothing of storage, HTTP or retries; callers reach it
-//! through [`AttemptRequest`] and [`AttemptHooks`].
+//! This layer knows nothing of storage, the HTTP API or retries; callers
+//! reach it through [`AttemptRequest`] (with the attempt's [`Grants`]) and
+//! [`AttemptHooks`].
 
 mod attempt;
 mod cache;
 mod config;
 mod context;
+mod egress;
 mod http;
 mod limits;
 mod log;
 mod outcome;
+mod vars;
 
-pub use attempt::{AttemptReport, AttemptRequest};
+pub use attempt::{AttemptReport, AttemptRequest, Grants};
 pub use cache::{CacheError, CacheScope, ProcessCache};
 pub use config::{Allocator, EngineConfig};
 pub use context::{ActivityInfo, AttemptHooks, NoHooks, StopSignal};
+pub use egress::{Denial, EgressLimits, EgressPolicy, EgressRules};
 pub use limits::AttemptLimits;
 pub use log::AttemptLog;
 pub use outcome::{ApplicationError, Outcome};
+pub use vars::ConfigGrants;
 
 use context::{ActivityPre, AttemptState};
 use std::sync::atomic::{AtomicBool, Ordering};

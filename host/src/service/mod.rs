@@ -11,9 +11,12 @@
 //! * [`transition`]: what an ended attempt, a timer, a cancellation or an
 //!   external completion does to an activity.
 //! * [`timers`], [`retry`], [`options`]: the rules.
+//! * [`tenant`], [`grants`]: namespaces, their quotas and usage, and what
+//!   their modules may reach (outbound HTTP, configuration variables).
 
 mod activity;
 mod deploy;
+pub mod grants;
 mod host_slots;
 mod limits;
 pub mod options;

@@ -73,10 +73,12 @@ impl Shared {
         };
         // Then a host slot: when the host is full, namespaces take turns.
         let _host_slot = self.host_slots.acquire(&fixed.namespace).await;
-        let Some(request) = self.claim(&task, &deployment.name, &module_label, &tenant.quotas())
+        let Some(mut request) =
+            self.claim(&task, &deployment.name, &module_label, &tenant.quotas())
         else {
             return;
         };
+        request.grants = tenant.grants(&deployment.name);
         if !module.activity_types.contains(&request.activity_type) {
             drop(slot);
             let failure = Failure {
@@ -97,7 +99,7 @@ impl Shared {
         let engine = self.registry.engine().clone();
         let report = engine.run_attempt(&module.module, request).await;
         drop(slot);
-        tenant.account(report.fuel_used, report.memory_peak);
+        tenant.account(&report);
         self.end_attempt(
             task.run_id,
             task.attempt,
@@ -193,6 +195,7 @@ impl Shared {
             }),
             stop,
             cache: Some(self.cache.scope(&a.fixed.namespace, module_name)),
+            grants: Default::default(),
         };
         let progress = a.snapshot();
         let hb_timeout = a.options.heartbeat_timeout;

@@ -4,9 +4,13 @@
 //! backlog never sits in front of another's tasks. What they do share (the
 //! host's cores and memory) is bounded per namespace here: attempts running
 //! at once, memory and fuel per attempt, payload and module sizes, module
-//! count, open activities and start rate.
+//! count, open activities and start rate. What a namespace's modules may
+//! reach beyond the sandbox (outbound HTTP, configuration) is in
+//! [`grants`](super::grants).
 
+use super::grants::{EgressView, NamespaceGrants, VarView};
 use super::{Service, ServiceError};
+use crate::engine::AttemptReport;
 use crate::store::tenancy::NamespaceRow;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +82,8 @@ pub(crate) struct Usage {
     pub(crate) fuel_used: AtomicU64,
     pub(crate) memory_peak: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) egress_requests: AtomicU64,
+    pub(crate) egress_denied: AtomicU64,
 }
 
 /// A namespace as the service holds it.
@@ -89,6 +95,9 @@ pub(crate) struct Tenant {
     pub(crate) open: AtomicU64,
     pub(crate) usage: Usage,
     pub(crate) created_ms: u64,
+    pub(crate) grants: RwLock<NamespaceGrants>,
+    /// Serialises changes of the variables (read, edit, store, swap).
+    pub(crate) vars_edit: tokio::sync::Mutex<()>,
 }
 
 impl Tenant {
@@ -102,6 +111,8 @@ impl Tenant {
             open: AtomicU64::new(0),
             usage: Usage::default(),
             created_ms: row.created_ms,
+            grants: RwLock::new(NamespaceGrants::from_row(row)),
+            vars_edit: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -149,12 +160,16 @@ impl Tenant {
     }
 
     /// Records what an attempt used.
-    pub(crate) fn account(&self, fuel: u64, memory_peak: usize) {
-        self.usage.attempts.fetch_add(1, Ordering::Relaxed);
-        self.usage.fuel_used.fetch_add(fuel, Ordering::Relaxed);
-        self.usage
-            .memory_peak
-            .fetch_max(memory_peak as u64, Ordering::Relaxed);
+    pub(crate) fn account(&self, report: &AttemptReport) {
+        let u = &self.usage;
+        u.attempts.fetch_add(1, Ordering::Relaxed);
+        u.fuel_used.fetch_add(report.fuel_used, Ordering::Relaxed);
+        u.memory_peak
+            .fetch_max(report.memory_peak as u64, Ordering::Relaxed);
+        u.egress_requests
+            .fetch_add(report.egress_requests, Ordering::Relaxed);
+        u.egress_denied
+            .fetch_add(report.egress_denied, Ordering::Relaxed);
     }
 }
 
@@ -171,6 +186,10 @@ pub struct NamespaceView {
     pub running_attempts: u64,
     /// Usage since this process started.
     pub usage: UsageView,
+    /// Outbound HTTP policy.
+    pub egress: EgressView,
+    /// Configuration variables: names and grants, never values.
+    pub config: Vec<VarView>,
     /// Created at, ms since the Unix epoch.
     pub created_ms: u64,
 }
@@ -186,9 +205,13 @@ pub struct UsageView {
     pub memory_high_water: u64,
     /// Starts refused by the rate limit.
     pub starts_rate_limited: u64,
+    /// Outbound HTTP requests of its attempts (refused ones included).
+    pub egress_requests: u64,
+    /// Of those, requests the egress policy refused.
+    pub egress_denied: u64,
 }
 
-fn view(t: &Tenant) -> NamespaceView {
+pub(super) fn view(t: &Tenant) -> NamespaceView {
     let q = t.quotas();
     let free = t.slots.available_permits() as u64;
     NamespaceView {
@@ -201,7 +224,11 @@ fn view(t: &Tenant) -> NamespaceView {
             fuel_used: t.usage.fuel_used.load(Ordering::Relaxed),
             memory_high_water: t.usage.memory_peak.load(Ordering::Relaxed),
             starts_rate_limited: t.usage.rate_limited.load(Ordering::Relaxed),
+            egress_requests: t.usage.egress_requests.load(Ordering::Relaxed),
+            egress_denied: t.usage.egress_denied.load(Ordering::Relaxed),
         },
+        egress: t.egress_view(),
+        config: t.var_views(),
         created_ms: t.created_ms,
     }
 }
@@ -236,6 +263,8 @@ impl Service {
         let row = NamespaceRow {
             name: name.to_owned(),
             quotas: serde_json::to_string(&quotas).unwrap_or_default(),
+            egress: "{}".into(),
+            vars: "{}".into(),
             created_ms: crate::now_ms(),
         };
         if !self.shared.db.create_namespace(row.clone()).await? {

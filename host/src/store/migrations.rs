@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_temporal.sql"),
     include_str!("migrations/0004_tenancy.sql"),
     include_str!("migrations/0005_queue_config.sql"),
+    include_str!("migrations/0006_egress.sql"),
     include_str!("migrations/0008_flow.sql"),
 ];
 

@@ -4,13 +4,20 @@ use super::{Db, StoreError};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-/// A namespace as recorded; `quotas` is JSON owned by the service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A namespace as recorded; `quotas`, `egress` and `vars` are JSON owned by
+/// the service.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NamespaceRow {
     /// Name.
     pub name: String,
     /// JSON of the namespace's quotas.
     pub quotas: String,
+    /// JSON of the namespace's outbound HTTP policy.
+    pub egress: String,
+    /// JSON of the namespace's configuration variables (secrets among
+    /// them: this type has no `Debug` or `Serialize` so they are not shown
+    /// by accident).
+    pub vars: String,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
 }
@@ -35,13 +42,16 @@ impl Db {
     /// Every namespace.
     pub fn namespaces(&self) -> Result<Vec<NamespaceRow>, StoreError> {
         self.read(|c| {
-            let mut s =
-                c.prepare("SELECT name, quotas, created_ms FROM namespaces ORDER BY name")?;
+            let mut s = c.prepare(
+                "SELECT name, quotas, egress, vars, created_ms FROM namespaces ORDER BY name",
+            )?;
             let rows = s.query_map([], |r| {
                 Ok(NamespaceRow {
                     name: r.get(0)?,
                     quotas: r.get(1)?,
-                    created_ms: r.get(2)?,
+                    egress: r.get(2)?,
+                    vars: r.get(3)?,
+                    created_ms: r.get(4)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -52,8 +62,8 @@ impl Db {
     pub async fn create_namespace(&self, row: NamespaceRow) -> Result<bool, StoreError> {
         self.write(move |c| {
             let n = c.execute(
-                "INSERT OR IGNORE INTO namespaces (name, quotas, created_ms) VALUES (?1, ?2, ?3)",
-                params![row.name, row.quotas, row.created_ms],
+                "INSERT OR IGNORE INTO namespaces (name, quotas, egress, vars, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.name, row.quotas, row.egress, row.vars, row.created_ms],
             )?;
             Ok(n == 1)
         })
@@ -62,11 +72,31 @@ impl Db {
 
     /// Replaces a namespace's quotas.
     pub async fn update_quotas(&self, name: &str, quotas: String) -> Result<(), StoreError> {
+        self.set_namespace_json(name, "quotas", quotas).await
+    }
+
+    /// Replaces a namespace's outbound HTTP policy.
+    pub async fn update_egress(&self, name: &str, egress: String) -> Result<(), StoreError> {
+        self.set_namespace_json(name, "egress", egress).await
+    }
+
+    /// Replaces a namespace's configuration variables.
+    pub async fn update_vars(&self, name: &str, vars: String) -> Result<(), StoreError> {
+        self.set_namespace_json(name, "vars", vars).await
+    }
+
+    async fn set_namespace_json(
+        &self,
+        name: &str,
+        column: &'static str,
+        json: String,
+    ) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
+            // `column` is one of our own constants, never input.
             c.execute(
-                "UPDATE namespaces SET quotas=?2 WHERE name=?1",
-                params![name, quotas],
+                &format!("UPDATE namespaces SET {column}=?2 WHERE name=?1"),
+                params![name, json],
             )?;
             Ok(())
         })

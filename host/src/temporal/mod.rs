@@ -38,7 +38,7 @@ pub mod run;
 pub use activity::Report;
 pub use run::{run, Worker};
 
-use crate::engine::AttemptLimits;
+use crate::engine::{AttemptLimits, Grants};
 use crate::registry::LoadedModule;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -150,6 +150,8 @@ pub struct WorkerConfig {
     pub task_queue_activities_per_second: Option<f64>,
     /// Limits of each attempt (its timeout comes from the task).
     pub limits: AttemptLimits,
+    /// Outbound HTTP and configuration granted to every attempt.
+    pub grants: Grants,
     /// How long an attempt may ignore a cancellation before it is stopped.
     pub cancel_grace: Duration,
     /// On shutdown, how long running attempts may take to finish.

@@ -200,6 +200,7 @@ async fn run_task(
                     hooks: Arc::new(hooks),
                     stop: cancel.stop.clone(),
                     cache: Some(shared.cache.scope(&shared.config.namespace, &module.sha256)),
+                    grants: cfg.grants.clone(),
                 };
                 let attempt = shared.engine.run_attempt(&module.module, request).await;
                 if let Some(last) = attempt.last_heartbeat.as_deref() {

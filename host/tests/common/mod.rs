@@ -314,7 +314,40 @@ impl Server {
 
     /// Full URL of a path under the default namespace.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/api/v1/namespaces/default/{path}", self.base)
+        self.ns_url("default", path)
+    }
+
+    /// Full URL of a path under namespace `ns` (`""`: the namespace itself).
+    pub fn ns_url(&self, ns: &str, path: &str) -> String {
+        let path = if path.is_empty() {
+            String::new()
+        } else {
+            format!("/{path}")
+        };
+        format!("{}/api/v1/namespaces/{ns}{path}", self.base)
+    }
+
+    /// Runs one activity of `activity_type` in namespace `ns` on queue `q`
+    /// with one JSON argument; returns it described once closed (its
+    /// result, attempts and their log tails).
+    pub fn run_in_namespace(&self, ns: &str, activity_type: &str, input: Value) -> Value {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "t{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let (status, body) = self.send(self.http.post(self.ns_url(ns, "activities")).json(
+            &serde_json::json!({"activity_id": id, "activity_type": activity_type, "task_queue": "q",
+                   "input": [input], "start_to_close_timeout": "20s"}),
+        ));
+        assert_eq!(status, 201, "start in {ns}: {body}");
+        let (status, r) = self.send(
+            self.http
+                .get(self.ns_url(ns, &format!("activities/{id}/result?wait=30s"))),
+        );
+        assert_eq!(r["closed"], Value::Bool(true), "{status} {r}");
+        self.send(self.http.get(self.ns_url(ns, &format!("activities/{id}"))))
+            .1
     }
 
     /// Sends a request; returns status and JSON body.

@@ -3,9 +3,9 @@
 //! Every activity type here misbehaves on purpose, so that the host's
 //! isolation can be tested against the real thing: runaway CPU, memory and
 //! stack, output floods, oversized results and heartbeats, attempts to reach
-//! files, environment, sockets and the network, panics, and misuse of the
-//! heartbeat and cancellation protocol. See README.md for each type's exact
-//! behaviour. Arguments noted as optional may be left out (or be `{}`) to get
+//! files, environment, sockets, the network and ungranted configuration,
+//! panics, and misuse of the heartbeat and cancellation protocol. See
+//! README.md for each type's exact behaviour. Arguments noted as optional may be left out (or be `{}`) to get
 //! the defaults.
 
 mod capabilities;
@@ -22,6 +22,7 @@ wharf_guest::export_activities!(
     "read-env" => capabilities::read_env,
     "connect" => capabilities::connect,
     "http-get" => capabilities::http_get,
+    "config-get" => capabilities::config_get,
     "heartbeat-flood" => protocol::heartbeat_flood,
     "big-heartbeat" => protocol::big_heartbeat,
     "panic" => protocol::panic_on_purpose,

@@ -1,0 +1,536 @@
+//! The outbound-network policy of an attempt: which hosts a guest may reach
+//! through `wasi:http`, which private addresses (if any) are allowed, and the
+//! limits of each request.
+//!
+//! A namespace stores an [`EgressPolicy`] (JSON, owned by the service); the
+//! service compiles it per module into [`EgressRules`], which travel with the
+//! [`AttemptRequest`](super::AttemptRequest) to the sender in `http.rs`. The
+//! sender asks two questions of the rules on every request: is this URL's
+//! scheme, host and port allowed ([`EgressRules::check_url`]), and are all
+//! the addresses its name resolved to public or explicitly allowed
+//! ([`EgressRules::check_ip`]). Nothing here does I/O, so all of it is tested
+//! below without a network.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+/// Outbound HTTP policy of a namespace, as stored and shown. The default
+/// (no hosts) denies every request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressPolicy {
+    /// Hosts requests may go to: `https://api.example.com`, `*.example.com`,
+    /// `http://127.0.0.1:8080`, `example.com:*`, `*` (any host). Without a
+    /// scheme both http and https match; without a port only the scheme's
+    /// default port (80, 443) does.
+    pub allow_hosts: Vec<String>,
+    /// Non-public address ranges (CIDR, e.g. `127.0.0.0/8`, `10.0.0.0/8`,
+    /// `::1/128`) requests may reach. Loopback, private, CGNAT, link-local,
+    /// unique-local, multicast and unspecified addresses are refused unless
+    /// listed here, whatever `allow_hosts` says.
+    pub allow_private: Vec<String>,
+    /// Narrows a module: module name -> hosts it may reach. A request must
+    /// match both this list and `allow_hosts`; modules not named here get
+    /// `allow_hosts` as is.
+    pub modules: BTreeMap<String, Vec<String>>,
+    /// Limits of each request.
+    pub limits: EgressLimits,
+}
+
+/// Limits of outbound requests; defaults suit an untrusted tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressLimits {
+    /// Requests one attempt may send (each redirect hop is one).
+    pub max_requests_per_attempt: u32,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: u64,
+    /// Largest response body, in bytes; a longer body stops with an error.
+    pub max_response_bytes: u64,
+    /// DNS resolution plus TCP (and TLS) connection, in ms.
+    pub connect_timeout_ms: u64,
+    /// From sending the request to the response head, in ms.
+    pub first_byte_timeout_ms: u64,
+    /// Whole request, response body included, in ms.
+    pub total_timeout_ms: u64,
+}
+
+impl Default for EgressLimits {
+    fn default() -> Self {
+        Self {
+            max_requests_per_attempt: 100,
+            max_request_bytes: 1 << 20,
+            max_response_bytes: 8 << 20,
+            connect_timeout_ms: 5_000,
+            first_byte_timeout_ms: 10_000,
+            total_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl EgressPolicy {
+    /// True if no host is allowed (every request is denied).
+    pub fn is_deny_all(&self) -> bool {
+        self.allow_hosts.is_empty()
+    }
+
+    /// Checks every pattern, range and limit; the message names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        self.compile(None)?;
+        for (module, hosts) in &self.modules {
+            parse_patterns(hosts).map_err(|e| format!("modules.{module}: {e}"))?;
+        }
+        let l = &self.limits;
+        if l.connect_timeout_ms == 0 || l.first_byte_timeout_ms == 0 || l.total_timeout_ms == 0 {
+            return Err("egress timeouts must be at least 1 ms".into());
+        }
+        Ok(())
+    }
+
+    /// The rules for one module of the namespace (`None`: no narrowing).
+    pub fn compile(&self, module: Option<&str>) -> Result<EgressRules, String> {
+        let hosts = parse_patterns(&self.allow_hosts)?;
+        let narrowed = match module.and_then(|m| self.modules.get(m)) {
+            Some(list) => Some(parse_patterns(list)?),
+            None => None,
+        };
+        let private = self
+            .allow_private
+            .iter()
+            .map(|c| Cidr::parse(c))
+            .collect::<Result<_, _>>()?;
+        Ok(EgressRules {
+            hosts,
+            narrowed,
+            private,
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+/// A compiled policy, as the sender checks it.
+#[derive(Clone, Debug, Default)]
+pub struct EgressRules {
+    hosts: Vec<HostPattern>,
+    narrowed: Option<Vec<HostPattern>>,
+    private: Vec<Cidr>,
+    /// Limits of each request.
+    pub limits: EgressLimits,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// No host at all is granted.
+    #[error("no hosts are granted to this module")]
+    NothingGranted,
+    /// The host is not on the allowlist.
+    #[error("{0} is not on the namespace's allowlist")]
+    HostNotAllowed(String),
+    /// The host is on the namespace's list but not the module's.
+    #[error("{0} is not on this module's allowlist")]
+    ModuleNotAllowed(String),
+    /// The host is or resolves to an address that is not public.
+    #[error(
+        "{}{ip} is a {class} address, and private networks are not allowed",
+        resolved(host)
+    )]
+    PrivateAddress {
+        /// Host as requested.
+        host: String,
+        /// The refused address.
+        ip: IpAddr,
+        /// What kind of address it is.
+        class: &'static str,
+    },
+    /// The attempt sent its maximum number of requests.
+    #[error("the attempt already sent its maximum of {0} requests")]
+    TooManyRequests(u32),
+    /// The URL has no host or an unsupported scheme.
+    #[error("{0}")]
+    BadUrl(String),
+}
+
+/// `"NAME resolves to "` when the host was a name, nothing for an address.
+fn resolved(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(_) => String::new(),
+        Err(_) => format!("{host} resolves to "),
+    }
+}
+
+impl EgressRules {
+    /// Rules that deny everything (no policy).
+    pub fn deny_all() -> Self {
+        Self::default()
+    }
+
+    /// Checks scheme, host and port of a request URL.
+    pub fn check_url(&self, https: bool, host: &str, port: u16) -> Result<(), Denial> {
+        if self.hosts.is_empty() {
+            return Err(Denial::NothingGranted);
+        }
+        let host = normalize_host(host);
+        let shown = format!("{}://{}:{port}", if https { "https" } else { "http" }, host);
+        if !self.hosts.iter().any(|p| p.matches(https, &host, port)) {
+            return Err(Denial::HostNotAllowed(shown));
+        }
+        if let Some(list) = &self.narrowed {
+            if !list.iter().any(|p| p.matches(https, &host, port)) {
+                return Err(Denial::ModuleNotAllowed(shown));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one address a host resolved to.
+    pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), Denial> {
+        let ip = canonical(ip);
+        let Some(class) = non_public(ip) else {
+            return Ok(());
+        };
+        if self.private.iter().any(|c| c.contains(ip)) {
+            return Ok(());
+        }
+        Err(Denial::PrivateAddress {
+            host: host.to_owned(),
+            ip,
+            class,
+        })
+    }
+
+    /// Connection (DNS + TCP + TLS) timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.connect_timeout_ms)
+    }
+}
+
+/// Lower case, without the brackets of an IPv6 literal or a trailing dot.
+fn normalize_host(host: &str) -> String {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    /// `*.example.com`: any name under the suffix (stored with its dot).
+    Suffix(String),
+    Exact(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PortMatch {
+    /// The scheme's default port.
+    Default,
+    Any,
+    Is(u16),
+}
+
+/// One allowlist entry: `[scheme://]host[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HostPattern {
+    /// `None`: http and https; `Some(true)`: https only.
+    https: Option<bool>,
+    host: HostMatch,
+    port: PortMatch,
+}
+
+fn parse_patterns(list: &[String]) -> Result<Vec<HostPattern>, String> {
+    list.iter().map(|p| HostPattern::parse(p)).collect()
+}
+
+impl HostPattern {
+    fn parse(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("invalid host pattern {s:?}: {why}");
+        let (https, rest) = match s.split_once("://") {
+            Some(("https", r)) => (Some(true), r),
+            Some(("http", r)) => (Some(false), r),
+            Some(_) => return Err(bad("the scheme must be http or https")),
+            None => (None, s),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+            return Err(bad("expected [scheme://]host[:port], nothing else"));
+        }
+        // `[v6]:port`, `[v6]`, `host:port`, `host`.
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        let port = match port {
+            None => PortMatch::Default,
+            Some("*") => PortMatch::Any,
+            Some(p) => PortMatch::Is(p.parse().map_err(|_| bad("the port must be 1-65535"))?),
+        };
+        if port == PortMatch::Is(0) {
+            return Err(bad("the port must be 1-65535"));
+        }
+        let host = normalize_host(host);
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(bad("a wildcard is '*.' followed by a domain"));
+            }
+            HostMatch::Suffix(format!(".{suffix}"))
+        } else if host.is_empty()
+            || host.contains('*')
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+        {
+            return Err(bad("not a host name or address"));
+        } else {
+            HostMatch::Exact(host)
+        };
+        Ok(Self { https, host, port })
+    }
+
+    fn matches(&self, https: bool, host: &str, port: u16) -> bool {
+        let default = if https { 443 } else { 80 };
+        self.https.is_none_or(|s| s == https)
+            && match &self.port {
+                PortMatch::Default => port == default,
+                PortMatch::Any => true,
+                PortMatch::Is(p) => *p == port,
+            }
+            && match &self.host {
+                HostMatch::Any => true,
+                HostMatch::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+                HostMatch::Exact(h) => h == host,
+            }
+    }
+}
+
+/// An address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid address range {s:?}: expected CIDR like 127.0.0.0/8");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let net = canonical(addr.parse::<IpAddr>().map_err(|_| bad())?);
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Self { net, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => in_v4(a, n, self.prefix),
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn in_v4(a: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    u32::from(a) & mask == u32::from(net) & mask
+}
+
+/// IPv4 addresses in IPv6 clothing (mapped `::ffff:a.b.c.d`, the NAT64
+/// prefix `64:ff9b::/96`) judged as the IPv4 address they reach.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            IpAddr::V6(v6)
+        }
+        v4 => v4,
+    }
+}
+
+/// What kind of non-public address `ip` is, or `None` if it is public.
+fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(a) => {
+            const V4: &[([u8; 4], u8, &str)] = &[
+                ([0, 0, 0, 0], 8, "unspecified"),
+                ([10, 0, 0, 0], 8, "private"),
+                ([100, 64, 0, 0], 10, "shared (CGNAT)"),
+                ([127, 0, 0, 0], 8, "loopback"),
+                ([169, 254, 0, 0], 16, "link-local"),
+                ([172, 16, 0, 0], 12, "private"),
+                ([192, 0, 0, 0], 24, "IETF protocol"),
+                ([192, 168, 0, 0], 16, "private"),
+                ([198, 18, 0, 0], 15, "benchmarking"),
+                ([224, 0, 0, 0], 4, "multicast"),
+                ([240, 0, 0, 0], 4, "reserved"),
+            ];
+            V4.iter()
+                .find(|(net, prefix, _)| in_v4(a, Ipv4Addr::from(*net), *prefix))
+                .map(|(_, _, class)| *class)
+        }
+        IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            if a == Ipv6Addr::UNSPECIFIED {
+                Some("unspecified")
+            } else if a == Ipv6Addr::LOCALHOST {
+                Some("loopback")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if first & 0xffc0 == 0xfec0 {
+                Some("site-local")
+            } else if first & 0xfe00 == 0xfc00 {
+                Some("unique-local")
+            } else if first & 0xff00 == 0xff00 {
+                Some("multicast")
+            } else if a.segments()[..6] == [0; 6] {
+                // IPv4-compatible `::a.b.c.d` (deprecated): judged as the IPv4.
+                let o = a.octets();
+                non_public(IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15])))
+                    .or(Some("IPv4-compatible"))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(hosts: &[&str], private: &[&str]) -> EgressRules {
+        EgressPolicy {
+            allow_hosts: hosts.iter().map(|s| s.to_string()).collect(),
+            allow_private: private.iter().map(|s| s.to_string()).collect(),
+            ..EgressPolicy::default()
+        }
+        .compile(None)
+        .unwrap()
+    }
+
+    #[test]
+    fn host_patterns_match_scheme_host_and_port() {
+        let r = rules(
+            &[
+                "https://api.example.com",
+                "*.example.org:8443",
+                "http://127.0.0.1:8080",
+                "[::1]:*",
+            ],
+            &[],
+        );
+        assert!(r.check_url(true, "api.example.com", 443).is_ok());
+        assert!(r.check_url(true, "API.Example.com.", 443).is_ok());
+        assert!(r.check_url(false, "api.example.com", 80).is_err());
+        assert!(r.check_url(true, "api.example.com", 8443).is_err());
+        assert!(r.check_url(true, "evil-api.example.com", 443).is_err());
+        assert!(r.check_url(true, "a.b.example.org", 8443).is_ok());
+        assert!(r.check_url(false, "a.example.org", 8443).is_ok());
+        assert!(r.check_url(true, "example.org", 8443).is_err());
+        assert!(r.check_url(true, "a.example.org", 443).is_err());
+        assert!(r.check_url(false, "127.0.0.1", 8080).is_ok());
+        assert!(r.check_url(false, "127.0.0.1", 8081).is_err());
+        assert!(r.check_url(false, "[::1]", 9).is_ok());
+        assert_eq!(
+            rules(&[], &[]).check_url(true, "x", 443),
+            Err(Denial::NothingGranted)
+        );
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for p in [
+            "ftp://x",
+            "https://x/path",
+            "x:0",
+            "x:99999",
+            "*x.com",
+            "a.*.com",
+            "",
+            "u@x",
+        ] {
+            assert!(HostPattern::parse(p).is_err(), "{p}");
+        }
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+    }
+
+    #[test]
+    fn modules_are_narrowed_within_the_namespace() {
+        let mut p = EgressPolicy {
+            allow_hosts: vec!["*.example.com".into()],
+            ..EgressPolicy::default()
+        };
+        p.modules
+            .insert("billing".into(), vec!["pay.example.com".into()]);
+        let billing = p.compile(Some("billing")).unwrap();
+        assert!(billing.check_url(true, "pay.example.com", 443).is_ok());
+        assert!(matches!(
+            billing.check_url(true, "www.example.com", 443),
+            Err(Denial::ModuleNotAllowed(_))
+        ));
+        let other = p.compile(Some("other")).unwrap();
+        assert!(other.check_url(true, "www.example.com", 443).is_ok());
+    }
+
+    #[test]
+    fn non_public_addresses_are_refused_unless_allowed() {
+        let r = rules(&["*"], &[]);
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.31.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(r.check_ip("h", ip).is_err(), "{ip} should be refused");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::1", "::ffff:8.8.8.8"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(r.check_ip("h", ip).is_ok(), "{ip} should be allowed");
+        }
+        let r = rules(&["*"], &["127.0.0.0/8", "::1"]);
+        assert!(r.check_ip("h", "127.0.0.1".parse().unwrap()).is_ok());
+        assert!(r.check_ip("h", "::ffff:127.0.0.2".parse().unwrap()).is_ok());
+        assert!(r.check_ip("h", "::1".parse().unwrap()).is_ok());
+        assert!(r.check_ip("h", "10.0.0.1".parse().unwrap()).is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! What a namespace's modules may reach beyond the sandbox: the outbound
+//! HTTP policy and the configuration variables (secrets among them), each
+//! granted to modules by name.
+//!
+//! Both are stored as JSON columns of the namespace's row and held in memory
+//! by its [`Tenant`]; when an attempt starts, [`Tenant::grants`] turns them
+//! into the engine's [`Grants`] for the module that runs: its compiled egress
+//! rules, and the values of the variables granted to it (only the names of
+//! the others). Values are never shown back unless asked for explicitly.
+
+use super::tenant::{view, NamespaceView, Tenant};
+use super::{Service, ServiceError};
+use crate::engine::{ConfigGrants, EgressPolicy, EgressRules, Grants};
+use crate::store::tenancy::NamespaceRow;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Grants every module of the namespace.
+pub const ALL_MODULES: &str = "*";
+
+/// One configuration variable as stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Var {
+    /// The value.
+    pub value: String,
+    /// Modules that may read it (`*`: all of the namespace's).
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// Last set, ms since the Unix epoch.
+    #[serde(default)]
+    pub updated_ms: u64,
+}
+
+impl Var {
+    fn granted_to(&self, module: &str) -> bool {
+        self.grants.iter().any(|g| g == module || g == ALL_MODULES)
+    }
+}
+
+/// A variable as listed: its value only when asked for.
+#[derive(Debug, Serialize)]
+pub struct VarView {
+    /// Name.
+    pub key: String,
+    /// Modules that may read it.
+    pub grants: Vec<String>,
+    /// Last set, ms since the Unix epoch.
+    pub updated_ms: u64,
+    /// The value, only when listed with values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// The egress policy as shown: the policy plus whether it denies all.
+#[derive(Debug, Serialize)]
+pub struct EgressView {
+    /// True while no host is allowed (every request is denied).
+    pub deny_all: bool,
+    /// The policy.
+    #[serde(flatten)]
+    pub policy: EgressPolicy,
+}
+
+/// A namespace's grants as the service holds them.
+#[derive(Default)]
+pub(crate) struct NamespaceGrants {
+    egress: EgressPolicy,
+    vars: BTreeMap<String, Var>,
+}
+
+impl NamespaceGrants {
+    pub(crate) fn from_row(row: &NamespaceRow) -> Self {
+        Self {
+            egress: serde_json::from_str(&row.egress).unwrap_or_default(),
+            vars: serde_json::from_str(&row.vars).unwrap_or_default(),
+        }
+    }
+}
+
+impl Tenant {
+    fn read_grants<T>(&self, f: impl FnOnce(&NamespaceGrants) -> T) -> T {
+        match self.grants.read() {
+            Ok(g) => f(&g),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// What an attempt of `module` may reach. A policy that no longer
+    /// compiles (it was validated when set) grants nothing.
+    pub(crate) fn grants(&self, module: &str) -> Grants {
+        self.read_grants(|g| {
+            let egress = g.egress.compile(Some(module)).unwrap_or_else(|e| {
+                tracing::warn!(namespace = %self.name, "egress policy ignored: {e}");
+                EgressRules::deny_all()
+            });
+            let mut config = ConfigGrants::default();
+            for (key, var) in &g.vars {
+                if var.granted_to(module) {
+                    config.grant(key, &var.value);
+                } else {
+                    config.withhold(key);
+                }
+            }
+            Grants {
+                egress: Arc::new(egress),
+                config,
+            }
+        })
+    }
+
+    pub(super) fn egress_view(&self) -> EgressView {
+        self.read_grants(|g| EgressView {
+            deny_all: g.egress.is_deny_all(),
+            policy: g.egress.clone(),
+        })
+    }
+
+    pub(super) fn var_views(&self) -> Vec<VarView> {
+        self.var_list(false)
+    }
+
+    fn var_list(&self, values: bool) -> Vec<VarView> {
+        self.read_grants(|g| {
+            g.vars
+                .iter()
+                .map(|(key, v)| VarView {
+                    key: key.clone(),
+                    grants: v.grants.clone(),
+                    updated_ms: v.updated_ms,
+                    value: values.then(|| v.value.clone()),
+                })
+                .collect()
+        })
+    }
+
+    /// Changes the in-memory grants (after the store has the change).
+    fn change(&self, f: impl FnOnce(&mut NamespaceGrants)) {
+        match self.grants.write() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// A valid variable name: 1-128 letters, digits, '_', '-' and '.'.
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 128
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Largest value of one variable.
+const MAX_VALUE_BYTES: usize = 64 << 10;
+
+impl Service {
+    /// Replaces a namespace's outbound HTTP policy.
+    pub async fn set_egress(
+        &self,
+        ns: &str,
+        policy: EgressPolicy,
+    ) -> Result<NamespaceView, ServiceError> {
+        let t = self.tenant(ns)?;
+        policy.validate().map_err(ServiceError::InvalidArgument)?;
+        let json = serde_json::to_string(&policy).unwrap_or_default();
+        self.db().update_egress(ns, json).await?;
+        t.change(|g| g.egress = policy);
+        Ok(view(&t))
+    }
+
+    /// Sets a configuration variable and the modules that may read it
+    /// (replacing both).
+    pub async fn set_var(
+        &self,
+        ns: &str,
+        key: &str,
+        value: String,
+        grants: Vec<String>,
+    ) -> Result<VarView, ServiceError> {
+        let t = self.tenant(ns)?;
+        if !valid_key(key) {
+            return Err(ServiceError::InvalidArgument(
+                "a variable name is 1-128 letters, digits, '_', '-' and '.'".into(),
+            ));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(ServiceError::InvalidArgument(format!(
+                "a variable's value is at most {MAX_VALUE_BYTES} bytes"
+            )));
+        }
+        let var = Var {
+            value,
+            grants,
+            updated_ms: crate::now_ms(),
+        };
+        self.store_vars(&t, |vars| {
+            vars.insert(key.to_owned(), var);
+        })
+        .await?;
+        Ok(t.var_list(false)
+            .into_iter()
+            .find(|v| v.key == key)
+            .unwrap_or(VarView {
+                key: key.to_owned(),
+                grants: Vec::new(),
+                updated_ms: 0,
+                value: None,
+            }))
+    }
+
+    /// Deletes a configuration variable; false if there was none.
+    pub async fn delete_var(&self, ns: &str, key: &str) -> Result<bool, ServiceError> {
+        let t = self.tenant(ns)?;
+        let mut found = false;
+        self.store_vars(&t, |vars| found = vars.remove(key).is_some())
+            .await?;
+        Ok(found)
+    }
+
+    /// A namespace's variables; values only if `values`.
+    pub fn list_vars(&self, ns: &str, values: bool) -> Result<Vec<VarView>, ServiceError> {
+        Ok(self.tenant(ns)?.var_list(values))
+    }
+
+    /// Applies `edit` to a copy of the variables, stores it, then makes it
+    /// the one in force (so a failed write changes nothing).
+    async fn store_vars(
+        &self,
+        t: &Tenant,
+        edit: impl FnOnce(&mut BTreeMap<String, Var>),
+    ) -> Result<(), ServiceError> {
+        // Two edits at once would each store their own copy, losing one.
+        let _one_at_a_time = t.vars_edit.lock().await;
+        let mut vars = t.read_grants(|g| g.vars.clone());
+        edit(&mut vars);
+        let json = serde_json::to_string(&vars).unwrap_or_default();
+        self.db().update_vars(&t.name, json).await?;
+        t.change(|g| g.vars = vars);
+        Ok(())
+    }
+}
