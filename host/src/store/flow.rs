@@ -106,18 +106,10 @@ impl Db {
             c.execute(
                 &format!(
                     "INSERT INTO deployment_history ({COLUMNS}, deployed_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                     SELECT {COLUMNS}, updated_ms FROM deployments \
+                     WHERE namespace=?1 AND task_queue=?2"
                 ),
-                params![
-                    d.namespace,
-                    d.task_queue,
-                    d.module_name,
-                    d.module_version,
-                    d.max_concurrent,
-                    d.ramp_version,
-                    d.ramp_percent,
-                    d.updated_ms
-                ],
+                params![d.namespace, d.task_queue],
             )?;
             Ok(())
         })
