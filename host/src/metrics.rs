@@ -65,6 +65,15 @@ pub fn render_counter(out: &mut String, name: &str, help: &str, value: u64) {
     );
 }
 
+/// Appends a counter with one `namespace` label per value.
+pub fn render_namespace_counter(out: &mut String, name: &str, help: &str, values: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (ns, v) in values {
+        // Namespace names are letters, digits, '-' and '_': nothing to escape.
+        let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {v}");
+    }
+}
+
 /// Appends a gauge in Prometheus text form.
 pub fn render_gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(

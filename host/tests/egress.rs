@@ -180,6 +180,15 @@ fn without_a_policy_every_request_is_denied_logged_and_counted() {
     );
     assert_eq!(origin.hits("/ok"), 0);
     assert_eq!(usage(&s, "default"), (1, 1));
+    let metrics = reqwest::blocking::get(format!("{}/metrics", s.base))
+        .and_then(|r| r.text())
+        .unwrap();
+    for line in [
+        "wharf_namespace_egress_requests_total{namespace=\"default\"} 1",
+        "wharf_namespace_egress_denied_total{namespace=\"default\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
     let (_, d) = s.send(reqwest::blocking::Client::new().get(s.ns_url("default", "")));
     assert_eq!(d["namespace"]["egress"]["deny_all"], true, "{d}");
 }

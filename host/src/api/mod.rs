@@ -17,6 +17,7 @@ pub use auth::Auth;
 pub use error::ApiError;
 
 use crate::metrics;
+use crate::service::tenant::UsageView;
 use crate::service::Service;
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
@@ -135,6 +136,9 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
         .with_state(state)
 }
 
+/// Reads one counter of a namespace's usage.
+type UsageField = fn(&UsageView) -> u64;
+
 async fn metrics(State(app): State<AppState>) -> String {
     let c = app.service.counters();
     let mut out = String::new();
@@ -188,6 +192,41 @@ async fn metrics(State(app): State<AppState>) -> String {
         ),
     ] {
         metrics::render_gauge(&mut out, name, help, v as u64);
+    }
+    let namespaces = app.service.list_namespaces();
+    let per_namespace: [(&str, &str, UsageField); 5] = [
+        (
+            "wharf_namespace_attempts_total",
+            "Attempts run, by namespace.",
+            |u| u.attempts,
+        ),
+        (
+            "wharf_namespace_fuel_used_total",
+            "Fuel (CPU) used by attempts, by namespace.",
+            |u| u.fuel_used,
+        ),
+        (
+            "wharf_namespace_starts_rate_limited_total",
+            "Starts refused by the namespace's start rate.",
+            |u| u.starts_rate_limited,
+        ),
+        (
+            "wharf_namespace_egress_requests_total",
+            "Outbound HTTP requests of attempts (refused ones included), by namespace.",
+            |u| u.egress_requests,
+        ),
+        (
+            "wharf_namespace_egress_denied_total",
+            "Outbound HTTP requests the egress policy refused, by namespace.",
+            |u| u.egress_denied,
+        ),
+    ];
+    for (name, help, get) in per_namespace {
+        let values: Vec<(&str, u64)> = namespaces
+            .iter()
+            .map(|n| (n.name.as_str(), get(&n.usage)))
+            .collect();
+        metrics::render_namespace_counter(&mut out, name, help, &values);
     }
     c.schedule_to_start.render(
         &mut out,
