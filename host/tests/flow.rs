@@ -452,6 +452,9 @@ fn an_activity_routed_to_the_process_queue_reads_the_cache_its_predecessor_wrote
         &json!({"module": "dataset"}),
     );
     assert_eq!(status, 400, "deploying to the process queue: {e}");
+    let (_, q) = s.get(&format!("task-queues/{own}"));
+    assert!(q["completed_per_second"].as_f64().unwrap() > 0.0, "{q}");
+    assert!(q["failed_per_second"].as_f64().unwrap() > 0.0, "{q}");
 
     // A restarted process has a new queue and an empty cache; a task routed
     // to the old one is never run by it and times out for the caller.

@@ -275,8 +275,10 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
                 println!("running:     {} of {} slots", v["running"], v["slots"]);
                 println!("async:       {} awaiting completion", v["awaiting_async"]);
                 println!(
-                    "throughput:  {:.1} attempts/s (last minute)",
-                    v["finished_per_second"].as_f64().unwrap_or(0.0)
+                    "throughput:  {:.1} attempts/s (last minute): {:.1} completed, {:.1} not",
+                    v["finished_per_second"].as_f64().unwrap_or(0.0),
+                    v["completed_per_second"].as_f64().unwrap_or(0.0),
+                    v["failed_per_second"].as_f64().unwrap_or(0.0)
                 );
             });
         }

@@ -108,8 +108,10 @@ pub struct TaskQueue {
     capacity: Mutex<u32>,
     running: AtomicUsize,
     dispatcher: AtomicBool,
-    /// Attempts finished per second over the last minute.
-    pub finished: RateWindow,
+    /// Attempts that completed, per second over the last minute.
+    pub completed: RateWindow,
+    /// Attempts that ended otherwise (failed, timed out, trapped, ...).
+    pub failed: RateWindow,
     gates: Arc<Gates>,
     parked: AtomicUsize,
 }
@@ -141,6 +143,10 @@ pub struct QueueStats {
     pub slots: u32,
     /// Attempts finished per second, averaged over the last minute.
     pub finished_per_second: f64,
+    /// Of those, attempts that completed.
+    pub completed_per_second: f64,
+    /// Of those, attempts that did not complete.
+    pub failed_per_second: f64,
 }
 
 impl TaskQueue {
@@ -160,7 +166,8 @@ impl TaskQueue {
             capacity: Mutex::new(0),
             running: AtomicUsize::new(0),
             dispatcher: AtomicBool::new(false),
-            finished: RateWindow::default(),
+            completed: RateWindow::default(),
+            failed: RateWindow::default(),
             gates,
             parked: AtomicUsize::new(0),
         }
@@ -314,7 +321,9 @@ impl TaskQueue {
             waiting_on_limits: self.parked.load(Ordering::Relaxed),
             next_run_ids: next,
             slots: self.capacity.lock().map(|c| *c).unwrap_or(0),
-            finished_per_second: self.finished.per_second(),
+            finished_per_second: self.completed.per_second() + self.failed.per_second(),
+            completed_per_second: self.completed.per_second(),
+            failed_per_second: self.failed.per_second(),
         }
     }
 
@@ -365,16 +374,26 @@ impl TaskQueue {
     }
 }
 
-/// A worker slot in use; freed (and counted as finished) when dropped.
+/// A worker slot in use; freed when dropped.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
     _gates: GatePass,
     queue: Arc<TaskQueue>,
 }
 
+impl Slot {
+    /// Frees the slot after an attempt, counting how it ended.
+    pub fn finish(self, completed: bool) {
+        if completed {
+            self.queue.completed.record();
+        } else {
+            self.queue.failed.record();
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.queue.running.fetch_sub(1, Ordering::Relaxed);
-        self.queue.finished.record();
     }
 }

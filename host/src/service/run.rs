@@ -5,7 +5,9 @@ use super::activity::{payloads_json, state, Running};
 use super::timers::TimerEvent;
 use super::transition::Ending;
 use super::Shared;
-use crate::engine::{ActivityInfo, AttemptHooks, AttemptLimits, AttemptRequest, StopSignal};
+use crate::engine::{
+    ActivityInfo, AttemptHooks, AttemptLimits, AttemptRequest, Outcome, StopSignal,
+};
 use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
 use crate::store::activities as rows;
@@ -80,7 +82,7 @@ impl Shared {
         };
         request.grants = tenant.grants(&deployment.name);
         if !module.activity_types.contains(&request.activity_type) {
-            drop(slot);
+            slot.finish(false);
             let failure = Failure {
                 error_type: "UnknownActivityType".into(),
                 message: format!(
@@ -98,7 +100,7 @@ impl Shared {
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let engine = self.registry.engine().clone();
         let report = engine.run_attempt(&module.module, request).await;
-        drop(slot);
+        slot.finish(matches!(report.outcome, Outcome::Completed { .. }));
         tenant.account(&report);
         self.end_attempt(
             task.run_id,
