@@ -321,3 +321,23 @@ fn a_namespace_with_open_activities_is_deleted_only_by_force() {
     assert_eq!(admin.get("/doomed").0, 404);
     assert_eq!(t.get("/doomed/activities").0, 401);
 }
+
+#[test]
+fn the_module_quota_refuses_new_versions_but_answers_a_repeated_upload() {
+    let (s, _d) = auth_server(&[]);
+    let admin = As::new(&s, ADMIN);
+    let t = As::new(&s, &new_tenant(&admin, "one", json!({"max_modules": 1})));
+    let (status, first) = t.upload("one", "greet");
+    assert_eq!(status, 201, "{first}");
+    // The same content again makes no new version: answered at the quota.
+    let (status, again) = t.upload("one", "greet");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["created"], false);
+    assert_eq!(again["module"]["version"], first["module"]["version"]);
+    // New content would: refused, and nothing is recorded.
+    let (status, e) = t.upload("one", "noop");
+    assert_eq!(status, 429, "{e}");
+    assert_eq!(e["error"]["code"], "quota_exceeded", "{e}");
+    let (_, list) = t.get("/one/modules");
+    assert_eq!(list["modules"].as_array().map(Vec::len), Some(1), "{list}");
+}

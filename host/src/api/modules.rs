@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 #[derive(Deserialize)]
 pub(super) struct UploadQuery {
@@ -42,17 +43,32 @@ pub(super) async fn upload(
         .db()
         .module_count(&ns)
         .map_err(crate::service::ServiceError::from)?;
-    if modules >= quotas.max_modules {
-        return Err(crate::service::ServiceError::QuotaExceeded(format!(
-            "namespace {ns:?} already has {modules} module versions, its quota"
-        ))
-        .into());
-    }
     let limit = app
         .limits
         .module_bytes
         .min(quotas.max_module_bytes as usize);
     let bytes = body::bytes(req, limit, "the module").await?;
+    if modules >= quotas.max_modules {
+        // Uploading content the namespace already has makes no new version,
+        // so it is answered even at the quota (uploads are idempotent).
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let existing = app
+            .service
+            .db()
+            .module_by_content(&ns, &name, &sha256)
+            .map_err(crate::service::ServiceError::from)?;
+        return match existing {
+            Some(record) => Ok((
+                StatusCode::OK,
+                Json(json!({ "created": false, "module": record })),
+            )
+                .into_response()),
+            None => Err(crate::service::ServiceError::QuotaExceeded(format!(
+                "namespace {ns:?} already has {modules} module versions, its quota"
+            ))
+            .into()),
+        };
+    }
     let (record, created) = app
         .service
         .registry()

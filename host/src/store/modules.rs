@@ -38,7 +38,32 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ModuleRecord> {
     })
 }
 
+/// The version of `name` with this content, if any.
+fn by_content(
+    c: &rusqlite::Connection,
+    namespace: &str,
+    name: &str,
+    sha256: &str,
+) -> rusqlite::Result<Option<ModuleRecord>> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 AND sha256=?3"),
+        params![namespace, name, sha256],
+        from_row,
+    )
+    .optional()
+}
+
 impl Db {
+    /// The version of module `name` with content `sha256`, if recorded.
+    pub fn module_by_content(
+        &self,
+        namespace: &str,
+        name: &str,
+        sha256: &str,
+    ) -> Result<Option<ModuleRecord>, StoreError> {
+        self.read(|c| Ok(by_content(c, namespace, name, sha256)?))
+    }
+
     /// Records a module. Uploading content already recorded under this name
     /// returns the existing version; otherwise the next version number is
     /// taken. Returns the record and whether it is new.
@@ -54,14 +79,7 @@ impl Db {
         let (ns, name, sha) = (namespace.to_owned(), name.to_owned(), sha256.to_owned());
         let types = serde_json::to_string(activity_types).unwrap_or_else(|_| "[]".into());
         self.write(move |c| {
-            let existing = c
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 AND sha256=?3"),
-                    params![ns, name, sha],
-                    from_row,
-                )
-                .optional()?;
-            if let Some(m) = existing {
+            if let Some(m) = by_content(c, &ns, &name, &sha)? {
                 return Ok((m, false));
             }
             let version: u32 = c.query_row(
@@ -74,7 +92,9 @@ impl Db {
                 params![ns, name, version, sha, types, size, created_ms],
             )?;
             let m = c.query_row(
-                &format!("SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 AND version=?3"),
+                &format!(
+                    "SELECT {COLUMNS} FROM modules WHERE namespace=?1 AND name=?2 AND version=?3"
+                ),
                 params![ns, name, version],
                 from_row,
             )?;
