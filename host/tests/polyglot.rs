@@ -55,6 +55,7 @@ polyglot_cases! {
     the_network_is_unreachable,
     the_service_retries_flaky_until_it_succeeds,
     the_service_resumes_wordcount_after_a_failed_attempt,
+    no_attempt_sees_state_of_an_earlier_one,
 }
 
 // ---- `wharf run`
@@ -385,6 +386,54 @@ fn the_service_resumes_wordcount_after_a_failed_attempt(l: Lang) {
         a["attempts"][0]["heartbeat_details"],
         json!([{"next": 2, "words": 5}])
     );
+}
+
+/// `count` (in every `noop` example) adds one to a module-level counter and
+/// returns it: 1 unless an earlier attempt's instance was reused.
+fn no_attempt_sees_state_of_an_earlier_one(l: Lang) {
+    let (s, _dir) = server_with(l, &["noop"]);
+    // One after the other on the same deployment.
+    for i in 0..5 {
+        let id = format!("count-{i}");
+        s.start_activity(json!({
+            "activity_id": id, "activity_type": "count", "task_queue": "noop",
+            "input": [], "start_to_close_timeout": "10s"
+        }));
+        let a = s.wait_closed(&id, Duration::from_secs(30));
+        assert_eq!(
+            (&a["state"], &a["result"]),
+            (&json!("completed"), &json!(1)),
+            "{a}"
+        );
+    }
+    // Retries of one activity: attempts 1 and 2 fail, each with the counter
+    // it saw.
+    s.start_activity(json!({
+        "activity_id": "retried", "activity_type": "count", "task_queue": "noop",
+        "input": [3], "start_to_close_timeout": "10s",
+        "retry_policy": {"initial_interval": "50ms"}
+    }));
+    let a = s.wait_closed("retried", Duration::from_secs(30));
+    assert_eq!(
+        (&a["state"], &a["result"]),
+        (&json!("completed"), &json!(1)),
+        "{a}"
+    );
+    assert_eq!(outcomes(&a), ["failed", "failed", "completed"]);
+    for (i, attempt) in a["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(2)
+        .enumerate()
+    {
+        assert_eq!(attempt["failure_type"], "CountFailed", "{a}");
+        assert_eq!(
+            attempt["failure_message"],
+            format!("attempt {} failed with count 1", i + 1),
+            "{a}"
+        );
+    }
 }
 
 // ---- upload once, restart without compiling
