@@ -520,9 +520,12 @@ fn temporal_outcomes() -> anyhow::Result<TemporalOutcomes> {
     })
 }
 
+/// [`temporal_outcomes`], once per test binary; a failure to set up is
+/// kept too, so that the other cases report it instead of retrying it.
 fn temporal_all() -> &'static TemporalOutcomes {
-    static OUTCOMES: OnceLock<TemporalOutcomes> = OnceLock::new();
-    OUTCOMES.get_or_init(|| temporal_outcomes().unwrap_or_else(|e| panic!("{e:#}")))
+    static OUTCOMES: OnceLock<Result<TemporalOutcomes, String>> = OnceLock::new();
+    let outcomes = OUTCOMES.get_or_init(|| temporal_outcomes().map_err(|e| format!("{e:#}")));
+    outcomes.as_ref().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The outcome of spec `name` for `l`: `{"ok": result}` or `{"error": ...}`.
