@@ -317,7 +317,7 @@ export function exportActivities(userActivities, options = {}) {
   for (const [name, fn] of Object.entries(userActivities)) {
     if (typeof fn === 'function') table.set(name, fn);
   }
-  return {
+  const exported = {
     activityTypes() {
       return [...table.keys()];
     },
@@ -369,4 +369,30 @@ export function exportActivities(userActivities, options = {}) {
       }
     },
   };
+  warmUp(table, exported.run);
+  return exported;
+}
+
+// Not a string: no activity type can collide with it.
+const WARM_UP = Symbol('wharf.warmUp');
+
+// Runs `run` on a private activity type, raw and with a JSON argument, while
+// componentize-js snapshots the module: the engine's inline caches for the
+// dispatch path are then already in the snapshot instead of being built
+// again by every attempt (measured on the noop example: 4% of the attempt
+// and 4 of its page faults). The user's functions are not run.
+function warmUp(table, run) {
+  const arg = encodePayload({ warm: [1, 'up'] });
+  const echo = (...a) => (a.length ? a[0] : null);
+  try {
+    for (const fn of [rawArgs((...a) => echo(...a)), echo]) {
+      table.set(WARM_UP, fn);
+      for (let i = 0; i < 50; i++) {
+        run(WARM_UP, []);
+        run(WARM_UP, [arg]);
+      }
+    }
+  } finally {
+    table.delete(WARM_UP);
+  }
 }

@@ -1,6 +1,7 @@
 //! The same behaviour from Rust, JavaScript and Python activities: one table
 //! of cases, each run against the example components of all three languages
-//! (`examples/{rust,js,python}`), through `wharf run` and through `wharf serve`.
+//! (`examples/{rust,js,python}`), through `wharf run`, through `wharf serve`
+//! and through `wharf worker --temporal` with a real Temporal dev server.
 //!
 //! A case is a function of the language; `polyglot_cases!` makes a test of
 //! each case for each language, so `cargo test --test polyglot js::` runs the
@@ -10,14 +11,20 @@
 //! A JS or Python component takes seconds to compile, so each is compiled
 //! once into the shared data directory (`common::precompiled`) and the
 //! servers here share that artifact cache; only the upload-and-restart test,
-//! which watches compilation happen, starts from nothing.
+//! which watches compilation happen, starts from nothing. The Temporal cases
+//! share one dev server and one worker per language: their workflows all
+//! run at once, the first time a case asks for its outcome.
 
 mod common;
 
+use common::temporal::{driver, last_json_line, TemporalServer, WharfWorker};
 use common::{data_dir_sharing_artifacts, precompiled, run, wharf, Lang, Run, Server};
 use serde_json::{json, Value};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Instantiates every case once per language, in modules `rust`, `js` and
@@ -58,6 +65,13 @@ polyglot_cases! {
     an_ungranted_config_variable_is_denied,
     the_service_retries_flaky_until_it_succeeds,
     the_service_resumes_wordcount_after_a_failed_attempt,
+    no_attempt_sees_state_of_an_earlier_one,
+    temporal_mode_result_equals,
+    temporal_mode_retries_flaky_until_it_succeeds,
+    temporal_mode_reject_is_non_retryable_with_type_and_details,
+    temporal_mode_resumes_wordcount_from_heartbeat_details,
+    temporal_mode_cancellation_is_seen,
+    temporal_mode_no_attempt_sees_state_of_an_earlier_one,
 }
 
 // ---- `wharf run`
@@ -495,6 +509,196 @@ fn the_service_resumes_wordcount_after_a_failed_attempt(l: Lang) {
         a["attempts"][0]["heartbeat_details"],
         json!([{"next": 2, "words": 5}])
     );
+}
+
+/// `count` (in every `noop` example) adds one to a module-level counter and
+/// returns it: 1 unless an earlier attempt's instance was reused.
+fn no_attempt_sees_state_of_an_earlier_one(l: Lang) {
+    let (s, _dir) = server_with(l, &["noop"]);
+    // One after the other on the same deployment.
+    for i in 0..5 {
+        let id = format!("count-{i}");
+        s.start_activity(json!({
+            "activity_id": id, "activity_type": "count", "task_queue": "noop",
+            "input": [], "start_to_close_timeout": "10s"
+        }));
+        let a = s.wait_closed(&id, Duration::from_secs(30));
+        assert_eq!(
+            (&a["state"], &a["result"]),
+            (&json!("completed"), &json!(1)),
+            "{a}"
+        );
+    }
+    // Retries of one activity: attempts 1 and 2 fail, each with the counter
+    // it saw.
+    s.start_activity(json!({
+        "activity_id": "retried", "activity_type": "count", "task_queue": "noop",
+        "input": [3], "start_to_close_timeout": "10s",
+        "retry_policy": {"initial_interval": "50ms"}
+    }));
+    let a = s.wait_closed("retried", Duration::from_secs(30));
+    assert_eq!(
+        (&a["state"], &a["result"]),
+        (&json!("completed"), &json!(1)),
+        "{a}"
+    );
+    assert_eq!(outcomes(&a), ["failed", "failed", "completed"]);
+    for (i, attempt) in a["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(2)
+        .enumerate()
+    {
+        assert_eq!(attempt["failure_type"], "CountFailed", "{a}");
+        assert_eq!(
+            attempt["failure_message"],
+            format!("attempt {} failed with count 1", i + 1),
+            "{a}"
+        );
+    }
+}
+
+// ---- through `wharf worker --temporal`
+
+/// What each language's worker is asked to run, as `RunActivity` workflows
+/// (`temporal/workflows.py`); the cases below assert on the outcomes.
+fn temporal_specs() -> Value {
+    let many: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+    json!({
+        "greet": {"activity": "greet", "args": ["Ada"]},
+        "flaky": {"activity": "flaky", "args": [{"succeed_on_attempt": 3}]},
+        "reject": {"activity": "reject", "args": [{"reason": "out of stock"}]},
+        "wordcount": {
+            "activity": "wordcount",
+            "args": [{"items": ["a b", "c d e", "f", "g h i j"], "fail_at": 2}],
+            "heartbeat_timeout_ms": 10000
+        },
+        // 10 s of work, cancelled after 1 s.
+        "cancel": {
+            "activity": "wordcount",
+            "args": [{"items": many, "step_ms": 100}],
+            "heartbeat_timeout_ms": 2000,
+            "cancel_after_ms": 1000
+        },
+        "count": {"activity": "count", "args": [3]},
+        "count_gives_up": {"activity": "count", "args": [5], "retry": {"max_attempts": 2}},
+    })
+}
+
+/// Outcomes of [`temporal_specs`] by `LANG/NAME`, and each worker's log.
+struct TemporalOutcomes {
+    results: Value,
+    logs: Vec<String>,
+}
+
+/// Starts a dev server and a worker per language (queue `polyglot-LANG`,
+/// serving that language's examples from the shared artifacts), runs every
+/// spec for every language at once, and keeps the outcomes.
+fn temporal_outcomes() -> anyhow::Result<TemporalOutcomes> {
+    let dir = tempfile::tempdir()?;
+    let server = TemporalServer::start(dir.path())?;
+    let mut workers = Vec::new();
+    let mut specs = serde_json::Map::new();
+    for l in Lang::ALL {
+        let queue = format!("polyglot-{}", l.dir());
+        let modules = ["greet", "flaky", "wordcount", "noop"].map(|m| precompiled(&l.example(m)));
+        let data = data_dir_sharing_artifacts();
+        let worker = WharfWorker::start(&server, dir.path(), &queue, data.path(), modules, &[])?;
+        workers.push((worker, data));
+        for (name, spec) in temporal_specs().as_object().into_iter().flatten() {
+            let mut spec = spec.clone();
+            spec["task_queue"] = json!(queue);
+            specs.insert(format!("{}/{name}", l.dir()), spec);
+        }
+    }
+    let started = Instant::now();
+    let mut py = driver(&server, "specs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = py.stdin.take() {
+        stdin.write_all(Value::Object(specs).to_string().as_bytes())?;
+    }
+    let out = py.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "driver failed: {stdout}");
+    eprintln!("Temporal-mode workflows ran in {:?}", started.elapsed());
+    Ok(TemporalOutcomes {
+        results: last_json_line(&stdout)?,
+        logs: workers.iter().map(|(w, _)| w.log()).collect(),
+    })
+}
+
+/// [`temporal_outcomes`], once per test binary; a failure to set up is
+/// kept too, so that the other cases report it instead of retrying it.
+fn temporal_all() -> &'static TemporalOutcomes {
+    static OUTCOMES: OnceLock<Result<TemporalOutcomes, String>> = OnceLock::new();
+    let outcomes = OUTCOMES.get_or_init(|| temporal_outcomes().map_err(|e| format!("{e:#}")));
+    outcomes.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The outcome of spec `name` for `l`: `{"ok": result}` or `{"error": ...}`.
+fn temporal(l: Lang, name: &str) -> &'static Value {
+    let r = &temporal_all().results[format!("{}/{name}", l.dir())];
+    assert!(
+        r.get("exception").is_none(),
+        "{name} raised: {r}\nworker log:\n{}",
+        temporal_log(l)
+    );
+    r
+}
+
+/// What the worker of `l` logged.
+fn temporal_log(l: Lang) -> &'static str {
+    let i = Lang::ALL.iter().position(|x| *x == l).unwrap_or(0);
+    &temporal_all().logs[i]
+}
+
+fn temporal_mode_result_equals(l: Lang) {
+    assert_eq!(temporal(l, "greet")["ok"], json!("Hello, Ada!"));
+}
+
+fn temporal_mode_retries_flaky_until_it_succeeds(l: Lang) {
+    assert_eq!(temporal(l, "flaky")["ok"], json!({"attempt": 3}));
+}
+
+fn temporal_mode_reject_is_non_retryable_with_type_and_details(l: Lang) {
+    let e = &temporal(l, "reject")["error"];
+    assert_eq!(e["cause"], "ApplicationError", "{e}");
+    assert_eq!(e["type"], "InvalidOrder");
+    assert_eq!(e["non_retryable"], true);
+    assert_eq!(e["details"], json!([{"reason": "out of stock"}]));
+    assert_eq!(e["message"], "order rejected: out of stock");
+    assert_eq!(e["retry_state"], "NON_RETRYABLE_FAILURE");
+}
+
+fn temporal_mode_resumes_wordcount_from_heartbeat_details(l: Lang) {
+    // Attempt 1 heartbeats after items 0 and 1, then fails before item 2;
+    // attempt 2 starts from the details the failure carried.
+    assert_eq!(
+        temporal(l, "wordcount")["ok"],
+        json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2})
+    );
+}
+
+fn temporal_mode_cancellation_is_seen(l: Lang) {
+    let r = temporal(l, "cancel");
+    assert_eq!(r["error"]["cause"], "CancelledError", "{r}");
+    // Seen in a heartbeat reply: the guest returned long before its 10 s.
+    let elapsed = r["elapsed_s"].as_f64().unwrap_or(99.0);
+    assert!(elapsed < 8.0, "took {elapsed} s");
+    let log = temporal_log(l);
+    assert!(log.contains("cancellation requested"), "{log}");
+}
+
+fn temporal_mode_no_attempt_sees_state_of_an_earlier_one(l: Lang) {
+    // Attempts 1 and 2 failed, attempt 3 counted from zero again.
+    assert_eq!(temporal(l, "count")["ok"], json!(1));
+    let e = &temporal(l, "count_gives_up")["error"];
+    assert_eq!(e["type"], "CountFailed", "{e}");
+    assert_eq!(e["message"], "attempt 2 failed with count 1");
+    assert_eq!(e["details"], json!([{"count": 1}]));
 }
 
 // ---- upload once, restart without compiling

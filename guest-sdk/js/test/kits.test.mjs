@@ -106,6 +106,10 @@ const CASES = [
     { err: failed('InvalidOrder', 'order rejected: no stock', true, [{ reason: 'no stock' }]) }],
   ['flaky', 'fail-typed', json({ error_type: 'Boom' }), {}, { err: failed('Boom', 'failed with Boom') }],
   ['noop', 'noop', json(1, 2), {}, { ok: { encoding: 'binary/null', data: '' } }],
+  // A fresh instance per run: the module-level counter always starts at 0.
+  ['noop', 'count', [], {}, { ok: 1 }],
+  ['noop', 'count', json(3), { attempt: 2 },
+    { err: failed('CountFailed', 'attempt 2 failed with count 1', false, [{ count: 1 }]) }],
 ];
 
 describe('examples', () => {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod temporal;
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

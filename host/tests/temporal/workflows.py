@@ -1,10 +1,13 @@
 """Python workflows that call Wharf's Wasm activities through a real Temporal
 server: the workflow side of `host/tests/temporal.rs`.
 
-Usage: workflows.py --address HOST:PORT --task-queue Q --worker-log FILE MODE
+Usage: workflows.py --address HOST:PORT [--task-queue Q --worker-log FILE] MODE
 
 Modes:
   all        run every scenario at once; print one JSON object name -> outcome
+  specs      run the specs of a JSON object name -> spec read from stdin (each
+             spec names its task queue, see RunActivity) at once; print one
+             JSON object name -> outcome
   outbox     start a 4 s activity, print "started", then wait for the result
              (the server is restarted meanwhile by the test); print it as JSON
   shutdown   start a short and a long activity, print "started", then print
@@ -154,8 +157,6 @@ def scenarios(q: str) -> dict:
             "activity": "echo",
             "args": [1, 2.5, "two", {"three": [3, None, True]}, None, b"\x00\xffraw"],
         },
-        "flaky": {"activity": "flaky", "args": [{"succeed_on_attempt": 3}]},
-        "reject": {"activity": "reject", "args": [{"reason": "out of stock"}]},
         "wordcount": {
             "activity": "wordcount",
             "args": [{"items": ["a b", "c d e", "f", "g h i j"], "fail_at": 2}],
@@ -185,17 +186,23 @@ def scenarios(q: str) -> dict:
     }
 
 
-async def run_all(client: Client, q: str, worker_log: str) -> dict:
-    specs = scenarios(q)
-    names = list(specs)
-    jobs = [run_spec(client, dict(specs[n], task_queue=q)) for n in names]
-    names.append("async_completion")
-    jobs.append(async_completion(client, q, worker_log))
-    results = await asyncio.gather(*jobs, return_exceptions=True)
+async def gather_named(jobs: dict) -> dict:
+    """Awaits name -> coroutine at once; name -> result, or the exception."""
+    results = await asyncio.gather(*jobs.values(), return_exceptions=True)
     return {
         n: (r if not isinstance(r, BaseException) else {"exception": repr(r)})
-        for n, r in zip(names, results)
+        for n, r in zip(jobs, results)
     }
+
+
+async def run_all(client: Client, q: str, worker_log: str) -> dict:
+    jobs = {n: run_spec(client, dict(spec, task_queue=q)) for n, spec in scenarios(q).items()}
+    jobs["async_completion"] = async_completion(client, q, worker_log)
+    return await gather_named(jobs)
+
+
+async def run_specs(client: Client, specs: dict) -> dict:
+    return await gather_named({n: run_spec(client, spec) for n, spec in specs.items()})
 
 
 async def outbox(client: Client, q: str) -> dict:
@@ -254,9 +261,9 @@ async def wait_started(handle, count: int, timeout: float = 30) -> None:
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
-    p.add_argument("--task-queue", required=True)
+    p.add_argument("--task-queue", default="")
     p.add_argument("--worker-log", default="")
-    p.add_argument("mode", choices=["all", "outbox", "shutdown"])
+    p.add_argument("mode", choices=["all", "specs", "outbox", "shutdown"])
     args = p.parse_args()
     client = await Client.connect(args.address)
     async with Worker(
@@ -267,6 +274,8 @@ async def main() -> None:
     ):
         if args.mode == "all":
             out = await run_all(client, args.task_queue, args.worker_log)
+        elif args.mode == "specs":
+            out = await run_specs(client, json.load(sys.stdin))
         elif args.mode == "outbox":
             out = await outbox(client, args.task_queue)
         else:
