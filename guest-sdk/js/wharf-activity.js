@@ -19,6 +19,7 @@
 // and null become JSON `null`) -> `json/plain` via JSON.stringify.
 import * as context from 'wharf:activity/context@0.1.0';
 import * as hostConfig from 'wharf:activity/config@0.1.0';
+import * as hostCache from 'wharf:activity/cache@0.1.0';
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -225,6 +226,45 @@ export const config = Object.freeze({
   },
   /** Names of the variables granted to this module, sorted. */
   grantedKeys: () => [...hostConfig.grantedKeys()],
+});
+
+/**
+ * The process cache (WIT `cache`): bytes kept for later attempts of this
+ * module on the same process, until evicted or the process stops. Module
+ * variables never survive an attempt; this is the one deliberate exception.
+ * Code must work on a miss; route follow-ups to `info().workerTaskQueue` to
+ * find a warm cache.
+ */
+export const cache = Object.freeze({
+  /** The bytes under `key` (a Uint8Array), or null. */
+  get: (key) => hostCache.get(String(key)) ?? null,
+  /** Stores bytes (a Uint8Array or string) under `key`. */
+  set(key, value) {
+    const bytes = typeof value === 'string' ? utf8.encode(value) : new Uint8Array(value);
+    try {
+      hostCache.set(String(key), bytes);
+    } catch (e) {
+      const err = e?.payload ?? e;
+      throw ApplicationError.nonRetryable(
+        `value too large for the cache (budget ${err?.val ?? '?'} bytes)`,
+        'CacheError',
+      );
+    }
+  },
+  /** Removes `key`. */
+  delete: (key) => hostCache.delete(String(key)),
+  /** The JSON value under `key`, or null when absent or not JSON. */
+  getJson(key) {
+    const bytes = cache.get(key);
+    if (bytes === null) return null;
+    try {
+      return JSON.parse(fromUtf8.decode(bytes));
+    } catch {
+      return null;
+    }
+  },
+  /** Stores `value` as JSON under `key`. */
+  setJson: (key, value) => cache.set(key, JSON.stringify(value)),
 });
 
 /** The attempt log: log.info('x', obj) joins its arguments like console.log. */

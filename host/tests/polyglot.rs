@@ -66,6 +66,7 @@ polyglot_cases! {
     the_service_retries_flaky_until_it_succeeds,
     the_service_resumes_wordcount_after_a_failed_attempt,
     no_attempt_sees_state_of_an_earlier_one,
+    the_process_cache_outlives_the_attempt_that_wrote_it,
     temporal_mode_result_equals,
     temporal_mode_retries_flaky_until_it_succeeds,
     temporal_mode_reject_is_non_retryable_with_type_and_details,
@@ -509,6 +510,24 @@ fn the_service_resumes_wordcount_after_a_failed_attempt(l: Lang) {
         a["attempts"][0]["heartbeat_details"],
         json!([{"next": 2, "words": 5}])
     );
+}
+
+/// `remember` and `recall` (in every `noop` example) go through the kit's
+/// cache API: what one attempt stored, a later one on the same process reads.
+fn the_process_cache_outlives_the_attempt_that_wrote_it(l: Lang) {
+    let (s, _dir) = server_with(l, &["noop"]);
+    let run = |id: &str, ty: &str, input: Value| {
+        s.start_activity(json!({
+            "activity_id": id, "activity_type": ty, "task_queue": "noop",
+            "input": input, "start_to_close_timeout": "10s"
+        }));
+        let a = s.wait_closed(id, Duration::from_secs(30));
+        assert_eq!(a["state"], "completed", "{a}");
+        a["result"].clone()
+    };
+    assert_eq!(run("miss", "recall", json!(["k"])), Value::Null);
+    run("remember", "remember", json!(["k", {"n": [1, 2], "s": "ß"}]));
+    assert_eq!(run("hit", "recall", json!(["k"])), json!({"n": [1, 2], "s": "ß"}));
 }
 
 /// `count` (in every `noop` example) adds one to a module-level counter and

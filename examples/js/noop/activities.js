@@ -5,7 +5,11 @@
 // attempt runs in a fresh instance, so it always returns 1. Its optional
 // argument fail_until_attempt makes attempts before that one fail retryably
 // (type CountFailed, details [{"count": n}]).
-import { ApplicationError, Payload, info, rawArgs } from 'wharf-activity';
+//
+// remember(key, value) keeps a JSON value in the process cache and
+// recall(key) returns it (or null): the one thing that does outlive an
+// attempt, on purpose, on the process that ran it.
+import { ApplicationError, Payload, cache, info, rawArgs } from 'wharf-activity';
 
 const NULL = Payload.binaryNull();
 
@@ -26,5 +30,14 @@ export const activities = {
       });
     }
     return counter;
+  },
+
+  remember(key, value) {
+    cache.setJson(key, value);
+    return null;
+  },
+
+  recall(key) {
+    return cache.getJson(key);
   },
 };

@@ -14,11 +14,11 @@ interface through :class:`wharf_activity._runtime.Activities`.
 
 from wit_world.imports.types import Payload
 
-from . import activity, config
+from . import activity, cache, config
 from ._errors import ApplicationError, CancelledError, CompleteAsyncError
 from ._payload import binary_null, decode as decode_payload, encode as encode_payload
 
 __all__ = [
-    "activity", "config", "ApplicationError", "CancelledError", "CompleteAsyncError",
+    "activity", "cache", "config", "ApplicationError", "CancelledError", "CompleteAsyncError",
     "Payload", "binary_null", "decode_payload", "encode_payload",
 ]

@@ -9,6 +9,9 @@
 //!   optional argument `fail_until_attempt` makes attempts before that one
 //!   fail retryably (type `CountFailed`, details `{"count": n}`), so a
 //!   retried activity shows its counter too.
+//! * `remember(key, value)` keeps a JSON value in the process cache and
+//!   `recall(key)` returns it (or null): the one thing that does outlive an
+//!   attempt, on purpose, on the process that ran it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -37,4 +40,14 @@ fn count(fail_until_attempt: Option<u32>) -> Result<u32, ActivityError> {
     Ok(count)
 }
 
-wharf_guest::export_activities!(noop, count);
+/// Keeps `value` under `key` in the process cache.
+fn remember(key: String, value: serde_json::Value) -> Result<(), ActivityError> {
+    Ok(wharf_guest::cache::set_json(&key, &value)?)
+}
+
+/// The value kept under `key` on this process, or null.
+fn recall(key: String) -> Result<Option<serde_json::Value>, ActivityError> {
+    Ok(wharf_guest::cache::get_json(&key))
+}
+
+wharf_guest::export_activities!(noop, count, remember, recall);
