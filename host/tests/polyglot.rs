@@ -526,8 +526,15 @@ fn the_process_cache_outlives_the_attempt_that_wrote_it(l: Lang) {
         a["result"].clone()
     };
     assert_eq!(run("miss", "recall", json!(["k"])), Value::Null);
-    run("remember", "remember", json!(["k", {"n": [1, 2], "s": "ß"}]));
-    assert_eq!(run("hit", "recall", json!(["k"])), json!({"n": [1, 2], "s": "ß"}));
+    run(
+        "remember",
+        "remember",
+        json!(["k", {"n": [1, 2], "s": "ß"}]),
+    );
+    assert_eq!(
+        run("hit", "recall", json!(["k"])),
+        json!({"n": [1, 2], "s": "ß"})
+    );
 }
 
 /// `count` (in every `noop` example) adds one to a module-level counter and
