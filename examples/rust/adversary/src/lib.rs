@@ -26,6 +26,7 @@ wharf_guest::export_activities!(
     "heartbeat-flood" => protocol::heartbeat_flood,
     "big-heartbeat" => protocol::big_heartbeat,
     "panic" => protocol::panic_on_purpose,
+    "spawn-thread" => resources::spawn_thread,
     "sleep" => protocol::sleep,
     "async-complete" => protocol::async_complete,
     "info" => protocol::info,
