@@ -53,7 +53,18 @@ impl Drop for Child {
 }
 
 pub(super) fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
+    spawn_server_with(sync, slots, |_| Ok(Vec::new()))
+}
+
+/// Like [`spawn_server`], with more `wharf serve` arguments made from the
+/// fresh data directory (e.g. a token file kept in it).
+pub(super) fn spawn_server_with(
+    sync: &str,
+    slots: u32,
+    extra: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<Child> {
     let dir = super::bench::tempdir()?;
+    let extra = extra(&dir)?;
     let mut process = std::process::Command::new(std::env::current_exe()?)
         .args([
             "serve",
@@ -65,7 +76,8 @@ pub(super) fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
         ])
         .arg(slots.to_string())
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir.join("data"))
+        .args(&extra)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start wharf serve")?;
