@@ -331,10 +331,8 @@ fn a_hostile_tenant_neither_crashes_the_server_nor_slows_another() {
         ),
     );
     let b = As::new(&s, &new_tenant(&admin, "b", json!({})));
-    for (who, ns) in [(&a, "a"), (&b, "b")] {
-        assert_eq!(who.upload(ns, "adversary").0, 201);
-        assert_eq!(who.deploy(ns, "q", "adversary").0, 200);
-    }
+    a.install("a", "q", "adversary");
+    b.install("b", "q", "adversary");
     let patch = admin.http.patch(admin.url("/a")).json(&json!({"egress": {
         "allow_hosts": [format!("http://127.0.0.1:{}", origin.port)],
         "allow_private": ["127.0.0.1/32"]}}));
@@ -368,8 +366,12 @@ fn a_hostile_tenant_neither_crashes_the_server_nor_slows_another() {
         );
         assert_eq!(status, 201, "{}: {e}", c.name);
     }
-    for i in 0..16 {
-        let ty = if i % 2 == 0 { "loop" } else { "memory-bomb" };
+    for i in 0..16u32 {
+        let ty = if i.is_multiple_of(2) {
+            "loop"
+        } else {
+            "memory-bomb"
+        };
         let (status, e) = a.post(
             "/a/activities",
             json!({"activity_id": format!("pressure{i}"), "activity_type": ty, "task_queue": "q",
@@ -600,10 +602,8 @@ fn a_backlog_in_one_namespace_waits_its_turn_behind_another() {
     let admin = As::new(&s, ADMIN);
     let a = As::new(&s, &new_tenant(&admin, "a", json!({})));
     let b = As::new(&s, &new_tenant(&admin, "b", json!({})));
-    for (who, ns) in [(&a, "a"), (&b, "b")] {
-        assert_eq!(who.upload(ns, "adversary").0, 201);
-        assert_eq!(who.deploy(ns, "q", "adversary").0, 200);
-    }
+    a.install("a", "q", "adversary");
+    b.install("b", "q", "adversary");
     for i in 0..40 {
         let (status, e) = a.post(
             "/a/activities",

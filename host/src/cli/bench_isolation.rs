@@ -11,7 +11,7 @@
 //! memory bombs deep enough to fill every slot of its quota, starting a new
 //! one as each fails. The table shows both phases and their ratios.
 
-use super::bench_throughput::{cpu_seconds, spawn_server_with, Child};
+use super::bench_throughput::{cpu_seconds, spawn_server_with, upload_and_deploy, Child};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -257,31 +257,16 @@ struct Tenant {
 
 impl Tenant {
     async fn deploy(&self, wasm: &[u8], module: &str, queue: &str) -> anyhow::Result<()> {
-        let up = self
-            .http
-            .post(format!("{}/modules?name={module}", self.ns))
-            .bearer_auth(&*self.token)
-            .body(wasm.to_vec())
-            .send()
-            .await?;
-        anyhow::ensure!(
-            up.status().is_success(),
-            "upload failed: {}",
-            up.text().await?
-        );
-        let dep = self
-            .http
-            .put(format!("{}/task-queues/{queue}/deployment", self.ns))
-            .bearer_auth(&*self.token)
-            .json(&json!({"module": module, "max_concurrent": 256}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            dep.status().is_success(),
-            "deploy failed: {}",
-            dep.text().await?
-        );
-        Ok(())
+        upload_and_deploy(
+            &self.http,
+            &self.ns,
+            Some(&self.token),
+            wasm,
+            module,
+            queue,
+            256,
+        )
+        .await
     }
 
     async fn start(&self, body: &Value) -> anyhow::Result<()> {
@@ -407,7 +392,7 @@ impl Tenant {
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
             let id = format!("attack-{lane}-{i}");
-            let ty = if (lane + i) % 2 == 0 {
+            let ty = if (lane + i).is_multiple_of(2) {
                 "loop"
             } else {
                 "memory-bomb"

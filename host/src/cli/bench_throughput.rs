@@ -118,26 +118,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
         let ns = format!("{}/api/v1/namespaces/default", child.base);
-        let up = http
-            .post(format!("{ns}/modules?name=bench"))
-            .body(module.clone())
-            .send()
-            .await?;
-        anyhow::ensure!(
-            up.status().is_success(),
-            "upload failed: {}",
-            up.text().await?
-        );
-        let dep = http
-            .put(format!("{ns}/task-queues/bench/deployment"))
-            .json(&json!({"module": "bench", "max_concurrent": args.slots}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            dep.status().is_success(),
-            "deploy failed: {}",
-            dep.text().await?
-        );
+        upload_and_deploy(&http, &ns, None, &module, "bench", "bench", args.slots).await?;
         let body = Arc::new(json!({
             "activity_type": args.activity_type,
             "task_queue": "bench",
@@ -227,6 +208,42 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     for n in cpu_notes {
         println!("{n}");
     }
+    Ok(())
+}
+
+/// Uploads `wasm` as `module` to the namespace at URL `ns` and deploys it
+/// to `queue` with `slots` worker slots; `token` when the server requires one.
+pub(super) async fn upload_and_deploy(
+    http: &reqwest::Client,
+    ns: &str,
+    token: Option<&str>,
+    wasm: &[u8],
+    module: &str,
+    queue: &str,
+    slots: u32,
+) -> anyhow::Result<()> {
+    let auth = |r: reqwest::RequestBuilder| match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let up = auth(http.post(format!("{ns}/modules?name={module}")))
+        .body(wasm.to_vec())
+        .send()
+        .await?;
+    anyhow::ensure!(
+        up.status().is_success(),
+        "upload failed: {}",
+        up.text().await?
+    );
+    let dep = auth(http.put(format!("{ns}/task-queues/{queue}/deployment")))
+        .json(&json!({"module": module, "max_concurrent": slots}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        dep.status().is_success(),
+        "deploy failed: {}",
+        dep.text().await?
+    );
     Ok(())
 }
 

@@ -55,6 +55,14 @@ impl<'a> As<'a> {
                 .body(bytes),
         )
     }
+    /// Uploads the Rust example `name` to `ns` and deploys it to `queue`;
+    /// panics unless both succeed.
+    pub fn install(&self, ns: &str, queue: &str, name: &str) {
+        let (status, e) = self.upload(ns, name);
+        assert_eq!(status, 201, "upload {name} to {ns}: {e}");
+        let (status, e) = self.deploy(ns, queue, name);
+        assert_eq!(status, 200, "deploy {name} in {ns}: {e}");
+    }
     pub fn deploy(&self, ns: &str, queue: &str, module: &str) -> (u16, Value) {
         self.send(
             self.http
