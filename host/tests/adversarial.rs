@@ -147,6 +147,13 @@ fn cases(origin: &Origin) -> Vec<Case> {
             |r| r["denied"] == true,
         ),
         res(
+            "write /tmp/wharf-adversary-was-here",
+            "write-file",
+            json!(null),
+            "denied",
+            |r| r["denied"] == true,
+        ),
+        res(
             "read the host's root dir",
             "read-file",
             json!({"path": "/"}),
@@ -491,6 +498,13 @@ fn a_hostile_tenant_neither_crashes_the_server_nor_slows_another() {
         1,
         "only the control request reached the origin"
     );
+    let written = std::path::Path::new("/tmp/wharf-adversary-was-here").exists();
+    rows.push(Row {
+        case: "write-file: nothing on the host's disk".into(),
+        expected: "no file".into(),
+        observed: if written { "file exists" } else { "no file" }.into(),
+        ok: !written,
+    });
     // The stdout flood's log is capped, not the whole flood.
     let flood = cases
         .iter()

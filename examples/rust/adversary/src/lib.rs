@@ -19,6 +19,7 @@ wharf_guest::export_activities!(
     "stdout-flood" => resources::stdout_flood,
     "huge-result" => resources::huge_result,
     "read-file" => capabilities::read_file,
+    "write-file" => capabilities::write_file,
     "read-env" => capabilities::read_env,
     "connect" => capabilities::connect,
     "http-get" => capabilities::http_get,
