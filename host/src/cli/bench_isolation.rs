@@ -11,7 +11,7 @@
 //! memory bombs deep enough to fill every slot of its quota, starting a new
 //! one as each fails. The table shows both phases and their ratios.
 
-use super::bench_throughput::{cpu_seconds, spawn_server_with, upload_and_deploy, Child};
+use super::bench_throughput::{cpu_seconds, spawn_server_with, start_as, upload_and_deploy, Child};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -270,19 +270,7 @@ impl Tenant {
     }
 
     async fn start(&self, body: &Value) -> anyhow::Result<()> {
-        let r = self
-            .http
-            .post(format!("{}/activities", self.ns))
-            .bearer_auth(&*self.token)
-            .json(body)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            r.status().as_u16() == 201,
-            "start failed: {}",
-            r.text().await?
-        );
-        Ok(())
+        start_as(&self.http, &self.ns, Some(&self.token), body).await
     }
 
     /// Waits for activity `id` to close; returns its description.

@@ -258,11 +258,22 @@ pub(super) fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 pub(super) async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
-    let r = http
-        .post(format!("{ns}/activities"))
-        .json(body)
-        .send()
-        .await?;
+    start_as(http, ns, None, body).await
+}
+
+/// Starts an activity in the namespace at URL `ns`, with `token` when the
+/// server requires one.
+pub(super) async fn start_as(
+    http: &reqwest::Client,
+    ns: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let mut req = http.post(format!("{ns}/activities")).json(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let r = req.send().await?;
     anyhow::ensure!(
         r.status().as_u16() == 201,
         "start failed: {}",
