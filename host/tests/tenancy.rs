@@ -3,76 +3,9 @@
 
 mod common;
 
-use common::{rust_example, Server};
-use reqwest::blocking::{Client, RequestBuilder};
-use serde_json::{json, Value};
+use common::tenants::{auth_server, new_tenant, wait_token, As, ADMIN};
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-const ADMIN: &str = "test-admin-token-0123456789";
-
-struct As<'a> {
-    s: &'a Server,
-    token: String,
-    http: Client,
-}
-
-impl<'a> As<'a> {
-    fn new(s: &'a Server, token: &str) -> Self {
-        // No connection reuse: a request refused before its body is read
-        // (an upload to a namespace that is not ours) closes its connection.
-        let http = Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        Self {
-            s,
-            token: token.to_owned(),
-            http,
-        }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1/namespaces{path}", self.s.base)
-    }
-    fn send(&self, r: RequestBuilder) -> (u16, Value) {
-        self.s.send(r.bearer_auth(&self.token))
-    }
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.send(self.http.get(self.url(path)))
-    }
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.http.post(self.url(path)).json(&body))
-    }
-    fn upload(&self, ns: &str, name: &str) -> (u16, Value) {
-        let bytes = std::fs::read(rust_example(name)).unwrap();
-        self.send(
-            self.http
-                .post(self.url(&format!("/{ns}/modules?name={name}")))
-                .body(bytes),
-        )
-    }
-    fn deploy(&self, ns: &str, queue: &str, module: &str) -> (u16, Value) {
-        self.send(
-            self.http
-                .put(self.url(&format!("/{ns}/task-queues/{queue}/deployment")))
-                .json(&json!({"module": module})),
-        )
-    }
-}
-
-fn auth_server(extra: &[&str]) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
-    let mut args = vec!["--admin-token-file", token_file.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let data = dir.path().join("data");
-    (Server::start(&data, &args), dir)
-}
-
-fn new_tenant(admin: &As, name: &str, quotas: Value) -> String {
-    let (status, body) = admin.post("", json!({"name": name, "quotas": quotas}));
-    assert_eq!(status, 201, "{body}");
-    let (status, t) = admin.post(&format!("/{name}/tokens"), json!({}));
-    assert_eq!(status, 201, "{t}");
-    t["token"].as_str().unwrap().to_owned()
-}
 
 #[test]
 fn a_tenant_sees_only_its_namespace() {
@@ -169,22 +102,6 @@ fn a_tenant_sees_only_its_namespace() {
     assert_eq!(b.get("/beta/activities").0, 401);
 }
 
-fn wait_token(who: &As, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, a) = who.get(path);
-        let log = a["attempts"][0]["log_tail"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        if let Some(t) = log.lines().find_map(|l| l.strip_prefix("task-token: ")) {
-            return t.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no task token in {a}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn without_auth_the_server_listens_on_loopback_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,10 +128,8 @@ fn quotas_limit_payloads_rates_and_concurrency_per_namespace() {
         ),
     );
     let b = As::new(&s, &new_tenant(&admin, "other", json!({})));
-    for (who, ns) in [(&a, "small"), (&b, "other")] {
-        assert_eq!(who.upload(ns, "adversary").0, 201);
-        assert_eq!(who.deploy(ns, "q", "adversary").0, 200);
-    }
+    a.install("small", "q", "adversary");
+    b.install("other", "q", "adversary");
 
     let (status, e) = a.post(
         "/small/activities",

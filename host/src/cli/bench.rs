@@ -26,6 +26,10 @@ pub enum BenchCommand {
     /// one with priorities, weighted fairness keys, a rate limit and a
     /// concurrency limit that never bind, rounds alternating on one server.
     Scheduler(super::bench_scheduler::SchedulerArgs),
+    /// Cost of isolation: tenant B's no-op throughput and schedule-to-start
+    /// alone, then while tenant A fills its quota with loops and memory
+    /// bombs, on one `wharf serve` with authentication (started here).
+    Isolation(super::bench_isolation::IsolationArgs),
 }
 
 /// Arguments of `wharf bench instantiate`.
@@ -87,6 +91,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Instantiate(args) => instantiate(args).await,
         BenchCommand::Throughput(args) => super::bench_throughput::run(args).await,
         BenchCommand::Scheduler(args) => super::bench_scheduler::run(args).await,
+        BenchCommand::Isolation(args) => super::bench_isolation::run(args).await,
     }
 }
 

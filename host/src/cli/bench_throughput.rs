@@ -53,7 +53,18 @@ impl Drop for Child {
 }
 
 pub(super) fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
+    spawn_server_with(sync, slots, |_| Ok(Vec::new()))
+}
+
+/// Like [`spawn_server`], with more `wharf serve` arguments made from the
+/// fresh data directory (e.g. a token file kept in it).
+pub(super) fn spawn_server_with(
+    sync: &str,
+    slots: u32,
+    extra: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<Child> {
     let dir = super::bench::tempdir()?;
+    let extra = extra(&dir)?;
     let mut process = std::process::Command::new(std::env::current_exe()?)
         .args([
             "serve",
@@ -65,7 +76,8 @@ pub(super) fn spawn_server(sync: &str, slots: u32) -> anyhow::Result<Child> {
         ])
         .arg(slots.to_string())
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir.join("data"))
+        .args(&extra)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start wharf serve")?;
@@ -106,26 +118,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
         let ns = format!("{}/api/v1/namespaces/default", child.base);
-        let up = http
-            .post(format!("{ns}/modules?name=bench"))
-            .body(module.clone())
-            .send()
-            .await?;
-        anyhow::ensure!(
-            up.status().is_success(),
-            "upload failed: {}",
-            up.text().await?
-        );
-        let dep = http
-            .put(format!("{ns}/task-queues/bench/deployment"))
-            .json(&json!({"module": "bench", "max_concurrent": args.slots}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            dep.status().is_success(),
-            "deploy failed: {}",
-            dep.text().await?
-        );
+        upload_and_deploy(&http, &ns, None, &module, "bench", "bench", args.slots).await?;
         let body = Arc::new(json!({
             "activity_type": args.activity_type,
             "task_queue": "bench",
@@ -218,6 +211,42 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Uploads `wasm` as `module` to the namespace at URL `ns` and deploys it
+/// to `queue` with `slots` worker slots; `token` when the server requires one.
+pub(super) async fn upload_and_deploy(
+    http: &reqwest::Client,
+    ns: &str,
+    token: Option<&str>,
+    wasm: &[u8],
+    module: &str,
+    queue: &str,
+    slots: u32,
+) -> anyhow::Result<()> {
+    let auth = |r: reqwest::RequestBuilder| match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let up = auth(http.post(format!("{ns}/modules?name={module}")))
+        .body(wasm.to_vec())
+        .send()
+        .await?;
+    anyhow::ensure!(
+        up.status().is_success(),
+        "upload failed: {}",
+        up.text().await?
+    );
+    let dep = auth(http.put(format!("{ns}/task-queues/{queue}/deployment")))
+        .json(&json!({"module": module, "max_concurrent": slots}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        dep.status().is_success(),
+        "deploy failed: {}",
+        dep.text().await?
+    );
+    Ok(())
+}
+
 /// User + system CPU time of a process so far, from /proc (Linux).
 pub(super) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -229,11 +258,22 @@ pub(super) fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 pub(super) async fn start(http: &reqwest::Client, ns: &str, body: &Value) -> anyhow::Result<()> {
-    let r = http
-        .post(format!("{ns}/activities"))
-        .json(body)
-        .send()
-        .await?;
+    start_as(http, ns, None, body).await
+}
+
+/// Starts an activity in the namespace at URL `ns`, with `token` when the
+/// server requires one.
+pub(super) async fn start_as(
+    http: &reqwest::Client,
+    ns: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let mut req = http.post(format!("{ns}/activities")).json(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let r = req.send().await?;
     anyhow::ensure!(
         r.status().as_u16() == 201,
         "start failed: {}",

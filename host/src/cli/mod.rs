@@ -4,6 +4,7 @@
 mod activity;
 mod args;
 mod bench;
+mod bench_isolation;
 mod bench_scheduler;
 mod bench_throughput;
 mod client;

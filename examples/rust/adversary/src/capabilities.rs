@@ -33,6 +33,27 @@ pub fn read_file(args: Option<ReadFile>) -> Result<Value, ActivityError> {
     })
 }
 
+#[derive(Deserialize)]
+pub struct WriteFile {
+    #[serde(default = "default_write_path")]
+    path: String,
+}
+
+fn default_write_path() -> String {
+    "/tmp/wharf-adversary-was-here".to_owned()
+}
+
+/// `write-file`, optional arg `{"path": string = "/tmp/wharf-adversary-was-here"}`:
+/// creates the file with a few bytes; `{"denied": false}` or
+/// `{"denied": true, "error": ...}`.
+pub fn write_file(args: Option<WriteFile>) -> Result<Value, ActivityError> {
+    let path = args.map_or_else(default_write_path, |a| a.path);
+    Ok(match std::fs::write(&path, b"adversary") {
+        Ok(()) => json!({ "denied": false }),
+        Err(e) => json!({ "denied": true, "error": e.to_string() }),
+    })
+}
+
 /// `read-env`: `{"vars": [names of environment variables], "args": [args]}`.
 pub fn read_env() -> Result<Value, ActivityError> {
     let vars: Vec<String> = std::env::vars_os()

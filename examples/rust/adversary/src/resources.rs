@@ -64,6 +64,22 @@ pub fn stdout_flood() -> Result<(), ActivityError> {
     }
 }
 
+/// `spawn-thread`: tries to start a thread, the first step of a fork bomb.
+/// wasm32-wasip2 has no threads, so `std` refuses; the answer says how:
+/// `{"spawned": false, "error": ...}` (or `{"spawned": true}` on a host that
+/// could, which would be a finding).
+pub fn spawn_thread() -> Result<serde_json::Value, ActivityError> {
+    Ok(
+        match std::thread::Builder::new().spawn(|| black_box(1u64)) {
+            Ok(handle) => {
+                let _ = handle.join();
+                serde_json::json!({ "spawned": true })
+            }
+            Err(e) => serde_json::json!({ "spawned": false, "error": e.to_string() }),
+        },
+    )
+}
+
 #[derive(Deserialize)]
 pub struct HugeResult {
     #[serde(default = "default_result_mib")]
