@@ -46,7 +46,7 @@ impl Default for EngineConfig {
             pooling: true,
             max_instances: 1000,
             max_memory_bytes: 4 << 30,
-            epoch_tick: Duration::from_millis(5),
+            epoch_tick: Duration::from_millis(1),
             max_wasm_stack: 1 << 20,
         }
     }

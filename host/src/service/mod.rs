@@ -122,6 +122,18 @@ impl Default for ServiceConfig {
     }
 }
 
+/// Nice 10 for the calling thread (Linux: priorities are per thread). A
+/// failure leaves the thread at normal priority.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id; no memory
+    // is shared with them.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// A name for this process's own queue, unique to this run of it: tasks
 /// routed to an earlier run (whose caches are gone) are not picked up.
 fn process_queue_name() -> String {
@@ -165,6 +177,38 @@ pub(crate) struct Shared {
     counters: Counters,
     cache: ProcessCache,
     host_slots: Arc<host_slots::HostSlots>,
+    /// Where attempts run (see `run.rs`); `None` runs them in place.
+    guests: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed inside another
+        // runtime; its threads are told to stop and left to do so.
+        if let Some(rt) = self.guests.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The runtime attempts run on: as many threads as cores, each at a lower
+/// scheduling priority than the control plane, so that guests burning CPU
+/// get what the API, the dispatchers and the database leave over.
+fn guest_runtime() -> Option<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("wharf-guest")
+        .on_thread_start(lower_thread_priority)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            tracing::warn!("no separate runtime for attempts ({e}); running them with the API");
+            None
+        }
+    }
 }
 
 #[derive(Default)]
@@ -229,6 +273,7 @@ impl Service {
                 registry,
                 cache: ProcessCache::new(cfg.cache_bytes),
                 host_slots: host_slots::HostSlots::new(cfg.max_running.max(1)),
+                guests: guest_runtime(),
                 cfg,
                 state: Mutex::new(State::default()),
                 timers,

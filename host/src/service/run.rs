@@ -6,7 +6,7 @@ use super::timers::TimerEvent;
 use super::transition::Ending;
 use super::Shared;
 use crate::engine::{
-    ActivityInfo, AttemptHooks, AttemptLimits, AttemptRequest, Outcome, StopSignal,
+    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Outcome, StopSignal,
 };
 use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
@@ -98,8 +98,14 @@ impl Shared {
             return;
         }
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
-        let engine = self.registry.engine().clone();
-        let report = engine.run_attempt(&module.module, request).await;
+        let Some(report) = self.run_guest(module.clone(), request).await else {
+            // The attempt's task died (a host bug, or shutdown): as a lost
+            // worker in Temporal, the attempt counts and is retried.
+            drop(slot);
+            self.end_attempt(task.run_id, task.attempt, Ending::WorkerLost)
+                .await;
+            return;
+        };
         slot.finish(matches!(report.outcome, Outcome::Completed { .. }));
         tenant.account(&report);
         self.end_attempt(
@@ -108,6 +114,30 @@ impl Shared {
             Ending::Report(Box::new(report), module_label),
         )
         .await;
+    }
+
+    /// Runs the attempt on the guest runtime, apart from the threads that
+    /// serve the API, dispatch tasks and fire timers: a guest that burns its
+    /// whole time slice then delays only other guests, while the operating
+    /// system keeps the control plane responsive. `None` if the attempt's
+    /// task died.
+    async fn run_guest(
+        &self,
+        module: Arc<crate::registry::LoadedModule>,
+        request: AttemptRequest,
+    ) -> Option<AttemptReport> {
+        let engine = self.registry.engine().clone();
+        let attempt = async move { engine.run_attempt(&module.module, request).await };
+        match &self.guests {
+            Some(rt) => match rt.spawn(attempt).await {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    tracing::error!("attempt task ended abnormally: {e}");
+                    None
+                }
+            },
+            None => Some(attempt.await),
+        }
     }
 
     /// Moves a scheduled run to started for `task`'s attempt and builds the
