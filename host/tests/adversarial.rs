@@ -553,21 +553,19 @@ fn a_hostile_tenant_neither_crashes_the_server_nor_slows_another() {
     });
 
     // B's p99 schedule-to-start under attack: within 2x of B alone, or
-    // 40 ms, whichever is larger. Times are whole milliseconds and B alone
-    // sees a p99 of 1 to 30 ms on a shared 2-core machine in a debug build,
-    // so 2x alone can be one timer tick. And CPU is shared cooperatively:
-    // guests yield to other tasks at every 5 ms epoch tick, so with A's four
-    // CPU-bound attempts on two worker threads each step of B's way (start
-    // committed, task dispatched, attempt started) may wait for two 5 ms
-    // slices: `wharf bench isolation` measures B's p50 at about 12 ms under
-    // such an attack. 40 ms still fails if B ever waits behind one of A's
-    // attempts (250 ms to 1 s each) or for one of A's slots. (p99 of 150
-    // samples is the second slowest: one stray spike does not decide.)
+    // 25 ms, whichever is larger. Times are whole milliseconds and B alone
+    // sees a p99 of 1 to 2 ms in a debug build, so 2x alone can be one timer
+    // tick. Attempts run on their own runtime at a lower priority than the
+    // dispatchers, so A's CPU-bound attempts (yielding every 1 ms epoch
+    // tick) delay B's dispatch by a few ms (6 to 19 ms observed).
+    // 25 ms fails if B ever waits behind one of A's attempts (250 ms to 1 s
+    // each) or for one of A's slots. (p99 of 150 samples is the second
+    // slowest: one stray spike does not decide.)
     let (p_alone, p_attacked) = (p99(&alone), p99(&attacked));
-    let bound = (2 * p_alone).max(40);
+    let bound = (2 * p_alone).max(25);
     rows.push(Row {
         case: format!("B: {n} echo at {rate}/s, p99 schedule-to-start"),
-        expected: format!("≤ max(2 × {p_alone}, 40) ms"),
+        expected: format!("≤ max(2 × {p_alone}, 25) ms"),
         observed: format!(
             "{p_attacked} ms (alone {p_alone} ms, max {} ms)",
             attacked.iter().max().unwrap_or(&0)
