@@ -44,21 +44,6 @@ impl ProcessCache {
             })
             .clone()
     }
-
-    /// Bytes held per scope, for describe output and tests.
-    pub fn usage(&self, namespace: &str) -> Vec<(String, usize, usize)> {
-        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = map
-            .iter()
-            .filter(|((ns, _), _)| ns == namespace)
-            .map(|((_, module), scope)| {
-                let lru = scope.lock();
-                (module.clone(), lru.entries.len(), lru.bytes)
-            })
-            .collect();
-        v.sort();
-        v
-    }
 }
 
 /// The cache of one namespace + module.
@@ -200,6 +185,7 @@ mod tests {
         assert!(cache.scope("other-ns", "m").get("k1").is_none());
         a.delete("k1");
         assert!(a.get("k1").is_none());
-        assert_eq!(cache.usage("ns")[0], ("m".to_owned(), 1, 12));
+        let lru = a.lock();
+        assert_eq!((lru.entries.len(), lru.bytes), (1, 12));
     }
 }

@@ -106,18 +106,14 @@ impl Level {
     fn push(&mut self, task: Task, front: bool) {
         let key = task.fairness_key.clone();
         let lane = self.lane(&task);
-        if lane.tasks.is_empty() {
-            let entry = (lane.pass, lane.seq, key);
-            if front {
-                lane.tasks.push_front(task);
-            } else {
-                lane.tasks.push_back(task);
-            }
-            self.order.insert(entry);
-        } else if front {
+        let entry = lane.tasks.is_empty().then_some((lane.pass, lane.seq, key));
+        if front {
             lane.tasks.push_front(task);
         } else {
             lane.tasks.push_back(task);
+        }
+        if let Some(entry) = entry {
+            self.order.insert(entry);
         }
         self.len += 1;
     }

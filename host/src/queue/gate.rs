@@ -178,7 +178,7 @@ impl Gates {
     }
 
     /// Takes a place in every gate of `task`, or parks the task at the
-    /// first gate without room and returns `None`.
+    /// first gate without room (`Err`).
     pub(super) fn admit(
         self: &Arc<Self>,
         queue: &Arc<TaskQueue>,

@@ -94,21 +94,20 @@ impl HostSlots {
                 g.waiting.remove(&ns);
             }
             if let Some(tx) = next {
-                // A waiter that gave up hands the slot back through its drop.
                 let slot = HostSlot {
                     slots: Some(self.clone()),
                 };
                 drop(g);
-                if let Err(slot) = tx.send(slot) {
-                    drop(slot);
-                }
+                // A waiter that gave up returns the slot unsent; dropping it
+                // releases again, to the next waiter.
+                let _ = tx.send(slot);
                 return;
             }
         }
         g.free = (g.free + 1).min(g.capacity);
     }
 
-    /// Slots in use and attempts waiting per namespace, for metrics.
+    /// Slots in use, capacity and attempts waiting, for metrics.
     pub(crate) fn usage(&self) -> (usize, usize, usize) {
         let g = self.lock();
         let waiting = g.waiting.values().map(VecDeque::len).sum();

@@ -9,14 +9,15 @@ use crate::store::flow::LimitRow;
 impl Service {
     /// Sets (`Some`) or removes (`None`) the limit of `key`
     /// (`type:T`, `key:K` or `queue:Q/type:T`). Takes effect at once:
-    /// running attempts count, waiting ones go as places free.
+    /// running attempts count, waiting ones go as places free. Returns the
+    /// limit as recorded, `None` once removed.
     pub async fn set_limit(
         &self,
         ns: &str,
         key: &str,
         max_concurrent: Option<u32>,
         set_by: &str,
-    ) -> Result<LimitRow, ServiceError> {
+    ) -> Result<Option<LimitRow>, ServiceError> {
         let s = &self.shared;
         s.check_namespace(ns)?;
         let scope: Scope = key.parse().map_err(ServiceError::InvalidArgument)?;
@@ -41,7 +42,7 @@ impl Service {
             },
             max_concurrent,
         );
-        Ok(row)
+        Ok(max_concurrent.map(|_| row))
     }
 
     /// The namespace's limits with what runs and waits under each.

@@ -125,9 +125,6 @@ impl Default for ServiceConfig {
 /// Lowers the calling thread's priority by `nice` (Linux: priorities are per
 /// thread). A failure leaves the thread at normal priority.
 fn lower_thread_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread's own id; no memory
     // is shared with them.
@@ -418,7 +415,7 @@ impl Shared {
                 ),
             }
         }
-        for row in self.db.limits(None)? {
+        for row in self.db.limits()? {
             self.restore_limit(&row);
         }
         for row in self.db.queue_rates()? {

@@ -206,14 +206,13 @@ impl Db {
         .await
     }
 
-    /// Every concurrency limit, optionally of one namespace.
-    pub fn limits(&self, namespace: Option<&str>) -> Result<Vec<LimitRow>, StoreError> {
+    /// Every concurrency limit.
+    pub fn limits(&self) -> Result<Vec<LimitRow>, StoreError> {
         self.read(|c| {
             let mut s = c.prepare(
-                "SELECT namespace, key, max_concurrent, set_by, set_ms FROM concurrency_limits \
-                 WHERE ?1 IS NULL OR namespace=?1 ORDER BY namespace, key",
+                "SELECT namespace, key, max_concurrent, set_by, set_ms FROM concurrency_limits",
             )?;
-            let rows = s.query_map(params![namespace], |r| {
+            let rows = s.query_map([], |r| {
                 Ok(LimitRow {
                     namespace: r.get(0)?,
                     key: r.get(1)?,
