@@ -44,8 +44,10 @@ fn a_queue_rate_limit_spaces_dispatch() {
     }
     let starts: Vec<u64> = (0..n).map(|i| started_ms(&s, &format!("r{i}"))).collect();
     let span = starts.iter().max().unwrap() - starts.iter().min().unwrap();
-    // (45 - 5 burst) / 20 per second = 2 s at least, and not much more.
-    assert!((1950..3000).contains(&span), "dispatched over {span} ms");
+    // (45 - 5 burst) / 20 per second = 2 s at least; without a limit
+    // they would all start within a few ms. The upper bound only catches a
+    // limit far slower than asked (scheduling delay on a loaded machine).
+    assert!((1950..8000).contains(&span), "dispatched over {span} ms");
     let (_, q) = s.get("task-queues/q");
     assert_eq!(q["rate_limit"]["rate"], 20.0);
     assert_eq!(q["rate_limit"]["set_by"], "admin");

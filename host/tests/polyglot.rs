@@ -229,14 +229,21 @@ fn cancellation_is_seen_by_a_heartbeating_activity(l: Lang) {
     let r = run(
         &l.example("wordcount"),
         "wordcount",
-        &["--input", input, "--cancel-after", "250ms"],
+        &[
+            "--input",
+            input,
+            "--cancel-after",
+            "250ms",
+            "--cancel-grace",
+            "10s",
+        ],
     );
-    // Seen, not enforced: the grace period (1 s) is far from over.
+    // Seen, not enforced: the grace period (10 s) is far from over.
     assert_eq!(r.outcome(), "cancelled", "{}", r.json);
     let hb = r.json["heartbeats"].as_u64().unwrap_or(0);
     assert!((2..8).contains(&hb), "stopped after {hb} heartbeats");
     let took = Duration::from_micros(r.json["duration_us"].as_u64().unwrap_or(0));
-    assert!(took < Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 // ---- the sandbox grants nothing, whatever the runtime

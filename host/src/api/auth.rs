@@ -108,6 +108,44 @@ impl Auth {
     }
 }
 
+/// Dev mode answers only requests addressed to a loopback name or address.
+/// A web page can point a name it controls at 127.0.0.1 (DNS rebinding);
+/// the browser then sends that name as `Host`, and without this check the
+/// page would reach a developer's unauthenticated server.
+fn loopback_host(req: &Request) -> Result<(), ApiError> {
+    let Some(host) = req.headers().get(axum::http::header::HOST) else {
+        // Browsers always send Host; a client that does not is no web page.
+        return Ok(());
+    };
+    let host = host.to_str().unwrap_or("");
+    if is_loopback_authority(host) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden_host",
+        "this server is in dev mode (no --admin-token-file) and answers only requests \
+         addressed to localhost, 127.0.0.0/8 or [::1]",
+    ))
+}
+
+/// Whether a `Host` value (`name[:port]`) names the loopback interface.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        },
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn unauthorized(msg: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
 }
@@ -119,6 +157,11 @@ pub(crate) async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
+    if !app.auth.enabled() {
+        if let Err(e) = loopback_host(&req) {
+            return e.into_response();
+        }
+    }
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
         return next.run(req).await;
@@ -168,4 +211,38 @@ pub(crate) async fn authorize(
         .into_response();
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_authority;
+
+    #[test]
+    fn only_loopback_hosts_pass_in_dev_mode() {
+        for ok in [
+            "localhost",
+            "localhost:7070",
+            "LocalHost.",
+            "app.localhost:1",
+            "127.0.0.1:7070",
+            "127.1.2.3",
+            "[::1]:7070",
+            "[::1]",
+        ] {
+            assert!(is_loopback_authority(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example.com",
+            "evil.example.com:7070",
+            "localhost.evil.com",
+            "127.0.0.1.evil.com",
+            "10.0.0.1:7070",
+            "[::2]:7070",
+            "[::1]x",
+            "",
+            "0.0.0.0:7070",
+        ] {
+            assert!(!is_loopback_authority(bad), "{bad}");
+        }
+    }
 }

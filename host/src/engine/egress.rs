@@ -352,8 +352,10 @@ fn in_v4(a: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
     u32::from(a) & mask == u32::from(net) & mask
 }
 
-/// IPv4 addresses in IPv6 clothing (mapped `::ffff:a.b.c.d`, the NAT64
-/// prefix `64:ff9b::/96`) judged as the IPv4 address they reach.
+/// IPv4 addresses in IPv6 clothing judged as the IPv4 address they reach:
+/// mapped `::ffff:a.b.c.d`, translated `::ffff:0:a.b.c.d` (SIIT), the
+/// well-known NAT64 prefix `64:ff9b::/96` and 6to4 `2002:AABB:CCDD::/48`
+/// (whose relay delivers to the IPv4 host `A.B.C.D`).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -361,9 +363,13 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let o = v6.octets();
-                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            let o = v6.octets();
+            let last32 = || IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                return last32();
+            }
+            if s[0] == 0x2002 {
+                return IpAddr::V4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
             }
             IpAddr::V6(v6)
         }
@@ -406,6 +412,18 @@ fn non_public(ip: IpAddr) -> Option<&'static str> {
                 Some("unique-local")
             } else if first & 0xff00 == 0xff00 {
                 Some("multicast")
+            } else if a.segments()[..2] == [0x2001, 0] {
+                // Teredo tunnels to an IPv4 client behind a NAT chosen by
+                // the address's own bits; nothing public needs it.
+                Some("Teredo tunnel")
+            } else if a.segments()[..3] == [0x64, 0xff9b, 1] {
+                // Local-use NAT64 (RFC 8215) translates into the operator's
+                // own IPv4 network.
+                Some("local-use NAT64")
+            } else if a.segments()[..2] == [0x2001, 0xdb8] {
+                Some("documentation")
+            } else if a.segments()[..4] == [0x100, 0, 0, 0] {
+                Some("discard")
             } else if a.segments()[..6] == [0; 6] {
                 // IPv4-compatible `::a.b.c.d` (deprecated): judged as the IPv4.
                 let o = a.octets();
@@ -519,11 +537,30 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
             "::127.0.0.1",
+            // 6to4 of 127.0.0.1 and of 169.254.169.254
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            // Teredo (server 65.54.227.120, any client)
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            // local-use NAT64 and SIIT-translated forms of private addresses
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "2001:db8::1",
+            "100::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(r.check_ip("h", ip).is_err(), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "2606:2800:220:1::1", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "2002:5db8:d822::1",
+            "64:ff9b::808:808",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(r.check_ip("h", ip).is_ok(), "{ip} should be allowed");
         }
