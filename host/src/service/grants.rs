@@ -39,7 +39,7 @@ impl Var {
 }
 
 /// A variable as listed: its value only when asked for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VarView {
     /// Name.
     pub key: String,
@@ -53,7 +53,7 @@ pub struct VarView {
 }
 
 /// The egress policy as shown: the policy plus whether it denies all.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EgressView {
     /// True while no host is allowed (every request is denied).
     pub deny_all: bool,
