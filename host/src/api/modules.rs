@@ -33,7 +33,7 @@ fn valid_name(name: &str) -> bool {
     path = "/api/v1/namespaces/{ns}/modules",
     tag = "modules",
     params(NamespacePath, UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component, raw bytes"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component, raw bytes"),
     responses(
         (status = 201, description = "A new version", body = ModuleUploaded),
         (status = 200, description = "The namespace already has this content under the name", body = ModuleUploaded),

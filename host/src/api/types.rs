@@ -113,6 +113,40 @@ impl ToSchema for Payload {
     }
 }
 
+impl PartialSchema for crate::service::grants::EgressView {
+    /// The policy's fields plus `deny_all`, in one object: a derived
+    /// schema would be an `allOf` whose policy part forbids `deny_all`.
+    fn schema() -> RefOr<Schema> {
+        let mut schema = EgressPolicy::schema();
+        if let RefOr::T(Schema::Object(o)) = &mut schema {
+            o.additional_properties = None;
+            o.description = Some("The egress policy as shown.".into());
+            o.properties.insert(
+                "deny_all".into(),
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Boolean))
+                    .description(Some(
+                        "True while no host is allowed (every request is denied).",
+                    ))
+                    .into(),
+            );
+            o.required.push("deny_all".into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for crate::service::grants::EgressView {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        // The policy's schema refers to its limits by name.
+        <EgressPolicy as ToSchema>::schemas(schemas);
+        schemas.push((
+            crate::engine::EgressLimits::name().into_owned(),
+            crate::engine::EgressLimits::schema(),
+        ));
+    }
+}
+
 // ---- path parameters ----
 
 /// A namespace in the path.

@@ -53,7 +53,7 @@ pub struct VarView {
 }
 
 /// The egress policy as shown: the policy plus whether it denies all.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct EgressView {
     /// True while no host is allowed (every request is denied).
     pub deny_all: bool,
