@@ -1,20 +1,27 @@
 //! Activity endpoints: start, list, describe, result, cancel, and completion
 //! from outside (complete, fail, heartbeat by task token or activity id).
 
+use super::extract::{Path, Query};
+use super::types::{
+    ActivityList, ActivityPath, CompleteRequest, ErrorResponse, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, NamespacePath, ResultResponse, StartActivityRequest,
+};
 use super::{body, ApiError, AppState};
 use crate::payload::Payload;
 use crate::service::options::{duration, ActivityOptions};
-use crate::service::{Completion, StartRequest, Target};
+use crate::service::ActivityView;
+use crate::service::{Completion, StartRequest, Started, Target};
 use crate::store::activities::ActivityFilter;
 use crate::worker::Failure;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::time::Duration;
+use utoipa::IntoParams;
 
 fn json_limit(app: &AppState) -> usize {
     // Several arguments of up to the payload limit each, base64 inflated.
@@ -32,6 +39,22 @@ struct StartBody {
     options: Map<String, Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities",
+    tag = "activities",
+    params(NamespacePath),
+    request_body = StartActivityRequest,
+    responses(
+        (status = 201, description = "Started", body = Started),
+        (status = 200, description = "An activity with this id exists (its run is returned)", body = Started),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "An argument is over the payload limit", body = ErrorResponse),
+        (status = 429, description = "The namespace's start rate or open activities quota is exhausted", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn start(
     State(app): State<AppState>,
     Path(ns): Path<String>,
@@ -61,20 +84,37 @@ pub(super) async fn start(
     Ok((status, Json(started)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Only activities in this state (`scheduled`, `started`, `completed`,
+    /// `failed`, `cancelled`, `timed_out`).
     state: Option<String>,
+    /// Only activities of this type.
     #[serde(rename = "type")]
     activity_type: Option<String>,
+    /// Only activities on this task queue.
     task_queue: Option<String>,
+    /// Most activities listed: default 100, at most 1000.
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/activities",
+    tag = "activities",
+    params(NamespacePath, ListQuery),
+    responses(
+        (status = 200, description = "Activities, newest first", body = ActivityList),
+        (status = 400, description = "Invalid query", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn list(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActivityList>, ApiError> {
     let filter = ActivityFilter {
         state: q.state,
         activity_type: q.activity_type,
@@ -82,116 +122,147 @@ pub(super) async fn list(
         limit: q.limit.unwrap_or(100).min(1000),
     };
     let list = app.service.list(&ns, &filter)?;
-    Ok(Json(json!({ "activities": list })))
+    Ok(Json(ActivityList { activities: list }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/activities/{id}",
+    tag = "activities",
+    params(ActivityPath),
+    responses(
+        (status = 200, description = "The activity's newest run with its attempts", body = ActivityView),
+        (status = 400, description = "Invalid activity id", body = ErrorResponse),
+        (status = 404, description = "No such namespace or activity", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn describe(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.service.describe(&ns, &id)?)))
+) -> Result<Json<ActivityView>, ApiError> {
+    Ok(Json(app.service.describe(&ns, &id)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ResultQuery {
+    /// Long poll: wait up to this long (at most 60s) for the activity to
+    /// close; a humantime string or milliseconds.
     #[serde(default, with = "duration::option")]
+    #[param(value_type = Option<String>)]
     wait: Option<Duration>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/activities/{id}/result",
+    tag = "activities",
+    params(ActivityPath, ResultQuery),
+    responses(
+        (status = 200, description = "The result once closed, else the state", body = ResultResponse),
+        (status = 400, description = "Invalid wait or activity id", body = ErrorResponse),
+        (status = 404, description = "No such namespace or activity", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn result(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
     Query(q): Query<ResultQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ResultResponse>, ApiError> {
     let wait = q.wait.unwrap_or_default().min(Duration::from_secs(60));
     let view = app.service.result(&ns, &id, wait).await?;
     let closed = view.closed_ms.is_some();
-    Ok(Json(json!({
-        "closed": closed,
-        "state": view.state,
-        "result": view.result,
-        "result_payload": view.result_payload,
-        "failure": view.last_failure.as_ref().filter(|_| closed),
-        "attempt": view.attempt,
-    })))
+    Ok(Json(ResultResponse {
+        closed,
+        state: view.state,
+        result: view.result,
+        result_payload: view.result_payload,
+        failure: view.last_failure.filter(|_| closed),
+        attempt: view.attempt,
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities/{id}/cancel",
+    tag = "activities",
+    params(ActivityPath),
+    responses(
+        (status = 200, description = "Cancellation requested (or the activity was already cancelled)", body = ActivityView),
+        (status = 400, description = "Invalid activity id", body = ErrorResponse),
+        (status = 404, description = "No such namespace or activity", body = ErrorResponse),
+        (status = 409, description = "The activity is closed", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn cancel(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.service.cancel(&ns, &id).await?)))
+) -> Result<Json<ActivityView>, ApiError> {
+    Ok(Json(app.service.cancel(&ns, &id).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Addressed<T> {
-    task_token: Option<String>,
-    activity_id: Option<String>,
-    #[serde(flatten)]
-    rest: T,
-}
-
-impl<T> Addressed<T> {
-    fn target(&self) -> Result<Target, ApiError> {
-        match (&self.task_token, &self.activity_id) {
-            (Some(t), None) => Ok(Target::Token(t.clone())),
-            (None, Some(id)) => Ok(Target::Id(id.clone())),
-            _ => Err(ApiError::bad_request(
-                "give exactly one of task_token or activity_id",
-            )),
-        }
+/// The attempt a completion addresses: by task token or by activity id.
+fn target(task_token: Option<String>, activity_id: Option<String>) -> Result<Target, ApiError> {
+    match (task_token, activity_id) {
+        (Some(t), None) => Ok(Target::Token(t)),
+        (None, Some(id)) => Ok(Target::Id(id)),
+        _ => Err(ApiError::bad_request(
+            "give exactly one of task_token or activity_id",
+        )),
     }
 }
 
-#[derive(Deserialize)]
-struct CompleteBody {
-    #[serde(default)]
-    result: Value,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities/complete",
+    tag = "activities",
+    params(NamespacePath),
+    request_body = CompleteRequest,
+    responses(
+        (status = 200, description = "Completed", body = ActivityView),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
+        (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
+        (status = 413, description = "The result is over the payload limit", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn complete(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
-    let b: Addressed<CompleteBody> = body::json(req, json_limit(&app)).await?;
-    let completion = Completion::Completed(Payload::from_user_json(b.rest.result.clone()));
-    Ok(Json(json!(
-        app.service.complete(&ns, b.target()?, completion).await?
-    )))
+) -> Result<Json<ActivityView>, ApiError> {
+    let b: CompleteRequest = body::json(req, json_limit(&app)).await?;
+    let target = target(b.task_token, b.activity_id)?;
+    let completion = Completion::Completed(Payload::from_user_json(b.result));
+    Ok(Json(app.service.complete(&ns, target, completion).await?))
 }
 
-#[derive(Deserialize)]
-struct FailBody {
-    #[serde(default)]
-    error: Option<ErrorBody>,
-    #[serde(default)]
-    cancelled: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ErrorBody {
-    message: String,
-    #[serde(default, rename = "type")]
-    error_type: Option<String>,
-    #[serde(default)]
-    non_retryable: bool,
-    #[serde(default)]
-    details: Vec<Value>,
-    #[serde(default, with = "duration::option")]
-    next_retry_delay: Option<Duration>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities/fail",
+    tag = "activities",
+    params(NamespacePath),
+    request_body = FailRequest,
+    responses(
+        (status = 200, description = "Failed (retried per the policy) or cancelled", body = ActivityView),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
+        (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
+        (status = 413, description = "The details are over the payload limit", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn fail(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
-    let b: Addressed<FailBody> = body::json(req, json_limit(&app)).await?;
-    let target = b.target()?;
-    let completion = match (b.rest.cancelled, b.rest.error) {
+) -> Result<Json<ActivityView>, ApiError> {
+    let b: FailRequest = body::json(req, json_limit(&app)).await?;
+    let target = target(b.task_token, b.activity_id)?;
+    let completion = match (b.cancelled, b.error) {
         (true, None) => Completion::Cancelled,
         (false, Some(e)) => Completion::Failed(Failure {
             error_type: e.error_type.unwrap_or_else(|| "Error".into()),
@@ -207,30 +278,31 @@ pub(super) async fn fail(
             ))
         }
     };
-    Ok(Json(json!(
-        app.service.complete(&ns, target, completion).await?
-    )))
+    Ok(Json(app.service.complete(&ns, target, completion).await?))
 }
 
-#[derive(Deserialize)]
-struct HeartbeatBody {
-    #[serde(default)]
-    details: Vec<Value>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities/heartbeat",
+    tag = "activities",
+    params(NamespacePath),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "Recorded; says whether cancellation was requested", body = HeartbeatResponse),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
+        (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
+        (status = 413, description = "The details are over the heartbeat limit", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn heartbeat(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
-    let b: Addressed<HeartbeatBody> = body::json(req, json_limit(&app)).await?;
-    let details = b
-        .rest
-        .details
-        .iter()
-        .cloned()
-        .map(Payload::from_user_json)
-        .collect();
-    let cancel_requested = app.service.heartbeat(&ns, b.target()?, details)?;
-    Ok(Json(json!({ "cancel_requested": cancel_requested })))
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let b: HeartbeatRequest = body::json(req, json_limit(&app)).await?;
+    let target = target(b.task_token, b.activity_id)?;
+    let details = b.details.into_iter().map(Payload::from_user_json).collect();
+    let cancel_requested = app.service.heartbeat(&ns, target, details)?;
+    Ok(Json(HeartbeatResponse { cancel_requested }))
 }

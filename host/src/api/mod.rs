@@ -9,9 +9,12 @@ mod activities;
 pub mod auth;
 mod body;
 mod error;
+mod extract;
 mod modules;
 mod namespaces;
+pub mod openapi;
 mod queues;
+pub mod types;
 
 pub use auth::Auth;
 pub use error::ApiError;
@@ -20,10 +23,11 @@ use crate::metrics;
 use crate::service::tenant::UsageView;
 use crate::service::Service;
 use axum::extract::State;
-use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Limits of request bodies.
 #[derive(Clone, Copy, Debug)]
@@ -47,85 +51,57 @@ pub(crate) struct AppState {
     pub(crate) auth: Arc<Auth>,
 }
 
+/// Every operation behind authentication. Each `routes!` call mounts the
+/// handlers of one path and adds their `#[utoipa::path]` description to
+/// the document, so a route cannot exist without being documented.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(namespaces::create, namespaces::list))
+        .routes(routes!(
+            namespaces::describe,
+            namespaces::update,
+            namespaces::delete
+        ))
+        .routes(routes!(namespaces::create_token, namespaces::list_tokens))
+        .routes(routes!(namespaces::revoke_token))
+        .routes(routes!(namespaces::list_config))
+        .routes(routes!(namespaces::set_config, namespaces::delete_config))
+        .routes(routes!(modules::upload, modules::list))
+        .routes(routes!(queues::describe, queues::config))
+        .routes(routes!(queues::deploy))
+        .routes(routes!(queues::rollback))
+        .routes(routes!(queues::limits, queues::set_limit))
+        .routes(routes!(activities::start, activities::list))
+        .routes(routes!(activities::complete))
+        .routes(routes!(activities::fail))
+        .routes(routes!(activities::heartbeat))
+        .routes(routes!(activities::describe))
+        .routes(routes!(activities::result))
+        .routes(routes!(activities::cancel))
+}
+
+/// Operations open to anyone: the document itself.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi::serve))
+}
+
+/// The OpenAPI document of every operation the router serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = routes().merge(public_routes()).into_openapi();
+    openapi::finish(&mut doc);
+    doc
+}
+
 /// Builds the router over a running service.
 pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
-    let ns = "/api/v1/namespaces/{ns}";
     let state = AppState {
         service,
         limits,
         auth,
     };
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .route(
-            "/api/v1/namespaces",
-            post(namespaces::create).get(namespaces::list),
-        )
-        .route(
-            ns,
-            get(namespaces::describe)
-                .patch(namespaces::update)
-                .delete(namespaces::delete),
-        )
-        .route(
-            &format!("{ns}/tokens"),
-            post(namespaces::create_token).get(namespaces::list_tokens),
-        )
-        .route(
-            &format!("{ns}/tokens/{{id}}"),
-            delete(namespaces::revoke_token),
-        )
-        .route(&format!("{ns}/config"), get(namespaces::list_config))
-        .route(
-            &format!("{ns}/config/{{key}}"),
-            put(namespaces::set_config).delete(namespaces::delete_config),
-        )
-        .route(
-            &format!("{ns}/modules"),
-            post(modules::upload).get(modules::list),
-        )
-        .route(
-            &format!("{ns}/task-queues/{{queue}}"),
-            get(queues::describe).put(queues::config),
-        )
-        .route(
-            &format!("{ns}/task-queues/{{queue}}/deployment"),
-            put(queues::deploy),
-        )
-        .route(
-            &format!("{ns}/task-queues/{{queue}}/rollback"),
-            post(queues::rollback),
-        )
-        .route(
-            &format!("{ns}/concurrency-limits"),
-            get(queues::limits).put(queues::set_limit),
-        )
-        .route(
-            &format!("{ns}/activities"),
-            post(activities::start).get(activities::list),
-        )
-        .route(
-            &format!("{ns}/activities/complete"),
-            post(activities::complete),
-        )
-        .route(&format!("{ns}/activities/fail"), post(activities::fail))
-        .route(
-            &format!("{ns}/activities/heartbeat"),
-            post(activities::heartbeat),
-        )
-        .route(
-            &format!("{ns}/activities/{{id}}"),
-            get(activities::describe),
-        )
-        .route(
-            &format!("{ns}/activities/{{id}}/result"),
-            get(activities::result),
-        )
-        .route(
-            &format!("{ns}/activities/{{id}}/cancel"),
-            post(activities::cancel),
-        )
+    let (router, _) = routes()
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         // Bodies are read by our own extractor, which applies its own limits.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -133,12 +109,39 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
             state.clone(),
             auth::authorize,
         ))
+        .merge(public_routes())
+        .split_for_parts();
+    router
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
         .with_state(state)
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "host",
+    security(()),
+    responses((status = 200, description = "The server is up", content_type = "text/plain", body = String)),
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
 }
 
 /// Reads one counter of a namespace's usage.
 type UsageField = fn(&UsageView) -> u64;
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "host",
+    responses((status = 200, description = "Counters, gauges and histograms in Prometheus text form", content_type = "text/plain", body = String)),
+)]
 async fn metrics(State(app): State<AppState>) -> String {
     let c = app.service.counters();
     let mut out = String::new();

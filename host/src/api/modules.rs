@@ -1,17 +1,22 @@
 //! Module endpoints: upload (raw component bytes) and list.
 
+use super::extract::{Path, Query};
+use super::types::{ErrorResponse, ModuleList, ModuleUploaded, NamespacePath};
 use super::{body, ApiError, AppState};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UploadQuery {
+    /// Module name (required): 1-100 letters, digits, `-`, `_` and `.`.
+    #[param(required = true, max_length = 100)]
     name: Option<String>,
 }
 
@@ -23,6 +28,23 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/modules",
+    tag = "modules",
+    params(NamespacePath, UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component, raw bytes"),
+    responses(
+        (status = 201, description = "A new version", body = ModuleUploaded),
+        (status = 200, description = "The namespace already has this content under the name", body = ModuleUploaded),
+        (status = 400, description = "Missing or invalid name", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "Larger than the namespace's or the host's module limit", body = ErrorResponse),
+        (status = 422, description = "Not a component of the wharf:activity world", body = ErrorResponse),
+        (status = 429, description = "The namespace's module quota is reached", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn upload(
     State(app): State<AppState>,
     Path(ns): Path<String>,
@@ -60,7 +82,10 @@ pub(super) async fn upload(
         return match existing {
             Some(record) => Ok((
                 StatusCode::OK,
-                Json(json!({ "created": false, "module": record })),
+                Json(ModuleUploaded {
+                    created: false,
+                    module: record,
+                }),
             )
                 .into_response()),
             None => Err(crate::service::ServiceError::QuotaExceeded(format!(
@@ -81,20 +106,33 @@ pub(super) async fn upload(
     };
     Ok((
         status,
-        Json(json!({ "created": created, "module": record })),
+        Json(ModuleUploaded {
+            created,
+            module: record,
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/modules",
+    tag = "modules",
+    params(NamespacePath),
+    responses(
+        (status = 200, description = "The namespace's module versions", body = ModuleList),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn list(
     State(app): State<AppState>,
     Path(ns): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ModuleList>, ApiError> {
     app.service.check_namespace(&ns)?;
     let modules = app
         .service
         .db()
         .list_modules(&ns)
         .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(json!({ "modules": modules })))
+    Ok(Json(ModuleList { modules }))
 }

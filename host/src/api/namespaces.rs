@@ -4,27 +4,39 @@
 //! deleted).
 
 use super::auth::{hash, new_secret};
+use super::extract::{Path, Query};
+use super::types::{
+    ConfigList, ConfigPath, CreateNamespaceRequest as CreateBody, ErrorResponse, NamespaceDeleted,
+    NamespaceList, NamespacePath, NamespaceResponse, SetVarRequest as SetVarBody, TokenCreated,
+    TokenList, TokenPath, TokenRevoked, UpdateNamespaceRequest, VarDeleted, VarResponse,
+};
 use super::{body, ApiError, AppState};
 use crate::engine::EgressPolicy;
 use crate::service::tenant::Quotas;
 use crate::service::ServiceError;
 use crate::store::tenancy::TokenRow;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::IntoParams;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    name: String,
-    #[serde(default)]
-    quotas: Option<Value>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces",
+    tag = "namespaces",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created", body = NamespaceResponse),
+        (status = 400, description = "Invalid name or quotas", body = ErrorResponse),
+        (status = 409, description = "The namespace exists", body = ErrorResponse),
+        (status = 413, description = "Request body too large", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn create(State(app): State<AppState>, req: Body) -> Result<Response, ApiError> {
     let b: CreateBody = body::json(req, 64 << 10).await?;
     let quotas: Quotas = match b.quotas {
@@ -33,27 +45,63 @@ pub(super) async fn create(State(app): State<AppState>, req: Body) -> Result<Res
         None => Quotas::default(),
     };
     let ns = app.service.create_namespace(&b.name, quotas).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "namespace": ns }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(NamespaceResponse { namespace: ns }),
+    )
+        .into_response())
 }
 
-pub(super) async fn list(State(app): State<AppState>) -> Json<Value> {
-    Json(json!({ "namespaces": app.service.list_namespaces() }))
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces",
+    tag = "namespaces",
+    responses((status = 200, description = "Every namespace", body = NamespaceList)),
+)]
+pub(super) async fn list(State(app): State<AppState>) -> Json<NamespaceList> {
+    Json(NamespaceList {
+        namespaces: app.service.list_namespaces(),
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}",
+    tag = "namespaces",
+    params(NamespacePath),
+    responses(
+        (status = 200, description = "Quotas, usage, egress policy, configuration names", body = NamespaceResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn describe(
     State(app): State<AppState>,
     Path(ns): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "namespace": app.service.describe_namespace(&ns)? }),
-    ))
+) -> Result<Json<NamespaceResponse>, ApiError> {
+    Ok(Json(NamespaceResponse {
+        namespace: app.service.describe_namespace(&ns)?,
+    }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/namespaces/{ns}",
+    tag = "namespaces",
+    params(NamespacePath),
+    request_body = UpdateNamespaceRequest,
+    responses(
+        (status = 200, description = "The namespace as changed", body = NamespaceResponse),
+        (status = 400, description = "Invalid quotas or egress policy", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "Request body too large", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn update(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NamespaceResponse>, ApiError> {
     let b: Value = body::json(req, 64 << 10).await?;
     // `{"quotas": {...}, "egress": {...}}`, either part optional; a bare
     // object is a quota patch.
@@ -89,25 +137,51 @@ pub(super) async fn update(
         Some(v) => v,
         None => app.service.describe_namespace(&ns)?,
     };
-    Ok(Json(json!({ "namespace": view })))
+    Ok(Json(NamespaceResponse { namespace: view }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DeleteQuery {
+    /// Delete even with open activities (they are dropped).
     #[serde(default)]
     force: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}",
+    tag = "namespaces",
+    params(NamespacePath, DeleteQuery),
+    responses(
+        (status = 200, description = "Deleted", body = NamespaceDeleted),
+        (status = 400, description = "Invalid query", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 409, description = "The namespace has open activities (use force)", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn delete(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     Query(q): Query<DeleteQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NamespaceDeleted>, ApiError> {
     app.service.delete_namespace(&ns, q.force).await?;
     app.auth.remove(&ns, None);
-    Ok(Json(json!({ "deleted": ns })))
+    Ok(Json(NamespaceDeleted { deleted: ns }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/tokens",
+    tag = "namespaces",
+    params(NamespacePath),
+    responses(
+        (status = 201, description = "A new token, shown once", body = TokenCreated),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn create_token(
     State(app): State<AppState>,
     Path(ns): Path<String>,
@@ -130,20 +204,30 @@ pub(super) async fn create_token(
     app.auth.add(row.sha256, id.clone(), ns.clone());
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": id,
-            "namespace": ns,
-            "token": token,
-            "note": "the token is shown once; only its hash is kept",
-        })),
+        Json(TokenCreated {
+            id,
+            namespace: ns,
+            token,
+            note: "the token is shown once; only its hash is kept".to_owned(),
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/tokens",
+    tag = "namespaces",
+    params(NamespacePath),
+    responses(
+        (status = 200, description = "The namespace's tokens, without secrets", body = TokenList),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn list_tokens(
     State(app): State<AppState>,
     Path(ns): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     app.service.check_namespace(&ns)?;
     let tokens: Vec<TokenRow> = app
         .service
@@ -153,13 +237,25 @@ pub(super) async fn list_tokens(
         .into_iter()
         .filter(|t| t.namespace == ns)
         .collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/tokens/{id}",
+    tag = "namespaces",
+    params(TokenPath),
+    responses(
+        (status = 200, description = "Revoked", body = TokenRevoked),
+        (status = 400, description = "Invalid token id", body = ErrorResponse),
+        (status = 404, description = "No such namespace or live token", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn revoke_token(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenRevoked>, ApiError> {
     app.service.check_namespace(&ns)?;
     if !app
         .service
@@ -173,53 +269,82 @@ pub(super) async fn revoke_token(
         )));
     }
     app.auth.remove(&ns, Some(&id));
-    Ok(Json(json!({ "revoked": id })))
+    Ok(Json(TokenRevoked { revoked: id }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ConfigQuery {
     /// Show the values too.
     #[serde(default)]
     values: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/config",
+    tag = "namespaces",
+    params(NamespacePath, ConfigQuery),
+    responses(
+        (status = 200, description = "Variables with their grants; values only when asked for", body = ConfigList),
+        (status = 400, description = "Invalid query", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn list_config(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     Query(q): Query<ConfigQuery>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "config": app.service.list_vars(&ns, q.values)? }),
-    ))
+) -> Result<Json<ConfigList>, ApiError> {
+    Ok(Json(ConfigList {
+        config: app.service.list_vars(&ns, q.values)?,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetVarBody {
-    value: String,
-    /// Modules that may read the variable (`*`: all of the namespace's).
-    #[serde(default)]
-    grants: Vec<String>,
-}
-
+#[utoipa::path(
+    put,
+    path = "/api/v1/namespaces/{ns}/config/{key}",
+    tag = "namespaces",
+    params(ConfigPath),
+    request_body = SetVarBody,
+    responses(
+        (status = 200, description = "Set", body = VarResponse),
+        (status = 400, description = "Invalid name, value or grants", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "Request body too large", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn set_config(
     State(app): State<AppState>,
     Path((ns, key)): Path<(String, String)>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VarResponse>, ApiError> {
     let b: SetVarBody = body::json(req, 128 << 10).await?;
-    let var = app.service.set_var(&ns, &key, b.value, b.grants).await?;
-    Ok(Json(json!({ "variable": var })))
+    let variable = app.service.set_var(&ns, &key, b.value, b.grants).await?;
+    Ok(Json(VarResponse { variable }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/config/{key}",
+    tag = "namespaces",
+    params(ConfigPath),
+    responses(
+        (status = 200, description = "Deleted", body = VarDeleted),
+        (status = 400, description = "Invalid name", body = ErrorResponse),
+        (status = 404, description = "No such namespace or variable", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn delete_config(
     State(app): State<AppState>,
     Path((ns, key)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VarDeleted>, ApiError> {
     if !app.service.delete_var(&ns, &key).await? {
         return Err(ApiError::not_found(format!(
             "no variable {key:?} in namespace {ns:?}"
         )));
     }
-    Ok(Json(json!({ "deleted": key })))
+    Ok(Json(VarDeleted { deleted: key }))
 }

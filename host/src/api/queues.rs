@@ -1,36 +1,58 @@
 //! Task queue endpoints: describe, rate, deployment and rollback; and the
 //! namespace's concurrency limits.
 
+use super::extract::Path;
+use super::types::{
+    DeployRequest as DeployBody, DeploymentResponse, ErrorResponse, LimitList, LimitResponse,
+    NamespacePath, QueueConfigRequest as ConfigBody, QueuePath, RateLimitResponse,
+    SetLimitRequest as LimitBody,
+};
 use super::{body, ApiError, AppState};
 use crate::service::DeployRequest;
+use crate::service::QueueView;
 use axum::body::Body;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/task-queues/{queue}",
+    tag = "task-queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "Backlog, running attempts, rates, deployment", body = QueueView),
+        (status = 400, description = "Invalid queue name", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn describe(
     State(app): State<AppState>,
     Path((ns, queue)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.service.describe_queue(&ns, &queue)?)))
+) -> Result<Json<QueueView>, ApiError> {
+    Ok(Json(app.service.describe_queue(&ns, &queue)?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployBody {
-    module: String,
-    version: Option<u32>,
-    max_concurrent: Option<u32>,
-    /// Percent of activities the version takes during a rollout.
-    ramp_percent: Option<u8>,
-}
-
+#[utoipa::path(
+    put,
+    path = "/api/v1/namespaces/{ns}/task-queues/{queue}/deployment",
+    tag = "task-queues",
+    params(QueuePath),
+    request_body = DeployBody,
+    responses(
+        (status = 200, description = "The deployment now in force", body = DeploymentResponse),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace or module version", body = ErrorResponse),
+        (status = 409, description = "A rollout is in progress that this would not continue", body = ErrorResponse),
+        (status = 413, description = "Request body too large", body = ErrorResponse),
+        (status = 422, description = "The module cannot be loaded", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn deploy(
     State(app): State<AppState>,
     Path((ns, queue)): Path<(String, String)>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeploymentResponse>, ApiError> {
     let b: DeployBody = body::json(req, 64 << 10).await?;
     let req = DeployRequest {
         module: b.module,
@@ -38,46 +60,77 @@ pub(super) async fn deploy(
         max_concurrent: b.max_concurrent,
         ramp_percent: b.ramp_percent,
     };
-    let row = app.service.deploy(&ns, &queue, req).await?;
-    Ok(Json(json!({ "deployment": row })))
+    let deployment = app.service.deploy(&ns, &queue, req).await?;
+    Ok(Json(DeploymentResponse { deployment }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/task-queues/{queue}/rollback",
+    tag = "task-queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The deployment restored", body = DeploymentResponse),
+        (status = 400, description = "Invalid queue name", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 409, description = "Nothing to roll back to", body = ErrorResponse),
+        (status = 422, description = "The earlier module cannot be loaded", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn rollback(
     State(app): State<AppState>,
     Path((ns, queue)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let row = app.service.rollback(&ns, &queue).await?;
-    Ok(Json(json!({ "deployment": row })))
+) -> Result<Json<DeploymentResponse>, ApiError> {
+    let deployment = app.service.rollback(&ns, &queue).await?;
+    Ok(Json(DeploymentResponse { deployment }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}/concurrency-limits",
+    tag = "task-queues",
+    params(NamespacePath),
+    responses(
+        (status = 200, description = "The limits with their current use", body = LimitList),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn limits(
     State(app): State<AppState>,
     Path(ns): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "limits": app.service.limits(&ns)? })))
+) -> Result<Json<LimitList>, ApiError> {
+    Ok(Json(LimitList {
+        limits: app.service.limits(&ns)?,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitBody {
-    /// `type:T`, `key:K` or `queue:Q/type:T`.
-    key: String,
-    /// Most attempts at once; null removes the limit.
-    max_concurrent: Option<u32>,
-}
-
+#[utoipa::path(
+    put,
+    path = "/api/v1/namespaces/{ns}/concurrency-limits",
+    tag = "task-queues",
+    params(NamespacePath),
+    request_body = LimitBody,
+    responses(
+        (status = 200, description = "The limit as set (null once removed)", body = LimitResponse),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "Request body too large", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn set_limit(
     State(app): State<AppState>,
     Path(ns): Path<String>,
     principal: Option<Extension<super::auth::Principal>>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LimitResponse>, ApiError> {
     let b: LimitBody = body::json(req, 64 << 10).await?;
-    let row = app
+    let limit = app
         .service
         .set_limit(&ns, &b.key, b.max_concurrent, &who(principal))
         .await?;
-    Ok(Json(json!({ "limit": row })))
+    Ok(Json(LimitResponse { limit }))
 }
 
 /// Who made a change, for describe output.
@@ -88,24 +141,30 @@ fn who(principal: Option<Extension<super::auth::Principal>>) -> String {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigBody {
-    /// Tasks/s; 0 pauses; null clears.
-    rate: Option<f64>,
-    burst: Option<f64>,
-}
-
+#[utoipa::path(
+    put,
+    path = "/api/v1/namespaces/{ns}/task-queues/{queue}",
+    tag = "task-queues",
+    params(QueuePath),
+    request_body = ConfigBody,
+    responses(
+        (status = 200, description = "The rate limit now in force", body = RateLimitResponse),
+        (status = 400, description = "Invalid request", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "Request body too large", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
 pub(super) async fn config(
     State(app): State<AppState>,
     Path((ns, queue)): Path<(String, String)>,
     principal: Option<Extension<super::auth::Principal>>,
     req: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RateLimitResponse>, ApiError> {
     let b: ConfigBody = body::json(req, 64 << 10).await?;
-    let rate = app
+    let rate_limit = app
         .service
         .set_queue_rate(&ns, &queue, b.rate, b.burst, &who(principal))
         .await?;
-    Ok(Json(json!({ "rate_limit": rate })))
+    Ok(Json(RateLimitResponse { rate_limit }))
 }

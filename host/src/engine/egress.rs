@@ -20,6 +20,7 @@ use std::time::Duration;
 /// (no hosts) denies every request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct EgressPolicy {
     /// Hosts requests may go to: `https://api.example.com`, `*.example.com`,
     /// `http://127.0.0.1:8080`, `example.com:*`, `*` (any host). Without a
@@ -42,6 +43,7 @@ pub struct EgressPolicy {
 /// Limits of outbound requests; defaults suit an untrusted tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct EgressLimits {
     /// Requests one attempt may send (each redirect hop is one).
     pub max_requests_per_attempt: u32,

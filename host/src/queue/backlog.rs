@@ -47,7 +47,7 @@ struct Lane {
 }
 
 /// Backlog of one priority, for describe output.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PriorityBacklog {
     /// Priority, 1 (highest) to 5.
     pub priority: u8,
@@ -62,7 +62,7 @@ pub struct PriorityBacklog {
 }
 
 /// Backlog of one fairness key within a priority.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyBacklog {
     /// The key (empty for tasks started without one).
     pub key: String,

@@ -81,6 +81,7 @@ pub enum RegistryError {
 /// How a module was made ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum LoadSource {
     /// Compiled from the component bytes (then cached).
     Compiled,

@@ -39,7 +39,7 @@ impl Var {
 }
 
 /// A variable as listed: its value only when asked for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VarView {
     /// Name.
     pub key: String,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// A task queue as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueueView {
     /// Namespace.
     pub namespace: String,
@@ -39,7 +39,7 @@ pub struct QueueView {
 }
 
 /// A gradual rollout, for describe output.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rollout {
     /// The version being rolled out, as `name@version`.
     pub module: String,
@@ -48,7 +48,7 @@ pub struct Rollout {
 }
 
 /// How a deployed module was loaded, for describe output.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleLoad {
     /// Compiled, or mapped from the precompiled artifact.
     pub source: LoadSource,

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 /// only what it sets.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Quotas {
     /// Attempts of this namespace running at once; more wait in the backlog.
     pub max_concurrent_attempts: u32,
@@ -174,7 +175,7 @@ impl Tenant {
 }
 
 /// A namespace as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NamespaceView {
     /// Name.
     pub name: String,
@@ -195,7 +196,7 @@ pub struct NamespaceView {
 }
 
 /// Usage counters.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     /// Attempts run.
     pub attempts: u64,

@@ -17,6 +17,7 @@ pub const LOG_TAIL_BYTES: usize = 4096;
 /// Which limit ended an activity or attempt by time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum TimeoutType {
     /// One attempt ran too long.
     StartToClose,
@@ -29,7 +30,7 @@ pub enum TimeoutType {
 }
 
 /// A failure as recorded and reported: application error or host failure.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     /// Failure type; application errors keep theirs.
     #[serde(rename = "type")]
