@@ -520,6 +520,13 @@ fn dev_mode_refuses_requests_addressed_to_other_hosts() {
         let e: Value = r.json().unwrap();
         assert_eq!(e["error"]["code"], "forbidden_host", "{e}");
     }
+    // The public document too.
+    let doc = http
+        .get(format!("{}/api/v1/openapi.json", s.base))
+        .header("Host", "rebound.example.com")
+        .send()
+        .expect("request");
+    assert_eq!(doc.status(), 403);
     for host in [
         format!("localhost:{port}"),
         format!("127.0.0.1:{port}"),

@@ -108,6 +108,21 @@ impl Auth {
     }
 }
 
+/// Middleware over every route, the public ones too: in dev mode, refuses
+/// requests not addressed to a loopback name (see [`loopback_host`]).
+pub(crate) async fn dev_mode_host(
+    State(app): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !app.auth.enabled() {
+        if let Err(e) = loopback_host(&req) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// Dev mode answers only requests addressed to a loopback name or address.
 /// A web page can point a name it controls at 127.0.0.1 (DNS rebinding);
 /// the browser then sends that name as `Host`, and without this check the
@@ -157,11 +172,6 @@ pub(crate) async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if !app.auth.enabled() {
-        if let Err(e) = loopback_host(&req) {
-            return e.into_response();
-        }
-    }
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
         return next.run(req).await;

@@ -119,6 +119,10 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::dev_mode_host,
+        ))
         .with_state(state)
 }
 
