@@ -3,13 +3,14 @@
 
 use super::{body, ApiError, AppState};
 use crate::payload::Payload;
+use crate::service::bounds;
 use crate::service::options::{duration, ActivityOptions};
 use crate::service::{Completion, StartRequest, Target};
 use crate::store::activities::ActivityFilter;
 use crate::worker::Failure;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -38,7 +39,7 @@ pub(super) async fn start(
     req: Body,
 ) -> Result<Response, ApiError> {
     let b: StartBody = body::json(req, json_limit(&app)).await?;
-    let options: ActivityOptions = serde_json::from_value(Value::Object(b.options))
+    let options = ActivityOptions::from_value(Value::Object(b.options))
         .map_err(|e| ApiError::bad_request(format!("invalid options: {e}")))?;
     let started = app
         .service
@@ -73,8 +74,9 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(app): State<AppState>,
     Path(ns): Path<String>,
-    Query(q): Query<ListQuery>,
+    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
+    let q: ListQuery = body::query(&uri)?;
     let filter = ActivityFilter {
         state: q.state,
         activity_type: q.activity_type,
@@ -101,9 +103,17 @@ pub(super) struct ResultQuery {
 pub(super) async fn result(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
-    Query(q): Query<ResultQuery>,
+    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let wait = q.wait.unwrap_or_default().min(Duration::from_secs(60));
+    let q: ResultQuery = body::query(&uri)?;
+    let wait = q.wait.unwrap_or_default();
+    if wait > bounds::MAX_RESULT_WAIT {
+        return Err(ApiError::bad_request(format!(
+            "wait is {}; it must be 0 to {}",
+            humantime::format_duration(wait),
+            humantime::format_duration(bounds::MAX_RESULT_WAIT)
+        )));
+    }
     let view = app.service.result(&ns, &id, wait).await?;
     let closed = view.closed_ms.is_some();
     Ok(Json(json!({
@@ -135,8 +145,14 @@ struct Addressed<T> {
 impl<T> Addressed<T> {
     fn target(&self) -> Result<Target, ApiError> {
         match (&self.task_token, &self.activity_id) {
-            (Some(t), None) => Ok(Target::Token(t.clone())),
-            (None, Some(id)) => Ok(Target::Id(id.clone())),
+            (Some(t), None) => {
+                bounds::id("task_token", t).map_err(ApiError::bad_request)?;
+                Ok(Target::Token(t.clone()))
+            }
+            (None, Some(id)) => {
+                bounds::id("activity_id", id).map_err(ApiError::bad_request)?;
+                Ok(Target::Id(id.clone()))
+            }
             _ => Err(ApiError::bad_request(
                 "give exactly one of task_token or activity_id",
             )),
@@ -189,16 +205,35 @@ pub(super) async fn fail(
     Path(ns): Path<String>,
     req: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let b: Addressed<FailBody> = body::json(req, json_limit(&app)).await?;
+    let raw: Value = body::json(req, json_limit(&app)).await?;
+    // Parsed apart first: through `flatten`, serde loses the path of a
+    // field inside `error`, and the message would not name it.
+    if let Some(e) = raw.get("error").filter(|e| !e.is_null()) {
+        serde_path_to_error::deserialize::<_, ErrorBody>(e).map_err(|e| {
+            ApiError::bad_request(format!(
+                "invalid JSON body: error.{}",
+                crate::service::options::path_error(&e)
+            ))
+        })?;
+    }
+    let b: Addressed<FailBody> = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let target = b.target()?;
     let completion = match (b.rest.cancelled, b.rest.error) {
         (true, None) => Completion::Cancelled,
         (false, Some(e)) => Completion::Failed(Failure {
-            error_type: e.error_type.unwrap_or_else(|| "Error".into()),
+            error_type: match e.error_type {
+                Some(t) => {
+                    bounds::id("error.type", &t).map_err(ApiError::bad_request)?;
+                    t
+                }
+                None => "Error".into(),
+            },
             message: e.message,
             non_retryable: e.non_retryable,
             details: e.details.into_iter().map(Payload::from_user_json).collect(),
-            next_retry_delay_ms: e.next_retry_delay.map(|d| d.as_millis() as u64),
+            // At most ten years (checked while parsing).
+            next_retry_delay_ms: e.next_retry_delay.map(bounds::millis),
             timeout_type: None,
         }),
         _ => {
@@ -231,6 +266,6 @@ pub(super) async fn heartbeat(
         .cloned()
         .map(Payload::from_user_json)
         .collect();
-    let cancel_requested = app.service.heartbeat(&ns, b.target()?, details)?;
+    let cancel_requested = app.service.heartbeat(&ns, b.target()?, details).await?;
     Ok(Json(json!({ "cancel_requested": cancel_requested })))
 }

@@ -20,6 +20,19 @@ pub(crate) async fn json<T: DeserializeOwned>(body: Body, limit: usize) -> Resul
     } else {
         &raw
     };
-    serde_json::from_slice(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON body: {}",
+            crate::service::options::path_error(&e)
+        ))
+    })
+}
+
+/// Parses a request's query string; errors are JSON like every other 400
+/// (axum's `Query` rejection is plain text).
+pub(crate) fn query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))
 }

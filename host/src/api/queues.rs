@@ -2,7 +2,7 @@
 //! namespace's concurrency limits.
 
 use super::{body, ApiError, AppState};
-use crate::service::DeployRequest;
+use crate::service::{bounds, DeployRequest};
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::Json;
@@ -13,6 +13,7 @@ pub(super) async fn describe(
     State(app): State<AppState>,
     Path((ns, queue)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    bounds::id("task_queue", &queue).map_err(ApiError::bad_request)?;
     Ok(Json(json!(app.service.describe_queue(&ns, &queue)?)))
 }
 
@@ -32,6 +33,15 @@ pub(super) async fn deploy(
     req: Body,
 ) -> Result<Json<Value>, ApiError> {
     let b: DeployBody = body::json(req, 64 << 10).await?;
+    let check = || {
+        bounds::id("task_queue", &queue)?;
+        bounds::id("module", &b.module)?;
+        match b.max_concurrent {
+            Some(n) => bounds::concurrent("max_concurrent", n),
+            None => Ok(()),
+        }
+    };
+    check().map_err(ApiError::bad_request)?;
     let req = DeployRequest {
         module: b.module,
         version: b.version,
@@ -73,6 +83,14 @@ pub(super) async fn set_limit(
     req: Body,
 ) -> Result<Json<Value>, ApiError> {
     let b: LimitBody = body::json(req, 64 << 10).await?;
+    let check = || {
+        bounds::id("key", &b.key)?;
+        match b.max_concurrent {
+            Some(n) => bounds::concurrent("max_concurrent", n),
+            None => Ok(()),
+        }
+    };
+    check().map_err(ApiError::bad_request)?;
     let row = app
         .service
         .set_limit(&ns, &b.key, b.max_concurrent, &who(principal))
