@@ -465,7 +465,7 @@ impl Shared {
     pub(super) fn restore_open(
         self: &Arc<Self>,
         open: Vec<(ActivityFixed, ActivityProgress)>,
-    ) -> (Vec<(i64, u32)>, Vec<(i64, String)>) {
+    ) -> Restored {
         let mut lost = Vec::new();
         let mut invalid = Vec::new();
         let mut ready = Vec::new();
@@ -588,6 +588,10 @@ impl Shared {
         }
     }
 }
+
+/// What recovery found: attempts that were running (run id, attempt), and
+/// runs whose stored state cannot be used (run id, why).
+type Restored = (Vec<(i64, u32)>, Vec<(i64, String)>);
 
 /// Failure type of an activity whose stored state could not be used after a
 /// restart (options that do not parse or are out of range, an unknown

@@ -141,7 +141,9 @@ pub fn fail_unreadable(
         format!("{col} = CASE WHEN typeof({col}) = 'integer' AND {col} BETWEEN 0 AND {max} THEN {col} ELSE 0 END")
     };
     let maybe = |col: &str| {
-        format!("{col} = CASE WHEN typeof({col}) = 'integer' AND {col} >= 0 THEN {col} ELSE NULL END")
+        format!(
+            "{col} = CASE WHEN typeof({col}) = 'integer' AND {col} >= 0 THEN {col} ELSE NULL END"
+        )
     };
     let text = |col: &str| format!("{col} = CAST({col} AS TEXT)");
     let sets = [
