@@ -8,6 +8,7 @@ use super::types::{
 };
 use super::{body, ApiError, AppState};
 use crate::payload::Payload;
+use crate::service::bounds;
 use crate::service::options::{duration, ActivityOptions};
 use crate::service::ActivityView;
 use crate::service::{Completion, StartRequest, Started, Target};
@@ -61,7 +62,7 @@ pub(super) async fn start(
     req: Body,
 ) -> Result<Response, ApiError> {
     let b: StartBody = body::json(req, json_limit(&app)).await?;
-    let options: ActivityOptions = serde_json::from_value(Value::Object(b.options))
+    let options = ActivityOptions::from_value(Value::Object(b.options))
         .map_err(|e| ApiError::bad_request(format!("invalid options: {e}")))?;
     let started = app
         .service
@@ -170,7 +171,14 @@ pub(super) async fn result(
     Path((ns, id)): Path<(String, String)>,
     Query(q): Query<ResultQuery>,
 ) -> Result<Json<ResultResponse>, ApiError> {
-    let wait = q.wait.unwrap_or_default().min(Duration::from_secs(60));
+    let wait = q.wait.unwrap_or_default();
+    if wait > bounds::MAX_RESULT_WAIT {
+        return Err(ApiError::bad_request(format!(
+            "wait is {}; it must be 0 to {}",
+            humantime::format_duration(wait),
+            humantime::format_duration(bounds::MAX_RESULT_WAIT)
+        )));
+    }
     let view = app.service.result(&ns, &id, wait).await?;
     let closed = view.closed_ms.is_some();
     Ok(Json(ResultResponse {
@@ -206,8 +214,14 @@ pub(super) async fn cancel(
 /// The attempt a completion addresses: by task token or by activity id.
 fn target(task_token: Option<String>, activity_id: Option<String>) -> Result<Target, ApiError> {
     match (task_token, activity_id) {
-        (Some(t), None) => Ok(Target::Token(t)),
-        (None, Some(id)) => Ok(Target::Id(id)),
+        (Some(t), None) => {
+            bounds::id("task_token", &t).map_err(ApiError::bad_request)?;
+            Ok(Target::Token(t))
+        }
+        (None, Some(id)) => {
+            bounds::id("activity_id", &id).map_err(ApiError::bad_request)?;
+            Ok(Target::Id(id))
+        }
         _ => Err(ApiError::bad_request(
             "give exactly one of task_token or activity_id",
         )),
@@ -265,11 +279,18 @@ pub(super) async fn fail(
     let completion = match (b.cancelled, b.error) {
         (true, None) => Completion::Cancelled,
         (false, Some(e)) => Completion::Failed(Failure {
-            error_type: e.error_type.unwrap_or_else(|| "Error".into()),
+            error_type: match e.error_type {
+                Some(t) => {
+                    bounds::id("error.type", &t).map_err(ApiError::bad_request)?;
+                    t
+                }
+                None => "Error".into(),
+            },
             message: e.message,
             non_retryable: e.non_retryable,
             details: e.details.into_iter().map(Payload::from_user_json).collect(),
-            next_retry_delay_ms: e.next_retry_delay.map(|d| d.as_millis() as u64),
+            // At most ten years (checked while parsing).
+            next_retry_delay_ms: e.next_retry_delay.map(bounds::millis),
             timeout_type: None,
         }),
         _ => {
@@ -303,6 +324,6 @@ pub(super) async fn heartbeat(
     let b: HeartbeatRequest = body::json(req, json_limit(&app)).await?;
     let target = target(b.task_token, b.activity_id)?;
     let details = b.details.into_iter().map(Payload::from_user_json).collect();
-    let cancel_requested = app.service.heartbeat(&ns, target, details)?;
+    let cancel_requested = app.service.heartbeat(&ns, target, details).await?;
     Ok(Json(HeartbeatResponse { cancel_requested }))
 }

@@ -20,6 +20,11 @@ pub(crate) async fn json<T: DeserializeOwned>(body: Body, limit: usize) -> Resul
     } else {
         &raw
     };
-    serde_json::from_slice(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON body: {}",
+            crate::service::options::path_error(&e)
+        ))
+    })
 }

@@ -76,9 +76,15 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
             }
             E::Registry(r) => r.into(),
+            // Nothing was changed (a failed write is undone): the request
+            // may be sent again once the database can write.
             E::Store(_) => {
                 tracing::error!("{message}");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("the database cannot record this now ({message}); nothing was changed, retry later"),
+                )
             }
         }
     }

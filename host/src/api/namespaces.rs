@@ -321,6 +321,12 @@ pub(super) async fn set_config(
     req: Body,
 ) -> Result<Json<VarResponse>, ApiError> {
     let b: SetVarBody = body::json(req, 128 << 10).await?;
+    let check = || {
+        use crate::service::bounds;
+        bounds::count("grants", b.grants.len(), bounds::MAX_GRANTS)?;
+        b.grants.iter().try_for_each(|g| bounds::id("grants[]", g))
+    };
+    check().map_err(ApiError::bad_request)?;
     let variable = app.service.set_var(&ns, &key, b.value, b.grants).await?;
     Ok(Json(VarResponse { variable }))
 }

@@ -8,8 +8,8 @@ use super::types::{
     SetLimitRequest as LimitBody,
 };
 use super::{body, ApiError, AppState};
-use crate::service::DeployRequest;
 use crate::service::QueueView;
+use crate::service::{bounds, DeployRequest};
 use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::Json;
@@ -29,6 +29,7 @@ pub(super) async fn describe(
     State(app): State<AppState>,
     Path((ns, queue)): Path<(String, String)>,
 ) -> Result<Json<QueueView>, ApiError> {
+    bounds::id("task_queue", &queue).map_err(ApiError::bad_request)?;
     Ok(Json(app.service.describe_queue(&ns, &queue)?))
 }
 
@@ -54,6 +55,15 @@ pub(super) async fn deploy(
     req: Body,
 ) -> Result<Json<DeploymentResponse>, ApiError> {
     let b: DeployBody = body::json(req, 64 << 10).await?;
+    let check = || {
+        bounds::id("task_queue", &queue)?;
+        bounds::id("module", &b.module)?;
+        match b.max_concurrent {
+            Some(n) => bounds::concurrent("max_concurrent", n),
+            None => Ok(()),
+        }
+    };
+    check().map_err(ApiError::bad_request)?;
     let req = DeployRequest {
         module: b.module,
         version: b.version,
@@ -126,6 +136,14 @@ pub(super) async fn set_limit(
     req: Body,
 ) -> Result<Json<LimitResponse>, ApiError> {
     let b: LimitBody = body::json(req, 64 << 10).await?;
+    let check = || {
+        bounds::id("key", &b.key)?;
+        match b.max_concurrent {
+            Some(n) => bounds::concurrent("max_concurrent", n),
+            None => Ok(()),
+        }
+    };
+    check().map_err(ApiError::bad_request)?;
     let limit = app
         .service
         .set_limit(&ns, &b.key, b.max_concurrent, &who(principal))

@@ -114,7 +114,8 @@ impl Engine {
     ) -> Sandbox {
         let started = Instant::now();
         let log = AttemptLog::new(limits.log_bytes);
-        let deadline = limits.timeout.map(|t| started + t);
+        // A deadline past what the clock holds is no deadline.
+        let deadline = limits.timeout.and_then(|t| started.checked_add(t));
         let wasi = WasiCtxBuilder::new()
             .stdout(log.clone())
             .stderr(log.clone())

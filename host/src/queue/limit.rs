@@ -49,7 +49,10 @@ impl RateLimit {
         if self.tokens >= 1.0 {
             Ok(())
         } else {
-            Err(Some(Duration::from_secs_f64((1.0 - self.tokens) / rate)))
+            // A rate stored before rates were bounded may be tiny: the wait
+            // is then huge, and `from_secs_f64` would panic on it.
+            let wait = Duration::try_from_secs_f64((1.0 - self.tokens) / rate);
+            Err(Some(wait.unwrap_or(Duration::MAX)))
         }
     }
 
@@ -84,5 +87,16 @@ mod tests {
             ..RateConfig::default()
         });
         assert_eq!(paused.take(), Err(None));
+    }
+
+    #[test]
+    fn a_tiny_rate_waits_without_panicking() {
+        let mut l = RateLimit::new(RateConfig {
+            rate: Some(1e-300),
+            burst: 1.0,
+            ..RateConfig::default()
+        });
+        assert!(l.take().is_ok());
+        assert!(l.take().unwrap_err().unwrap() > Duration::from_secs(1 << 40));
     }
 }

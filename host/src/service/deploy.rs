@@ -89,10 +89,10 @@ impl Service {
                 row.ramp_version = Some(record.version);
                 row.ramp_percent = Some(p);
             }
-            Some(_) => {
-                return Err(ServiceError::InvalidArgument(
-                    "ramp must be 1 to 100 percent".into(),
-                ))
+            Some(p) => {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "ramp_percent is {p}; it must be 1 to 100"
+                )))
             }
         }
         let deployment = s.load_deployment(&row).await?;
@@ -203,11 +203,19 @@ impl Shared {
         activity_type: &str,
         run_id: i64,
     ) -> Option<Arc<Deployment>> {
-        let st = self.lock();
-        st.queues
+        // Only this namespace's queues, taken out from under the lock.
+        let queues: Vec<Arc<crate::queue::TaskQueue>> = {
+            let st = self.lock();
+            st.queues
+                .range((ns.to_owned(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .filter(|((_, q), _)| *q != self.cfg.worker_task_queue)
+                .map(|(_, queue)| queue.clone())
+                .collect()
+        };
+        queues
             .iter()
-            .filter(|((n, q), _)| n == ns && *q != self.cfg.worker_task_queue)
-            .filter_map(|(_, queue)| queue.deployment())
+            .filter_map(|queue| queue.deployment())
             .filter(|d| {
                 d.version_for(run_id)
                     .1

@@ -15,6 +15,7 @@
 //!   their modules may reach (outbound HTTP, configuration variables).
 
 mod activity;
+pub mod bounds;
 mod deploy;
 pub mod grants;
 mod host_slots;
@@ -39,7 +40,7 @@ use crate::queue::{Gates, TaskQueue};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Db, StoreError};
 use activity::Activity;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -223,7 +224,12 @@ struct State {
     open: HashMap<i64, Activity>,
     by_id: HashMap<(String, String), i64>,
     tokens: HashMap<String, i64>,
-    queues: HashMap<(String, String), Arc<TaskQueue>>,
+    /// Ordered, so that one namespace's queues are a range (process routing
+    /// looks at them without visiting every other namespace's).
+    queues: BTreeMap<(String, String), Arc<TaskQueue>>,
+    /// Open runs by (namespace, task queue), so that describing a queue
+    /// visits its own runs only.
+    open_by_queue: HashMap<(String, String), HashSet<i64>>,
     gates: Arc<Gates>,
     next_run_id: i64,
 }
@@ -249,6 +255,25 @@ impl Shared {
 }
 
 impl State {
+    /// Indexes an open run by its queue.
+    fn note_open(&mut self, f: &crate::store::activities::ActivityFixed) {
+        self.open_by_queue
+            .entry((f.namespace.clone(), f.task_queue.clone()))
+            .or_default()
+            .insert(f.run_id);
+    }
+
+    /// Drops a run from the index of open runs by queue.
+    fn forget_open(&mut self, f: &crate::store::activities::ActivityFixed, run_id: i64) {
+        let key = (f.namespace.clone(), f.task_queue.clone());
+        if let Some(runs) = self.open_by_queue.get_mut(&key) {
+            runs.remove(&run_id);
+            if runs.is_empty() {
+                self.open_by_queue.remove(&key);
+            }
+        }
+    }
+
     fn queue(&mut self, ns: &str, name: &str) -> Arc<TaskQueue> {
         self.queues
             .entry((ns.to_owned(), name.to_owned()))
@@ -303,14 +328,18 @@ impl Service {
     ) -> Result<crate::queue::RateConfig, ServiceError> {
         let s = &self.shared;
         s.check_namespace(ns)?;
-        if rate.is_some_and(|r| !(r >= 0.0 && r.is_finite()))
-            || burst.is_some_and(|b| !(b >= 1.0 && b.is_finite()))
-        {
-            return Err(ServiceError::InvalidArgument(
-                "rate must be 0 (pause) or positive; burst at least 1".into(),
-            ));
-        }
-        let burst = burst.unwrap_or_else(|| rate.unwrap_or(1.0).max(1.0));
+        let check = || {
+            bounds::id("task_queue", task_queue)?;
+            if let Some(r) = rate {
+                bounds::rate("rate", r, "pause")?;
+            }
+            match burst {
+                Some(b) => bounds::burst("burst", b),
+                None => Ok(()),
+            }
+        };
+        check().map_err(ServiceError::InvalidArgument)?;
+        let burst = burst.unwrap_or_else(|| rate.unwrap_or(1.0).clamp(1.0, bounds::MAX_BURST));
         let row = crate::store::activities::QueueRateRow {
             namespace: ns.to_owned(),
             task_queue: task_queue.to_owned(),
@@ -360,7 +389,7 @@ impl Service {
     pub async fn shutdown(&self, grace: Duration) {
         let s = &self.shared;
         s.stopping.send_replace(true);
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = bounds::later(tokio::time::Instant::now(), grace);
         loop {
             let running = s
                 .lock()
@@ -423,8 +452,30 @@ impl Shared {
                 .queue(&row.namespace, &row.task_queue)
                 .set_rate(rate_config(&row));
         }
-        let open = self.db.open_activities()?;
-        let lost = self.restore_open(open);
+        let (open, unreadable) = self.db.open_activities()?;
+        for (run_id, why) in unreadable {
+            tracing::error!(run_id, "stored activity cannot be read; failing it: {why}");
+            let failure = crate::worker::Failure {
+                error_type: transition::STORED_STATE_INVALID.into(),
+                message: format!(
+                    "the stored state of this activity cannot be read ({why}); it was failed when the server started"
+                ),
+                non_retryable: true,
+                ..Default::default()
+            };
+            let failure = serde_json::to_string(&failure).unwrap_or_default();
+            let closed = self
+                .db
+                .write(move |c| {
+                    crate::store::activities::fail_unreadable(c, run_id, &failure, crate::now_ms())
+                })
+                .await;
+            if let Err(e) = closed {
+                tracing::error!(run_id, "cannot fail the unreadable activity: {e}");
+            }
+        }
+        let (lost, invalid) = self.restore_open(open);
+        self.fail_invalid(invalid).await;
         if !lost.is_empty() {
             tracing::info!(
                 count = lost.len(),
@@ -432,7 +483,9 @@ impl Shared {
             );
         }
         for (run_id, attempt) in lost {
-            self.end_attempt(run_id, attempt, transition::Ending::WorkerLost)
+            // A failed write is logged, and the attempt ended again later.
+            let _ = self
+                .end_attempt(run_id, attempt, transition::Ending::WorkerLost)
                 .await;
         }
         Ok(())

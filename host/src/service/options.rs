@@ -4,24 +4,79 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Durations travel as strings such as `"10s"` or `"1m 30s"` (or as numbers
-/// of milliseconds).
+/// Durations travel as strings such as `"10s"` or `"1m 30s"`, or as whole
+/// numbers of milliseconds (a string of digits too); anything longer than
+/// [`MAX_DURATION`](super::bounds::MAX_DURATION) is refused while parsing.
 pub mod duration {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use crate::service::bounds::{DURATION_RANGE, MAX_DURATION};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
     use std::time::Duration;
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Wire {
-        Text(String),
-        Millis(u64),
+    const USE: &str = "use a string such as \"10s\" or a whole number of milliseconds";
+
+    struct Wire;
+
+    fn bounded<E: de::Error>(shown: &dyn fmt::Display, d: Duration) -> Result<Duration, E> {
+        if d > MAX_DURATION {
+            Err(E::custom(format!(
+                "{shown} is longer than the longest duration accepted ({DURATION_RANGE})"
+            )))
+        } else {
+            Ok(d)
+        }
     }
 
-    fn parse<E: serde::de::Error>(w: Wire) -> Result<Duration, E> {
-        match w {
-            Wire::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Wire::Text(s) => humantime::parse_duration(&s)
-                .map_err(|e| E::custom(format!("{s:?} is not a duration (try \"10s\"): {e}"))),
+    fn not_a_duration<E: de::Error>(shown: &dyn fmt::Display) -> E {
+        E::custom(format!(
+            "{shown} is not a duration; {USE} ({DURATION_RANGE})"
+        ))
+    }
+
+    impl Visitor<'_> for Wire {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a duration: {USE} ({DURATION_RANGE})")
+        }
+
+        fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Duration, E> {
+            bounded(&ms, Duration::from_millis(ms))
+        }
+
+        fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Duration, E> {
+            match u64::try_from(ms) {
+                Ok(ms) => self.visit_u64(ms),
+                Err(_) => Err(not_a_duration(&ms)),
+            }
+        }
+
+        fn visit_f64<E: de::Error>(self, ms: f64) -> Result<Duration, E> {
+            // Only whole, non-negative numbers; `as` saturates, and anything
+            // that large is refused by `bounded`.
+            if ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 {
+                self.visit_u64(ms as u64)
+            } else {
+                Err(not_a_duration(&ms))
+            }
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+            let shown = format!("{s:?}");
+            let text = s.trim();
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+                return match text.parse::<u64>() {
+                    Ok(ms) => bounded(&shown, Duration::from_millis(ms)),
+                    Err(_) => bounded(&shown, Duration::MAX),
+                };
+            }
+            match humantime::parse_duration(text) {
+                Ok(d) => bounded(&shown, d),
+                // humantime refuses sums past `Duration::MAX` as overflow.
+                Err(humantime::DurationError::NumberOverflow) => bounded(&shown, Duration::MAX),
+                Err(_) => Err(not_a_duration(&shown)),
+            }
         }
     }
 
@@ -32,12 +87,35 @@ pub mod duration {
 
     /// Parses a string or milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        parse(Wire::deserialize(d)?)
+        d.deserialize_any(Wire)
     }
 
     /// The same for `Option<Duration>`.
     pub mod option {
         use super::*;
+
+        struct MaybeWire;
+
+        impl<'de> Visitor<'de> for MaybeWire {
+            type Value = Option<Duration>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                Wire.expecting(f)?;
+                f.write_str(" or null")
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                super::deserialize(d).map(Some)
+            }
+        }
 
         /// Serialises as a humantime string or null.
         pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -49,10 +127,7 @@ pub mod duration {
 
         /// Parses a string, milliseconds or null.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            match Option::<Wire>::deserialize(d)? {
-                Some(w) => parse(w).map(Some),
-                None => Ok(None),
-            }
+            d.deserialize_option(MaybeWire)
         }
     }
 }
@@ -154,47 +229,90 @@ impl Default for ActivityOptions {
 }
 
 impl ActivityOptions {
-    /// Checks what Temporal checks: a per-attempt or an overall limit is
-    /// required, and the numbers make sense.
+    /// Checks what Temporal checks (a per-attempt or an overall limit is
+    /// required) and that every value is within its range (see
+    /// [`bounds`](super::bounds)).
     pub fn validate(&self) -> Result<(), String> {
+        use super::bounds;
         if self.start_to_close_timeout.is_none() && self.schedule_to_close_timeout.is_none() {
             return Err(
                 "either start_to_close_timeout or schedule_to_close_timeout is required".into(),
             );
         }
-        let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
-        if zero(self.start_to_close_timeout)
-            || zero(self.schedule_to_close_timeout)
-            || zero(self.schedule_to_start_timeout)
-            || zero(self.heartbeat_timeout)
-        {
-            return Err("timeouts must be greater than zero".into());
+        for (field, d) in [
+            ("start_to_close_timeout", self.start_to_close_timeout),
+            ("schedule_to_close_timeout", self.schedule_to_close_timeout),
+            ("schedule_to_start_timeout", self.schedule_to_start_timeout),
+            ("heartbeat_timeout", self.heartbeat_timeout),
+        ] {
+            if let Some(d) = d {
+                bounds::duration(field, d)?;
+            }
         }
-        if !(1..=5).contains(&self.priority) {
-            return Err("priority must be 1 (highest) to 5 (lowest)".into());
+        let (high, low) = bounds::PRIORITY;
+        if !(high..=low).contains(&self.priority) {
+            return Err(format!(
+                "priority is {}; it must be {high} (highest) to {low} (lowest)",
+                self.priority
+            ));
         }
-        if !(0.001..=1000.0).contains(&self.fairness_weight) {
-            return Err("fairness_weight must be between 0.001 and 1000".into());
+        let (light, heavy) = bounds::FAIRNESS_WEIGHT;
+        if !(light..=heavy).contains(&self.fairness_weight) {
+            return Err(format!(
+                "fairness_weight is {}; it must be {light} to {heavy}",
+                self.fairness_weight
+            ));
         }
-        for (name, key) in [
+        for (field, key) in [
             ("fairness_key", &self.fairness_key),
             ("concurrency_key", &self.concurrency_key),
         ] {
-            if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
-                return Err(format!("{name} must be 1 to 256 bytes"));
+            if let Some(k) = key {
+                bounds::name(field, k, bounds::MAX_KEY_BYTES)?;
             }
         }
         let p = &self.retry_policy;
-        if p.initial_interval.is_zero() {
-            return Err("retry_policy.initial_interval must be greater than zero".into());
+        bounds::duration("retry_policy.initial_interval", p.initial_interval)?;
+        if !(1.0..=bounds::MAX_BACKOFF_COEFFICIENT).contains(&p.backoff_coefficient) {
+            return Err(format!(
+                "retry_policy.backoff_coefficient is {}; it must be 1 to {}",
+                p.backoff_coefficient,
+                bounds::MAX_BACKOFF_COEFFICIENT
+            ));
         }
-        if !(p.backoff_coefficient >= 1.0 && p.backoff_coefficient.is_finite()) {
-            return Err("retry_policy.backoff_coefficient must be at least 1".into());
+        if let Some(m) = p.maximum_interval {
+            bounds::duration("retry_policy.maximum_interval", m)?;
+            if m < p.initial_interval {
+                return Err(
+                    "retry_policy.maximum_interval must not be below initial_interval".into(),
+                );
+            }
         }
-        if p.maximum_interval.is_some_and(|m| m < p.initial_interval) {
-            return Err("retry_policy.maximum_interval must not be below initial_interval".into());
+        bounds::count(
+            "retry_policy.non_retryable_error_types",
+            p.non_retryable_error_types.len(),
+            bounds::MAX_ERROR_TYPES,
+        )?;
+        for t in &p.non_retryable_error_types {
+            bounds::id("retry_policy.non_retryable_error_types[]", t)?;
         }
         Ok(())
+    }
+
+    /// As [`parse`](Self::parse), from a JSON value.
+    pub fn from_value(json: serde_json::Value) -> Result<Self, String> {
+        let options: Self = serde_path_to_error::deserialize(json).map_err(|e| path_error(&e))?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Parses and validates options; errors name the field (`retry_policy.
+    /// initial_interval: ...`). Used for requests and for stored rows alike.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let options: Self = serde_path_to_error::deserialize(de).map_err(|e| path_error(&e))?;
+        options.validate()?;
+        Ok(options)
     }
 
     /// The per-attempt limit: start-to-close, else schedule-to-close.
@@ -203,6 +321,20 @@ impl ActivityOptions {
             .or(self.schedule_to_close_timeout)
             .unwrap_or(Duration::from_secs(60))
     }
+}
+
+/// A serde error with the path of the field it is about, without serde's
+/// position suffix (` at line 1 column 42`), which means nothing to a caller.
+pub fn path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    if path == "." || path.is_empty() {
+        return inner.to_string();
+    }
+    let message = inner.to_string();
+    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+    let message = message.strip_suffix(&suffix).unwrap_or(&message);
+    format!("{path}: {message}")
 }
 
 #[cfg(test)]
@@ -226,5 +358,65 @@ mod tests {
         .unwrap();
         assert_eq!(o.start_to_close_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(o.heartbeat_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_field() {
+        let refused = |json: &str, field: &str| {
+            let e = ActivityOptions::parse(json).unwrap_err();
+            assert!(e.contains(field), "{json}: {e}");
+            e
+        };
+        let e = refused(
+            r#"{"start_to_close_timeout": -1}"#,
+            "start_to_close_timeout",
+        );
+        assert!(
+            e.contains("-1 is not a duration") && e.contains("10s"),
+            "{e}"
+        );
+        let e = refused(
+            r#"{"schedule_to_close_timeout": "10000000000000000000s"}"#,
+            "schedule_to_close_timeout",
+        );
+        assert!(e.contains("longest duration"), "{e}");
+        refused(
+            r#"{"start_to_close_timeout": 1.5}"#,
+            "start_to_close_timeout",
+        );
+        refused(
+            r#"{"start_to_close_timeout": "0s"}"#,
+            "start_to_close_timeout",
+        );
+        refused(
+            r#"{"start_to_close_timeout": "1s", "retry_policy": {"backoff_coefficient": 1e308}}"#,
+            "retry_policy.backoff_coefficient",
+        );
+        refused(
+            r#"{"start_to_close_timeout": "1s", "retry_policy": {"initial_interval": "3651days"}}"#,
+            "retry_policy.initial_interval",
+        );
+        refused(
+            r#"{"start_to_close_timeout": "1s", "fairness_weight": 1e30}"#,
+            "fairness_weight",
+        );
+        let many = serde_json::json!({"start_to_close_timeout": "1s",
+            "retry_policy": {"non_retryable_error_types": vec!["E"; 101]}});
+        refused(&many.to_string(), "non_retryable_error_types");
+        let ok = ActivityOptions::parse(r#"{"start_to_close_timeout": "3650days"}"#).unwrap();
+        assert_eq!(
+            ok.start_to_close_timeout,
+            Some(super::super::bounds::MAX_DURATION)
+        );
+        // Stored as humantime text, read back at recovery: the round trip
+        // must stay within range.
+        let stored = serde_json::to_string(&ok).unwrap();
+        assert_eq!(ActivityOptions::parse(&stored).unwrap(), ok);
+        assert_eq!(
+            ActivityOptions::parse(r#"{"start_to_close_timeout": "250"}"#)
+                .unwrap()
+                .start_to_close_timeout,
+            Some(Duration::from_millis(250))
+        );
     }
 }

@@ -2,10 +2,11 @@
 
 use super::activity::{self, ActivityView};
 use super::{Service, ServiceError};
-use crate::queue::QueueStats;
+use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::{LoadSource, LoadedModule};
 use crate::store::activities::ActivityFilter;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A task queue as the API shows it.
@@ -128,34 +129,42 @@ impl Service {
         Ok(rows.iter().map(|(f, p)| activity::view(f, p)).collect())
     }
 
-    /// Describes a task queue; a queue nobody used yet is simply empty.
+    /// Describes a task queue; a queue nobody used yet is simply empty (task
+    /// queues exist by use), and describing it creates nothing.
     pub fn describe_queue(&self, ns: &str, name: &str) -> Result<QueueView, ServiceError> {
         let s = &self.shared;
         s.check_namespace(ns)?;
-        let mut st = s.lock();
-        let queue = st.queue(ns, name);
+        let st = s.lock();
+        let key = (ns.to_owned(), name.to_owned());
+        let queue = match st.queues.get(&key) {
+            Some(q) => q.clone(),
+            None => Arc::new(TaskQueue::new(ns, name, st.gates.clone())),
+        };
         let (mut in_backoff, mut awaiting_async) = (0, 0);
         let now = crate::now_ms();
-        for a in st.open.values() {
-            if a.fixed.namespace == ns && a.fixed.task_queue == name {
-                if a.progress.state == activity::state::SCHEDULED
-                    && a.progress.attempt_scheduled_ms > now
-                {
-                    in_backoff += 1;
-                }
-                if a.progress.awaiting_async {
-                    awaiting_async += 1;
-                }
+        let runs = st.open_by_queue.get(&key);
+        for a in runs.into_iter().flatten().filter_map(|r| st.open.get(r)) {
+            if a.progress.state == activity::state::SCHEDULED
+                && a.progress.attempt_scheduled_ms > now
+            {
+                in_backoff += 1;
+            }
+            if a.progress.awaiting_async {
+                awaiting_async += 1;
             }
         }
-        let stats = queue.stats();
-        let concurrency_limits = st.gates.views_for_queue(ns, name);
-        let next_activities = stats
-            .next_run_ids
-            .iter()
-            .filter_map(|r| st.open.get(r).map(|a| a.fixed.activity_id.clone()))
-            .collect();
+        let gates = st.gates.clone();
         drop(st);
+        let stats = queue.stats();
+        let concurrency_limits = gates.views_for_queue(ns, name);
+        let next_activities = {
+            let st = s.lock();
+            stats
+                .next_run_ids
+                .iter()
+                .filter_map(|r| st.open.get(r).map(|a| a.fixed.activity_id.clone()))
+                .collect()
+        };
         let deployment = queue.deployment();
         Ok(QueueView {
             rollout: deployment.as_ref().and_then(|d| {

@@ -1,5 +1,6 @@
 //! Whether and when an attempt that ended badly is retried (Temporal's rules).
 
+use super::bounds;
 use super::options::RetryPolicy;
 use std::time::Duration;
 
@@ -26,15 +27,20 @@ pub fn next_delay(policy: &RetryPolicy, attempt: u32, failure: &Failure<'_>) -> 
     if policy.maximum_attempts != 0 && attempt >= policy.maximum_attempts {
         return None;
     }
+    // The delay a guest or caller asks for is theirs to choose, within the
+    // longest duration accepted anywhere.
     if let Some(d) = failure.next_retry_delay {
-        return Some(d);
+        return Some(d.min(bounds::MAX_DURATION));
     }
     let max = policy
         .maximum_interval
-        .unwrap_or(policy.initial_interval * 100);
+        .unwrap_or_else(|| policy.initial_interval.saturating_mul(100))
+        .min(bounds::MAX_DURATION);
     let exp = attempt.saturating_sub(1).min(1000) as i32;
+    // Infinite or NaN for coefficients stored out of range; `secs_f64`
+    // clamps, then the maximum interval applies.
     let secs = policy.initial_interval.as_secs_f64() * policy.backoff_coefficient.powi(exp);
-    Some(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
+    Some(bounds::secs_f64(secs).min(max))
 }
 
 #[cfg(test)]
@@ -87,5 +93,30 @@ mod tests {
         };
         let d = next_delay(&RetryPolicy::default(), 5, &f);
         assert_eq!(d, Some(Duration::from_millis(1234)));
+        let huge = Failure {
+            next_retry_delay: Some(Duration::from_millis(u64::MAX)),
+            ..plain()
+        };
+        let d = next_delay(&RetryPolicy::default(), 1, &huge);
+        assert_eq!(d, Some(bounds::MAX_DURATION));
+    }
+
+    #[test]
+    fn policies_out_of_range_never_panic() {
+        let p = RetryPolicy {
+            initial_interval: Duration::MAX,
+            backoff_coefficient: 1e308,
+            ..RetryPolicy::default()
+        };
+        for attempt in [1, 2, 1000, u32::MAX] {
+            let d = next_delay(&p, attempt, &plain()).unwrap();
+            assert!(d <= bounds::MAX_DURATION);
+        }
+        let nan = RetryPolicy {
+            backoff_coefficient: f64::NAN,
+            initial_interval: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(next_delay(&nan, 3, &plain()), Some(Duration::ZERO));
     }
 }

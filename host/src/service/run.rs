@@ -2,6 +2,7 @@
 //! engine with heartbeats wired to the activity, and hand the report on.
 
 use super::activity::{payloads_json, state, Running};
+use super::bounds;
 use super::timers::TimerEvent;
 use super::transition::Ending;
 use super::Shared;
@@ -93,7 +94,9 @@ impl Shared {
                 non_retryable: true,
                 ..Failure::default()
             };
-            self.end_attempt(task.run_id, task.attempt, Ending::Failed(failure))
+            // A failed write is logged, and the attempt ended again later.
+            let _ = self
+                .end_attempt(task.run_id, task.attempt, Ending::Failed(failure))
                 .await;
             return;
         }
@@ -102,18 +105,20 @@ impl Shared {
             // The attempt's task died (a host bug, or shutdown): as a lost
             // worker in Temporal, the attempt counts and is retried.
             drop(slot);
-            self.end_attempt(task.run_id, task.attempt, Ending::WorkerLost)
+            let _ = self
+                .end_attempt(task.run_id, task.attempt, Ending::WorkerLost)
                 .await;
             return;
         };
         slot.finish(matches!(report.outcome, Outcome::Completed { .. }));
         tenant.account(&report);
-        self.end_attempt(
-            task.run_id,
-            task.attempt,
-            Ending::Report(Box::new(report), module_label),
-        )
-        .await;
+        let _ = self
+            .end_attempt(
+                task.run_id,
+                task.attempt,
+                Ending::Report(Box::new(report), module_label),
+            )
+            .await;
     }
 
     /// Runs the attempt on the guest runtime, apart from the threads that
@@ -160,7 +165,7 @@ impl Shared {
         let now_ms = crate::now_ms();
         self.counters
             .schedule_to_start
-            .observe_us(task.enqueued.elapsed().as_micros() as u64);
+            .observe_us(u64::try_from(task.enqueued.elapsed().as_micros()).unwrap_or(u64::MAX));
         let (token_bytes, token) = new_token();
         let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
         let stop = StopSignal::new();
@@ -190,8 +195,8 @@ impl Shared {
             task_token: token_bytes,
             scheduled_ms: a.fixed.scheduled_ms,
             started_ms: now_ms,
-            deadline_ms: Some(now_ms + timeout.as_millis() as u64),
-            heartbeat_timeout_ms: a.options.heartbeat_timeout.map(|d| d.as_millis() as u64),
+            deadline_ms: Some(now_ms.saturating_add(bounds::millis(timeout))),
+            heartbeat_timeout_ms: a.options.heartbeat_timeout.map(bounds::millis),
             heartbeat_details: a.heartbeat.clone(),
             workflow_id: None,
             workflow_type: None,
@@ -207,16 +212,16 @@ impl Shared {
                     .cfg
                     .attempt_limits
                     .memory_bytes
-                    .min(quotas.max_memory_per_attempt as usize),
+                    .min(bounds::size(quotas.max_memory_per_attempt)),
                 fuel: quotas.fuel_per_attempt.or(self.cfg.attempt_limits.fuel),
                 heartbeat_bytes: self
                     .cfg
                     .payload_limit
-                    .min(quotas.max_heartbeat_bytes as usize),
+                    .min(bounds::size(quotas.max_heartbeat_bytes)),
                 result_bytes: self
                     .cfg
                     .payload_limit
-                    .min(quotas.max_payload_bytes as usize),
+                    .min(bounds::size(quotas.max_payload_bytes)),
                 ..self.cfg.attempt_limits.clone()
             },
             hooks: Arc::new(Hooks {
@@ -235,7 +240,7 @@ impl Shared {
         drop(st);
         if let Some(d) = hb_timeout {
             self.timers.set(
-                tokio::time::Instant::now() + d,
+                bounds::later(tokio::time::Instant::now(), d),
                 TimerEvent::Heartbeat {
                     run_id: task.run_id,
                     attempt: task.attempt,
@@ -270,7 +275,7 @@ impl Shared {
             .options
             .heartbeat_timeout
             .map_or(Duration::from_secs(1), |t| {
-                t.mul_f64(0.8).min(Duration::from_secs(1))
+                (t / 5).saturating_mul(4).min(Duration::from_secs(1))
             });
         if a.heartbeat_written
             .is_some_and(|w| now.duration_since(w) < interval)

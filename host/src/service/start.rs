@@ -2,6 +2,7 @@
 //! insert, then the backlog.
 
 use super::activity::{self, state, Activity};
+use super::bounds;
 use super::options::{ActivityOptions, IdReusePolicy};
 use super::timers::TimerEvent;
 use super::{Service, ServiceError};
@@ -94,12 +95,19 @@ impl Service {
             .validate()
             .map_err(ServiceError::InvalidArgument)?;
         let quotas = tenant.quotas();
-        let payload_limit = s.cfg.payload_limit.min(quotas.max_payload_bytes as usize);
-        if req.activity_type.is_empty() || req.task_queue.is_empty() {
-            return Err(ServiceError::InvalidArgument(
-                "activity_type and task_queue are required".into(),
-            ));
-        }
+        let payload_limit = s
+            .cfg
+            .payload_limit
+            .min(bounds::size(quotas.max_payload_bytes));
+        let checks = || {
+            if let Some(id) = &req.activity_id {
+                bounds::id("activity_id", id)?;
+            }
+            bounds::id("activity_type", &req.activity_type)?;
+            bounds::id("task_queue", &req.task_queue)?;
+            bounds::count("input", req.input.len(), bounds::MAX_INPUTS)
+        };
+        checks().map_err(ServiceError::InvalidArgument)?;
         for (i, p) in req.input.iter().enumerate() {
             if p.size() > payload_limit {
                 return Err(ServiceError::PayloadTooLarge(format!(
@@ -184,6 +192,7 @@ impl Service {
                 },
             );
             st.by_id.insert(key.clone(), run_id);
+            st.note_open(&fixed);
             (fixed, progress)
         };
 
@@ -195,6 +204,7 @@ impl Service {
             let mut st = s.lock();
             st.open.remove(&fixed.run_id);
             st.by_id.remove(&key);
+            st.forget_open(&fixed, fixed.run_id);
             tenant.open.fetch_sub(1, Ordering::Relaxed);
             return Err(e.into());
         }
@@ -246,13 +256,15 @@ impl super::Shared {
         drop(st);
         queue.push(task);
         if let Some(d) = sts {
-            self.timers
-                .set(now + d, TimerEvent::ScheduleToStart { run_id, attempt });
+            self.timers.set(
+                bounds::later(now, d),
+                TimerEvent::ScheduleToStart { run_id, attempt },
+            );
         }
         if first {
             if let Some(d) = stc {
                 self.timers.set(
-                    at_ms(scheduled_ms) + d,
+                    bounds::later(at_ms(scheduled_ms), d),
                     TimerEvent::ScheduleToClose { run_id },
                 );
             }
@@ -265,7 +277,8 @@ pub(super) fn at_ms(ms: u64) -> tokio::time::Instant {
     let now_ms = crate::now_ms();
     let now = tokio::time::Instant::now();
     if ms >= now_ms {
-        now + std::time::Duration::from_millis(ms - now_ms)
+        // Stored times are not trusted to be near.
+        bounds::later(now, std::time::Duration::from_millis(ms - now_ms))
     } else {
         now.checked_sub(std::time::Duration::from_millis(now_ms - ms))
             .unwrap_or(now)

@@ -69,9 +69,12 @@ impl Quotas {
         if self.max_memory_per_attempt < (1 << 20) {
             return Err("max_memory_per_attempt must be at least 1 MiB".into());
         }
-        if !(self.max_starts_per_second >= 0.0 && self.max_starts_per_second.is_finite()) {
-            return Err("max_starts_per_second must be 0 (unlimited) or positive".into());
-        }
+        super::bounds::rate(
+            "max_starts_per_second",
+            self.max_starts_per_second,
+            "unlimited",
+        )?;
+        super::bounds::concurrent("max_concurrent_attempts", self.max_concurrent_attempts)?;
         Ok(())
     }
 }
@@ -156,7 +159,7 @@ impl Tenant {
             Ok(())
         } else {
             self.usage.rate_limited.fetch_add(1, Ordering::Relaxed);
-            Err(Duration::from_secs_f64((1.0 - b.0) / rate))
+            Err(super::bounds::secs_f64((1.0 - b.0) / rate))
         }
     }
 

@@ -26,6 +26,28 @@ pub(crate) enum TimerEvent {
     Backoff { run_id: i64, attempt: u32 },
     /// Cancellation was requested this long ago: stop the attempt.
     CancelGrace { run_id: i64, attempt: u32 },
+    /// The end of the attempt could not be written: end it again, as lost
+    /// (or by `timeout`, if a timeout ended it).
+    Unpersisted {
+        run_id: i64,
+        attempt: u32,
+        timeout: Option<crate::worker::TimeoutType>,
+    },
+}
+
+impl TimerEvent {
+    /// The run the timer is about.
+    pub(crate) fn run_id(&self) -> i64 {
+        match *self {
+            TimerEvent::ScheduleToStart { run_id, .. }
+            | TimerEvent::ScheduleToClose { run_id }
+            | TimerEvent::Heartbeat { run_id, .. }
+            | TimerEvent::AsyncStartToClose { run_id, .. }
+            | TimerEvent::Backoff { run_id, .. }
+            | TimerEvent::CancelGrace { run_id, .. }
+            | TimerEvent::Unpersisted { run_id, .. } => run_id,
+        }
+    }
 }
 
 /// Handle to the timer task.

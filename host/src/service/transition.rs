@@ -7,14 +7,16 @@
 //! activity has left is ignored, which is how stale reports, timers and
 //! duplicate completions are made harmless.
 
-use super::activity::{payloads_from, payloads_json, state, Activity, StopReason};
+use super::activity::{payloads_from, payloads_json, state, Activity, Running, StopReason};
+use super::bounds;
 use super::retry::{self, Failure as RetryFailure};
 use super::start::at_ms;
 use super::timers::TimerEvent;
 use super::{activity, ActivityView, AttemptView, Service, ServiceError, Shared};
-use crate::engine::{AttemptReport, Outcome};
+use crate::engine::{AttemptReport, Outcome, StopSignal};
 use crate::payload::Payload;
 use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, AttemptRow};
+use crate::store::StoreError;
 use crate::worker::{failure_of, log_tail, Failure, TimeoutType};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -65,51 +67,124 @@ struct Plan {
     progress: ActivityProgress,
     attempt_row: Option<AttemptRow>,
     after: After,
+    /// Memory as it was before the decision, put back if the write fails.
+    undo: Undo,
+    /// What to try again if the write fails, a little later; `None` when
+    /// a caller is told instead (its request answers 503).
+    redo: Option<TimerEvent>,
+    /// A running attempt to stop once the transition is written.
+    stop: Option<StopSignal>,
+}
+
+/// What a decision changed in memory before it was written.
+#[derive(Default)]
+struct Undo {
+    progress: Option<ActivityProgress>,
+    heartbeat: Option<Vec<Payload>>,
+    /// Put back only for a caller's transition: an attempt that ended by
+    /// itself is not running any more.
+    running: Option<Running>,
+    token: Option<String>,
 }
 
 enum After {
-    Closed,
-    Retry { attempt: u32, delay: Duration },
-    AwaitAsync { attempt: u32, deadline: Instant },
-    Nothing,
+    /// Closed; `dequeue`: it may still be in its queue's backlog.
+    Closed {
+        dequeue: bool,
+    },
+    Retry {
+        attempt: u32,
+        delay: Duration,
+    },
+    AwaitAsync {
+        attempt: u32,
+        deadline: Instant,
+    },
+    /// Cancellation requested of a started attempt: tell it, and stop it
+    /// after the grace period.
+    CancelRequested {
+        attempt: u32,
+    },
 }
 
+/// How long a transition whose write failed waits before it is tried again
+/// (a full disk or a failing device: retrying at once would only spin).
+const REDO_AFTER: Duration = Duration::from_secs(1);
+
 impl Shared {
-    /// Ends attempt `attempt` of a run as `ending` says.
-    pub(super) async fn end_attempt(self: &Arc<Self>, run_id: i64, attempt: u32, ending: Ending) {
+    /// Ends attempt `attempt` of a run as `ending` says. If the write fails,
+    /// the ending is dropped and the attempt is ended again a little later
+    /// (see [`Shared::undo`]).
+    pub(super) async fn end_attempt(
+        self: &Arc<Self>,
+        run_id: i64,
+        attempt: u32,
+        ending: Ending,
+    ) -> Result<(), StoreError> {
+        let redo = match &ending {
+            Ending::External(_) => None,
+            Ending::Timeout(t) => Some(TimerEvent::Unpersisted {
+                run_id,
+                attempt,
+                timeout: Some(*t),
+            }),
+            _ => Some(TimerEvent::Unpersisted {
+                run_id,
+                attempt,
+                timeout: None,
+            }),
+        };
+        self.end_attempt_then(run_id, attempt, ending, redo).await
+    }
+
+    async fn end_attempt_then(
+        self: &Arc<Self>,
+        run_id: i64,
+        attempt: u32,
+        ending: Ending,
+        redo: Option<TimerEvent>,
+    ) -> Result<(), StoreError> {
         let plan = {
             let mut st = self.lock();
             let Some(a) = st.open.get_mut(&run_id) else {
-                return;
+                return Ok(());
             };
             if a.is_closed() || a.progress.attempt != attempt || a.progress.state != state::STARTED
             {
-                return;
+                return Ok(());
             }
-            let plan = decide(a, ending, &self.counters);
-            if let Some(p) = &plan {
+            let mut plan = decide(a, ending);
+            if let Some(p) = &mut plan {
+                p.redo = redo;
                 if !matches!(p.after, After::AwaitAsync { .. }) {
                     if let Some(t) = &a.progress.task_token {
                         let t = t.clone();
                         st.tokens.remove(&t);
+                        p.undo.token = Some(t);
                     }
                 }
             }
             plan
         };
-        if let Some(plan) = plan {
-            self.commit(plan).await;
+        match plan {
+            Some(plan) => self.commit(plan).await,
+            None => Ok(()),
         }
     }
 
-    /// Writes a plan, then makes it visible.
-    async fn commit(self: &Arc<Self>, plan: Plan) {
+    /// Writes a plan, then makes it visible. If the write fails, nothing is
+    /// made visible and memory is put back as it was (see [`Shared::undo`]).
+    async fn commit(self: &Arc<Self>, plan: Plan) -> Result<(), StoreError> {
         let Plan {
             run_id,
             progress,
             attempt_row,
             after,
+            undo,
+            redo,
+            stop,
         } = plan;
+        let written = (progress.state.clone(), progress.attempt, progress.closed_ms);
         let write = self
             .db
             .write_unguarded(move |c| {
@@ -121,20 +196,33 @@ impl Shared {
             })
             .await;
         if let Err(e) = write {
-            // Memory has moved on; the database keeps the previous state and
-            // the next start recovers from it.
-            tracing::error!(run_id, "cannot persist a transition: {e}");
+            tracing::error!(run_id, "cannot persist a transition; it is undone: {e}");
+            self.undo(run_id, &written, undo, redo);
+            return Err(e);
+        }
+        if let Some(stop) = stop {
+            stop.trigger();
         }
         match after {
-            After::Closed => {
+            After::Closed { dequeue } => {
                 let mut st = self.lock();
                 if let Some(a) = st.open.remove(&run_id) {
+                    count_closed(&self.counters, &a.progress.state);
+                    let queue_key = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
+                    st.forget_open(&a.fixed, run_id);
                     if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
                         t.open.fetch_sub(1, Ordering::Relaxed);
                     }
                     let key = (a.fixed.namespace.clone(), a.fixed.activity_id.clone());
                     if st.by_id.get(&key) == Some(&run_id) {
                         st.by_id.remove(&key);
+                    }
+                    let queue = dequeue
+                        .then(|| st.queues.get(&queue_key).cloned())
+                        .flatten();
+                    drop(st);
+                    if let Some(q) = queue {
+                        q.remove(run_id);
                     }
                     a.closed.notify_waiters();
                 }
@@ -144,7 +232,7 @@ impl Shared {
                     self.schedule(run_id, attempt, false);
                 } else {
                     self.timers.set(
-                        tokio::time::Instant::now() + delay,
+                        bounds::later(tokio::time::Instant::now(), delay),
                         TimerEvent::Backoff { run_id, attempt },
                     );
                 }
@@ -155,24 +243,110 @@ impl Shared {
                     TimerEvent::AsyncStartToClose { run_id, attempt },
                 );
             }
-            After::Nothing => {}
+            After::CancelRequested { attempt } => {
+                if let Some(r) = self
+                    .lock()
+                    .open
+                    .get(&run_id)
+                    .and_then(|a| a.running.as_ref())
+                {
+                    r.cancel.store(true, Ordering::Relaxed);
+                }
+                self.timers.set(
+                    bounds::later(tokio::time::Instant::now(), self.cfg.cancel_grace),
+                    TimerEvent::CancelGrace { run_id, attempt },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts memory back as it was before a transition whose write failed:
+    /// SQLite still holds the state before it, and memory must agree with
+    /// SQLite, or a restart would undo what was shown. A caller's transition
+    /// (complete, fail, cancel by API) is simply refused (503) and may be
+    /// sent again. One the host made itself (an attempt's outcome, a timer)
+    /// is tried again after [`REDO_AFTER`]: an ended attempt is then
+    /// recorded as lost and retried, exactly what a restart would do with
+    /// the database as it is (its outcome was never acknowledged to anyone,
+    /// and activities run at least once); a timer fires again.
+    fn undo(
+        self: &Arc<Self>,
+        run_id: i64,
+        written: &(String, u32, Option<u64>),
+        undo: Undo,
+        redo: Option<TimerEvent>,
+    ) {
+        let requeue = {
+            let mut st = self.lock();
+            let Some(a) = st.open.get_mut(&run_id) else {
+                return;
+            };
+            // Another transition moved the run on meanwhile: its own undo
+            // puts back what it changed.
+            let now = (&a.progress.state, a.progress.attempt, a.progress.closed_ms);
+            if now != (&written.0, written.1, written.2) {
+                return;
+            }
+            if let Some(p) = undo.progress {
+                a.progress = p;
+            }
+            if let Some(h) = undo.heartbeat {
+                a.heartbeat = h;
+            }
+            if redo.is_none() && undo.running.is_some() {
+                a.running = undo.running;
+            }
+            // A dispatcher may have dropped its task while the close was
+            // being written; a run in backoff waits for its timer instead.
+            let requeue = (a.progress.state == state::SCHEDULED
+                && a.progress.attempt_scheduled_ms <= crate::now_ms())
+            .then(|| {
+                (
+                    (a.fixed.namespace.clone(), a.fixed.task_queue.clone()),
+                    a.progress.attempt,
+                )
+            });
+            if let Some(t) = undo.token {
+                st.tokens.insert(t, run_id);
+            }
+            requeue.map(|(key, attempt)| (st.queues.get(&key).cloned(), attempt))
+        };
+        if let Some((queue, attempt)) = requeue {
+            if let Some(q) = queue {
+                q.remove(run_id);
+            }
+            self.schedule(run_id, attempt, false);
+        }
+        if let Some(ev) = redo {
+            self.timers
+                .set(bounds::later(tokio::time::Instant::now(), REDO_AFTER), ev);
         }
     }
 
     /// Closes an activity that has no attempt running (scheduled or in
     /// backoff), e.g. cancelled or timed out while waiting.
+    /// `redo`: what to try again if the write fails (`None`: a caller is
+    /// told).
     fn close_waiting(
-        &self,
         a: &mut Activity,
         state: &'static str,
         failure: Option<Failure>,
+        redo: Option<TimerEvent>,
     ) -> Plan {
-        close(a, state, None, failure, &self.counters);
+        let undo = Undo {
+            progress: Some(a.progress.clone()),
+            ..Undo::default()
+        };
+        close(a, state, None, failure);
         Plan {
             run_id: a.fixed.run_id,
             progress: a.snapshot(),
             attempt_row: None,
-            after: After::Closed,
+            after: After::Closed { dequeue: true },
+            undo,
+            redo,
+            stop: None,
         }
     }
 
@@ -186,14 +360,7 @@ impl Shared {
         }
         let then = {
             let mut st = self.lock();
-            let run_id = match ev {
-                TimerEvent::ScheduleToStart { run_id, .. }
-                | TimerEvent::ScheduleToClose { run_id }
-                | TimerEvent::Heartbeat { run_id, .. }
-                | TimerEvent::AsyncStartToClose { run_id, .. }
-                | TimerEvent::Backoff { run_id, .. }
-                | TimerEvent::CancelGrace { run_id, .. } => run_id,
-            };
+            let run_id = ev.run_id();
             let Some(a) = st.open.get_mut(&run_id) else {
                 return;
             };
@@ -204,23 +371,23 @@ impl Shared {
             let current = |n: u32| a.progress.attempt == n;
             match ev {
                 TimerEvent::ScheduleToStart { attempt, .. } if !started && current(attempt) => {
-                    let (ns, q) = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
-                    let queue = st.queue(&ns, &q);
-                    queue.remove(run_id);
-                    let Some(a) = st.open.get_mut(&run_id) else {
-                        return;
-                    };
-                    Then::Commit(Box::new(self.close_waiting(
+                    Then::Commit(Box::new(Self::close_waiting(
                         a,
                         state::TIMED_OUT,
                         Some(Failure::timeout(TimeoutType::ScheduleToStart)),
+                        Some(ev),
                     )))
                 }
                 TimerEvent::ScheduleToClose { .. } => {
                     let attempt = a.progress.attempt;
                     if !started {
                         let f = Some(Failure::timeout(TimeoutType::ScheduleToClose));
-                        Then::Commit(Box::new(self.close_waiting(a, state::TIMED_OUT, f)))
+                        Then::Commit(Box::new(Self::close_waiting(
+                            a,
+                            state::TIMED_OUT,
+                            f,
+                            Some(ev),
+                        )))
                     } else if let Some(r) = &mut a.running {
                         r.reason = Some(StopReason::Timeout(TimeoutType::ScheduleToClose));
                         r.stop.trigger();
@@ -237,7 +404,7 @@ impl Shared {
                     let Some(timeout) = a.options.heartbeat_timeout else {
                         return;
                     };
-                    let due = a.last_alive + timeout;
+                    let due = bounds::later_std(a.last_alive, timeout);
                     if Instant::now() < due {
                         self.timers.set(due.into(), ev);
                         Then::Nothing
@@ -266,32 +433,60 @@ impl Shared {
                         Then::End(run_id, attempt, Ending::External(Completion::Cancelled))
                     }
                 }
+                TimerEvent::Unpersisted {
+                    attempt, timeout, ..
+                } if started && current(attempt) && a.running.is_none() => {
+                    let ending = timeout.map_or(Ending::WorkerLost, Ending::Timeout);
+                    Then::End(run_id, attempt, ending)
+                }
                 _ => Then::Nothing,
             }
         };
+        // A failed write is logged and undone by `commit`; the timer is
+        // set again there.
         match then {
-            Then::Commit(plan) => self.commit(*plan).await,
-            Then::End(run_id, attempt, ending) => self.end_attempt(run_id, attempt, ending).await,
+            Then::Commit(plan) => {
+                let _ = self.commit(*plan).await;
+            }
+            Then::End(run_id, attempt, ending) => {
+                let _ = self
+                    .end_attempt_then(run_id, attempt, ending, Some(ev))
+                    .await;
+            }
             Then::Schedule(run_id, attempt) => self.schedule(run_id, attempt, false),
             Then::Nothing => {}
         }
     }
 
     /// Puts open runs loaded from SQLite back into memory, queues and timers.
-    /// Returns the attempts that were running when the last process died.
+    /// Returns the attempts that were running when the last process died,
+    /// and the runs whose stored state cannot be used (with why), which
+    /// are in memory but have no timer and no task.
     pub(super) fn restore_open(
         self: &Arc<Self>,
         open: Vec<(ActivityFixed, ActivityProgress)>,
-    ) -> Vec<(i64, u32)> {
+    ) -> Restored {
         let mut lost = Vec::new();
+        let mut invalid = Vec::new();
         let mut ready = Vec::new();
         let now_ms = crate::now_ms();
         {
             let mut st = self.lock();
             for (f, p) in open {
-                let options: super::options::ActivityOptions =
-                    serde_json::from_str(&f.options).unwrap_or_default();
                 let run_id = f.run_id;
+                let checked = stored_state_problem(&f, &p);
+                let options = match &checked {
+                    Ok(o) => o.clone(),
+                    Err(why) => {
+                        tracing::error!(
+                            run_id,
+                            namespace = f.namespace,
+                            activity_id = f.activity_id,
+                            "stored activity is invalid; failing it: {why}"
+                        );
+                        super::options::ActivityOptions::default()
+                    }
+                };
                 let a = Activity {
                     input: Arc::new(payloads_from(Some(&f.input))),
                     heartbeat: payloads_from(p.heartbeat_details.as_deref()),
@@ -304,39 +499,45 @@ impl Shared {
                     closed: Arc::new(Notify::new()),
                 };
                 let attempt = a.progress.attempt;
-                if let Some(d) = a.options.schedule_to_close_timeout {
-                    self.timers.set(
-                        at_ms(a.fixed.scheduled_ms) + d,
-                        TimerEvent::ScheduleToClose { run_id },
-                    );
-                }
-                if a.progress.state == state::SCHEDULED {
-                    if let Some(d) = a.options.schedule_to_start_timeout {
-                        let at = at_ms(a.progress.attempt_scheduled_ms) + d;
-                        self.timers
-                            .set(at, TimerEvent::ScheduleToStart { run_id, attempt });
-                    }
-                    if a.progress.attempt_scheduled_ms <= now_ms {
-                        ready.push((run_id, attempt));
-                    } else {
-                        let at = at_ms(a.progress.attempt_scheduled_ms);
-                        self.timers.set(at, TimerEvent::Backoff { run_id, attempt });
-                    }
-                } else if a.progress.awaiting_async {
-                    if let Some(t) = &a.progress.task_token {
-                        st.tokens.insert(t.clone(), run_id);
-                    }
-                    let started = at_ms(a.progress.started_ms.unwrap_or(now_ms));
-                    let at = started + a.options.attempt_timeout();
-                    self.timers
-                        .set(at, TimerEvent::AsyncStartToClose { run_id, attempt });
-                    if let Some(hb) = a.options.heartbeat_timeout {
-                        let at = tokio::time::Instant::now() + hb;
-                        self.timers
-                            .set(at, TimerEvent::Heartbeat { run_id, attempt });
-                    }
+                let now = tokio::time::Instant::now();
+                if let Err(why) = checked {
+                    invalid.push((run_id, why));
                 } else {
-                    lost.push((run_id, attempt));
+                    if let Some(d) = a.options.schedule_to_close_timeout {
+                        self.timers.set(
+                            bounds::later(at_ms(a.fixed.scheduled_ms), d),
+                            TimerEvent::ScheduleToClose { run_id },
+                        );
+                    }
+                    if a.progress.state == state::SCHEDULED {
+                        if let Some(d) = a.options.schedule_to_start_timeout {
+                            let at = bounds::later(at_ms(a.progress.attempt_scheduled_ms), d);
+                            self.timers
+                                .set(at, TimerEvent::ScheduleToStart { run_id, attempt });
+                        }
+                        if a.progress.attempt_scheduled_ms <= now_ms {
+                            ready.push((run_id, attempt));
+                        } else {
+                            let at = at_ms(a.progress.attempt_scheduled_ms);
+                            self.timers.set(at, TimerEvent::Backoff { run_id, attempt });
+                        }
+                    } else if a.progress.awaiting_async {
+                        if let Some(t) = &a.progress.task_token {
+                            st.tokens.insert(t.clone(), run_id);
+                        }
+                        let started = at_ms(a.progress.started_ms.unwrap_or(now_ms));
+                        let at = bounds::later(started, a.options.attempt_timeout());
+                        self.timers
+                            .set(at, TimerEvent::AsyncStartToClose { run_id, attempt });
+                        if let Some(hb) = a.options.heartbeat_timeout {
+                            self.timers.set(
+                                bounds::later(now, hb),
+                                TimerEvent::Heartbeat { run_id, attempt },
+                            );
+                        }
+                    } else {
+                        lost.push((run_id, attempt));
+                    }
                 }
                 if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
                     t.open.fetch_add(1, Ordering::Relaxed);
@@ -345,6 +546,7 @@ impl Shared {
                     (a.fixed.namespace.clone(), a.fixed.activity_id.clone()),
                     run_id,
                 );
+                st.note_open(&a.fixed);
                 st.open.insert(run_id, a);
             }
         }
@@ -352,18 +554,66 @@ impl Shared {
             // `first` is false: schedule-to-close timers were set above.
             self.schedule(run_id, attempt, false);
         }
-        lost
+        (lost, invalid)
+    }
+
+    /// Fails runs whose stored state cannot be used (see
+    /// [`Shared::restore_open`]) with the typed reason
+    /// [`STORED_STATE_INVALID`]; a write that fails is reported and left for
+    /// the next start.
+    pub(super) async fn fail_invalid(self: &Arc<Self>, invalid: Vec<(i64, String)>) {
+        for (run_id, why) in invalid {
+            let plan = {
+                let mut st = self.lock();
+                let Some(a) = st.open.get_mut(&run_id) else {
+                    continue;
+                };
+                if let Some(t) = a.progress.task_token.take() {
+                    st.tokens.remove(&t);
+                }
+                let Some(a) = st.open.get_mut(&run_id) else {
+                    continue;
+                };
+                let failure = Failure {
+                    error_type: STORED_STATE_INVALID.into(),
+                    message: format!(
+                        "the stored state of this activity cannot be used ({why}); it was failed when the server started"
+                    ),
+                    non_retryable: true,
+                    ..Failure::default()
+                };
+                Self::close_waiting(a, state::FAILED, Some(failure), None)
+            };
+            let _ = self.commit(plan).await;
+        }
     }
 }
 
-/// Marks an activity closed in memory.
-fn close(
-    a: &mut Activity,
-    state: &'static str,
-    result: Option<Payload>,
-    failure: Option<Failure>,
-    counters: &super::Counters,
-) {
+/// What recovery found: attempts that were running (run id, attempt), and
+/// runs whose stored state cannot be used (run id, why).
+type Restored = (Vec<(i64, u32)>, Vec<(i64, String)>);
+
+/// Failure type of an activity whose stored state could not be used after a
+/// restart (options that do not parse or are out of range, an unknown
+/// state); the activity is failed, not retried.
+pub const STORED_STATE_INVALID: &str = "WharfStoredStateInvalid";
+
+/// The options of a stored run, or what is wrong with the stored run.
+fn stored_state_problem(
+    f: &ActivityFixed,
+    p: &ActivityProgress,
+) -> Result<super::options::ActivityOptions, String> {
+    if p.state != state::SCHEDULED && p.state != state::STARTED {
+        return Err(format!("unknown open state {:?}", p.state));
+    }
+    if serde_json::from_str::<Vec<Payload>>(&f.input).is_err() {
+        return Err("its input is not a list of payloads".into());
+    }
+    super::options::ActivityOptions::parse(&f.options).map_err(|e| format!("options: {e}"))
+}
+
+/// Marks an activity closed in memory (counted once the close is written).
+fn close(a: &mut Activity, state: &'static str, result: Option<Payload>, failure: Option<Failure>) {
     a.progress.state = state.into();
     a.progress.closed_ms = Some(crate::now_ms());
     a.progress.awaiting_async = false;
@@ -371,6 +621,10 @@ fn close(
     if let Some(f) = failure {
         a.progress.last_failure = serde_json::to_string(&f).ok();
     }
+}
+
+/// Counts a written close by its final state.
+fn count_closed(counters: &super::Counters, state: &str) {
     let counter = match state {
         state::COMPLETED => &counters.completed,
         state::FAILED => &counters.failed,
@@ -382,9 +636,14 @@ fn close(
 
 /// Decides what an ending does to a started activity. `None`: nothing to
 /// record (the host is shutting down; the next start retries the attempt).
-fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Option<Plan> {
+fn decide(a: &mut Activity, ending: Ending) -> Option<Plan> {
     let now_ms = crate::now_ms();
     let attempt = a.progress.attempt;
+    let mut undo = Undo {
+        progress: Some(a.progress.clone()),
+        ..Undo::default()
+    };
+    let mut stop = None;
     let running = a.running.take();
     let reason = running.as_ref().and_then(|r| r.reason);
     let mut row = AttemptRow {
@@ -397,7 +656,7 @@ fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Optio
     let past_schedule_to_close = a
         .options
         .schedule_to_close_timeout
-        .is_some_and(|d| now_ms >= a.fixed.scheduled_ms + d.as_millis() as u64);
+        .is_some_and(|d| now_ms >= a.fixed.scheduled_ms.saturating_add(bounds::millis(d)));
 
     let decision = match ending {
         Ending::Report(report, module) => {
@@ -406,7 +665,7 @@ fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Optio
             row.log_tail = Some(log_tail(&report.log).to_owned()).filter(|l| !l.is_empty());
             row.outcome = Some(report.outcome.kind().to_owned());
             if let Some(hb) = report.last_heartbeat {
-                a.heartbeat = hb;
+                undo.heartbeat = Some(std::mem::replace(&mut a.heartbeat, hb));
             }
             match report.outcome {
                 Outcome::Completed { result } => Decision::Close {
@@ -452,9 +711,9 @@ fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Optio
             fail(a, Failure::timeout(t), now_ms)
         }
         Ending::External(c) => {
-            if let Some(r) = &running {
-                r.stop.trigger();
-            }
+            // Stopped once the ending is written: if the write fails, the
+            // attempt goes on as if nothing had been sent.
+            stop = running.as_ref().map(|r| r.stop.clone());
             match c {
                 Completion::Completed(result) => {
                     row.outcome = Some("completed".into());
@@ -488,8 +747,8 @@ fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Optio
                 row.failure_type = Some(f.error_type.clone());
                 row.failure_message = Some(f.message.clone());
             }
-            close(a, state, result, failure, counters);
-            After::Closed
+            close(a, state, result, failure);
+            After::Closed { dequeue: false }
         }
         Decision::Retry { delay, failure } => {
             row.failure_type = Some(failure.error_type.clone());
@@ -497,7 +756,7 @@ fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Optio
             a.progress.last_failure = serde_json::to_string(&failure).ok();
             a.progress.state = state::SCHEDULED.into();
             a.progress.attempt = attempt + 1;
-            a.progress.attempt_scheduled_ms = now_ms + delay.as_millis() as u64;
+            a.progress.attempt_scheduled_ms = now_ms.saturating_add(bounds::millis(delay));
             a.progress.started_ms = None;
             a.progress.task_token = None;
             a.progress.awaiting_async = false;
@@ -514,15 +773,19 @@ fn decide(a: &mut Activity, ending: Ending, counters: &super::Counters) -> Optio
             let remaining = a.options.attempt_timeout().saturating_sub(elapsed);
             After::AwaitAsync {
                 attempt,
-                deadline: Instant::now() + remaining,
+                deadline: bounds::later_std(Instant::now(), remaining),
             }
         }
     };
+    undo.running = running;
     Some(Plan {
         run_id: a.fixed.run_id,
         progress: a.snapshot(),
         attempt_row: Some(row),
         after,
+        undo,
+        redo: None,
+        stop,
     })
 }
 
@@ -570,7 +833,8 @@ fn fail(a: &Activity, f: Failure, now_ms: u64) -> Decision {
     );
     let within_schedule_to_close = |d: Duration| {
         a.options.schedule_to_close_timeout.is_none_or(|stc| {
-            now_ms + (d.as_millis() as u64) < a.fixed.scheduled_ms + stc.as_millis() as u64
+            now_ms.saturating_add(bounds::millis(d))
+                < a.fixed.scheduled_ms.saturating_add(bounds::millis(stc))
         })
     };
     match delay {
@@ -640,7 +904,9 @@ impl Service {
         target: Target,
         completion: Completion,
     ) -> Result<ActivityView, ServiceError> {
-        let limit = self.shared.cfg.payload_limit;
+        let tenant = self.shared.tenant(ns)?;
+        let limit =
+            (self.shared.cfg.payload_limit).min(bounds::size(tenant.quotas().max_payload_bytes));
         let size = match &completion {
             Completion::Completed(p) => p.size(),
             Completion::Failed(f) => crate::payload::total_size(&f.details),
@@ -654,19 +920,23 @@ impl Service {
         let (run_id, attempt) = self.resolve(ns, &target)?;
         self.shared
             .end_attempt(run_id, attempt, Ending::External(completion))
-            .await;
+            .await?;
         self.describe_run(run_id)
     }
 
     /// Heartbeats the current attempt from outside; returns whether
-    /// cancellation was requested.
-    pub fn heartbeat(
+    /// cancellation was requested. Answers once the details are written
+    /// (unlike a guest's heartbeats, which are throttled): the caller is
+    /// told they are kept.
+    pub async fn heartbeat(
         &self,
         ns: &str,
         target: Target,
         details: Vec<Payload>,
     ) -> Result<bool, ServiceError> {
-        let limit = self.shared.cfg.payload_limit;
+        let tenant = self.shared.tenant(ns)?;
+        let limit =
+            (self.shared.cfg.payload_limit).min(bounds::size(tenant.quotas().max_heartbeat_bytes));
         let size = crate::payload::total_size(&details);
         if size > limit {
             return Err(ServiceError::PayloadTooLarge(format!(
@@ -674,12 +944,24 @@ impl Service {
             )));
         }
         let (run_id, attempt) = self.resolve(ns, &target)?;
-        self.shared.record_heartbeat(run_id, attempt, details);
-        let st = self.shared.lock();
-        Ok(st
-            .open
-            .get(&run_id)
-            .is_some_and(|a| a.progress.cancel_requested))
+        let json = payloads_json(&details);
+        let at = crate::now_ms();
+        self.shared
+            .db
+            .write_unguarded(move |c| rows::save_heartbeat(c, run_id, &json, at))
+            .await?;
+        let mut st = self.shared.lock();
+        let Some(a) = st.open.get_mut(&run_id) else {
+            return Ok(false);
+        };
+        if a.progress.attempt == attempt && a.progress.state == state::STARTED {
+            let now = Instant::now();
+            a.last_alive = now;
+            a.heartbeat = details;
+            a.heartbeat_written = Some(now);
+            a.progress.heartbeat_ms = Some(at);
+        }
+        Ok(a.progress.cancel_requested)
     }
 
     /// Requests cancellation. A waiting activity closes at once; a running
@@ -700,13 +982,6 @@ impl Service {
                     None => ServiceError::ActivityNotFound(activity_id.to_owned()),
                 });
             };
-            // Keyed by (namespace, id): the run is in `ns`.
-            let task_queue = st
-                .open
-                .get(&run_id)
-                .map(|a| a.fixed.task_queue.clone())
-                .unwrap_or_default();
-            let queue = st.queue(ns, &task_queue);
             let Some(a) = st.open.get_mut(&run_id) else {
                 return Err(ServiceError::ActivityNotFound(activity_id.to_owned()));
             };
@@ -720,29 +995,28 @@ impl Service {
                 drop(st);
                 return self.describe_run(run_id);
             }
+            let before = a.progress.clone();
             a.progress.cancel_requested = true;
-            if a.progress.state == state::SCHEDULED {
-                queue.remove(run_id);
-                s.close_waiting(a, state::CANCELLED, None)
+            let mut plan = if a.progress.state == state::SCHEDULED {
+                Shared::close_waiting(a, state::CANCELLED, None, None)
             } else {
-                if let Some(r) = &a.running {
-                    r.cancel.store(true, Ordering::Relaxed);
-                }
-                let attempt = a.progress.attempt;
-                s.timers.set(
-                    tokio::time::Instant::now() + s.cfg.cancel_grace,
-                    TimerEvent::CancelGrace { run_id, attempt },
-                );
                 Plan {
                     run_id,
                     progress: a.snapshot(),
                     attempt_row: None,
-                    after: After::Nothing,
+                    after: After::CancelRequested {
+                        attempt: a.progress.attempt,
+                    },
+                    undo: Undo::default(),
+                    redo: None,
+                    stop: None,
                 }
-            }
+            };
+            plan.undo.progress = Some(before);
+            plan
         };
         let run_id = plan.run_id;
-        s.commit(plan).await;
+        s.commit(plan).await?;
         self.describe_run(run_id)
     }
 

@@ -124,6 +124,55 @@ fn both_from(r: &Row<'_>) -> rusqlite::Result<(ActivityFixed, ActivityProgress)>
     Ok((fixed_from(r)?, progress_from(r, 8)?))
 }
 
+/// Open runs as recovery reads them: the readable ones, and the run ids of
+/// those that cannot be read with why.
+pub type OpenRuns = (Vec<(ActivityFixed, ActivityProgress)>, Vec<(i64, String)>);
+
+/// Closes a run that cannot be read as failed with `failure` (JSON), and
+/// makes its row readable again (a value of the wrong type or out of range
+/// becomes 0, null or text), so that describe shows why it failed.
+pub fn fail_unreadable(
+    c: &Connection,
+    run_id: i64,
+    failure: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let whole = |col: &str, max: &str| {
+        format!("{col} = CASE WHEN typeof({col}) = 'integer' AND {col} BETWEEN 0 AND {max} THEN {col} ELSE 0 END")
+    };
+    let maybe = |col: &str| {
+        format!(
+            "{col} = CASE WHEN typeof({col}) = 'integer' AND {col} >= 0 THEN {col} ELSE NULL END"
+        )
+    };
+    let text = |col: &str| format!("{col} = CAST({col} AS TEXT)");
+    let sets = [
+        whole("attempt", "4294967295"),
+        whole("scheduled_ms", "9223372036854775807"),
+        whole("attempt_scheduled_ms", "9223372036854775807"),
+        whole("cancel_requested", "1"),
+        maybe("started_ms"),
+        maybe("heartbeat_ms"),
+        text("namespace"),
+        text("activity_id"),
+        text("activity_type"),
+        text("task_queue"),
+        text("input"),
+        text("options"),
+        text("heartbeat_details"),
+        text("result"),
+    ]
+    .join(", ");
+    c.execute(
+        &format!(
+            "UPDATE activities SET {sets}, state = 'failed', closed_ms = ?2, last_failure = ?3, \
+             awaiting_async = 0, task_token = NULL WHERE run_id = ?1"
+        ),
+        params![run_id, now_ms, failure],
+    )?;
+    Ok(())
+}
+
 /// Inserts a new activity run.
 pub fn insert_activity(
     c: &Connection,
@@ -234,14 +283,24 @@ pub struct ActivityFilter {
 }
 
 impl Db {
-    /// Every run not yet closed, for recovery at start.
-    pub fn open_activities(&self) -> Result<Vec<(ActivityFixed, ActivityProgress)>, StoreError> {
+    /// Every run not yet closed, for recovery at start; and the run ids of
+    /// open rows that cannot be read (a value of the wrong type or out of
+    /// range), with why, so that recovery fails them instead of stopping.
+    pub fn open_activities(&self) -> Result<OpenRuns, StoreError> {
         self.read(|c| {
             let mut s = c.prepare(&format!(
                 "SELECT {FIXED}, {PROGRESS} FROM activities WHERE closed_ms IS NULL ORDER BY run_id"
             ))?;
-            let rows = s.query_map([], both_from)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut rows = s.query([])?;
+            let (mut readable, mut unreadable) = (Vec::new(), Vec::new());
+            while let Some(r) = rows.next()? {
+                match both_from(r) {
+                    Ok(run) => readable.push(run),
+                    // `run_id` is the INTEGER PRIMARY KEY: always readable.
+                    Err(e) => unreadable.push((r.get(0)?, e.to_string())),
+                }
+            }
+            Ok((readable, unreadable))
         })
     }
 

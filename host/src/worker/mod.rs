@@ -15,7 +15,7 @@ use std::time::Duration;
 pub const LOG_TAIL_BYTES: usize = 4096;
 
 /// Which limit ended an activity or attempt by time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[derive(utoipa::ToSchema)]
 pub enum TimeoutType {

@@ -1,0 +1,630 @@
+//! Hostile and broken input against the real `wharf serve`: values out of
+//! range refused with a 400 naming the field and its range, a restart that
+//! survives whatever is stored, writes that fail answered 503 with nothing
+//! changed, namespace quotas on external completions, describe of unknown
+//! queues creating nothing, identifier limits, and errors that say what is
+//! accepted.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn server(dir: &Path) -> Server {
+    Server::start(dir, &[])
+}
+
+fn message(e: &Value) -> String {
+    e["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Asserts a 400 whose message names `field` and contains `also`.
+fn refused(answer: (u16, Value), field: &str, also: &str) {
+    let (status, e) = answer;
+    assert_eq!(status, 400, "{field}: {e}");
+    assert_eq!(e["error"]["code"], "invalid_argument", "{e}");
+    let m = message(&e);
+    assert!(m.contains(field) && m.contains(also), "{field}/{also}: {m}");
+}
+
+fn healthy(s: &Server) {
+    let text = reqwest::blocking::get(format!("{}/healthz", s.base))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    assert_eq!(text.trim(), "ok");
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn greet(s: &Server, id: &str, queue: &str, extra: Value) -> (u16, Value) {
+    let mut body = json!({
+        "activity_id": id, "activity_type": "greet", "task_queue": queue,
+        "input": ["Ada"], "start_to_close_timeout": "10s"
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    s.post("activities", &body)
+}
+
+#[test]
+fn huge_schedule_to_close_is_refused_and_a_restart_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("greet", "q", 10);
+
+    // Each of these once panicked a runtime thread or the next start.
+    let range = "1 ms to 10 years";
+    refused(
+        greet(
+            &s,
+            "h1",
+            "q",
+            json!({"schedule_to_close_timeout": "10000000000000000000s"}),
+        ),
+        "schedule_to_close_timeout",
+        range,
+    );
+    refused(
+        greet(
+            &s,
+            "h2",
+            "q",
+            json!({"start_to_close_timeout": 18446744073709551615u64}),
+        ),
+        "start_to_close_timeout",
+        range,
+    );
+    refused(
+        greet(&s, "h3", "q", json!({"heartbeat_timeout": "3651days"})),
+        "heartbeat_timeout",
+        range,
+    );
+    refused(
+        greet(&s, "h4", "q", json!({"schedule_to_start_timeout": "0s"})),
+        "schedule_to_start_timeout",
+        range,
+    );
+    refused(
+        greet(
+            &s,
+            "h5",
+            "q",
+            json!({"retry_policy": {"backoff_coefficient": 1e308}}),
+        ),
+        "retry_policy.backoff_coefficient",
+        "1 to 100",
+    );
+    refused(
+        greet(
+            &s,
+            "h6",
+            "q",
+            json!({"retry_policy": {"maximum_interval": "4000days"}}),
+        ),
+        "retry_policy.maximum_interval",
+        range,
+    );
+    refused(
+        greet(&s, "h7", "q", json!({"fairness_weight": 1e30})),
+        "fairness_weight",
+        "0.001 to 1000",
+    );
+    refused(
+        greet(&s, "h8", "q", json!({"priority": 9})),
+        "priority",
+        "1 (highest) to 5 (lowest)",
+    );
+    refused(
+        s.put("task-queues/q", &json!({"rate": 1e-300})),
+        "rate",
+        "0.001 to 1000000",
+    );
+    refused(
+        s.put("task-queues/q", &json!({"rate": 5, "burst": 1e300})),
+        "burst",
+        "1 to 1000000",
+    );
+    refused(
+        s.send(
+            reqwest::blocking::Client::new()
+                .patch(s.ns_url("default", ""))
+                .json(&json!({"max_starts_per_second": 1e-300})),
+        ),
+        "max_starts_per_second",
+        "0.001 to 1000000",
+    );
+    refused(
+        s.put(
+            "task-queues/q/deployment",
+            &json!({"module": "greet", "max_concurrent": 0}),
+        ),
+        "max_concurrent",
+        "1 to 1000000",
+    );
+    refused(
+        s.post(
+            "activities/fail",
+            &json!({"activity_id": "h1", "error": {"message": "m", "next_retry_delay": "10000000000000000000s"}}),
+        ),
+        "next_retry_delay",
+        range,
+    );
+
+    // The longest accepted durations run, and their timers do not overflow.
+    let (status, e) = greet(
+        &s,
+        "longest",
+        "q",
+        json!({"schedule_to_close_timeout": "3650days", "start_to_close_timeout": "3650days",
+               "schedule_to_start_timeout": "3650days", "heartbeat_timeout": "3650days",
+               "retry_policy": {"initial_interval": "3650days", "backoff_coefficient": 100}}),
+    );
+    assert_eq!(status, 201, "{e}");
+    // Waits far in the future: in backoff for ten years, then restarted.
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_id": "far", "activity_type": "nope", "task_queue": "nobody",
+                "schedule_to_close_timeout": "3650days"}),
+    );
+    assert_eq!(status, 201, "{e}");
+    assert_eq!(
+        s.wait_closed("longest", Duration::from_secs(30))["state"],
+        "completed"
+    );
+    healthy(&s);
+    s.kill();
+
+    let s = server(dir.path());
+    healthy(&s);
+    let (_, far) = s.get("activities/far");
+    assert_eq!(far["state"], "scheduled", "{far}");
+    assert_eq!(greet(&s, "after", "q", json!({})).0, 201);
+    assert_eq!(
+        s.wait_closed("after", Duration::from_secs(30))["state"],
+        "completed"
+    );
+}
+
+#[test]
+fn stored_rows_out_of_range_or_unreadable_are_failed_and_the_server_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.upload("greet", &common::rust_example("greet"));
+    for id in ["garbage", "range", "state", "unreadable", "far", "good"] {
+        assert_eq!(greet(&s, id, "later", json!({})).0, 201);
+    }
+    s.kill();
+
+    // An older version, a bug or a hand edit left these behind.
+    let db = rusqlite::Connection::open(dir.path().join("wharf.db")).unwrap();
+    let set = |id: &str, sql: &str| {
+        let n = db
+            .execute(
+                &format!("UPDATE activities SET {sql} WHERE activity_id = ?1"),
+                [id],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{id}");
+    };
+    set("garbage", "options = 'not json at all'");
+    set(
+        "range",
+        r#"options = '{"schedule_to_close_timeout":"10000000000000000000s"}'"#,
+    );
+    set("state", "state = 'dancing'");
+    set("unreadable", "attempt = 'many'");
+    set("far", "attempt_scheduled_ms = 9223372036854775807");
+    drop(db);
+
+    let s = server(dir.path());
+    healthy(&s);
+    for id in ["garbage", "range", "state", "unreadable"] {
+        let (status, a) = s.get(&format!("activities/{id}"));
+        assert_eq!(status, 200, "{id}: {a}");
+        assert_eq!(a["state"], "failed", "{id}: {a}");
+        assert_eq!(
+            a["last_failure"]["type"], "WharfStoredStateInvalid",
+            "{id}: {a}"
+        );
+        assert!(!a["last_failure"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty());
+    }
+    let (_, range) = s.get("activities/range");
+    assert!(
+        range["last_failure"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("schedule_to_close_timeout"),
+        "{range}"
+    );
+    // Valid rows run as before once the queue is served.
+    s.deploy("greet", "later", 10);
+    assert_eq!(
+        s.wait_closed("good", Duration::from_secs(30))["state"],
+        "completed"
+    );
+    assert_eq!(s.get("activities/far").1["state"], "scheduled");
+    assert_eq!(greet(&s, "new", "later", json!({})).0, 201);
+    assert_eq!(
+        s.wait_closed("new", Duration::from_secs(30))["state"],
+        "completed"
+    );
+    s.kill();
+
+    // And the failures are durable.
+    let s = server(dir.path());
+    assert_eq!(s.get("activities/garbage").1["state"], "failed");
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "skipped: cannot mount a tmpfs ({}); a full disk needs root",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+
+    /// Writes a file until the file system is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![7u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_failed_write_answers_503_and_changes_nothing() {
+    let Some(fs) = Tmpfs::mount("48m") else {
+        return;
+    };
+    let data = fs.0.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = server(&data);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "later", "activity_type": "async-complete", "task_queue": "q",
+        "start_to_close_timeout": "120s"
+    }));
+    wait_for("awaiting async", || {
+        (s.get("activities/later").1["awaiting_async"] == json!(true)).then_some(())
+    });
+
+    let filler = fs.fill();
+    // Larger than anything SQLite has room for in its files already.
+    let big = "r".repeat(1_500_000);
+    let (status, e) = s.post(
+        "activities/complete",
+        &json!({"activity_id": "later", "result": big}),
+    );
+    assert_eq!(status, 503, "{e}");
+    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    let (status, e) = s.post(
+        "activities/heartbeat",
+        &json!({"activity_id": "later", "details": ["h".repeat(900_000)]}),
+    );
+    assert_eq!(status, 503, "{e}");
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_id": "unwritten", "activity_type": "async-complete", "task_queue": "q",
+                "start_to_close_timeout": "10s", "input": [big]}),
+    );
+    assert_eq!(status, 503, "{e}");
+    healthy(&s);
+    // Nothing moved: the activity still awaits its completion, the refused
+    // start left no activity.
+    let (_, a) = s.get("activities/later");
+    assert_eq!(
+        (&a["state"], &a["awaiting_async"]),
+        (&json!("started"), &json!(true)),
+        "{a}"
+    );
+    assert_eq!(a["heartbeat_details"], json!([]), "{a}");
+    assert_eq!(s.get("activities/unwritten").0, 404);
+
+    std::fs::remove_file(filler).unwrap();
+    let (status, e) = s.post(
+        "activities/complete",
+        &json!({"activity_id": "later", "result": "done"}),
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        s.wait_closed("later", Duration::from_secs(10))["result"],
+        "done"
+    );
+    s.kill();
+    let s = server(&data);
+    let (_, a) = s.get("activities/later");
+    assert_eq!(
+        (&a["state"], &a["result"]),
+        (&json!("completed"), &json!("done")),
+        "{a}"
+    );
+    s.kill();
+}
+
+#[test]
+fn external_completions_obey_the_namespace_payload_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("adversary", "q", 10);
+    let (status, e) = s.send(
+        reqwest::blocking::Client::new()
+            .patch(s.ns_url("default", ""))
+            .json(&json!({"max_payload_bytes": 1000, "max_heartbeat_bytes": 500})),
+    );
+    assert_eq!(status, 200, "{e}");
+    s.start_activity(json!({
+        "activity_id": "ext", "activity_type": "async-complete", "task_queue": "q",
+        "start_to_close_timeout": "60s"
+    }));
+    wait_for("awaiting async", || {
+        (s.get("activities/ext").1["awaiting_async"] == json!(true)).then_some(())
+    });
+    let (status, e) = s.post(
+        "activities/heartbeat",
+        &json!({"activity_id": "ext", "details": ["h".repeat(600)]}),
+    );
+    assert_eq!(status, 413, "{e}");
+    assert!(message(&e).contains("500 bytes"), "{e}");
+    let (status, e) = s.post(
+        "activities/complete",
+        &json!({"activity_id": "ext", "result": "r".repeat(2000)}),
+    );
+    assert_eq!(status, 413, "{e}");
+    assert!(message(&e).contains("1000 bytes"), "{e}");
+    let (status, e) = s.post(
+        "activities/fail",
+        &json!({"activity_id": "ext", "error": {"message": "m", "details": ["d".repeat(2000)]}}),
+    );
+    assert_eq!(status, 413, "{e}");
+    let (status, e) = s.post(
+        "activities/heartbeat",
+        &json!({"activity_id": "ext", "details": ["small"]}),
+    );
+    assert_eq!(status, 200, "{e}");
+    let (status, e) = s.post(
+        "activities/complete",
+        &json!({"activity_id": "ext", "result": "fits"}),
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        s.wait_closed("ext", Duration::from_secs(10))["result"],
+        "fits"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn describing_unknown_queues_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    // As in Temporal, a queue nobody used is there, and empty.
+    let (status, q) = s.get("task-queues/never-used");
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(
+        (&q["backlog"], &q["running"]),
+        (&json!(0), &json!(0)),
+        "{q}"
+    );
+    assert_eq!(q["deployment"], Value::Null);
+
+    let pid = s.child.id();
+    let client = reqwest::blocking::Client::new();
+    let describe_many = |from: usize| {
+        for i in from..from + 4000 {
+            let name = format!("{i:0>990}");
+            let r = client
+                .get(s.url(&format!("task-queues/{name}")))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    // Warm up the allocator and the connection pool, then measure.
+    describe_many(0);
+    let before = rss_kib(pid);
+    describe_many(10_000);
+    describe_many(20_000);
+    let grown = rss_kib(pid).saturating_sub(before);
+    // Keeping state for each name would cost several KiB apiece (~8000 of
+    // them: tens of MiB); describing must not grow with the names asked.
+    assert!(
+        grown < 8 * 1024,
+        "memory grew {grown} KiB over 8000 describes"
+    );
+    healthy(&s);
+}
+
+#[test]
+fn identifiers_over_1000_bytes_and_control_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("greet", "q", 10);
+    let long = "i".repeat(1001);
+    refused(
+        greet(&s, &long, "q", json!({})),
+        "activity_id",
+        "1 to 1000 bytes",
+    );
+    refused(
+        greet(&s, "x", &long, json!({})),
+        "task_queue",
+        "1 to 1000 bytes",
+    );
+    refused(
+        greet(&s, "x", "q", json!({"activity_type": long.clone()})),
+        "activity_type",
+        "1 to 1000 bytes",
+    );
+    refused(
+        greet(&s, "x", "q", json!({"activity_type": ""})),
+        "activity_type",
+        "empty",
+    );
+    refused(
+        greet(&s, "bell\u{7}", "q", json!({})),
+        "activity_id",
+        "control characters",
+    );
+    refused(
+        greet(&s, "x", "q", json!({"fairness_key": "k".repeat(257)})),
+        "fairness_key",
+        "1 to 256 bytes",
+    );
+    refused(
+        greet(&s, "x", "q", json!({"concurrency_key": ""})),
+        "concurrency_key",
+        "empty",
+    );
+    refused(
+        greet(
+            &s,
+            "x",
+            "q",
+            json!({"retry_policy": {"non_retryable_error_types": vec!["E"; 101]}}),
+        ),
+        "non_retryable_error_types",
+        "at most 100",
+    );
+    refused(
+        greet(&s, "x", "q", json!({"input": vec![1; 101]})),
+        "input",
+        "at most 100",
+    );
+    refused(
+        s.get(&format!("task-queues/{long}")),
+        "task_queue",
+        "1 to 1000 bytes",
+    );
+    refused(
+        s.post(
+            "activities/complete",
+            &json!({"activity_id": long, "result": 1}),
+        ),
+        "activity_id",
+        "1 to 1000 bytes",
+    );
+    refused(
+        s.put(
+            "concurrency-limits",
+            &json!({"key": format!("key:{long}"), "max_concurrent": 1}),
+        ),
+        "key",
+        "1 to 1000 bytes",
+    );
+    // At the limit is fine.
+    let id = "i".repeat(1000);
+    assert_eq!(greet(&s, &id, "q", json!({})).0, 201);
+    assert_eq!(
+        s.wait_closed(&id, Duration::from_secs(30))["state"],
+        "completed"
+    );
+}
+
+#[test]
+fn errors_say_what_is_wrong_and_what_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let (status, e) = greet(&s, "x", "q", json!({"start_to_close_timeout": -1}));
+    assert_eq!(status, 400, "{e}");
+    let m = message(&e);
+    assert!(
+        m.contains("start_to_close_timeout: -1 is not a duration")
+            && m.contains("\"10s\"")
+            && m.contains("whole number of milliseconds")
+            && m.contains("1 ms to 10 years"),
+        "{m}"
+    );
+    assert!(!m.contains("untagged"), "{m}");
+    refused(
+        greet(&s, "x", "q", json!({"start_to_close_timeout": "soon"})),
+        "start_to_close_timeout: \"soon\" is not a duration",
+        "10s",
+    );
+    refused(
+        greet(
+            &s,
+            "x",
+            "q",
+            json!({"retry_policy": {"initial_interval": true}}),
+        ),
+        "retry_policy.initial_interval",
+        "milliseconds",
+    );
+    refused(
+        greet(
+            &s,
+            "x",
+            "q",
+            json!({"retry_policy": {"maximum_attempts": -3}}),
+        ),
+        "retry_policy.maximum_attempts",
+        "-3",
+    );
+    refused(
+        s.post(
+            "activities/fail",
+            &json!({"activity_id": "x", "error": {"message": "m", "next_retry_delay": -5}}),
+        ),
+        "error.next_retry_delay",
+        "not a duration",
+    );
+    // Queries too: JSON errors naming the parameter and its range.
+    refused(s.get("activities/x/result?wait=5m"), "wait", "0 to 1m");
+    refused(
+        s.get("activities/x/result?wait=later"),
+        "wait",
+        "not a duration",
+    );
+}
