@@ -306,9 +306,19 @@ fn hostile_modules() -> Vec<(&'static str, Vec<u8>, u16)> {
     for (i, b) in garbage.iter_mut().enumerate() {
         *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
     }
+    // A component that instantiates one empty core module 1 000 times: far
+    // more of the shared instance pool than a module may take.
+    let mut greedy = Component::new();
+    greedy.section(&ModuleSection(&Module::new()));
+    let mut instances = wasm_encoder::InstanceSection::new();
+    for _ in 0..1_000 {
+        instances.instantiate(0, Vec::<(&str, wasm_encoder::ModuleArg)>::new());
+    }
+    greedy.section(&instances);
+    let read = |name: &str| std::fs::read(common::rust_example(name)).unwrap();
     vec![
         ("upload over the size quota", vec![0u8; MAX_MODULE + 1], 413),
-        ("upload of garbage bytes", garbage, 422),
+        ("upload of garbage bytes", garbage.clone(), 422),
         ("upload of a core module (10 000 exports)", core, 422),
         (
             "upload of a component, core module with 10 000 exports",
@@ -318,6 +328,26 @@ fn hostile_modules() -> Vec<(&'static str, Vec<u8>, u16)> {
         (
             "upload of a component with types nested 2 000 deep",
             nested.finish(),
+            422,
+        ),
+        (
+            "upload of 1 000 core instances (over the pool share)",
+            greedy.finish(),
+            422,
+        ),
+        (
+            "upload: activity-types() spins (A's fuel, 5 s)",
+            read("spin_types"),
+            422,
+        ),
+        (
+            "upload: activity-types() allocates (A's 64 MiB)",
+            read("hog_types"),
+            422,
+        ),
+        (
+            "the same garbage again: remembered, not compiled",
+            garbage,
             422,
         ),
     ]
@@ -543,6 +573,56 @@ fn a_hostile_tenant_neither_crashes_the_server_nor_slows_another() {
         expected: "200".into(),
         observed: status.to_string(),
         ok: status == 200,
+    });
+    // A secret the admin granted to A's `adversary` stays with that content:
+    // A's own upload under the name reads nothing.
+    let set = admin.http.put(admin.url("/a/config/DB_PW"));
+    let (status, e) = admin.send(set.json(&json!({"value": "s3cret", "grants": ["adversary"]})));
+    assert_eq!(status, 200, "{e}");
+    let mut own = std::fs::read(common::rust_example("adversary")).unwrap();
+    own.extend_from_slice(&[0, 5, 4, b'm', b'i', b'n', b'e']); // a custom section
+    let (status, e) = a.upload_bytes("a", "adversary", own);
+    assert_eq!(status, 201, "{e}");
+    assert_eq!(a.deploy("a", "steal", "adversary").0, 200);
+    let (status, e) = a.post(
+        "/a/activities",
+        json!({"activity_id": "steal", "activity_type": "config-get", "task_queue": "steal",
+               "input": [{"key": "DB_PW"}], "start_to_close_timeout": "10s"}),
+    );
+    assert_eq!(status, 201, "{e}");
+    let (_, r) = a.get("/a/activities/steal/result?wait=30s");
+    rows.push(Row {
+        case: "re-upload under a name granted a secret".into(),
+        expected: "denied, no value".into(),
+        observed: format!("{}", r["result"]),
+        ok: r["result"]["denied"] == true && !r.to_string().contains("s3cret"),
+    });
+    // A deleted namespace's data does not come back under its name.
+    let c = As::new(&s, &new_tenant(&admin, "c", json!({})));
+    c.install("c", "q", "greet");
+    let (status, e) = c.post(
+        "/c/activities",
+        json!({"activity_id": "old", "activity_type": "greet", "task_queue": "q",
+               "input": ["c's input"], "start_to_close_timeout": "10s"}),
+    );
+    assert_eq!(status, 201, "{e}");
+    let _ = c.get("/c/activities/old/result?wait=30s");
+    assert_eq!(
+        admin.send(admin.http.delete(admin.url("/c?force=true"))).0,
+        200
+    );
+    let c = As::new(&s, &new_tenant(&admin, "c", json!({})));
+    let (_, acts) = c.get("/c/activities");
+    let (_, mods) = c.get("/c/modules");
+    rows.push(Row {
+        case: "delete namespace, create it again".into(),
+        expected: "0 activities, 0 modules".into(),
+        observed: format!(
+            "{} activities, {} modules",
+            acts["activities"].as_array().map_or(99, Vec::len),
+            mods["modules"].as_array().map_or(99, Vec::len)
+        ),
+        ok: acts["activities"] == json!([]) && mods["modules"] == json!([]),
     });
     let (status, _) = s.send(reqwest::blocking::Client::new().get(format!("{}/healthz", s.base)));
     rows.push(Row {

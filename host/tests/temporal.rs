@@ -95,7 +95,13 @@ fn upload(data_dir: &Path, name: &str, file: &Path) -> Result<()> {
         let db = Db::open(data_dir, Durability::Normal)?;
         let registry = Registry::new(Engine::new(&EngineConfig::default())?, data_dir);
         registry
-            .upload(&db, "default", name, std::fs::read(file)?)
+            .upload(
+                &db,
+                "default",
+                name,
+                std::fs::read(file)?,
+                &Default::default(),
+            )
             .await?;
         anyhow::Ok(())
     })

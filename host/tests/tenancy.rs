@@ -256,3 +256,273 @@ fn the_module_quota_refuses_new_versions_but_answers_a_repeated_upload() {
     let (_, list) = t.get("/one/modules");
     assert_eq!(list["modules"].as_array().map(Vec::len), Some(1), "{list}");
 }
+
+/// `bytes` with a custom section appended: another content (another
+/// digest) that behaves exactly the same.
+fn same_code_other_content(mut bytes: Vec<u8>) -> Vec<u8> {
+    let name = b"wharf-test";
+    let payload = b"another upload";
+    bytes.push(0); // custom section
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Runs `activity_type` of the module deployed on `queue` with `input`.
+fn run_on(
+    who: &As,
+    ns: &str,
+    queue: &str,
+    id: &str,
+    ty: &str,
+    input: serde_json::Value,
+) -> serde_json::Value {
+    let (status, e) = who.post(
+        &format!("/{ns}/activities"),
+        json!({"activity_id": id, "activity_type": ty, "task_queue": queue, "input": [input],
+               "start_to_close_timeout": "20s", "retry_policy": {"maximum_attempts": 1}}),
+    );
+    assert_eq!(status, 201, "{e}");
+    let (status, r) = who.get(&format!("/{ns}/activities/{id}/result?wait=30s"));
+    assert_eq!(status, 200, "{r}");
+    who.get(&format!("/{ns}/activities/{id}")).1
+}
+
+#[test]
+fn grants_follow_content_so_a_reupload_under_a_granted_name_gets_nothing() {
+    let origin = common::origin::Origin::start();
+    let (s, _d) = auth_server(&[]);
+    let admin = As::new(&s, ADMIN);
+    let t = As::new(&s, &new_tenant(&admin, "acme", json!({})));
+    // The admin's billing module, granted a secret and a narrowed host.
+    admin.install("acme", "pay", "adversary");
+    let allowed = format!("http://127.0.0.1:{}", origin.port);
+    let set = admin.http.put(admin.url("/acme/config/DB_PW"));
+    let (status, v) = admin.send(set.json(&json!({"value": "s3cret", "grants": ["adversary"]})));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["variable"]["bound"][0]["version"], 1, "{v}");
+    let patch = admin
+        .http
+        .patch(admin.url("/acme"))
+        .json(&json!({"egress": {
+        "allow_hosts": [allowed, "https://other.example.com"], "allow_private": ["127.0.0.1/32"],
+        "modules": {"adversary": [allowed]}}}));
+    let (status, v) = admin.send(patch);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["namespace"]["egress"]["module_bindings"]["adversary"][0]["version"], 1,
+        "{v}"
+    );
+    let read = |id: &str| run_on(&t, "acme", "pay", id, "config-get", json!({"key": "DB_PW"}));
+    let fetch = |id: &str| {
+        run_on(
+            &t,
+            "acme",
+            "pay",
+            id,
+            "http-get",
+            json!({"url": origin.url("/ok"), "follow": 0}),
+        )
+    };
+    let d = read("granted");
+    assert_eq!(d["result"]["value"], "s3cret", "{d}");
+    let d = fetch("granted-http");
+    assert_eq!(d["result"]["hops"][0]["status"], 200, "{d}");
+
+    // The tenant uploads its own content under the granted name and deploys it.
+    let bytes = same_code_other_content(std::fs::read(common::rust_example("adversary")).unwrap());
+    let (status, up) = t.upload_bytes("acme", "adversary", bytes);
+    assert_eq!(status, 201, "{up}");
+    assert_eq!(up["module"]["version"], 2);
+    assert_eq!(t.deploy("acme", "pay", "adversary").0, 200);
+    let d = read("reupload");
+    assert_eq!(d["result"]["denied"], true, "{d}");
+    assert!(!d.to_string().contains("s3cret"), "{d}");
+    let d = fetch("reupload-http");
+    assert_eq!(d["result"]["error"], "ErrorCode::HttpRequestDenied", "{d}");
+    let log = d["attempts"][0]["log_tail"].as_str().unwrap_or("");
+    assert!(log.contains("is not on this module's allowlist"), "{log}");
+    assert_eq!(
+        origin.hits("/ok"),
+        1,
+        "only the granted version's request arrived"
+    );
+
+    // The version the admin granted still reads it.
+    let put = t.http.put(t.url("/acme/task-queues/pay/deployment"));
+    let (status, e) = t.send(put.json(&json!({"module": "adversary", "version": 1})));
+    assert_eq!(status, 200, "{e}");
+    let d = read("granted-again");
+    assert_eq!(d["result"]["value"], "s3cret", "{d}");
+
+    // Granting by name again binds the latest version; by version, that one.
+    let set = admin.http.put(admin.url("/acme/config/DB_PW"));
+    let (status, v) = admin.send(set.json(&json!({"value": "s3cret", "grants": ["adversary@2"]})));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["variable"]["bound"][0]["version"], 2, "{v}");
+    let d = read("version-1-ungranted");
+    assert_eq!(d["result"]["denied"], true, "{d}");
+    let set = admin.http.put(admin.url("/acme/config/DB_PW"));
+    let (status, e) = admin.send(set.json(&json!({"value": "x", "grants": ["adversary@9"]})));
+    assert_eq!(status, 404, "{e}");
+    let set = admin.http.put(admin.url("/acme/config/DB_PW"));
+    let (status, e) = admin.send(set.json(&json!({"value": "x", "grants": ["adversary@x"]})));
+    assert_eq!(status, 400, "{e}");
+}
+
+/// Files under `dir` (recursively) whose name contains `part`.
+fn files_named(dir: &std::path::Path, part: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(files_named(&p, part));
+        } else if e.file_name().to_string_lossy().contains(part) {
+            found.push(p.display().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_deleted_namespace_leaves_nothing_and_a_recreated_one_starts_empty() {
+    let (s, dir) = auth_server(&[]);
+    let admin = As::new(&s, ADMIN);
+    let t = As::new(&s, &new_tenant(&admin, "acme", json!({})));
+    // Content only acme has, and content another namespace has too.
+    let own = same_code_other_content(std::fs::read(common::rust_example("adversary")).unwrap());
+    let (status, up) = t.upload_bytes("acme", "mine", own);
+    assert_eq!(status, 201, "{up}");
+    let own_sha = up["module"]["sha256"].as_str().unwrap().to_owned();
+    t.install("acme", "q", "greet");
+    let other = As::new(&s, &new_tenant(&admin, "other", json!({})));
+    let (status, up) = other.upload("other", "greet");
+    assert_eq!(status, 201, "{up}");
+    let shared_sha = up["module"]["sha256"].as_str().unwrap().to_owned();
+    let d = run_on(&t, "acme", "q", "old", "greet", json!("old-input"));
+    assert_eq!(d["state"], "completed", "{d}");
+    let set = admin.http.put(admin.url("/acme/config/K"));
+    assert_eq!(
+        admin
+            .send(set.json(&json!({"value": "v", "grants": ["*"]})))
+            .0,
+        200
+    );
+    let put = admin.http.put(admin.url("/acme/concurrency-limits"));
+    assert_eq!(
+        admin
+            .send(put.json(&json!({"key": "type:greet", "max_concurrent": 2})))
+            .0,
+        200
+    );
+    let put = admin.http.put(admin.url("/acme/task-queues/q"));
+    assert_eq!(admin.send(put.json(&json!({"rate": 7.0}))).0, 200);
+    let data = dir.path().join("data");
+    assert!(
+        !files_named(&data, &own_sha).is_empty(),
+        "acme's module is on disk"
+    );
+
+    let del = admin.http.delete(admin.url("/acme?force=true"));
+    assert_eq!(admin.send(del).0, 200);
+    assert!(
+        files_named(&data, &own_sha).is_empty(),
+        "acme's own module files are gone: {:?}",
+        files_named(&data, &own_sha)
+    );
+    assert!(
+        !files_named(&data, &shared_sha).is_empty(),
+        "content another namespace has stays"
+    );
+    assert_eq!(t.get("/acme/activities").0, 401, "its tokens are gone");
+
+    let check_empty = |s: &common::Server| {
+        let admin = As::new(s, ADMIN);
+        let (status, _) = admin.get("/acme");
+        assert_eq!(status, 404);
+        let t2 = As::new(s, &new_tenant(&admin, "acme", json!({})));
+        let (_, list) = t2.get("/acme/activities");
+        assert_eq!(list["activities"], json!([]), "{list}");
+        assert!(!list.to_string().contains("old-input"), "{list}");
+        let (status, d) = t2.get("/acme/activities/old");
+        assert_eq!(status, 404, "{d}");
+        let (_, m) = t2.get("/acme/modules");
+        assert_eq!(m["modules"], json!([]), "{m}");
+        let (_, c) = admin.get("/acme/config");
+        assert_eq!(c["config"], json!([]), "{c}");
+        let (_, l) = t2.get("/acme/concurrency-limits");
+        assert_eq!(l["limits"], json!([]), "{l}");
+        let (_, q) = t2.get("/acme/task-queues/q");
+        assert_eq!(q["deployment"], serde_json::Value::Null, "{q}");
+        assert_eq!(q["rate_limit"]["rate"], serde_json::Value::Null, "{q}");
+        assert_eq!(q["backlog"], 0, "{q}");
+        let del = admin.http.delete(admin.url("/acme?force=true"));
+        assert_eq!(admin.send(del).0, 200);
+    };
+    check_empty(&s);
+    let other_token = other.token.clone();
+    drop((admin, t, other));
+    // Still gone after a crash and a restart; the other namespace is intact.
+    s.kill();
+    let token_file = dir.path().join("admin-token");
+    let s = common::Server::start(&data, &["--admin-token-file", token_file.to_str().unwrap()]);
+    check_empty(&s);
+    let other = As::new(&s, &other_token);
+    let (_, m) = other.get("/other/modules");
+    assert_eq!(m["modules"][0]["sha256"], shared_sha.as_str(), "{m}");
+}
+
+#[test]
+fn refused_uploads_leave_no_file_are_remembered_and_throttled() {
+    let (s, dir) = auth_server(&[]);
+    let admin = As::new(&s, ADMIN);
+    let t = As::new(&s, &new_tenant(&admin, "up", json!({})));
+    let artifacts = dir.path().join("data").join("artifacts");
+    let components = dir.path().join("data").join("components");
+    // Compiles, then fails validation: nothing of it stays on disk.
+    let refused = std::fs::read(common::rust_example("not-an-activity")).unwrap();
+    let (status, e) = t.upload_bytes("up", "cmd", refused.clone());
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        files_named(&artifacts, "").is_empty(),
+        "{:?}",
+        files_named(&artifacts, "")
+    );
+    assert!(files_named(&components, "").is_empty());
+    // The same bytes again: the remembered refusal, without compiling.
+    let (status, e) = t.upload_bytes("up", "cmd", refused);
+    assert_eq!(status, 422, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("refused before (not compiled again)"), "{msg}");
+    assert!(msg.contains("not a wharf activity module"), "{msg}");
+    // Refusal after refusal: throttled with Retry-After, naming the reason.
+    let mut throttled = None;
+    for i in 0..20u8 {
+        let resp = t
+            .http
+            .post(t.url("/up/modules?name=junk"))
+            .bearer_auth(&t.token)
+            .body(vec![i; 64])
+            .send()
+            .unwrap();
+        if resp.status().as_u16() == 429 {
+            let retry = resp.headers().get("retry-after").cloned();
+            throttled = Some((retry, resp.json::<serde_json::Value>().unwrap()));
+            break;
+        }
+        assert_eq!(resp.status().as_u16(), 422);
+    }
+    let (retry, e) = throttled.expect("throttled within 20 refusals");
+    assert!(retry.is_some(), "{e}");
+    let msg = e["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("too many refused uploads"), "{msg}");
+    // Another namespace is not held back.
+    let o = As::new(&s, &new_tenant(&admin, "fine", json!({})));
+    assert_eq!(o.upload("fine", "greet").0, 201);
+    assert!(
+        !files_named(&artifacts, "").is_empty(),
+        "an accepted module keeps its artifact"
+    );
+}

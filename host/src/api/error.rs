@@ -101,10 +101,17 @@ impl From<RegistryError> for ApiError {
             | E::WrongVersion { .. }
             | E::Invalid(_)
             | E::Link(_)
-            | E::ActivityTypes(_) => {
+            | E::ActivityTypes(_)
+            | E::OverPoolShare(_)
+            | E::Remembered(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_module", message)
             }
-            E::NotFound(_) => Self::not_found(message),
+            E::Throttled { retry_after } => {
+                let mut r = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                r.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+                r
+            }
+            E::NotFound(_) | E::NamespaceGone(_) => Self::not_found(message),
             E::Io { .. } | E::Store(_) => {
                 tracing::error!("{message}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

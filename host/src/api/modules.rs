@@ -94,10 +94,16 @@ pub(super) async fn upload(
             .into()),
         };
     }
+    // The module is checked (its activity types listed) under the
+    // namespace's own quotas, not the host's defaults.
+    let limits = crate::registry::UploadLimits {
+        memory_bytes: usize::try_from(quotas.max_memory_per_attempt).unwrap_or(usize::MAX),
+        fuel: quotas.fuel_per_attempt,
+    };
     let (record, created) = app
         .service
         .registry()
-        .upload(app.service.db(), &ns, &name, bytes.to_vec())
+        .upload(app.service.db(), &ns, &name, bytes.to_vec(), &limits)
         .await?;
     let status = if created {
         StatusCode::CREATED

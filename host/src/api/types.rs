@@ -131,6 +131,16 @@ impl PartialSchema for crate::service::grants::EgressView {
                     .into(),
             );
             o.required.push("deny_all".into());
+            let mut bindings = <std::collections::BTreeMap<
+                String,
+                Vec<crate::service::grants::Binding>,
+            > as PartialSchema>::schema();
+            if let RefOr::T(Schema::Object(b)) = &mut bindings {
+                b.description =
+                    Some("The module versions each entry of `modules` is bound to.".into());
+            }
+            o.properties.insert("module_bindings".into(), bindings);
+            o.required.push("module_bindings".into());
         }
         schema
     }
@@ -140,6 +150,10 @@ impl ToSchema for crate::service::grants::EgressView {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         // The policy's schema refers to its limits by name.
         <EgressPolicy as ToSchema>::schemas(schemas);
+        schemas.push((
+            crate::service::grants::Binding::name().into_owned(),
+            <crate::service::grants::Binding as PartialSchema>::schema(),
+        ));
         schemas.push((
             crate::engine::EgressLimits::name().into_owned(),
             crate::engine::EgressLimits::schema(),

@@ -205,7 +205,7 @@ async fn readiness(dir: &Path, path: &Path, restarts: usize) -> anyhow::Result<R
     let engine = Engine::new(&EngineConfig::default())?;
     let t = Instant::now();
     let (record, _) = Registry::new(engine.clone(), dir)
-        .upload(&db, "default", "bench", bytes)
+        .upload(&db, "default", "bench", bytes, &Default::default())
         .await?;
     let upload = t.elapsed();
 

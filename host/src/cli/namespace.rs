@@ -71,8 +71,10 @@ pub struct EgressArgs {
     /// `127.0.0.0/8`); repeatable.
     #[arg(long = "allow-private", value_name = "CIDR")]
     allow_private: Vec<String>,
-    /// Narrow one module to some of the allowed hosts, as MODULE=PATTERN;
-    /// repeatable.
+    /// Narrow one module to some of the allowed hosts, as MODULE=PATTERN
+    /// (MODULE is `NAME`, bound to its latest version now, or
+    /// `NAME@VERSION`); repeatable. Content uploaded under the name later
+    /// reaches nothing until the policy is set again.
     #[arg(long = "module-host", value_name = "MODULE=PATTERN")]
     module_hosts: Vec<String>,
     /// An egress limit as KEY=VALUE (e.g. max_response_bytes=1048576,
@@ -126,8 +128,11 @@ pub enum ConfigCommand {
         key: String,
         /// The value; `-` reads it from stdin (keeps it out of shell history).
         value: String,
-        /// A module that may read it (`*` for every module); repeatable.
-        /// Without one, no module can read it.
+        /// A module that may read it: `NAME` (its latest version now),
+        /// `NAME@VERSION`, or `*` for every module; repeatable. The grant
+        /// follows the content of the version named: a later upload under
+        /// the name cannot read it until the variable is set again. Without
+        /// one, no module can read it.
         #[arg(long = "grant", value_name = "MODULE")]
         grants: Vec<String>,
         #[command(flatten)]
@@ -236,7 +241,13 @@ fn print_namespace(v: &Value) {
         println!("outbound HTTP: denied (no hosts allowed)");
     } else {
         println!("outbound HTTP:");
-        for k in ["allow_hosts", "allow_private", "modules", "limits"] {
+        for k in [
+            "allow_hosts",
+            "allow_private",
+            "modules",
+            "module_bindings",
+            "limits",
+        ] {
             println!("  {k:<26} {}", e[k]);
         }
     }
@@ -247,9 +258,36 @@ fn print_namespace(v: &Value) {
             println!(
                 "  {:<26} granted to {}",
                 v["key"].as_str().unwrap_or(""),
-                v["grants"]
+                bound_list(v)
             );
         }
+    }
+}
+
+/// What a variable is granted to: `*` if every module, then the module
+/// versions its grants are bound to (`name@version sha256:abcdef012345`);
+/// `nothing` when neither.
+fn bound_list(var: &Value) -> String {
+    let mut out: Vec<String> = var["grants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g.as_str() == Some("*"))
+        .map(|_| "*".to_owned())
+        .collect();
+    for b in var["bound"].as_array().into_iter().flatten() {
+        let sha = b["sha256"].as_str().unwrap_or("");
+        out.push(format!(
+            "{}@{} sha256:{}",
+            b["module"].as_str().unwrap_or(""),
+            b["version"],
+            sha.get(..12).unwrap_or(sha)
+        ));
+    }
+    if out.is_empty() {
+        "nothing".into()
+    } else {
+        out.join(", ")
     }
 }
 
@@ -407,7 +445,7 @@ async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
             print(args.json, &v, |v| {
                 println!(
                     "set {key} in {namespace}, granted to {}",
-                    v["variable"]["grants"]
+                    bound_list(&v["variable"])
                 )
             });
         }
@@ -425,7 +463,7 @@ async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                     println!(
                         "{:<32} {:<32} {}",
                         var["key"].as_str().unwrap_or(""),
-                        var["grants"].to_string(),
+                        bound_list(var),
                         var["value"].as_str().unwrap_or("(hidden)")
                     );
                 }

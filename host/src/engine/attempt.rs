@@ -305,6 +305,9 @@ fn returned(
 
 /// Maps an error out of instantiation or the call: our own interrupts, fuel,
 /// and every other trap.
+/// Failure type of an attempt that found no room in the instance pool.
+pub const POOL_EXHAUSTED: &str = "HostPoolExhausted";
+
 fn stopped(err: wasmtime::Error, limits: &AttemptLimits, log: &AttemptLog) -> Outcome {
     if let Some(interrupt) = err.downcast_ref::<Interrupt>() {
         return interrupt.clone().into_outcome();
@@ -312,6 +315,19 @@ fn stopped(err: wasmtime::Error, limits: &AttemptLimits, log: &AttemptLog) -> Ou
     if let Some(Trap::OutOfFuel) = err.downcast_ref::<Trap>() {
         return Outcome::FuelExhausted {
             limit: limits.fuel.unwrap_or(u64::MAX),
+        };
+    }
+    // The host is full, not the guest at fault: retried like any failure.
+    if let Some(full) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        log.line(&format!("[wharf] no room in the instance pool: {full}"));
+        return Outcome::Failed {
+            error: ApplicationError {
+                message: format!("the host's instance pool is full ({full}); retry later"),
+                error_type: POOL_EXHAUSTED.into(),
+                non_retryable: false,
+                details: Vec::new(),
+                next_retry_delay_ms: Some(1_000),
+            },
         };
     }
     log.line(&format!("[wharf] trap: {err:?}"));

@@ -21,6 +21,25 @@
 use std::time::Duration;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// What one component may take of the shared instance pool, checked when a
+/// module is uploaded. The pool holds this much for every instance it may
+/// hold at once (`max_instances`, at least the host's running attempts), so
+/// a tenant's component built to be as large as allowed can never crowd
+/// out another's attempts: every accepted component always fits.
+///
+/// The caps leave ample room above what the kits produce (core instances
+/// counted in the examples: componentize-py 14, componentize-js 4, Rust 3).
+pub struct PoolShare;
+
+impl PoolShare {
+    /// Core instances one component may create.
+    pub const CORE_INSTANCES: u32 = 64;
+    /// Linear memories of one component.
+    pub const MEMORIES: u32 = 4;
+    /// Tables of one component.
+    pub const TABLES: u32 = 32;
+}
+
 /// Settings that shape the wasmtime engine. Per-attempt limits live in
 /// [`super::AttemptLimits`]; these are process-wide.
 #[derive(Clone, Debug)]
@@ -102,16 +121,16 @@ fn base_config(cfg: &EngineConfig, pool: Option<PoolingAllocationConfig>) -> Con
 fn pooling(cfg: &EngineConfig, pagemap_scan: bool) -> PoolingAllocationConfig {
     let n = cfg.max_instances;
     let mut p = PoolingAllocationConfig::default();
-    // componentize-py and componentize-js components link many core
-    // instances and tables; these limits admit them.
+    // Every instance the pool may hold gets a full share (see `PoolShare`);
+    // the per-component limits are the upload caps.
     p.total_component_instances(n)
-        .total_core_instances(n * 10)
-        .total_memories(n * 2)
-        .total_tables(n * 10)
+        .total_core_instances(n.saturating_mul(PoolShare::CORE_INSTANCES))
+        .total_memories(n.saturating_mul(PoolShare::MEMORIES))
+        .total_tables(n.saturating_mul(PoolShare::TABLES))
         .total_stacks(n)
-        .max_core_instances_per_component(500)
-        .max_memories_per_component(20)
-        .max_tables_per_component(500)
+        .max_core_instances_per_component(PoolShare::CORE_INSTANCES)
+        .max_memories_per_component(PoolShare::MEMORIES)
+        .max_tables_per_component(PoolShare::TABLES)
         .max_memories_per_module(2)
         .max_tables_per_module(10)
         .table_elements(20_000)

@@ -32,9 +32,11 @@ pub struct EgressPolicy {
     /// unique-local, multicast and unspecified addresses are refused unless
     /// listed here, whatever `allow_hosts` says.
     pub allow_private: Vec<String>,
-    /// Narrows a module: module name -> hosts it may reach. A request must
-    /// match both this list and `allow_hosts`; modules not named here get
-    /// `allow_hosts` as is.
+    /// Narrows a module: `NAME` or `NAME@VERSION` -> hosts it may reach. A
+    /// request must match both this list and `allow_hosts`. The service
+    /// binds each entry to the content of the version(s) it names when the
+    /// policy is set; other content uploaded under a narrowed name reaches
+    /// nothing, and modules not named here get `allow_hosts` as is.
     pub modules: BTreeMap<String, Vec<String>>,
     /// Limits of each request.
     pub limits: EgressLimits,
@@ -91,10 +93,13 @@ impl EgressPolicy {
         Ok(())
     }
 
-    /// The rules for one module of the namespace (`None`: no narrowing).
-    pub fn compile(&self, module: Option<&str>) -> Result<EgressRules, String> {
+    /// The rules for one module of the namespace, narrowed to `narrowed`
+    /// (the hosts of its entries in [`modules`](Self::modules), as the
+    /// service matched them to the module's content; empty reaches nothing)
+    /// or not narrowed (`None`).
+    pub fn compile(&self, narrowed: Option<&[String]>) -> Result<EgressRules, String> {
         let hosts = parse_patterns(&self.allow_hosts)?;
-        let narrowed = match module.and_then(|m| self.modules.get(m)) {
+        let narrowed = match narrowed {
             Some(list) => Some(parse_patterns(list)?),
             None => None,
         };
@@ -507,14 +512,21 @@ mod tests {
         };
         p.modules
             .insert("billing".into(), vec!["pay.example.com".into()]);
-        let billing = p.compile(Some("billing")).unwrap();
+        let billing = p
+            .compile(p.modules.get("billing").map(Vec::as_slice))
+            .unwrap();
         assert!(billing.check_url(true, "pay.example.com", 443).is_ok());
         assert!(matches!(
             billing.check_url(true, "www.example.com", 443),
             Err(Denial::ModuleNotAllowed(_))
         ));
-        let other = p.compile(Some("other")).unwrap();
+        let other = p.compile(None).unwrap();
         assert!(other.check_url(true, "www.example.com", 443).is_ok());
+        let unbound = p.compile(Some(&[])).unwrap();
+        assert!(matches!(
+            unbound.check_url(true, "pay.example.com", 443),
+            Err(Denial::ModuleNotAllowed(_))
+        ));
     }
 
     #[test]

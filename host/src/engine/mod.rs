@@ -25,7 +25,7 @@ mod vars;
 
 pub use attempt::{AttemptReport, AttemptRequest, Grants};
 pub use cache::{CacheError, CacheScope, ProcessCache};
-pub use config::{Allocator, EngineConfig};
+pub use config::{Allocator, EngineConfig, PoolShare};
 pub use context::{ActivityInfo, AttemptHooks, NoHooks, StopSignal};
 pub use egress::{Denial, EgressLimits, EgressPolicy, EgressRules};
 pub use limits::AttemptLimits;

@@ -177,6 +177,19 @@ impl Gates {
         requeue(woken);
     }
 
+    /// Forgets every limit and parked task of a deleted namespace; gates
+    /// with attempts still running go once those end.
+    pub fn clear_namespace(&self, namespace: &str) {
+        self.lock().retain(|k, gate| {
+            if &*k.namespace != namespace {
+                return true;
+            }
+            gate.limit = None;
+            gate.parked.clear();
+            !gate.is_idle()
+        });
+    }
+
     /// Takes a place in every gate of `task`, or parks the task at the
     /// first gate without room (`Err`).
     pub(super) fn admit(

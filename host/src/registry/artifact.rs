@@ -5,13 +5,38 @@
 //! compatibility hash (engine configuration and version), so a changed engine
 //! simply misses the cache. Each artifact has a sidecar with its own SHA-256,
 //! checked before loading: a truncated, corrupted or foreign file is never
-//! handed to wasmtime's `deserialize`, it is recompiled.
+//! handed to wasmtime's `deserialize`, it is recompiled. Only accepted
+//! modules get an artifact, written under a temporary name and renamed.
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
+
+/// A compiled artifact written under a temporary name while its module is
+/// checked: renamed into the cache by [`ArtifactCache::keep`] once the
+/// module is accepted, removed when dropped otherwise.
+pub(super) struct Pending {
+    path: PathBuf,
+    sha256: String,
+    digest: String,
+    kept: bool,
+}
+
+impl Pending {
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
 
 /// Where artifacts live, for one engine configuration.
 pub(super) struct ArtifactCache {
@@ -72,13 +97,80 @@ impl ArtifactCache {
         }
     }
 
-    /// Writes an artifact and its checksum, atomically each.
-    pub(super) fn store(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    /// Removes the artifact of `sha256` and its checksum, for this engine
+    /// configuration and any other (their names start with the content's).
+    pub(super) fn remove(&self, sha256: &str) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let prefix = format!("{sha256}-");
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                match std::fs::remove_file(entry.path()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes pending artifacts a crashed process left (older than an
+    /// hour, so another process's upload in progress is never touched).
+    pub(super) fn sweep_pending(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > hour);
+            if stale && entry.file_name().to_string_lossy().contains(".pending") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Writes `bytes`, the artifact of `sha256`, under a temporary name.
+    pub(super) fn write_pending(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<Pending> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
-        let (artifact, sidecar) = self.paths(sha256);
-        write_atomic(&artifact, bytes)?;
-        write_atomic(&sidecar, hex::encode(Sha256::digest(bytes)).as_bytes())?;
-        Ok(artifact)
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.join(format!(
+            "{sha256}-{}.pending{}-{n}",
+            self.engine_key,
+            std::process::id()
+        ));
+        let mut pending = Pending {
+            path,
+            sha256: sha256.to_owned(),
+            digest: hex::encode(Sha256::digest(bytes)),
+            kept: true,
+        };
+        let mut f = std::fs::File::create(&pending.path)?;
+        pending.kept = false;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(pending)
+    }
+
+    /// Moves a pending artifact into the cache, then writes its checksum
+    /// (an artifact without one is recompiled, never trusted).
+    pub(super) fn keep(&self, pending: &mut Pending) -> std::io::Result<()> {
+        if pending.kept {
+            return Ok(());
+        }
+        let (artifact, sidecar) = self.paths(&pending.sha256);
+        std::fs::rename(&pending.path, &artifact)?;
+        pending.kept = true;
+        write_atomic(&sidecar, pending.digest.as_bytes())
     }
 }
 

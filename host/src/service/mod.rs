@@ -313,7 +313,10 @@ impl Service {
             }
         });
         shared.recover().await?;
-        Ok(Self { shared })
+        let service = Self { shared };
+        // Files of a namespace deleted just before a crash.
+        service.remove_orphaned_contents().await;
+        Ok(service)
     }
 
     /// Sets a queue's dispatch rate (`rate: None` clears it; `Some(0.0)`

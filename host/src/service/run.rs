@@ -81,7 +81,7 @@ impl Shared {
         else {
             return;
         };
-        request.grants = tenant.grants(&deployment.name);
+        request.grants = tenant.grants(&deployment.name, &module.sha256);
         if !module.activity_types.contains(&request.activity_type) {
             slot.finish(false);
             let failure = Failure {

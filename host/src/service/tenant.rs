@@ -268,6 +268,7 @@ impl Service {
             name: name.to_owned(),
             quotas: serde_json::to_string(&quotas).unwrap_or_default(),
             egress: "{}".into(),
+            egress_bindings: "{}".into(),
             vars: "{}".into(),
             created_ms: crate::now_ms(),
         };
@@ -329,8 +330,17 @@ impl Service {
         Ok(view(&t))
     }
 
-    /// Deletes a namespace. Refused while it has open activities, unless
-    /// `force`, which cancels them first.
+    /// Deletes a namespace and everything of it. Refused while it has open
+    /// activities, unless `force`, which cancels them first (so running
+    /// attempts are told to stop).
+    ///
+    /// The namespace stops answering at once: it and its activities,
+    /// tokens, queues and limits leave memory before the store is told, so
+    /// nothing of it is written afterwards (a late attempt report finds no
+    /// activity). The store then deletes every row of it in one
+    /// transaction, so a crash leaves all of the namespace or none; module
+    /// files no other namespace uses go last (and at the next start, if a
+    /// crash came between).
     pub async fn delete_namespace(&self, ns: &str, force: bool) -> Result<(), ServiceError> {
         let t = self.tenant(ns)?;
         let open: Vec<String> = {
@@ -350,8 +360,50 @@ impl Service {
         for id in open {
             let _ = self.cancel(ns, &id).await;
         }
-        self.shared.db.delete_namespace(ns).await?;
-        self.shared.lock().namespaces.remove(&t.name);
+        {
+            let mut st = self.shared.lock();
+            st.namespaces.remove(&t.name);
+            let runs: Vec<i64> = st
+                .open
+                .iter()
+                .filter(|(_, a)| a.fixed.namespace == ns)
+                .map(|(run, _)| *run)
+                .collect();
+            for run in &runs {
+                st.open.remove(run);
+            }
+            st.by_id.retain(|(n, _), _| n != ns);
+            st.tokens.retain(|_, run| !runs.contains(run));
+            st.queues.retain(|(n, _), _| n != ns);
+            st.gates.clear_namespace(ns);
+        }
+        self.shared.cache.clear_namespace(ns);
+        let orphaned = self.shared.db.delete_namespace(ns).await?;
+        tracing::info!(
+            namespace = ns,
+            contents = orphaned.len(),
+            "namespace deleted"
+        );
+        self.remove_orphaned_contents().await;
         Ok(())
+    }
+
+    /// Removes the files of module contents no namespace has any more.
+    pub(crate) async fn remove_orphaned_contents(&self) {
+        let db = &self.shared.db;
+        let orphaned = match db.orphaned_contents() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("cannot list orphaned module contents: {e}");
+                return;
+            }
+        };
+        if orphaned.is_empty() {
+            return;
+        }
+        let removed = self.shared.registry.remove_contents(db, orphaned).await;
+        if let Err(e) = db.contents_removed(removed).await {
+            tracing::warn!("cannot record removed module contents: {e}");
+        }
     }
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_queue_config.sql"),
     include_str!("migrations/0006_egress.sql"),
     include_str!("migrations/0008_flow.sql"),
+    include_str!("migrations/0009_module_grants.sql"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
@@ -34,4 +35,69 @@ pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(version = i + 1, "applied database migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_by_name_are_bound_to_the_versions_existing_at_migration() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let at = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("orphaned_contents"))
+            .unwrap();
+        for sql in &MIGRATIONS[..at] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", at).unwrap();
+        c.execute_batch(
+            r#"
+            INSERT INTO namespaces (name, created_ms, vars, egress) VALUES ('acme', 0,
+              '{"K": {"value": "v", "grants": ["billing", "*", "none"]}, "L": {"value": "w"}}',
+              '{"allow_hosts": ["h"], "modules": {"billing": ["h"], "ghost": ["h"]}}');
+            INSERT INTO modules VALUES ('acme', 'billing', 1, 'aa', '[]', 1, 0);
+            INSERT INTO modules VALUES ('acme', 'billing', 2, 'bb', '[]', 1, 0);
+            INSERT INTO modules VALUES ('other', 'billing', 1, 'cc', '[]', 1, 0);
+            "#,
+        )
+        .unwrap();
+        run(&mut c).unwrap();
+        let (vars, bindings): (String, String) = c
+            .query_row(
+                "SELECT vars, egress_bindings FROM namespaces WHERE name='acme'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let vars: serde_json::Value = serde_json::from_str(&vars).unwrap();
+        let mut shas: Vec<&str> = vars["K"]["bound"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["sha256"].as_str().unwrap())
+            .collect();
+        shas.sort_unstable();
+        assert_eq!(shas, ["aa", "bb"], "{vars}");
+        assert_eq!(vars["K"]["value"], "v");
+        assert_eq!(vars["K"]["grants"][1], "*");
+        assert_eq!(vars["L"]["bound"], serde_json::json!([]), "{vars}");
+        let bindings: serde_json::Value = serde_json::from_str(&bindings).unwrap();
+        assert_eq!(
+            bindings["billing"].as_array().map(Vec::len),
+            Some(2),
+            "{bindings}"
+        );
+        assert_eq!(bindings["ghost"], serde_json::json!([]), "{bindings}");
+        // Default namespace (no modules, empty JSON) migrates to empty.
+        let (vars, bindings): (String, String) = c
+            .query_row(
+                "SELECT vars, egress_bindings FROM namespaces WHERE name='default'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((vars.as_str(), bindings.as_str()), ("{}", "{}"));
+    }
 }

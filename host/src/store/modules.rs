@@ -66,7 +66,8 @@ impl Db {
 
     /// Records a module. Uploading content already recorded under this name
     /// returns the existing version; otherwise the next version number is
-    /// taken. Returns the record and whether it is new.
+    /// taken. Returns the record and whether it is new; `None` if the
+    /// namespace no longer exists (deleted while the module was checked).
     pub async fn insert_module(
         &self,
         namespace: &str,
@@ -75,12 +76,20 @@ impl Db {
         activity_types: &[String],
         size: u64,
         created_ms: u64,
-    ) -> Result<(ModuleRecord, bool), StoreError> {
+    ) -> Result<Option<(ModuleRecord, bool)>, StoreError> {
         let (ns, name, sha) = (namespace.to_owned(), name.to_owned(), sha256.to_owned());
         let types = serde_json::to_string(activity_types).unwrap_or_else(|_| "[]".into());
         self.write(move |c| {
+            let exists: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM namespaces WHERE name=?1)",
+                params![ns],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(None);
+            }
             if let Some(m) = by_content(c, &ns, &name, &sha)? {
-                return Ok((m, false));
+                return Ok(Some((m, false)));
             }
             let version: u32 = c.query_row(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM modules WHERE namespace=?1 AND name=?2",
@@ -98,7 +107,7 @@ impl Db {
                 params![ns, name, version],
                 from_row,
             )?;
-            Ok((m, true))
+            Ok(Some((m, true)))
         })
         .await
     }

@@ -14,6 +14,8 @@ pub struct NamespaceRow {
     pub quotas: String,
     /// JSON of the namespace's outbound HTTP policy.
     pub egress: String,
+    /// JSON of the module versions each per-module egress entry is bound to.
+    pub egress_bindings: String,
     /// JSON of the namespace's configuration variables (secrets among
     /// them: this type has no `Debug` or `Serialize` so they are not shown
     /// by accident).
@@ -43,15 +45,16 @@ impl Db {
     pub fn namespaces(&self) -> Result<Vec<NamespaceRow>, StoreError> {
         self.read(|c| {
             let mut s = c.prepare(
-                "SELECT name, quotas, egress, vars, created_ms FROM namespaces ORDER BY name",
+                "SELECT name, quotas, egress, egress_bindings, vars, created_ms FROM namespaces ORDER BY name",
             )?;
             let rows = s.query_map([], |r| {
                 Ok(NamespaceRow {
                     name: r.get(0)?,
                     quotas: r.get(1)?,
                     egress: r.get(2)?,
-                    vars: r.get(3)?,
-                    created_ms: r.get(4)?,
+                    egress_bindings: r.get(3)?,
+                    vars: r.get(4)?,
+                    created_ms: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -62,8 +65,9 @@ impl Db {
     pub async fn create_namespace(&self, row: NamespaceRow) -> Result<bool, StoreError> {
         self.write(move |c| {
             let n = c.execute(
-                "INSERT OR IGNORE INTO namespaces (name, quotas, egress, vars, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![row.name, row.quotas, row.egress, row.vars, row.created_ms],
+                "INSERT OR IGNORE INTO namespaces (name, quotas, egress, egress_bindings, vars, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![row.name, row.quotas, row.egress, row.egress_bindings, row.vars, row.created_ms],
             )?;
             Ok(n == 1)
         })
@@ -75,9 +79,23 @@ impl Db {
         self.set_namespace_json(name, "quotas", quotas).await
     }
 
-    /// Replaces a namespace's outbound HTTP policy.
-    pub async fn update_egress(&self, name: &str, egress: String) -> Result<(), StoreError> {
-        self.set_namespace_json(name, "egress", egress).await
+    /// Replaces a namespace's outbound HTTP policy and the module versions
+    /// its per-module entries are bound to, together.
+    pub async fn update_egress(
+        &self,
+        name: &str,
+        egress: String,
+        bindings: String,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE namespaces SET egress=?2, egress_bindings=?3 WHERE name=?1",
+                params![name, egress, bindings],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     /// Replaces a namespace's configuration variables.
@@ -103,17 +121,83 @@ impl Db {
         .await
     }
 
-    /// Deletes a namespace and revokes its tokens.
-    pub async fn delete_namespace(&self, name: &str) -> Result<(), StoreError> {
+    /// Deletes a namespace and everything of it, in one transaction: its
+    /// row, then every row of every table with a `namespace` column
+    /// (activities with their attempts, modules, deployments and their
+    /// history, limits, queue settings, tokens...), so a table added later
+    /// is covered too. Module contents no other namespace has are recorded
+    /// in `orphaned_contents` in the same transaction and returned: the
+    /// caller removes their files, then calls
+    /// [`contents_removed`](Self::contents_removed).
+    pub async fn delete_namespace(&self, name: &str) -> Result<Vec<String>, StoreError> {
         let name = name.to_owned();
-        let now = crate::now_ms();
         self.write(move |c| {
-            c.execute("DELETE FROM namespaces WHERE name=?1", params![name])?;
             c.execute(
-                "UPDATE namespace_tokens SET revoked_ms=?2 WHERE namespace=?1 AND revoked_ms IS NULL",
-                params![name, now],
+                "DELETE FROM attempts WHERE run_id IN (SELECT run_id FROM activities WHERE namespace=?1)",
+                params![name],
             )?;
-            c.execute("DELETE FROM deployments WHERE namespace=?1", params![name])?;
+            let orphaned: Vec<String> = {
+                let mut s = c.prepare(
+                    "SELECT DISTINCT sha256 FROM modules m WHERE namespace=?1 AND NOT EXISTS \
+                     (SELECT 1 FROM modules o WHERE o.sha256=m.sha256 AND o.namespace<>?1)",
+                )?;
+                let rows = s.query_map(params![name], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let tables: Vec<String> = {
+                let mut s = c.prepare(
+                    "SELECT m.name FROM sqlite_master m WHERE m.type='table' AND EXISTS \
+                     (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name='namespace')",
+                )?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for table in tables {
+                // The name comes from the schema, quoted as an identifier.
+                c.execute(
+                    &format!("DELETE FROM \"{}\" WHERE namespace=?1", table.replace('"', "\"\"")),
+                    params![name],
+                )?;
+            }
+            c.execute("DELETE FROM namespaces WHERE name=?1", params![name])?;
+            for sha in &orphaned {
+                c.execute(
+                    "INSERT OR IGNORE INTO orphaned_contents (sha256) VALUES (?1)",
+                    params![sha],
+                )?;
+            }
+            Ok(orphaned)
+        })
+        .await
+    }
+
+    /// Module contents recorded as orphaned whose files are still to be
+    /// removed, leaving out any a module has again (uploaded since).
+    pub fn orphaned_contents(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut s = c.prepare(
+                "SELECT sha256 FROM orphaned_contents o WHERE NOT EXISTS \
+                 (SELECT 1 FROM modules m WHERE m.sha256=o.sha256)",
+            )?;
+            let rows = s.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Forgets orphaned contents whose files are gone (or that a module
+    /// has again).
+    pub async fn contents_removed(&self, sha256s: Vec<String>) -> Result<(), StoreError> {
+        self.write(move |c| {
+            for sha in &sha256s {
+                c.execute(
+                    "DELETE FROM orphaned_contents WHERE sha256=?1",
+                    params![sha],
+                )?;
+            }
+            c.execute(
+                "DELETE FROM orphaned_contents WHERE sha256 IN (SELECT sha256 FROM modules)",
+                [],
+            )?;
             Ok(())
         })
         .await
