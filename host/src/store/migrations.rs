@@ -7,16 +7,24 @@
 use super::StoreError;
 use rusqlite::Connection;
 
-/// Migrations in order; the index + 1 is the schema version they produce.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_modules.sql"),
-    include_str!("migrations/0002_activities.sql"),
-    include_str!("migrations/0003_temporal.sql"),
-    include_str!("migrations/0004_tenancy.sql"),
-    include_str!("migrations/0005_queue_config.sql"),
-    include_str!("migrations/0006_egress.sql"),
-    include_str!("migrations/0008_flow.sql"),
-    include_str!("migrations/0009_module_grants.sql"),
+/// One migration file, by name (`NNNN_what`, NNNN the version it produces).
+macro_rules! migration {
+    ($name:literal) => {
+        ($name, include_str!(concat!("migrations/", $name, ".sql")))
+    };
+}
+
+/// Migrations in order; the index + 1 is the schema version they produce,
+/// and the number their file name starts with.
+const MIGRATIONS: &[(&str, &str)] = &[
+    migration!("0001_modules"),
+    migration!("0002_activities"),
+    migration!("0003_temporal"),
+    migration!("0004_tenancy"),
+    migration!("0005_queue_config"),
+    migration!("0006_egress"),
+    migration!("0007_flow"),
+    migration!("0008_module_grants"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
@@ -27,7 +35,7 @@ pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, (_, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
@@ -42,13 +50,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn file_names_are_numbered_as_the_versions_they_produce() {
+        for (i, (name, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                name.get(..4),
+                Some(format!("{:04}", i + 1).as_str()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn grants_by_name_are_bound_to_the_versions_existing_at_migration() {
         let mut c = Connection::open_in_memory().unwrap();
         let at = MIGRATIONS
             .iter()
-            .position(|m| m.contains("orphaned_contents"))
+            .position(|(_, m)| m.contains("orphaned_contents"))
             .unwrap();
-        for sql in &MIGRATIONS[..at] {
+        for (_, sql) in &MIGRATIONS[..at] {
             c.execute_batch(sql).unwrap();
         }
         c.pragma_update(None, "user_version", at).unwrap();
