@@ -363,7 +363,7 @@ fn an_unknown_activity_type_is_refused_naming_the_known_ones() {
 }
 
 #[test]
-fn a_second_load_uses_the_artifact_and_a_truncated_one_is_recompiled() {
+fn a_second_load_uses_the_artifact_and_a_truncated_or_altered_one_is_recompiled() {
     let dir = tempfile::tempdir().unwrap();
     let m = rust_example("greet");
     let args = ["--input", r#""Bo""#];
@@ -388,4 +388,19 @@ fn a_second_load_uses_the_artifact_and_a_truncated_one_is_recompiled() {
     let third = run_in(dir.path(), &m, "greet", &args);
     assert_eq!(third.json["module"]["source"], "compiled", "{}", third.json);
     assert_eq!(third.json["result"], "Hello, Bo!");
+
+    // One byte changed at the same length: what a size check would miss.
+    let fourth = run_in(dir.path(), &m, "greet", &args);
+    assert_eq!(
+        fourth.json["module"]["source"], "artifact",
+        "{}",
+        fourth.json
+    );
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&artifact, &bytes).unwrap();
+    let fifth = run_in(dir.path(), &m, "greet", &args);
+    assert_eq!(fifth.json["module"]["source"], "compiled", "{}", fifth.json);
+    assert_eq!(fifth.json["result"], "Hello, Bo!");
 }

@@ -7,7 +7,6 @@ use crate::engine::{
 use crate::registry::{LoadSource, Registry};
 use crate::store::{Db, Durability};
 use anyhow::Context as _;
-use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -235,7 +234,7 @@ async fn readiness(dir: &Path, path: &Path, restarts: usize) -> anyhow::Result<R
         .context("no artifact was written")?;
     let artifact_bytes = std::fs::metadata(&artifact)?.len();
     let t = Instant::now();
-    std::io::copy(&mut std::fs::File::open(&artifact)?, &mut Sha256::new())?;
+    crate::registry::artifact_digest(&artifact)?;
     let checksum = t.elapsed();
     Ok(Readiness {
         wasm_bytes,

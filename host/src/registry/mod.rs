@@ -17,6 +17,7 @@ mod validate;
 use crate::engine::{ActivityModule, AttemptLimits, Engine};
 use crate::store::modules::ModuleRecord;
 use crate::store::{Db, StoreError};
+pub(crate) use artifact::file_digest as artifact_digest;
 use artifact::{ArtifactCache, Pending};
 use guard::UploadGuard;
 use serde::Serialize;
