@@ -628,3 +628,34 @@ fn errors_say_what_is_wrong_and_what_is_accepted() {
         "not a duration",
     );
 }
+
+/// Quotas of 0 would fail every attempt, start or upload of the namespace;
+/// they are refused, and a refused rate is shown as a reader would write it.
+#[test]
+fn zero_quotas_are_refused_and_numbers_are_shown_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let patch = |body: Value| {
+        s.send(
+            reqwest::blocking::Client::new()
+                .patch(s.ns_url("default", ""))
+                .json(&body),
+        )
+    };
+    for field in [
+        "fuel_per_attempt",
+        "max_module_bytes",
+        "max_modules",
+        "max_payload_bytes",
+        "max_heartbeat_bytes",
+        "max_open_activities",
+    ] {
+        refused(patch(json!({ field: 0 })), field, "at least 1");
+    }
+    refused(
+        patch(json!({"max_starts_per_second": 1e-300})),
+        "max_starts_per_second",
+        "is 1e-300;",
+    );
+    healthy(&s);
+}

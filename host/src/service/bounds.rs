@@ -59,6 +59,15 @@ pub fn duration(field: &str, d: Duration) -> Result<(), String> {
     }
 }
 
+/// A number as a message shows it: `1e-300`, not three hundred zeros.
+pub fn show(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e9).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 /// Checks a rate: 0 (whose meaning the caller gives in `zero`) or
 /// [`MIN_RATE`] to [`MAX_RATE`] per second.
 pub fn rate(field: &str, r: f64, zero: &str) -> Result<(), String> {
@@ -66,7 +75,8 @@ pub fn rate(field: &str, r: f64, zero: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{field} is {r}; it must be 0 ({zero}) or {MIN_RATE} to {MAX_RATE} per second"
+            "{field} is {}; it must be 0 ({zero}) or {MIN_RATE} to {MAX_RATE} per second",
+            show(r)
         ))
     }
 }
@@ -76,7 +86,10 @@ pub fn burst(field: &str, b: f64) -> Result<(), String> {
     if (1.0..=MAX_BURST).contains(&b) {
         Ok(())
     } else {
-        Err(format!("{field} is {b}; it must be 1 to {MAX_BURST}"))
+        Err(format!(
+            "{field} is {}; it must be 1 to {MAX_BURST}",
+            show(b)
+        ))
     }
 }
 
@@ -193,6 +206,10 @@ mod tests {
         assert!(rate("rate", f64::NAN, "pause").is_err());
         assert!(rate("rate", 0.0, "pause").is_ok());
         assert!(burst("burst", f64::INFINITY).is_err());
+        assert_eq!(show(1e-300), "1e-300");
+        assert_eq!(show(1e300), "1e300");
+        assert_eq!(show(2.5), "2.5");
+        assert_eq!(show(0.0), "0");
         assert!(id("activity_id", &"a".repeat(1001))
             .unwrap_err()
             .contains("1001 bytes"));

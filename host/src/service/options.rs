@@ -260,7 +260,7 @@ impl ActivityOptions {
         if !(light..=heavy).contains(&self.fairness_weight) {
             return Err(format!(
                 "fairness_weight is {}; it must be {light} to {heavy}",
-                self.fairness_weight
+                bounds::show(f64::from(self.fairness_weight))
             ));
         }
         for (field, key) in [
@@ -276,7 +276,7 @@ impl ActivityOptions {
         if !(1.0..=bounds::MAX_BACKOFF_COEFFICIENT).contains(&p.backoff_coefficient) {
             return Err(format!(
                 "retry_policy.backoff_coefficient is {}; it must be 1 to {}",
-                p.backoff_coefficient,
+                bounds::show(p.backoff_coefficient),
                 bounds::MAX_BACKOFF_COEFFICIENT
             ));
         }

@@ -61,13 +61,24 @@ impl Default for Quotas {
 }
 
 impl Quotas {
-    /// Checks that the numbers make sense.
+    /// Checks that the numbers make sense. Sizes above the host's own
+    /// limits are allowed and act as the host's limit (each use takes the
+    /// smaller), so only the lower ends need checking.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_concurrent_attempts == 0 {
-            return Err("max_concurrent_attempts must be at least 1".into());
-        }
         if self.max_memory_per_attempt < (1 << 20) {
             return Err("max_memory_per_attempt must be at least 1 MiB".into());
+        }
+        for (field, n) in [
+            ("fuel_per_attempt", self.fuel_per_attempt.unwrap_or(1)),
+            ("max_module_bytes", self.max_module_bytes),
+            ("max_modules", self.max_modules),
+            ("max_payload_bytes", self.max_payload_bytes),
+            ("max_heartbeat_bytes", self.max_heartbeat_bytes),
+            ("max_open_activities", self.max_open_activities),
+        ] {
+            if n == 0 {
+                return Err(format!("{field} is 0; it must be at least 1"));
+            }
         }
         super::bounds::rate(
             "max_starts_per_second",
