@@ -5,15 +5,16 @@
 //! loopback only). With one, every request needs a token: the admin token
 //! manages namespaces; a namespace token acts in its namespace only, and
 //! anything of another namespace answers 404 exactly as if it did not
-//! exist. Tokens are kept as SHA-256 hashes, in the database and here.
+//! exist. Tokens are kept as SHA-256 hashes, in the database and here; they
+//! are made and revoked by the service (`service/tokens.rs`).
 
 use super::{ApiError, AppState};
+use crate::service::tokens::hash;
 use crate::store::Db;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -34,18 +35,6 @@ pub struct Auth {
     admin: Option<String>,
     /// Token hash -> (token id, namespace).
     tokens: RwLock<HashMap<String, (String, String)>>,
-}
-
-/// SHA-256 of a token, hex.
-pub fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new random secret with a prefix saying what it is.
-pub fn new_secret(prefix: &str) -> String {
-    let mut b = [0u8; 32];
-    let _ = getrandom::fill(&mut b);
-    format!("{prefix}{}", hex::encode(b))
 }
 
 impl Auth {

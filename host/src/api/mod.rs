@@ -1,7 +1,10 @@
 //! The HTTP JSON API (axum), under `/api/v1/namespaces/{ns}/`, plus
 //! `/healthz` and `/metrics`.
 //!
-//! Handlers are thin: parse, call the service, shape the answer. Every error
+//! Handlers are thin: parse, call the service, shape the answer. They reach
+//! the database and the registry only through the service, which holds the
+//! rules (quotas, tokens, grants); what the API itself keeps is who may call
+//! (`auth.rs`) and the limits of request bodies. Every error
 //! is JSON `{"error": {"code", "message"}}` with the status that says what
 //! was wrong; client input never produces a 500.
 

@@ -1,4 +1,5 @@
-//! Module endpoints: upload (raw component bytes) and list.
+//! Module endpoints: upload (raw component bytes) and list. The quotas an
+//! upload is held to are the service's (`service/modules.rs`).
 
 use super::extract::{Path, Query};
 use super::types::{ErrorResponse, ModuleList, ModuleUploaded, NamespacePath};
@@ -9,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 #[derive(Deserialize, IntoParams)]
@@ -18,14 +18,6 @@ pub(super) struct UploadQuery {
     /// Module name (required): 1-100 letters, digits, `-`, `_` and `.`.
     #[param(required = true, max_length = 100)]
     name: Option<String>,
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[utoipa::path(
@@ -51,60 +43,16 @@ pub(super) async fn upload(
     Query(q): Query<UploadQuery>,
     req: Body,
 ) -> Result<Response, ApiError> {
-    let quotas = app.service.tenant(&ns)?.quotas();
+    // A missing namespace answers 404 before a missing name answers 400.
+    app.service.check_namespace(&ns)?;
     let name = q
         .name
         .ok_or_else(|| ApiError::bad_request("the module name is required: ?name=NAME"))?;
-    if !valid_name(&name) {
-        return Err(ApiError::bad_request(
-            "a module name is 1-100 characters of letters, digits, '-', '_' and '.'",
-        ));
-    }
-    let modules = app
+    let upload = app
         .service
-        .db()
-        .module_count(&ns)
-        .map_err(crate::service::ServiceError::from)?;
-    let limit = app
-        .limits
-        .module_bytes
-        .min(quotas.max_module_bytes as usize);
-    let bytes = body::bytes(req, limit, "the module").await?;
-    if modules >= quotas.max_modules {
-        // Uploading content the namespace already has makes no new version,
-        // so it is answered even at the quota (uploads are idempotent).
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let existing = app
-            .service
-            .db()
-            .module_by_content(&ns, &name, &sha256)
-            .map_err(crate::service::ServiceError::from)?;
-        return match existing {
-            Some(record) => Ok((
-                StatusCode::OK,
-                Json(ModuleUploaded {
-                    created: false,
-                    module: record,
-                }),
-            )
-                .into_response()),
-            None => Err(crate::service::ServiceError::QuotaExceeded(format!(
-                "namespace {ns:?} already has {modules} module versions, its quota"
-            ))
-            .into()),
-        };
-    }
-    // The module is checked (its activity types listed) under the
-    // namespace's own quotas, not the host's defaults.
-    let limits = crate::registry::UploadLimits {
-        memory_bytes: usize::try_from(quotas.max_memory_per_attempt).unwrap_or(usize::MAX),
-        fuel: quotas.fuel_per_attempt,
-    };
-    let (record, created) = app
-        .service
-        .registry()
-        .upload(app.service.db(), &ns, &name, bytes.to_vec(), &limits)
-        .await?;
+        .begin_upload(&ns, &name, app.limits.module_bytes)?;
+    let bytes = body::bytes(req, upload.max_bytes(), "the module").await?;
+    let (record, created) = app.service.upload_module(upload, bytes.to_vec()).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -134,11 +82,7 @@ pub(super) async fn list(
     State(app): State<AppState>,
     Path(ns): Path<String>,
 ) -> Result<Json<ModuleList>, ApiError> {
-    app.service.check_namespace(&ns)?;
-    let modules = app
-        .service
-        .db()
-        .list_modules(&ns)
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(ModuleList { modules }))
+    Ok(Json(ModuleList {
+        modules: app.service.list_modules(&ns)?,
+    }))
 }

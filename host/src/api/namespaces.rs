@@ -3,7 +3,6 @@
 //! and configuration variables (set, listed without values unless asked,
 //! deleted).
 
-use super::auth::{hash, new_secret};
 use super::extract::{Path, Query};
 use super::types::{
     ConfigList, ConfigPath, CreateNamespaceRequest as CreateBody, ErrorResponse, NamespaceDeleted,
@@ -13,8 +12,6 @@ use super::types::{
 use super::{body, ApiError, AppState};
 use crate::engine::EgressPolicy;
 use crate::service::tenant::Quotas;
-use crate::service::ServiceError;
-use crate::store::tenancy::TokenRow;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -186,26 +183,12 @@ pub(super) async fn create_token(
     State(app): State<AppState>,
     Path(ns): Path<String>,
 ) -> Result<Response, ApiError> {
-    app.service.check_namespace(&ns)?;
-    let id = new_secret("")[..12].to_owned();
-    let token = new_secret("wharf_");
-    let row = TokenRow {
-        id: id.clone(),
-        namespace: ns.clone(),
-        sha256: hash(&token),
-        created_ms: crate::now_ms(),
-        revoked_ms: None,
-    };
-    app.service
-        .db()
-        .insert_token(row.clone())
-        .await
-        .map_err(ServiceError::from)?;
-    app.auth.add(row.sha256, id.clone(), ns.clone());
+    let (row, token) = app.service.create_token(&ns).await?;
+    app.auth.add(row.sha256, row.id.clone(), ns.clone());
     Ok((
         StatusCode::CREATED,
         Json(TokenCreated {
-            id,
+            id: row.id,
             namespace: ns,
             token,
             note: "the token is shown once; only its hash is kept".to_owned(),
@@ -228,16 +211,9 @@ pub(super) async fn list_tokens(
     State(app): State<AppState>,
     Path(ns): Path<String>,
 ) -> Result<Json<TokenList>, ApiError> {
-    app.service.check_namespace(&ns)?;
-    let tokens: Vec<TokenRow> = app
-        .service
-        .db()
-        .tokens()
-        .map_err(ServiceError::from)?
-        .into_iter()
-        .filter(|t| t.namespace == ns)
-        .collect();
-    Ok(Json(TokenList { tokens }))
+    Ok(Json(TokenList {
+        tokens: app.service.list_tokens(&ns)?,
+    }))
 }
 
 #[utoipa::path(
@@ -256,14 +232,7 @@ pub(super) async fn revoke_token(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<TokenRevoked>, ApiError> {
-    app.service.check_namespace(&ns)?;
-    if !app
-        .service
-        .db()
-        .revoke_token(&ns, &id)
-        .await
-        .map_err(ServiceError::from)?
-    {
+    if !app.service.revoke_token(&ns, &id).await? {
         return Err(ApiError::not_found(format!(
             "no live token {id:?} in namespace {ns:?}"
         )));

@@ -4,8 +4,11 @@
 //! Answers are typed so that the document describes exactly what is sent.
 //! Where a handler parses its body in stages (a start's options are handed
 //! to the service as they came, so its own messages name the bad field),
-//! the type here is the documented shape, and a test checks that every
-//! field it lists is one the handler accepts.
+//! the type here is the documented shape (and what the CLI sends), and a
+//! test checks that every field it lists is one the handler accepts.
+//!
+//! Answers derive `Deserialize` as well, for the CLI's client
+//! (`cli/client.rs`), so the server and the CLI share one definition.
 
 use crate::engine::EgressPolicy;
 use crate::payload::Payload;
@@ -249,28 +252,28 @@ pub struct UpdateNamespaceRequest {
 }
 
 /// One namespace.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NamespaceResponse {
     /// The namespace.
     pub namespace: NamespaceView,
 }
 
 /// Every namespace.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NamespaceList {
     /// The namespaces.
     pub namespaces: Vec<NamespaceView>,
 }
 
 /// A namespace was deleted.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NamespaceDeleted {
     /// Its name.
     pub deleted: String,
 }
 
 /// A new namespace token; the secret is shown once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenCreated {
     /// Public id, for listing and revoking.
     pub id: String,
@@ -283,21 +286,21 @@ pub struct TokenCreated {
 }
 
 /// A namespace's tokens (never their secrets).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     /// The tokens, revoked ones included.
     pub tokens: Vec<TokenRow>,
 }
 
 /// A token was revoked.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenRevoked {
     /// Its id.
     pub revoked: String,
 }
 
 /// A namespace's configuration variables.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConfigList {
     /// The variables; values only when asked for.
     pub config: Vec<VarView>,
@@ -315,14 +318,14 @@ pub struct SetVarRequest {
 }
 
 /// A variable as set.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VarResponse {
     /// The variable (without its value).
     pub variable: VarView,
 }
 
 /// A variable was deleted.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VarDeleted {
     /// Its name.
     pub deleted: String,
@@ -331,7 +334,7 @@ pub struct VarDeleted {
 // ---- modules ----
 
 /// An uploaded module version.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ModuleUploaded {
     /// False when the namespace already had this content under the name.
     pub created: bool,
@@ -340,7 +343,7 @@ pub struct ModuleUploaded {
 }
 
 /// A namespace's module versions.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ModuleList {
     /// The versions.
     pub modules: Vec<ModuleRecord>,
@@ -368,7 +371,7 @@ pub struct DeployRequest {
 }
 
 /// A queue's deployment.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeploymentResponse {
     /// The deployment now in force.
     pub deployment: DeploymentRow,
@@ -391,7 +394,7 @@ pub struct QueueConfigRequest {
 }
 
 /// A queue's dispatch rate as set.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RateLimitResponse {
     /// The rate limit now in force.
     pub rate_limit: RateConfig,
@@ -410,14 +413,14 @@ pub struct SetLimitRequest {
 }
 
 /// A concurrency limit as set.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LimitResponse {
     /// The limit; null once removed.
     pub limit: Option<LimitRow>,
 }
 
 /// A namespace's concurrency limits.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LimitList {
     /// The limits with their current use.
     pub limits: Vec<GateView>,
@@ -426,9 +429,8 @@ pub struct LimitList {
 // ---- activities ----
 
 /// What happens when an activity id is already taken.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // A shape for the document; the service parses it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum IdReusePolicy {
     /// The existing run is returned, open or closed (the default).
     RejectDuplicate,
@@ -439,91 +441,106 @@ pub enum IdReusePolicy {
 }
 
 /// Temporal's retry policy; Temporal's defaults for what is absent.
-#[derive(ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // A shape for the document; the service parses it.
 pub struct RetryPolicy {
     /// Delay before the second attempt (default 1s).
     #[schema(value_type = Option<DurationValue>)]
-    initial_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_interval: Option<String>,
     /// Each further delay is the previous one times this: 1 to 100
     /// (default 2).
     #[schema(minimum = 1.0, maximum = 100.0)]
-    backoff_coefficient: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_coefficient: Option<f64>,
     /// Cap on the delay (default 100 × the initial interval).
     #[schema(value_type = Option<DurationValue>)]
-    maximum_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_interval: Option<String>,
     /// Attempts in all, including the first; 0 (the default) is unlimited.
-    maximum_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_attempts: Option<u32>,
     /// Failure types never retried (exact match).
     #[schema(max_items = 1000)]
-    non_retryable_error_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_retryable_error_types: Option<Vec<String>>,
 }
 
 /// Starts an activity. At least one of `start_to_close_timeout` and
 /// `schedule_to_close_timeout` is required.
-#[derive(ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // A shape for the document; see the module comment.
 pub struct StartActivityRequest {
     /// Activity id (up to 1000 bytes), the idempotency key in the
     /// namespace; a new id is made when absent.
     #[schema(max_length = 1000)]
-    activity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<String>,
     /// Activity type, up to 1000 bytes.
     #[schema(max_length = 1000)]
-    activity_type: String,
+    pub activity_type: String,
     /// Task queue, up to 1000 bytes.
     #[schema(max_length = 1000)]
-    task_queue: String,
+    pub task_queue: String,
     /// Arguments: JSON values (sent as `json/plain` payloads) or raw
     /// payloads `{"metadata", "data"}` in base64.
-    input: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<Value>>,
     /// Limit on one attempt.
     #[schema(value_type = Option<DurationValue>)]
-    start_to_close_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_to_close_timeout: Option<String>,
     /// Limit on the whole activity, all attempts and backoffs; not retried.
     #[schema(value_type = Option<DurationValue>)]
-    schedule_to_close_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_to_close_timeout: Option<String>,
     /// Limit on waiting in the backlog for a worker; not retried.
     #[schema(value_type = Option<DurationValue>)]
-    schedule_to_start_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_to_start_timeout: Option<String>,
     /// An attempt without a heartbeat for this long times out (retried).
     #[schema(value_type = Option<DurationValue>)]
-    heartbeat_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<String>,
     /// Retry policy.
-    retry_policy: Option<RetryPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
     /// What happens when the id is taken (default `reject_duplicate`:
     /// the existing run is returned).
-    id_reuse_policy: Option<IdReusePolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_reuse_policy: Option<IdReusePolicy>,
     /// 1 (highest) to 5 (lowest); default 3.
     #[schema(minimum = 1, maximum = 5)]
-    priority: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
     /// Lane within the priority (1-256 bytes): keys share the queue by
     /// their weights.
     #[schema(min_length = 1, max_length = 256)]
-    fairness_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
     /// The key's share relative to other keys: 0.001 to 1000 (default 1).
     #[schema(minimum = 0.001, maximum = 1000.0)]
-    fairness_weight: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness_weight: Option<f32>,
     /// Counts the activity against the namespace's `key:` concurrency
     /// limit of this key (1-256 bytes).
     #[schema(min_length = 1, max_length = 256)]
-    concurrency_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
 }
 
 /// The answer to a start.
 pub use crate::service::Started;
 
 /// Activities of a namespace, newest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ActivityList {
     /// The activities (without attempt history).
     pub activities: Vec<ActivityView>,
 }
 
 /// An activity's result, or its state while it is open.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ResultResponse {
     /// True once the activity is closed.
     pub closed: bool,

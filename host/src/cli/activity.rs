@@ -1,8 +1,14 @@
 //! `wharf activity start|describe|result|cancel|list|complete|fail|heartbeat`.
 
 use super::args::parse_duration;
-use super::client::{parse_json, print, Client, ClientArgs};
-use serde_json::{json, Map, Value};
+use super::client::{parse_json, Client, ClientArgs, Reply};
+use super::table;
+use crate::api::types::{
+    ActivityList, ApplicationError, CompleteRequest, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, ResultResponse, RetryPolicy, StartActivityRequest, Started,
+};
+use crate::service::{state, ActivityView};
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Activity commands.
@@ -108,15 +114,9 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn into_json(self) -> Map<String, Value> {
-        let mut m = Map::new();
-        if let Some(t) = self.task_token {
-            m.insert("task_token".into(), t.into());
-        }
-        if let Some(id) = self.id {
-            m.insert("activity_id".into(), id.into());
-        }
-        m
+    /// The task token and activity id of a completion, fail or heartbeat.
+    fn into_parts(self) -> (Option<String>, Option<String>) {
+        (self.task_token, self.id)
     }
 }
 
@@ -186,8 +186,10 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
     match cmd {
         ActivityCommand::Start(a) => start(*a).await,
         ActivityCommand::Describe { id, client: args } => {
-            let v = Client::new(&args)?.get(&id_path(&id, "")).await?;
-            print(args.json, &v, print_describe);
+            let r = Client::new(&args)?
+                .get::<ActivityView>(&id_path(&id, ""))
+                .await?;
+            r.print(args.json, print_describe);
             Ok(true)
         }
         ActivityCommand::Result {
@@ -196,20 +198,16 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             client: args,
         } => {
             let c = Client::new(&args)?;
-            let v = wait_result(&c, &id, wait).await?;
-            print(args.json, &v, print_result);
-            Ok(v["state"] == "completed")
+            let r = wait_result(&c, &id, wait).await?;
+            r.print(args.json, print_result);
+            Ok(r.body.state == state::COMPLETED)
         }
         ActivityCommand::Cancel { id, client: args } => {
-            let v = Client::new(&args)?
-                .post(&id_path(&id, "/cancel"), &json!({}))
+            let r = Client::new(&args)?
+                .post::<ActivityView>(&id_path(&id, "/cancel"), &json!({}))
                 .await?;
-            print(args.json, &v, |v| {
-                println!(
-                    "cancellation requested; activity {} is {}",
-                    id,
-                    v["state"].as_str().unwrap_or("")
-                )
+            r.print(args.json, |v| {
+                println!("cancellation requested; activity {id} is {}", v.state)
             });
             Ok(true)
         }
@@ -231,23 +229,27 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
                     q.push(format!("{k}={}", urlencoding::encode(&v)));
                 }
             }
-            let v = c.get(&format!("activities?{}", q.join("&"))).await?;
-            print(args.json, &v, |v| {
-                println!(
-                    "{:<36} {:<16} {:<16} {:<10} {:>7}  LAST FAILURE",
-                    "ID", "TYPE", "QUEUE", "STATE", "ATTEMPT"
-                );
-                for a in v["activities"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<36} {:<16} {:<16} {:<10} {:>7}  {}",
-                        a["activity_id"].as_str().unwrap_or(""),
-                        a["activity_type"].as_str().unwrap_or(""),
-                        a["task_queue"].as_str().unwrap_or(""),
-                        a["state"].as_str().unwrap_or(""),
-                        a["attempt"],
-                        a["last_failure"]["type"].as_str().unwrap_or("")
-                    );
+            let r = c
+                .get::<ActivityList>(&format!("activities?{}", q.join("&")))
+                .await?;
+            r.print(args.json, |v| {
+                let mut t =
+                    table::new(&["ID", "TYPE", "QUEUE", "STATE", "ATTEMPT", "LAST FAILURE"]);
+                table::right(&mut t, &[4]);
+                for a in &v.activities {
+                    t.add_row(vec![
+                        a.activity_id.clone(),
+                        a.activity_type.clone(),
+                        a.task_queue.clone(),
+                        a.state.clone(),
+                        a.attempt.to_string(),
+                        a.last_failure
+                            .as_ref()
+                            .map(|f| f.error_type.clone())
+                            .unwrap_or_default(),
+                    ]);
                 }
+                table::print(&t);
             });
             Ok(true)
         }
@@ -256,17 +258,17 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             result,
             client: args,
         } => {
-            let mut body = target.into_json();
-            body.insert("result".into(), parse_json(&result, "--result")?);
-            let v = Client::new(&args)?
-                .post("activities/complete", &Value::Object(body))
+            let (task_token, activity_id) = target.into_parts();
+            let body = CompleteRequest {
+                task_token,
+                activity_id,
+                result: parse_json(&result, "--result")?,
+            };
+            let r = Client::new(&args)?
+                .post::<ActivityView>("activities/complete", &body)
                 .await?;
-            print(args.json, &v, |v| {
-                println!(
-                    "activity {} is {}",
-                    v["activity_id"].as_str().unwrap_or(""),
-                    v["state"].as_str().unwrap_or("")
-                )
+            r.print(args.json, |v| {
+                println!("activity {} is {}", v.activity_id, v.state)
             });
             Ok(true)
         }
@@ -279,28 +281,31 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             cancelled,
             client: args,
         } => {
-            let mut body = target.into_json();
-            if cancelled {
-                body.insert("cancelled".into(), true.into());
+            let (task_token, activity_id) = target.into_parts();
+            let error = if cancelled {
+                None
             } else {
-                let details = details
-                    .iter()
-                    .map(|d| parse_json(d, "--details"))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                body.insert(
-                    "error".into(),
-                    json!({"message": message, "type": error_type, "non_retryable": non_retryable, "details": details}),
-                );
-            }
-            let v = Client::new(&args)?
-                .post("activities/fail", &Value::Object(body))
+                Some(ApplicationError {
+                    message: message.unwrap_or_default(),
+                    error_type,
+                    non_retryable,
+                    details: parse_all(&details, "--details")?,
+                    next_retry_delay: None,
+                })
+            };
+            let body = FailRequest {
+                task_token,
+                activity_id,
+                error,
+                cancelled,
+            };
+            let r = Client::new(&args)?
+                .post::<ActivityView>("activities/fail", &body)
                 .await?;
-            print(args.json, &v, |v| {
+            r.print(args.json, |v| {
                 println!(
                     "activity {} is {} (attempt {})",
-                    v["activity_id"].as_str().unwrap_or(""),
-                    v["state"].as_str().unwrap_or(""),
-                    v["attempt"]
+                    v.activity_id, v.state, v.attempt
                 )
             });
             Ok(true)
@@ -310,20 +315,17 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             details,
             client: args,
         } => {
-            let mut body = target.into_json();
-            let details = details
-                .iter()
-                .map(|d| parse_json(d, "--details"))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            body.insert("details".into(), Value::Array(details));
-            let v = Client::new(&args)?
-                .post("activities/heartbeat", &Value::Object(body))
+            let (task_token, activity_id) = target.into_parts();
+            let body = HeartbeatRequest {
+                task_token,
+                activity_id,
+                details: parse_all(&details, "--details")?,
+            };
+            let r = Client::new(&args)?
+                .post::<HeartbeatResponse>("activities/heartbeat", &body)
                 .await?;
-            print(args.json, &v, |v| {
-                println!(
-                    "recorded; cancellation requested: {}",
-                    v["cancel_requested"]
-                )
+            r.print(args.json, |v| {
+                println!("recorded; cancellation requested: {}", v.cancel_requested)
             });
             Ok(true)
         }
@@ -334,175 +336,143 @@ fn id_path(id: &str, rest: &str) -> String {
     format!("activities/{}{rest}", urlencoding::encode(id))
 }
 
+/// Parses repeated JSON arguments.
+fn parse_all(items: &[String], flag: &str) -> anyhow::Result<Vec<Value>> {
+    items.iter().map(|d| parse_json(d, flag)).collect()
+}
+
 async fn start(a: StartArgs) -> anyhow::Result<bool> {
     let c = Client::new(&a.client)?;
-    let input = a
-        .inputs
-        .iter()
-        .map(|s| parse_json(s, "--input"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut body = json!({
-        "activity_id": a.id,
-        "activity_type": a.activity_type,
-        "task_queue": a.task_queue,
-        "input": input,
-    });
-    let opts = [
-        ("start_to_close_timeout", a.start_to_close),
-        ("schedule_to_close_timeout", a.schedule_to_close),
-        ("schedule_to_start_timeout", a.schedule_to_start),
-        ("heartbeat_timeout", a.heartbeat_timeout),
-    ];
-    for (k, v) in opts {
-        if let Some(v) = v {
-            body[k] = v.into();
-        }
-    }
-    if let Some(p) = a.priority {
-        body["priority"] = p.into();
-    }
-    if let Some(k) = a.fairness_key {
-        body["fairness_key"] = k.into();
-    }
-    if let Some(w) = a.fairness_weight {
-        body["fairness_weight"] = w.into();
-    }
-    if let Some(k) = a.concurrency_key {
-        body["concurrency_key"] = k.into();
-    }
-    let mut retry = Map::new();
-    if let Some(n) = a.max_attempts {
-        retry.insert("maximum_attempts".into(), n.into());
-    }
-    if let Some(d) = a.initial_interval {
-        retry.insert("initial_interval".into(), d.into());
-    }
-    if let Some(b) = a.backoff {
-        retry.insert("backoff_coefficient".into(), b.into());
-    }
-    if let Some(d) = a.max_interval {
-        retry.insert("maximum_interval".into(), d.into());
-    }
-    if !a.non_retryable_types.is_empty() {
-        retry.insert(
-            "non_retryable_error_types".into(),
-            a.non_retryable_types.into(),
-        );
-    }
-    if !retry.is_empty() {
-        body["retry_policy"] = Value::Object(retry);
-    }
-    let started = c.post("activities", &body).await?;
-    let id = started["activity"]["activity_id"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    let retry = RetryPolicy {
+        initial_interval: a.initial_interval,
+        backoff_coefficient: a.backoff,
+        maximum_interval: a.max_interval,
+        maximum_attempts: a.max_attempts,
+        non_retryable_error_types: (!a.non_retryable_types.is_empty())
+            .then_some(a.non_retryable_types),
+    };
+    let has_retry = retry.initial_interval.is_some()
+        || retry.backoff_coefficient.is_some()
+        || retry.maximum_interval.is_some()
+        || retry.maximum_attempts.is_some()
+        || retry.non_retryable_error_types.is_some();
+    let body = StartActivityRequest {
+        activity_id: a.id,
+        activity_type: a.activity_type,
+        task_queue: a.task_queue,
+        input: Some(parse_all(&a.inputs, "--input")?),
+        start_to_close_timeout: a.start_to_close,
+        schedule_to_close_timeout: a.schedule_to_close,
+        schedule_to_start_timeout: a.schedule_to_start,
+        heartbeat_timeout: a.heartbeat_timeout,
+        retry_policy: has_retry.then_some(retry),
+        priority: a.priority,
+        fairness_key: a.fairness_key,
+        fairness_weight: a.fairness_weight,
+        concurrency_key: a.concurrency_key,
+        ..StartActivityRequest::default()
+    };
+    let started = c.post::<Started>("activities", &body).await?;
+    let id = started.body.activity.activity_id.clone();
     if !a.wait {
-        print(a.client.json, &started, |v| {
-            let verb = if v["created"] == Value::Bool(true) {
+        started.print(a.client.json, |v| {
+            let verb = if v.created {
                 "started"
             } else {
                 "already exists:"
             };
-            println!(
-                "{verb} activity {id} ({})",
-                v["activity"]["state"].as_str().unwrap_or("")
-            );
+            println!("{verb} activity {id} ({})", v.activity.state);
         });
         return Ok(true);
     }
-    let v = wait_result(&c, &id, Duration::MAX).await?;
-    print(a.client.json, &v, print_result);
-    Ok(v["state"] == "completed")
+    let r = wait_result(&c, &id, Duration::MAX).await?;
+    r.print(a.client.json, print_result);
+    Ok(r.body.state == state::COMPLETED)
 }
 
 /// Long-polls the result endpoint until the activity closes or `wait` passes.
-async fn wait_result(c: &Client, id: &str, wait: Duration) -> anyhow::Result<Value> {
+async fn wait_result(
+    c: &Client,
+    id: &str,
+    wait: Duration,
+) -> anyhow::Result<Reply<ResultResponse>> {
     let deadline = std::time::Instant::now().checked_add(wait);
     loop {
         let left = deadline.map_or(Duration::from_secs(30), |d| {
             d.saturating_duration_since(std::time::Instant::now())
         });
         let poll = left.min(Duration::from_secs(30));
-        let v = c
-            .get(&id_path(
+        let r = c
+            .get::<ResultResponse>(&id_path(
                 id,
                 &format!("/result?wait={}ms", poll.as_millis()),
             ))
             .await?;
-        if v["closed"] == Value::Bool(true) || left.is_zero() || left <= poll {
-            return Ok(v);
+        if r.body.closed || left.is_zero() || left <= poll {
+            return Ok(r);
         }
     }
 }
 
-fn print_result(v: &Value) {
-    match v["state"].as_str().unwrap_or("") {
-        "completed" => println!("{}", v["result"]),
-        state if v["closed"] == Value::Bool(true) => {
-            let f = &v["failure"];
+/// A JSON value as the text output shows it (`null` when absent).
+fn shown(v: Option<&Value>) -> String {
+    v.map_or_else(|| "null".to_owned(), Value::to_string)
+}
+
+fn print_result(v: &ResultResponse) {
+    match v.state.as_str() {
+        state::COMPLETED => println!("{}", shown(v.result.as_ref())),
+        state if v.closed => {
+            let f = v.failure.clone().unwrap_or_default();
             println!(
                 "{state} after {} attempt(s): {} {}",
-                v["attempt"],
-                f["type"].as_str().unwrap_or(""),
-                f["message"].as_str().unwrap_or("")
+                v.attempt, f.error_type, f.message
             );
         }
-        state => println!("not closed yet ({state}, attempt {})", v["attempt"]),
+        state => println!("not closed yet ({state}, attempt {})", v.attempt),
     }
 }
 
-fn print_describe(v: &Value) {
-    let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-    println!("activity:   {} (run {})", s("activity_id"), v["run_id"]);
-    println!(
-        "type:       {} on queue {}",
-        s("activity_type"),
-        s("task_queue")
-    );
+fn print_describe(v: &ActivityView) {
+    println!("activity:   {} (run {})", v.activity_id, v.run_id);
+    println!("type:       {} on queue {}", v.activity_type, v.task_queue);
     println!(
         "state:      {}{}",
-        s("state"),
-        if v["cancel_requested"] == Value::Bool(true) {
+        v.state,
+        if v.cancel_requested {
             " (cancel requested)"
         } else {
             ""
         }
     );
-    println!("attempt:    {}", v["attempt"]);
-    println!("input:      {}", v["input"]);
-    if v["heartbeat_details"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty())
-    {
-        println!("heartbeat:  {}", v["heartbeat_details"]);
+    println!("attempt:    {}", v.attempt);
+    println!("input:      {}", Value::from(v.input.clone()));
+    if !v.heartbeat_details.is_empty() {
+        println!("heartbeat:  {}", Value::from(v.heartbeat_details.clone()));
     }
-    if !v["result"].is_null() {
-        println!("result:     {}", v["result"]);
+    if let Some(result) = &v.result {
+        if !result.is_null() {
+            println!("result:     {result}");
+        }
     }
-    if !v["last_failure"].is_null() {
-        let f = &v["last_failure"];
-        println!(
-            "failure:    {}: {}",
-            f["type"].as_str().unwrap_or(""),
-            f["message"].as_str().unwrap_or("")
-        );
+    if let Some(f) = &v.last_failure {
+        println!("failure:    {}: {}", f.error_type, f.message);
     }
     println!("attempts:");
-    for a in v["attempts"].as_array().into_iter().flatten() {
-        let took = match (a["started_ms"].as_u64(), a["ended_ms"].as_u64()) {
-            (Some(s), Some(e)) => format!("{} ms", e.saturating_sub(s)),
-            _ => "running".into(),
+    for a in v.attempts.iter().flatten() {
+        let took = match a.ended_ms {
+            Some(e) => format!("{} ms", e.saturating_sub(a.started_ms)),
+            None => "running".into(),
         };
         println!(
             "  #{:<3} {:<22} {:<10} {} {} {}",
-            a["attempt"],
-            a["outcome"].as_str().unwrap_or("running"),
+            a.attempt,
+            a.outcome.as_deref().unwrap_or("running"),
             took,
-            a["module"].as_str().unwrap_or(""),
-            a["failure_type"].as_str().unwrap_or(""),
-            a["failure_message"]
-                .as_str()
+            a.module.as_deref().unwrap_or(""),
+            a.failure_type.as_deref().unwrap_or(""),
+            a.failure_message
+                .as_deref()
                 .unwrap_or("")
                 .lines()
                 .next()

@@ -1,7 +1,15 @@
 //! The HTTP client the CLI's server commands share: where the server is,
 //! which namespace, and turning error answers into readable errors.
+//!
+//! Requests and answers are the API's own types (`api/types.rs`), the ones
+//! the handlers serialise, so the CLI and the server cannot drift apart
+//! unnoticed: an answer the CLI does not understand is an error that says
+//! so, not an empty column.
 
+use crate::api::types::ErrorResponse;
 use anyhow::Context as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Options every client command takes.
@@ -63,9 +71,12 @@ impl Client {
         }
     }
 
-    /// Sends a request and reads the JSON answer; an error answer becomes an
-    /// error with the server's message.
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    /// Sends a request and reads the answer as `T`, one of the API's own
+    /// types; an error answer becomes an error with the server's message.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> anyhow::Result<Reply<T>> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -75,54 +86,93 @@ impl Client {
             .await
             .context("cannot reach the wharf server (is `wharf serve` running? see --server)")?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
+        let bytes = resp
+            .bytes()
+            .await
+            .context("the connection to the wharf server broke")?;
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ErrorResponse>(&bytes)
+                .map_or_else(|_| "no message".to_owned(), |e| e.error.message);
+            anyhow::bail!("{msg} (HTTP {status})")
         }
-        let msg = body["error"]["message"].as_str().unwrap_or("no message");
-        anyhow::bail!("{msg} (HTTP {status})")
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let body = T::deserialize(&json).with_context(|| {
+            format!(
+                "the server's answer is not what this wharf expects ({}); \
+                 are the server and the CLI the same version?",
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("")
+            )
+        })?;
+        Ok(Reply { body, json })
     }
 
     /// GET a namespace path.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Reply<T>> {
         self.send(self.http.get(self.url(path))).await
     }
 
     /// POST JSON to a namespace path.
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Reply<T>> {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
     /// PUT JSON to a namespace path.
-    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Reply<T>> {
         self.send(self.http.put(self.url(path)).json(body)).await
     }
 
     /// PATCH JSON to a namespace path.
-    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Reply<T>> {
         self.send(self.http.patch(self.url(path)).json(body)).await
     }
 
     /// DELETE a namespace path.
-    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Reply<T>> {
         self.send(self.http.delete(self.url(path))).await
     }
 
     /// POST raw bytes to a namespace path.
-    pub async fn post_bytes(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Reply<T>> {
         self.send(self.http.post(self.url(path)).body(bytes)).await
     }
 }
 
-/// Prints JSON or the text form.
-pub fn print(json: bool, value: &Value, text: impl FnOnce(&Value)) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
-    } else {
-        text(value);
+/// An answer of the server: its body as the API's type, and the JSON as it
+/// came, which `--json` prints unchanged (a newer server's extra fields
+/// included).
+pub struct Reply<T> {
+    /// The body.
+    pub body: T,
+    json: Value,
+}
+
+impl<T> Reply<T> {
+    /// Prints the JSON as it came (`--json`) or the text form of the body.
+    pub fn print(&self, json: bool, text: impl FnOnce(&T)) {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&self.json).unwrap_or_default()
+            );
+        } else {
+            text(&self.body);
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `wharf` command line: one module per subcommand group. Each parses its
-//! arguments and calls the library; none holds logic of its own.
+//! arguments and calls the library; none holds logic of its own. Commands
+//! that talk to a server go through `client.rs`, which sends and reads the
+//! API's own types (`api/types.rs`); their text output uses `table.rs`.
 
 mod activity;
 mod args;
@@ -14,6 +16,7 @@ mod namespace;
 mod queue;
 mod run;
 mod serve;
+mod table;
 mod worker;
 
 use clap::{Parser, Subcommand};

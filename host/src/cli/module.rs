@@ -1,8 +1,9 @@
 //! `wharf module upload|list`.
 
-use super::client::{print, Client, ClientArgs};
+use super::client::{Client, ClientArgs};
+use super::table;
+use crate::api::types::{ModuleList, ModuleUploaded};
 use anyhow::Context as _;
-use serde_json::Value;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -41,7 +42,7 @@ pub async fn run(cmd: ModuleCommand) -> anyhow::Result<()> {
             let size = bytes.len();
             let started = Instant::now();
             let path = format!("modules?name={}", urlencoding::encode(&name));
-            let upload = c.post_bytes(&path, bytes);
+            let upload = c.post_bytes::<ModuleUploaded>(&path, bytes);
             tokio::pin!(upload);
             // Compiling a large JS or Python component takes seconds: show
             // that something is happening.
@@ -59,55 +60,47 @@ pub async fn run(cmd: ModuleCommand) -> anyhow::Result<()> {
             if !args.json && started.elapsed().as_secs() >= 1 {
                 eprintln!();
             }
-            print(args.json, &resp, |v| {
-                let m = &v["module"];
-                let verb = if v["created"] == Value::Bool(true) {
+            resp.print(args.json, |v| {
+                let m = &v.module;
+                let verb = if v.created {
                     "uploaded"
                 } else {
                     "already uploaded as"
                 };
                 println!(
                     "{verb} {}@{} ({} bytes, sha256 {}) in {:.1}s",
-                    m["name"].as_str().unwrap_or(""),
-                    m["version"],
-                    m["size"],
-                    &m["sha256"].as_str().unwrap_or("")
-                        [..12.min(m["sha256"].as_str().unwrap_or("").len())],
+                    m.name,
+                    m.version,
+                    m.size,
+                    short_sha(&m.sha256),
                     started.elapsed().as_secs_f64()
                 );
-                println!("activity types: {}", join(&m["activity_types"]));
+                println!("activity types: {}", m.activity_types.join(", "));
             });
         }
         ModuleCommand::List { client: args } => {
             let c = Client::new(&args)?;
-            let resp = c.get("modules").await?;
-            print(args.json, &resp, |v| {
-                println!(
-                    "{:<24} {:>7} {:>10}  {:<14} ACTIVITY TYPES",
-                    "NAME", "VERSION", "SIZE", "SHA256"
-                );
-                for m in v["modules"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<24} {:>7} {:>10}  {:<14} {}",
-                        m["name"].as_str().unwrap_or(""),
-                        m["version"].to_string(),
-                        m["size"].to_string(),
-                        m["sha256"].as_str().unwrap_or("").get(..12).unwrap_or(""),
-                        join(&m["activity_types"])
-                    );
+            let resp = c.get::<ModuleList>("modules").await?;
+            resp.print(args.json, |v| {
+                let mut t = table::new(&["NAME", "VERSION", "SIZE", "SHA256", "ACTIVITY TYPES"]);
+                table::right(&mut t, &[1, 2]);
+                for m in &v.modules {
+                    t.add_row(vec![
+                        m.name.clone(),
+                        m.version.to_string(),
+                        m.size.to_string(),
+                        short_sha(&m.sha256).to_owned(),
+                        m.activity_types.join(", "),
+                    ]);
                 }
+                table::print(&t);
             });
         }
     }
     Ok(())
 }
 
-/// Joins a JSON array of strings with commas.
-pub fn join(v: &Value) -> String {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The first 12 hex digits of a content hash, as listings show it.
+fn short_sha(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
 }

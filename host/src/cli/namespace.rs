@@ -1,7 +1,14 @@
 //! `wharf namespace create|list|describe|update|delete|token ...|config ...`
 //! (admin).
 
-use super::client::{print, Client, ClientArgs};
+use super::client::{Client, ClientArgs};
+use super::table;
+use crate::api::types::{
+    ConfigList, CreateNamespaceRequest, NamespaceDeleted, NamespaceList, NamespaceResponse,
+    SetVarRequest, TokenCreated, TokenList, TokenRevoked, VarDeleted, VarResponse,
+};
+use crate::service::grants::VarView;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// Namespace commands.
@@ -221,45 +228,54 @@ fn admin(args: &ClientArgs) -> anyhow::Result<(Client, ClientArgs)> {
     Ok((Client::new(&a)?, a))
 }
 
-fn print_namespace(v: &Value) {
-    let n = &v["namespace"];
-    println!("namespace: {}", n["name"].as_str().unwrap_or(""));
+/// A value as JSON text, keys in the order the server's JSON shows them.
+fn json_text(v: &impl Serialize) -> String {
+    serde_json::to_value(v).unwrap_or_default().to_string()
+}
+
+/// The fields of a struct with their values as JSON text.
+fn fields(v: &impl Serialize) -> Vec<(String, String)> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn print_namespace(v: &NamespaceResponse) {
+    let n = &v.namespace;
+    println!("namespace: {}", n.name);
     println!(
         "open activities: {}, running attempts: {}",
-        n["open_activities"], n["running_attempts"]
+        n.open_activities, n.running_attempts
     );
     println!("quotas:");
-    for (k, q) in n["quotas"].as_object().into_iter().flatten() {
+    for (k, q) in fields(&n.quotas) {
         println!("  {k:<26} {q}");
     }
     println!("usage since start:");
-    for (k, u) in n["usage"].as_object().into_iter().flatten() {
+    for (k, u) in fields(&n.usage) {
         println!("  {k:<26} {u}");
     }
-    let e = &n["egress"];
-    if e["deny_all"] == Value::Bool(true) {
+    let e = &n.egress;
+    if e.deny_all {
         println!("outbound HTTP: denied (no hosts allowed)");
     } else {
         println!("outbound HTTP:");
-        for k in [
-            "allow_hosts",
-            "allow_private",
-            "modules",
-            "module_bindings",
-            "limits",
+        let p = &e.policy;
+        for (k, v) in [
+            ("allow_hosts", json_text(&p.allow_hosts)),
+            ("allow_private", json_text(&p.allow_private)),
+            ("modules", json_text(&p.modules)),
+            ("module_bindings", json_text(&e.module_bindings)),
+            ("limits", json_text(&p.limits)),
         ] {
-            println!("  {k:<26} {}", e[k]);
+            println!("  {k:<26} {v}");
         }
     }
-    let vars = n["config"].as_array().map_or(&[][..], Vec::as_slice);
-    if !vars.is_empty() {
+    if !n.config.is_empty() {
         println!("config (values hidden):");
-        for v in vars {
-            println!(
-                "  {:<26} granted to {}",
-                v["key"].as_str().unwrap_or(""),
-                bound_list(v)
-            );
+        for v in &n.config {
+            println!("  {:<26} granted to {}", v.key, bound_list(v));
         }
     }
 }
@@ -267,21 +283,19 @@ fn print_namespace(v: &Value) {
 /// What a variable is granted to: `*` if every module, then the module
 /// versions its grants are bound to (`name@version sha256:abcdef012345`);
 /// `nothing` when neither.
-fn bound_list(var: &Value) -> String {
-    let mut out: Vec<String> = var["grants"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|g| g.as_str() == Some("*"))
+fn bound_list(var: &VarView) -> String {
+    let mut out: Vec<String> = var
+        .grants
+        .iter()
+        .filter(|g| *g == "*")
         .map(|_| "*".to_owned())
         .collect();
-    for b in var["bound"].as_array().into_iter().flatten() {
-        let sha = b["sha256"].as_str().unwrap_or("");
+    for b in &var.bound {
         out.push(format!(
             "{}@{} sha256:{}",
-            b["module"].as_str().unwrap_or(""),
-            b["version"],
-            sha.get(..12).unwrap_or(sha)
+            b.module,
+            b.version,
+            b.sha256.get(..12).unwrap_or(&b.sha256)
         ));
     }
     if out.is_empty() {
@@ -300,30 +314,35 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             client,
         } => {
             let (c, args) = admin(&client)?;
-            let v = c
-                .post("", &json!({"name": name, "quotas": parse_quotas(&quotas)?}))
-                .await?;
-            print(args.json, &v, print_namespace);
+            let body = CreateNamespaceRequest {
+                name,
+                quotas: Some(parse_quotas(&quotas)?),
+            };
+            let r = c.post::<NamespaceResponse>("", &body).await?;
+            r.print(args.json, print_namespace);
         }
         NamespaceCommand::List { client } => {
             let (c, args) = admin(&client)?;
-            let v = c.get("").await?;
-            print(args.json, &v, |v| {
-                println!("{:<24} {:>8} {:>8}", "NAME", "OPEN", "RUNNING");
-                for n in v["namespaces"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<24} {:>8} {:>8}",
-                        n["name"].as_str().unwrap_or(""),
-                        n["open_activities"].to_string(),
-                        n["running_attempts"].to_string()
-                    );
+            let r = c.get::<NamespaceList>("").await?;
+            r.print(args.json, |v| {
+                let mut t = table::new(&["NAME", "OPEN", "RUNNING"]);
+                table::right(&mut t, &[1, 2]);
+                for n in &v.namespaces {
+                    t.add_row(vec![
+                        n.name.clone(),
+                        n.open_activities.to_string(),
+                        n.running_attempts.to_string(),
+                    ]);
                 }
+                table::print(&t);
             });
         }
         NamespaceCommand::Describe { name, client } => {
             let (c, args) = admin(&client)?;
-            let v = c.get(&urlencoding::encode(&name)).await?;
-            print(args.json, &v, print_namespace);
+            let r = c
+                .get::<NamespaceResponse>(&urlencoding::encode(&name))
+                .await?;
+            r.print(args.json, print_namespace);
         }
         NamespaceCommand::Update {
             name,
@@ -331,6 +350,9 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             egress,
             client,
         } => {
+            // A quota patch names only the quotas that change, so the body
+            // is JSON rather than `UpdateNamespaceRequest`, whose quotas
+            // are complete.
             let mut body = Map::new();
             if !quotas.is_empty() {
                 body.insert("quotas".into(), parse_quotas(&quotas)?);
@@ -344,10 +366,10 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
                 );
             }
             let (c, args) = admin(&client)?;
-            let v = c
-                .patch(&urlencoding::encode(&name), &Value::Object(body))
+            let r = c
+                .patch::<NamespaceResponse>(&urlencoding::encode(&name), &body)
                 .await?;
-            print(args.json, &v, print_namespace);
+            r.print(args.json, print_namespace);
         }
         NamespaceCommand::Delete {
             name,
@@ -355,28 +377,31 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             client,
         } => {
             let (c, args) = admin(&client)?;
-            let v = c
-                .delete(&format!("{}?force={force}", urlencoding::encode(&name)))
+            let r = c
+                .delete::<NamespaceDeleted>(&format!(
+                    "{}?force={force}",
+                    urlencoding::encode(&name)
+                ))
                 .await?;
-            print(args.json, &v, |_| println!("deleted namespace {name}"));
+            r.print(args.json, |d| println!("deleted namespace {}", d.deleted));
         }
         NamespaceCommand::Token(TokenCommand::Create {
             ns: namespace,
             client,
         }) => {
             let (c, args) = admin(&client)?;
-            let v = c
-                .post(
+            let r = c
+                .post::<TokenCreated>(
                     &format!("{}/tokens", urlencoding::encode(&namespace)),
                     &json!({}),
                 )
                 .await?;
-            print(args.json, &v, |v| {
+            r.print(args.json, |v| {
                 println!(
-                    "token {} for namespace {namespace} (shown once, keep it):",
-                    v["id"].as_str().unwrap_or("")
+                    "token {} for namespace {} (shown once, keep it):",
+                    v.id, v.namespace
                 );
-                println!("{}", v["token"].as_str().unwrap_or(""));
+                println!("{}", v.token);
             });
         }
         NamespaceCommand::Token(TokenCommand::List {
@@ -384,19 +409,21 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             client,
         }) => {
             let (c, args) = admin(&client)?;
-            let v = c
-                .get(&format!("{}/tokens", urlencoding::encode(&namespace)))
+            let r = c
+                .get::<TokenList>(&format!("{}/tokens", urlencoding::encode(&namespace)))
                 .await?;
-            print(args.json, &v, |v| {
-                println!("{:<14} {:>15} {:>15}", "ID", "CREATED", "REVOKED");
-                for t in v["tokens"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<14} {:>15} {:>15}",
-                        t["id"].as_str().unwrap_or(""),
-                        t["created_ms"].to_string(),
-                        t["revoked_ms"].to_string()
-                    );
+            r.print(args.json, |v| {
+                let mut t = table::new(&["ID", "CREATED", "REVOKED"]);
+                table::right(&mut t, &[1, 2]);
+                for tok in &v.tokens {
+                    t.add_row(vec![
+                        tok.id.clone(),
+                        tok.created_ms.to_string(),
+                        tok.revoked_ms
+                            .map_or_else(|| "null".to_owned(), |r| r.to_string()),
+                    ]);
                 }
+                table::print(&t);
             });
         }
         NamespaceCommand::Token(TokenCommand::Revoke {
@@ -405,14 +432,14 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             client,
         }) => {
             let (c, args) = admin(&client)?;
-            let v = c
-                .delete(&format!(
+            let r = c
+                .delete::<TokenRevoked>(&format!(
                     "{}/tokens/{}",
                     urlencoding::encode(&namespace),
                     urlencoding::encode(&id)
                 ))
                 .await?;
-            print(args.json, &v, |_| println!("revoked token {id}"));
+            r.print(args.json, |v| println!("revoked token {}", v.revoked));
         }
         NamespaceCommand::Config(cmd) => config(cmd).await?,
     }
@@ -436,16 +463,17 @@ async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                 value
             };
             let (c, args) = admin(&client)?;
-            let v = c
-                .put(
+            let r = c
+                .put::<VarResponse>(
                     &config_path(&namespace, Some(&key)),
-                    &json!({"value": value, "grants": grants}),
+                    &SetVarRequest { value, grants },
                 )
                 .await?;
-            print(args.json, &v, |v| {
+            r.print(args.json, |v| {
                 println!(
-                    "set {key} in {namespace}, granted to {}",
-                    bound_list(&v["variable"])
+                    "set {} in {namespace}, granted to {}",
+                    v.variable.key,
+                    bound_list(&v.variable)
                 )
             });
         }
@@ -456,17 +484,17 @@ async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         } => {
             let (c, args) = admin(&client)?;
             let path = format!("{}?values={show_values}", config_path(&namespace, None));
-            let v = c.get(&path).await?;
-            print(args.json, &v, |v| {
-                println!("{:<32} {:<32} VALUE", "KEY", "GRANTED TO");
-                for var in v["config"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<32} {:<32} {}",
-                        var["key"].as_str().unwrap_or(""),
+            let r = c.get::<ConfigList>(&path).await?;
+            r.print(args.json, |v| {
+                let mut t = table::new(&["KEY", "GRANTED TO", "VALUE"]);
+                for var in &v.config {
+                    t.add_row(vec![
+                        var.key.clone(),
                         bound_list(var),
-                        var["value"].as_str().unwrap_or("(hidden)")
-                    );
+                        var.value.clone().unwrap_or_else(|| "(hidden)".to_owned()),
+                    ]);
                 }
+                table::print(&t);
             });
         }
         ConfigCommand::Delete {
@@ -475,9 +503,11 @@ async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
             client,
         } => {
             let (c, args) = admin(&client)?;
-            let v = c.delete(&config_path(&namespace, Some(&key))).await?;
-            print(args.json, &v, |_| {
-                println!("deleted {key} from {namespace}")
+            let r = c
+                .delete::<VarDeleted>(&config_path(&namespace, Some(&key)))
+                .await?;
+            r.print(args.json, |v| {
+                println!("deleted {} from {namespace}", v.deleted)
             });
         }
     }

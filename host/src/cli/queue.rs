@@ -1,6 +1,13 @@
 //! `wharf deploy`, `wharf queue ...` and `wharf limit ...`.
 
-use super::client::{print, Client, ClientArgs};
+use super::client::{Client, ClientArgs};
+use super::table;
+use crate::api::types::{
+    DeployRequest, DeploymentResponse, LimitList, LimitResponse, QueueConfigRequest,
+    RateLimitResponse, SetLimitRequest,
+};
+use crate::service::QueueView;
+use serde::Serialize;
 use serde_json::json;
 
 /// Arguments of `wharf deploy`.
@@ -105,36 +112,40 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         "task-queues/{}/deployment",
         urlencoding::encode(&args.task_queue)
     );
-    let resp = c
-        .put(
-            &path,
-            &json!({
-                "module": name,
-                "version": version,
-                "max_concurrent": args.max_concurrent,
-                "ramp_percent": args.ramp,
-            }),
-        )
-        .await?;
-    print(args.client.json, &resp, print_deployment);
+    let body = DeployRequest {
+        module: name,
+        version,
+        max_concurrent: args.max_concurrent,
+        ramp_percent: args.ramp,
+    };
+    let resp = c.put::<DeploymentResponse>(&path, &body).await?;
+    resp.print(args.client.json, print_deployment);
     Ok(())
 }
 
-fn print_deployment(v: &serde_json::Value) {
-    let d = &v["deployment"];
-    let name = d["module_name"].as_str().unwrap_or("");
+fn print_deployment(v: &DeploymentResponse) {
+    let d = &v.deployment;
+    let name = &d.module_name;
     println!(
         "task queue {} now runs {name}@{} (up to {} at once)",
-        d["task_queue"].as_str().unwrap_or(""),
-        d["module_version"],
-        d["max_concurrent"]
+        d.task_queue, d.module_version, d.max_concurrent
     );
-    if let Some(p) = d["ramp_percent"].as_u64() {
+    if let Some(p) = d.ramp_percent {
         println!(
             "  rolling out {name}@{} to {p}% of activities",
-            d["ramp_version"]
+            json_text(&d.ramp_version)
         );
     }
+}
+
+/// A value as the server's JSON writes it (`null`, `1.5`, `"x"`).
+fn json_text(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A limit's maximum as shown (`null` once removed).
+fn max_text(max: Option<u32>) -> String {
+    json_text(&max)
 }
 
 /// Runs a limit command.
@@ -147,32 +158,39 @@ pub async fn limit(cmd: LimitCommand) -> anyhow::Result<()> {
         } => (key, Some(max_concurrent), client),
         LimitCommand::Clear { key, client } => (key, None, client),
         LimitCommand::List { client } => {
-            let resp = Client::new(&client)?.get("concurrency-limits").await?;
-            print(client.json, &resp, |v| {
-                let limits = v["limits"].as_array().cloned().unwrap_or_default();
-                if limits.is_empty() {
+            let resp = Client::new(&client)?
+                .get::<LimitList>("concurrency-limits")
+                .await?;
+            resp.print(client.json, |v| {
+                if v.limits.is_empty() {
                     println!("no concurrency limits");
+                    return;
                 }
-                for l in limits {
-                    println!(
-                        "{:<40} max {:>5}  running {:>5}  waiting {:>6}",
-                        l["key"].as_str().unwrap_or(""),
-                        l["max_concurrent"],
-                        l["running"],
-                        l["waiting"]
-                    );
+                let mut t = table::new(&["KEY", "MAX", "RUNNING", "WAITING"]);
+                table::right(&mut t, &[1, 2, 3]);
+                for l in &v.limits {
+                    t.add_row(vec![
+                        l.key.clone(),
+                        max_text(l.max_concurrent),
+                        l.running.to_string(),
+                        l.waiting.to_string(),
+                    ]);
                 }
+                table::print(&t);
             });
             return Ok(());
         }
     };
     let resp = Client::new(&args)?
-        .put(
+        .put::<LimitResponse>(
             "concurrency-limits",
-            &json!({"key": key, "max_concurrent": max}),
+            &SetLimitRequest {
+                key: key.clone(),
+                max_concurrent: max,
+            },
         )
         .await?;
-    print(args.json, &resp, |_| match max {
+    resp.print(args.json, |_| match max {
         Some(n) => println!("{key}: at most {n} at once"),
         None => println!("{key}: no limit"),
     });
@@ -188,111 +206,21 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
         } => {
             let c = Client::new(&args)?;
             let resp = c
-                .get(&format!("task-queues/{}", urlencoding::encode(&queue)))
+                .get::<QueueView>(&format!("task-queues/{}", urlencoding::encode(&queue)))
                 .await?;
-            print(args.json, &resp, |v| {
-                println!("queue:       {}", v["name"].as_str().unwrap_or(""));
-                println!(
-                    "deployment:  {}",
-                    v["deployment"]
-                        .as_str()
-                        .unwrap_or("(none: activities wait in the backlog)")
-                );
-                if let Some(r) = v["rollout"].as_object() {
-                    println!(
-                        "rollout:     {} takes {}% of activities",
-                        r.get("module").and_then(|m| m.as_str()).unwrap_or(""),
-                        r.get("percent").and_then(|p| p.as_u64()).unwrap_or(0)
-                    );
-                }
-                if let Some(load) = v["module_load"].as_object() {
-                    println!(
-                        "module load: {} in {:.1} ms",
-                        load.get("source").and_then(|s| s.as_str()).unwrap_or(""),
-                        load.get("ms").and_then(|m| m.as_f64()).unwrap_or(0.0)
-                    );
-                }
-                println!(
-                    "backlog:     {} (oldest waiting {} ms)",
-                    v["backlog"], v["backlog_oldest_age_ms"]
-                );
-                for p in v["backlog_by_priority"].as_array().into_iter().flatten() {
-                    println!(
-                        "  priority {}: {} (oldest {} ms)",
-                        p["priority"], p["count"], p["oldest_age_ms"]
-                    );
-                    for k in p["fairness_keys"].as_array().into_iter().flatten() {
-                        println!(
-                            "    fairness key {:?} (weight {}): {}",
-                            k["key"].as_str().unwrap_or(""),
-                            k["weight"],
-                            k["count"]
-                        );
-                    }
-                }
-                let next: Vec<&str> = v["next_activities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a.as_str())
-                    .collect();
-                if !next.is_empty() {
-                    println!("next to go:  {}", next.join(", "));
-                }
-                for l in v["concurrency_limits"].as_array().into_iter().flatten() {
-                    println!(
-                        "limit:       {} at most {} (running {}, waiting {})",
-                        l["key"].as_str().unwrap_or(""),
-                        l["max_concurrent"],
-                        l["running"],
-                        l["waiting"]
-                    );
-                }
-                if v["waiting_on_limits"].as_u64().unwrap_or(0) > 0 {
-                    println!(
-                        "limited:     {} waiting for a concurrency limit (wharf limit list)",
-                        v["waiting_on_limits"]
-                    );
-                }
-                let rl = &v["rate_limit"];
-                match rl["rate"].as_f64() {
-                    None => println!("rate limit:  none"),
-                    Some(0.0) => println!(
-                        "rate limit:  PAUSED (set by {})",
-                        rl["set_by"].as_str().unwrap_or("?")
-                    ),
-                    Some(r) => println!(
-                        "rate limit:  {r}/s, burst {} (set by {})",
-                        rl["burst"],
-                        rl["set_by"].as_str().unwrap_or("?")
-                    ),
-                }
-                println!(
-                    "dispatched:  {:.1}/s (last minute)",
-                    v["dispatched_per_second"].as_f64().unwrap_or(0.0)
-                );
-                println!("in backoff:  {}", v["in_backoff"]);
-                println!("running:     {} of {} slots", v["running"], v["slots"]);
-                println!("async:       {} awaiting completion", v["awaiting_async"]);
-                println!(
-                    "throughput:  {:.1} attempts/s (last minute): {:.1} completed, {:.1} not",
-                    v["finished_per_second"].as_f64().unwrap_or(0.0),
-                    v["completed_per_second"].as_f64().unwrap_or(0.0),
-                    v["failed_per_second"].as_f64().unwrap_or(0.0)
-                );
-            });
+            resp.print(args.json, print_queue);
         }
         QueueCommand::Rollback {
             queue,
             client: args,
         } => {
             let resp = Client::new(&args)?
-                .post(
+                .post::<DeploymentResponse>(
                     &format!("task-queues/{}/rollback", urlencoding::encode(&queue)),
                     &json!({}),
                 )
                 .await?;
-            print(args.json, &resp, print_deployment);
+            resp.print(args.json, print_deployment);
         }
         QueueCommand::Config {
             queue,
@@ -302,28 +230,107 @@ pub async fn run(cmd: QueueCommand) -> anyhow::Result<()> {
             client: args,
         } => {
             let c = Client::new(&args)?;
-            let body = if clear {
-                json!({"rate": null})
-            } else {
-                json!({"rate": rate, "burst": burst})
-            };
+            // `--clear` conflicts with the others, so it sends no rate:
+            // that removes the limit.
+            debug_assert!(!clear || (rate.is_none() && burst.is_none()));
+            let body = QueueConfigRequest { rate, burst };
             let resp = c
-                .put(
+                .put::<RateLimitResponse>(
                     &format!("task-queues/{}", urlencoding::encode(&queue)),
                     &body,
                 )
                 .await?;
-            print(args.json, &resp, |v| {
-                match v["rate_limit"]["rate"].as_f64() {
-                    None => println!("queue {queue}: no rate limit"),
-                    Some(0.0) => println!("queue {queue}: paused"),
-                    Some(r) => println!(
-                        "queue {queue}: {r} tasks/s, burst {}",
-                        v["rate_limit"]["burst"]
-                    ),
-                }
+            resp.print(args.json, |v| match v.rate_limit.rate {
+                None => println!("queue {queue}: no rate limit"),
+                Some(0.0) => println!("queue {queue}: paused"),
+                Some(r) => println!(
+                    "queue {queue}: {r} tasks/s, burst {}",
+                    json_text(&v.rate_limit.burst)
+                ),
             });
         }
     }
     Ok(())
+}
+
+fn print_queue(v: &QueueView) {
+    println!("queue:       {}", v.name);
+    println!(
+        "deployment:  {}",
+        v.deployment
+            .as_deref()
+            .unwrap_or("(none: activities wait in the backlog)")
+    );
+    if let Some(r) = &v.rollout {
+        println!(
+            "rollout:     {} takes {}% of activities",
+            r.module, r.percent
+        );
+    }
+    if let Some(load) = &v.module_load {
+        let source = serde_json::to_value(load.source).unwrap_or_default();
+        println!(
+            "module load: {} in {:.1} ms",
+            source.as_str().unwrap_or(""),
+            load.ms
+        );
+    }
+    let st = &v.stats;
+    println!(
+        "backlog:     {} (oldest waiting {} ms)",
+        st.backlog, st.backlog_oldest_age_ms
+    );
+    for p in &st.backlog_by_priority {
+        println!(
+            "  priority {}: {} (oldest {} ms)",
+            p.priority, p.count, p.oldest_age_ms
+        );
+        for k in &p.fairness_keys {
+            println!(
+                "    fairness key {:?} (weight {}): {}",
+                k.key,
+                json_text(&k.weight),
+                k.count
+            );
+        }
+    }
+    if !v.next_activities.is_empty() {
+        println!("next to go:  {}", v.next_activities.join(", "));
+    }
+    for l in &v.concurrency_limits {
+        println!(
+            "limit:       {} at most {} (running {}, waiting {})",
+            l.key,
+            max_text(l.max_concurrent),
+            l.running,
+            l.waiting
+        );
+    }
+    if st.waiting_on_limits > 0 {
+        println!(
+            "limited:     {} waiting for a concurrency limit (wharf limit list)",
+            st.waiting_on_limits
+        );
+    }
+    let rl = &st.rate_limit;
+    let set_by = rl.set_by.as_deref().unwrap_or("?");
+    match rl.rate {
+        None => println!("rate limit:  none"),
+        Some(0.0) => println!("rate limit:  PAUSED (set by {set_by})"),
+        Some(r) => println!(
+            "rate limit:  {r}/s, burst {} (set by {set_by})",
+            json_text(&rl.burst)
+        ),
+    }
+    println!(
+        "dispatched:  {:.1}/s (last minute)",
+        st.dispatched_per_second
+    );
+    println!("in backoff:  {}", v.in_backoff);
+    println!("running:     {} of {} slots", st.running, st.slots);
+    println!("async:       {} awaiting completion", v.awaiting_async);
+    println!(
+        "throughput:  {:.1} attempts/s (last minute): {:.1} completed, {:.1} not",
+        st.finished_per_second, st.completed_per_second, st.failed_per_second
+    );
 }

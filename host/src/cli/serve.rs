@@ -4,7 +4,7 @@ use super::args::{parse_duration, parse_size};
 use crate::api::{self, auth, ApiLimits, Auth};
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
-use crate::service::{Service, ServiceConfig};
+use crate::service::{tokens, Service, ServiceConfig};
 use crate::store::{Db, Durability};
 use anyhow::Context as _;
 use std::io::Write as _;
@@ -133,13 +133,13 @@ async fn setup_admin_token(db: &Db, args: &ServeArgs) -> anyhow::Result<Option<S
             "the admin token in {} is shorter than 16 characters",
             path.display()
         );
-        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(token))
+        db.set_setting(auth::ADMIN_TOKEN_SETTING, &tokens::hash(token))
             .await?;
         return Ok(None);
     }
     if args.auth && db.setting(auth::ADMIN_TOKEN_SETTING)?.is_none() {
-        let token = auth::new_secret("wharf_admin_");
-        db.set_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash(&token))
+        let token = tokens::new_secret("wharf_admin_");
+        db.set_setting(auth::ADMIN_TOKEN_SETTING, &tokens::hash(&token))
             .await?;
         return Ok(Some(token));
     }

@@ -12,9 +12,8 @@ use super::outcome::Interrupt;
 use super::vars::ConfigGrants;
 use crate::payload::{self, Payload};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -87,10 +86,12 @@ impl AttemptHooks for NoHooks {
 }
 
 /// Tells a running attempt to stop now (cancellation ignored past its grace
-/// period, host shutdown). Cheap to clone; triggering is idempotent.
+/// period, host shutdown). Cheap to clone; triggering is idempotent. A
+/// [`CancellationToken`] under the attempt's own names, so that the engine
+/// says what it means ("stop the attempt") where callers hold one.
 #[derive(Clone, Default)]
 pub struct StopSignal {
-    inner: Arc<(AtomicBool, Notify)>,
+    token: CancellationToken,
 }
 
 impl StopSignal {
@@ -101,24 +102,17 @@ impl StopSignal {
 
     /// Stops the attempt: its outcome becomes `Cancelled`.
     pub fn trigger(&self) {
-        self.inner.0.store(true, Ordering::SeqCst);
-        self.inner.1.notify_waiters();
+        self.token.cancel();
     }
 
     /// Whether [`trigger`](Self::trigger) was called.
     pub fn is_triggered(&self) -> bool {
-        self.inner.0.load(Ordering::SeqCst)
+        self.token.is_cancelled()
     }
 
     /// Resolves once triggered.
     pub async fn triggered(&self) {
-        loop {
-            let notified = self.inner.1.notified();
-            if self.is_triggered() {
-                return;
-            }
-            notified.await;
-        }
+        self.token.cancelled().await;
     }
 }
 

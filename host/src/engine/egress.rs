@@ -11,6 +11,7 @@
 //! ([`EgressRules::check_ip`]). Nothing here does I/O, so all of it is tested
 //! below without a network.
 
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -106,7 +107,7 @@ impl EgressPolicy {
         let private = self
             .allow_private
             .iter()
-            .map(|c| Cidr::parse(c))
+            .map(|c| parse_range(c))
             .collect::<Result<_, _>>()?;
         Ok(EgressRules {
             hosts,
@@ -122,7 +123,7 @@ impl EgressPolicy {
 pub struct EgressRules {
     hosts: Vec<HostPattern>,
     narrowed: Option<Vec<HostPattern>>,
-    private: Vec<Cidr>,
+    private: Vec<IpNet>,
     /// Limits of each request.
     pub limits: EgressLimits,
 }
@@ -198,7 +199,7 @@ impl EgressRules {
         let Some(class) = non_public(ip) else {
             return Ok(());
         };
-        if self.private.iter().any(|c| c.contains(ip)) {
+        if self.private.iter().any(|c| c.contains(&ip)) {
             return Ok(());
         }
         Err(Denial::PrivateAddress {
@@ -317,47 +318,31 @@ impl HostPattern {
     }
 }
 
-/// An address range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid address range {s:?}: expected CIDR like 127.0.0.0/8");
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
-            None => (s, None),
-        };
-        let net = canonical(addr.parse::<IpAddr>().map_err(|_| bad())?);
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Self { net, prefix })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => in_v4(a, n, self.prefix),
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
+/// Parses an `allow_private` entry: a CIDR range or a single address. The
+/// address is judged as [`canonical`] makes it, so `::ffff:127.0.0.0/8` is
+/// refused (its prefix is longer than an IPv4 address) rather than read as
+/// an IPv6 range that no canonical address falls in.
+fn parse_range(s: &str) -> Result<IpNet, String> {
+    let bad = || format!("invalid address range {s:?}: expected CIDR like 127.0.0.0/8");
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+        None => (s, None),
+    };
+    let net = canonical(addr.parse::<IpAddr>().map_err(|_| bad())?);
+    match prefix {
+        Some(p) => IpNet::new(net, p).map_err(|_| bad()),
+        None => Ok(IpNet::from(net)),
     }
 }
 
-fn in_v4(a: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    u32::from(a) & mask == u32::from(net) & mask
-}
+/// `64:ff9b::/96`, the well-known NAT64 prefix.
+const NAT64: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96);
+/// `::ffff:0:0/96`, IPv4-translated addresses (SIIT).
+const SIIT: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0), 96);
+/// `2002::/16`, 6to4.
+const SIX_TO_FOUR: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16);
+/// `::/96`, IPv4-compatible addresses (deprecated).
+const V4_COMPATIBLE: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 96);
 
 /// IPv4 addresses in IPv6 clothing judged as the IPv4 address they reach:
 /// mapped `::ffff:a.b.c.d`, translated `::ffff:0:a.b.c.d` (SIIT), the
@@ -369,13 +354,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return IpAddr::V4(v4);
             }
-            let s = v6.segments();
             let o = v6.octets();
-            let last32 = || IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0, 0, 0, 0, 0xffff, 0] {
-                return last32();
+            if NAT64.contains(&v6) || SIIT.contains(&v6) {
+                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
             }
-            if s[0] == 0x2002 {
+            if SIX_TO_FOUR.contains(&v6) {
                 return IpAddr::V4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
             }
             IpAddr::V6(v6)
@@ -384,54 +367,65 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Non-public IPv4 ranges and what they are.
+const NON_PUBLIC_V4: &[(Ipv4Net, &str)] = {
+    const fn net(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
+        Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix)
+    }
+    &[
+        (net(0, 0, 0, 0, 8), "unspecified"),
+        (net(10, 0, 0, 0, 8), "private"),
+        (net(100, 64, 0, 0, 10), "shared (CGNAT)"),
+        (net(127, 0, 0, 0, 8), "loopback"),
+        (net(169, 254, 0, 0, 16), "link-local"),
+        (net(172, 16, 0, 0, 12), "private"),
+        (net(192, 0, 0, 0, 24), "IETF protocol"),
+        (net(192, 168, 0, 0, 16), "private"),
+        (net(198, 18, 0, 0, 15), "benchmarking"),
+        (net(224, 0, 0, 0, 4), "multicast"),
+        (net(240, 0, 0, 0, 4), "reserved"),
+    ]
+};
+
+/// Non-public IPv6 ranges (besides `::`, `::1` and IPv4-compatible
+/// addresses) and what they are.
+const NON_PUBLIC_V6: &[(Ipv6Net, &str)] = {
+    const fn net(first: [u16; 3], prefix: u8) -> Ipv6Net {
+        let [a, b, c] = first;
+        Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0), prefix)
+    }
+    &[
+        (net([0xfe80, 0, 0], 10), "link-local"),
+        (net([0xfec0, 0, 0], 10), "site-local"),
+        (net([0xfc00, 0, 0], 7), "unique-local"),
+        (net([0xff00, 0, 0], 8), "multicast"),
+        // Teredo tunnels to an IPv4 client behind a NAT chosen by the
+        // address's own bits; nothing public needs it.
+        (net([0x2001, 0, 0], 32), "Teredo tunnel"),
+        // Local-use NAT64 (RFC 8215) translates into the operator's own
+        // IPv4 network.
+        (net([0x64, 0xff9b, 1], 48), "local-use NAT64"),
+        (net([0x2001, 0xdb8, 0], 32), "documentation"),
+        (net([0x100, 0, 0], 64), "discard"),
+    ]
+};
+
 /// What kind of non-public address `ip` is, or `None` if it is public.
 fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
-        IpAddr::V4(a) => {
-            const V4: &[([u8; 4], u8, &str)] = &[
-                ([0, 0, 0, 0], 8, "unspecified"),
-                ([10, 0, 0, 0], 8, "private"),
-                ([100, 64, 0, 0], 10, "shared (CGNAT)"),
-                ([127, 0, 0, 0], 8, "loopback"),
-                ([169, 254, 0, 0], 16, "link-local"),
-                ([172, 16, 0, 0], 12, "private"),
-                ([192, 0, 0, 0], 24, "IETF protocol"),
-                ([192, 168, 0, 0], 16, "private"),
-                ([198, 18, 0, 0], 15, "benchmarking"),
-                ([224, 0, 0, 0], 4, "multicast"),
-                ([240, 0, 0, 0], 4, "reserved"),
-            ];
-            V4.iter()
-                .find(|(net, prefix, _)| in_v4(a, Ipv4Addr::from(*net), *prefix))
-                .map(|(_, _, class)| *class)
-        }
+        IpAddr::V4(a) => NON_PUBLIC_V4
+            .iter()
+            .find(|(net, _)| net.contains(&a))
+            .map(|(_, class)| *class),
         IpAddr::V6(a) => {
-            let first = a.segments()[0];
             if a == Ipv6Addr::UNSPECIFIED {
                 Some("unspecified")
             } else if a == Ipv6Addr::LOCALHOST {
                 Some("loopback")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if first & 0xffc0 == 0xfec0 {
-                Some("site-local")
-            } else if first & 0xfe00 == 0xfc00 {
-                Some("unique-local")
-            } else if first & 0xff00 == 0xff00 {
-                Some("multicast")
-            } else if a.segments()[..2] == [0x2001, 0] {
-                // Teredo tunnels to an IPv4 client behind a NAT chosen by
-                // the address's own bits; nothing public needs it.
-                Some("Teredo tunnel")
-            } else if a.segments()[..3] == [0x64, 0xff9b, 1] {
-                // Local-use NAT64 (RFC 8215) translates into the operator's
-                // own IPv4 network.
-                Some("local-use NAT64")
-            } else if a.segments()[..2] == [0x2001, 0xdb8] {
-                Some("documentation")
-            } else if a.segments()[..4] == [0x100, 0, 0, 0] {
-                Some("discard")
-            } else if a.segments()[..6] == [0; 6] {
+            } else if let Some((_, class)) = NON_PUBLIC_V6.iter().find(|(net, _)| net.contains(&a))
+            {
+                Some(*class)
+            } else if V4_COMPATIBLE.contains(&a) {
                 // IPv4-compatible `::a.b.c.d` (deprecated): judged as the IPv4.
                 let o = a.octets();
                 non_public(IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15])))
@@ -500,8 +494,9 @@ mod tests {
         ] {
             assert!(HostPattern::parse(p).is_err(), "{p}");
         }
-        assert!(Cidr::parse("10.0.0.0/33").is_err());
-        assert!(Cidr::parse("nope").is_err());
+        assert!(parse_range("10.0.0.0/33").is_err());
+        assert!(parse_range("::ffff:127.0.0.0/104").is_err());
+        assert!(parse_range("nope").is_err());
     }
 
     #[test]

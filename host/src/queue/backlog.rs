@@ -47,7 +47,7 @@ struct Lane {
 }
 
 /// Backlog of one priority, for describe output.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PriorityBacklog {
     /// Priority, 1 (highest) to 5.
     pub priority: u8,
@@ -57,12 +57,12 @@ pub struct PriorityBacklog {
     pub oldest_age_ms: u64,
     /// Waiting tasks per fairness key (the largest few), when any task of
     /// this priority has one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fairness_keys: Vec<KeyBacklog>,
 }
 
 /// Backlog of one fairness key within a priority.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct KeyBacklog {
     /// The key (empty for tasks started without one).
     pub key: String,

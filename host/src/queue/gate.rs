@@ -126,7 +126,7 @@ impl Gate {
 }
 
 /// State of one limited gate, for describe output.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct GateView {
     /// `type:...`, `key:...` or `queue:.../type:...`.
     pub key: String,

@@ -11,7 +11,7 @@ pub(super) struct RateLimit {
 }
 
 /// What an operator set.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RateConfig {
     /// Tasks dispatched per second; `Some(0.0)` pauses the queue, `None` is
     /// unlimited.

@@ -120,7 +120,7 @@ pub struct TaskQueue {
 const NEXT_SHOWN: usize = 10;
 
 /// Queue state for describe output.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Tasks waiting for a worker.
     pub backlog: usize,

@@ -97,7 +97,7 @@ fn decoded(p: &[Payload]) -> Vec<Value> {
 }
 
 /// An activity as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ActivityView {
     /// Namespace.
     pub namespace: String,
@@ -145,7 +145,7 @@ pub struct ActivityView {
 }
 
 /// One attempt as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AttemptView {
     /// Attempt number.
     pub attempt: u32,

@@ -70,7 +70,7 @@ impl Var {
 }
 
 /// A variable as listed: its value only when asked for.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VarView {
     /// Name.
     pub key: String,
@@ -86,7 +86,7 @@ pub struct VarView {
 }
 
 /// The egress policy as shown: the policy plus whether it denies all.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct EgressView {
     /// True while no host is allowed (every request is denied).
     pub deny_all: bool,
@@ -245,7 +245,7 @@ impl Service {
         }
         let json = serde_json::to_string(&policy).unwrap_or_default();
         let bindings = serde_json::to_string(&bound).unwrap_or_default();
-        self.db().update_egress(ns, json, bindings).await?;
+        self.shared.db.update_egress(ns, json, bindings).await?;
         t.change(|g| {
             g.egress = policy;
             g.egress_bound = bound;
@@ -284,7 +284,7 @@ impl Service {
                     "{field}: a module name is 1-100 characters, got {grant:?}"
                 )));
             }
-            match self.db().get_module(ns, name, version)? {
+            match self.shared.db.get_module(ns, name, version)? {
                 Some(m) => bound.push(Binding {
                     module: m.name,
                     version: m.version,
@@ -368,7 +368,7 @@ impl Service {
         let mut vars = t.read_grants(|g| g.vars.clone());
         edit(&mut vars);
         let json = serde_json::to_string(&vars).unwrap_or_default();
-        self.db().update_vars(&t.name, json).await?;
+        self.shared.db.update_vars(&t.name, json).await?;
         t.change(|g| g.vars = vars);
         Ok(())
     }

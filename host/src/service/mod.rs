@@ -13,6 +13,8 @@
 //! * [`timers`], [`retry`], [`options`]: the rules.
 //! * [`tenant`], [`grants`]: namespaces, their quotas and usage, and what
 //!   their modules may reach (outbound HTTP, configuration variables).
+//! * [`modules`], [`tokens`]: a namespace's module uploads under its quotas,
+//!   and its bearer tokens.
 
 mod activity;
 pub mod bounds;
@@ -20,6 +22,7 @@ mod deploy;
 pub mod grants;
 mod host_slots;
 mod limits;
+pub mod modules;
 pub mod options;
 mod query;
 pub mod retry;
@@ -27,6 +30,7 @@ mod run;
 mod start;
 pub mod tenant;
 mod timers;
+pub mod tokens;
 mod transition;
 
 pub use activity::{state, ActivityView, AttemptView};
@@ -365,16 +369,6 @@ impl Service {
     /// Counters for metrics.
     pub fn counters(&self) -> &Counters {
         &self.shared.counters
-    }
-
-    /// The database.
-    pub fn db(&self) -> &Db {
-        &self.shared.db
-    }
-
-    /// The registry.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.shared.registry
     }
 
     /// Settings in force.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A task queue as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
     /// Namespace.
     pub namespace: String,
@@ -40,7 +40,7 @@ pub struct QueueView {
 }
 
 /// A gradual rollout, for describe output.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Rollout {
     /// The version being rolled out, as `name@version`.
     pub module: String,
@@ -49,7 +49,7 @@ pub struct Rollout {
 }
 
 /// How a deployed module was loaded, for describe output.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ModuleLoad {
     /// Compiled, or mapped from the precompiled artifact.
     pub source: LoadSource,

@@ -30,7 +30,7 @@ pub struct StartRequest {
 }
 
 /// The answer to a start.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Started {
     /// True when this request created the run; false when an existing run
     /// with the same id was returned.
@@ -41,7 +41,7 @@ pub struct Started {
 
 /// What a start answers about the run: enough to address it, cheap to
 /// build (a start is on the hot path; describe has the rest).
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ActivityRef {
     /// Namespace.
     pub namespace: String,

@@ -189,7 +189,7 @@ impl Tenant {
 }
 
 /// A namespace as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NamespaceView {
     /// Name.
     pub name: String,
@@ -210,7 +210,7 @@ pub struct NamespaceView {
 }
 
 /// Usage counters.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageView {
     /// Attempts run.
     pub attempts: u64,

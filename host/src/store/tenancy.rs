@@ -25,7 +25,7 @@ pub struct NamespaceRow {
 }
 
 /// A bearer token of a namespace (its secret is never stored).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TokenRow {
     /// Public identifier, for listing and revoking.
     pub id: String,
