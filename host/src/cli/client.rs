@@ -176,6 +176,17 @@ impl<T> Reply<T> {
     }
 }
 
+/// A value of an answer as the text forms print it: written as the server
+/// writes it and read back, so objects list their keys as a parsed answer
+/// does and numbers keep their short form (an `f32` weight of 0.1 is `0.1`).
+pub fn json_text(v: &impl Serialize) -> String {
+    serde_json::to_string(v)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Parses a `--input`-style JSON argument.
 pub fn parse_json(s: &str, flag: &str) -> anyhow::Result<Value> {
     serde_json::from_str(s)

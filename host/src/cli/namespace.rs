@@ -1,7 +1,7 @@
 //! `wharf namespace create|list|describe|update|delete|token ...|config ...`
 //! (admin).
 
-use super::client::{Client, ClientArgs};
+use super::client::{json_text, Client, ClientArgs};
 use super::table;
 use crate::api::types::{
     ConfigList, CreateNamespaceRequest, NamespaceDeleted, NamespaceList, NamespaceResponse,
@@ -228,14 +228,9 @@ fn admin(args: &ClientArgs) -> anyhow::Result<(Client, ClientArgs)> {
     Ok((Client::new(&a)?, a))
 }
 
-/// A value as JSON text, keys in the order the server's JSON shows them.
-fn json_text(v: &impl Serialize) -> String {
-    serde_json::to_value(v).unwrap_or_default().to_string()
-}
-
-/// The fields of a struct with their values as JSON text.
+/// The fields of a struct with their values as [`json_text`] shows them.
 fn fields(v: &impl Serialize) -> Vec<(String, String)> {
-    match serde_json::to_value(v) {
+    match serde_json::from_str(&json_text(v)) {
         Ok(Value::Object(m)) => m.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
         _ => Vec::new(),
     }

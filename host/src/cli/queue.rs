@@ -1,13 +1,12 @@
 //! `wharf deploy`, `wharf queue ...` and `wharf limit ...`.
 
-use super::client::{Client, ClientArgs};
+use super::client::{json_text, Client, ClientArgs};
 use super::table;
 use crate::api::types::{
     DeployRequest, DeploymentResponse, LimitList, LimitResponse, QueueConfigRequest,
     RateLimitResponse, SetLimitRequest,
 };
 use crate::service::QueueView;
-use serde::Serialize;
 use serde_json::json;
 
 /// Arguments of `wharf deploy`.
@@ -136,11 +135,6 @@ fn print_deployment(v: &DeploymentResponse) {
             json_text(&d.ramp_version)
         );
     }
-}
-
-/// A value as the server's JSON writes it (`null`, `1.5`, `"x"`).
-fn json_text(v: &impl Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// A limit's maximum as shown (`null` once removed).
