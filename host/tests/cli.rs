@@ -8,18 +8,7 @@ mod common;
 use serde_json::Value;
 
 fn cli(s: &common::Server, args: &[&str]) -> String {
-    let out = common::wharf()
-        .args(args)
-        .args(["--server", &s.base])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    common::cli(&s.base, args)
 }
 
 fn cli_json(s: &common::Server, args: &[&str]) -> Value {

@@ -357,20 +357,7 @@ fn a_module_reads_only_the_config_granted_to_it() {
 fn the_cli_sets_the_policy_and_config_and_describe_shows_them() {
     let origin = Origin::start();
     let (s, _d) = server(&["gamma"]);
-    let cli = |args: &[&str]| {
-        let out = common::wharf()
-            .args(args)
-            .args(["--server", &s.base])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let cli = |args: &[&str]| common::cli(&s.base, args);
     let allowed = format!("http://127.0.0.1:{}", origin.port);
     cli(&[
         "namespace",

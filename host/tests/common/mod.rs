@@ -27,6 +27,23 @@ pub fn wharf() -> Command {
     c
 }
 
+/// Runs a `wharf` client command against the server at `base`; panics
+/// unless it succeeds. Returns what it printed.
+pub fn cli(base: &str, args: &[&str]) -> String {
+    let out = wharf()
+        .args(args)
+        .args(["--server", base])
+        .output()
+        .expect("wharf runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Path of a built Rust example component, building the examples once.
 pub fn rust_example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
