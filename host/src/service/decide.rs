@@ -390,4 +390,6 @@ fn close(
 }
 
 #[cfg(test)]
+pub(super) mod fixture;
+#[cfg(test)]
 mod tests;

@@ -170,8 +170,8 @@ impl Shared {
         let (queue, own) = {
             let mut st = self.lock();
             (
-                st.queue(&row.namespace, &row.task_queue),
-                st.queue(&row.namespace, &self.cfg.worker_task_queue),
+                st.queue(&row.namespace, &row.task_queue, &self.clock),
+                st.queue(&row.namespace, &self.cfg.worker_task_queue, &self.clock),
             )
         };
         self.serve(queue, d.clone());

@@ -289,10 +289,13 @@ impl State {
         }
     }
 
-    fn queue(&mut self, ns: &str, name: &str) -> Arc<TaskQueue> {
+    /// The queue `(ns, name)`, created by this use if need be.
+    fn queue(&mut self, ns: &str, name: &str, clock: &SharedClock) -> Arc<TaskQueue> {
         self.queues
             .entry((ns.to_owned(), name.to_owned()))
-            .or_insert_with(|| Arc::new(TaskQueue::new(ns, name, self.gates.clone())))
+            .or_insert_with(|| {
+                Arc::new(TaskQueue::new(ns, name, self.gates.clone(), clock.clone()))
+            })
             .clone()
     }
 }
@@ -380,7 +383,9 @@ impl Service {
         };
         s.db.save_queue_rate(row.clone()).await?;
         let config = rate_config(&row);
-        s.lock().queue(ns, task_queue).set_rate(config.clone());
+        s.lock()
+            .queue(ns, task_queue, &s.clock)
+            .set_rate(config.clone());
         Ok(config)
     }
 

@@ -142,7 +142,7 @@ impl Service {
         let key = (ns.to_owned(), name.to_owned());
         let queue = match st.queues.get(&key) {
             Some(q) => q.clone(),
-            None => Arc::new(TaskQueue::new(ns, name, st.gates.clone())),
+            None => Arc::new(TaskQueue::new(ns, name, st.gates.clone(), s.clock.clone())),
         };
         let (mut in_backoff, mut awaiting_async) = (0, 0);
         let now = s.clock.now_ms();

@@ -60,7 +60,7 @@ impl Shared {
         }
         for row in self.db.queue_rates()? {
             self.lock()
-                .queue(&row.namespace, &row.task_queue)
+                .queue(&row.namespace, &row.task_queue, &self.clock)
                 .set_rate(super::rate_config(&row));
         }
         let (open, unreadable) = self.db.open_activities()?;

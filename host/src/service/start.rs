@@ -253,7 +253,7 @@ impl super::Shared {
         };
         let now = self.clock.read();
         let task = task(now.at.into_std());
-        let queue = st.queue(&ns, &q);
+        let queue = st.queue(&ns, &q, &self.clock);
         drop(st);
         queue.push(task);
         if let Some(d) = sts {

@@ -80,3 +80,6 @@ impl Shared {
         let _ = self.transition(ev.run_id(), Event::Timer(ev)).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
