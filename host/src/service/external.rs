@@ -10,7 +10,7 @@
 use super::activity::payloads_json;
 use super::bounds;
 use super::decide::{Ending, Event};
-use super::{ActivityView, Service, ServiceError};
+use super::{ActivityView, Service, ServiceError, Shared};
 use crate::payload::Payload;
 use crate::store::activities as rows;
 use crate::worker::Failure;
@@ -46,13 +46,7 @@ impl Service {
                 Some(r) => *r,
                 None => {
                     drop(st);
-                    return Err(match s.db.latest_run(ns, id)? {
-                        Some((_, p)) => ServiceError::Conflict(format!(
-                            "activity {id:?} is already closed ({})",
-                            p.state.as_str()
-                        )),
-                        None => ServiceError::ActivityNotFound(id.clone()),
-                    });
+                    return Err(not_open(s, ns, id));
                 }
             },
         };
@@ -155,13 +149,7 @@ impl Service {
             let st = s.lock();
             let Some(&run_id) = st.by_id.get(&(ns.to_owned(), activity_id.to_owned())) else {
                 drop(st);
-                return Err(match s.db.latest_run(ns, activity_id)? {
-                    Some((_, p)) => ServiceError::Conflict(format!(
-                        "activity {activity_id:?} is already closed ({})",
-                        p.state.as_str()
-                    )),
-                    None => ServiceError::ActivityNotFound(activity_id.to_owned()),
-                });
+                return Err(not_open(s, ns, activity_id));
             };
             let Some(a) = st.open.get(&run_id) else {
                 return Err(ServiceError::ActivityNotFound(activity_id.to_owned()));
@@ -177,5 +165,17 @@ impl Service {
         // Already requested: decided as nothing to do.
         s.transition(run_id, Event::CancelRequested).await?;
         self.describe_run(run_id)
+    }
+}
+
+/// Why activity `id` has no open run: it closed, or it never existed.
+fn not_open(s: &Shared, ns: &str, id: &str) -> ServiceError {
+    match s.db.latest_run(ns, id) {
+        Ok(Some((_, p))) => ServiceError::Conflict(format!(
+            "activity {id:?} is already closed ({})",
+            p.state.as_str()
+        )),
+        Ok(None) => ServiceError::ActivityNotFound(id.to_owned()),
+        Err(e) => e.into(),
     }
 }

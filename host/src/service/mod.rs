@@ -349,46 +349,6 @@ impl Service {
         Ok(service)
     }
 
-    /// Sets a queue's dispatch rate (`rate: None` clears it; `Some(0.0)`
-    /// pauses the queue). Persisted; `set_by` names who did it.
-    pub async fn set_queue_rate(
-        &self,
-        ns: &str,
-        task_queue: &str,
-        rate: Option<f64>,
-        burst: Option<f64>,
-        set_by: &str,
-    ) -> Result<crate::queue::RateConfig, ServiceError> {
-        let s = &self.shared;
-        s.check_namespace(ns)?;
-        let check = || {
-            bounds::id("task_queue", task_queue)?;
-            if let Some(r) = rate {
-                bounds::rate("rate", r, "pause")?;
-            }
-            match burst {
-                Some(b) => bounds::burst("burst", b),
-                None => Ok(()),
-            }
-        };
-        check().map_err(ServiceError::InvalidArgument)?;
-        let burst = burst.unwrap_or_else(|| rate.unwrap_or(1.0).clamp(1.0, bounds::MAX_BURST));
-        let row = crate::store::activities::QueueRateRow {
-            namespace: ns.to_owned(),
-            task_queue: task_queue.to_owned(),
-            rate,
-            burst,
-            set_by: Some(set_by.to_owned()),
-            set_ms: s.clock.now_ms(),
-        };
-        s.db.save_queue_rate(row.clone()).await?;
-        let config = rate_config(&row);
-        s.lock()
-            .queue(ns, task_queue, &s.clock)
-            .set_rate(config.clone());
-        Ok(config)
-    }
-
     /// Host slots: (in use, capacity, attempts waiting for one).
     pub fn host_slots(&self) -> (usize, usize, usize) {
         self.shared.host_slots.usage()
@@ -451,14 +411,5 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-fn rate_config(row: &crate::store::activities::QueueRateRow) -> crate::queue::RateConfig {
-    crate::queue::RateConfig {
-        rate: row.rate,
-        burst: row.burst,
-        set_by: row.set_by.clone(),
-        set_ms: Some(row.set_ms),
     }
 }

@@ -33,11 +33,12 @@ type Lost = Vec<(i64, u32)>;
 impl Shared {
     /// Rebuilds memory from SQLite; see [`super::Service::open`].
     pub(super) async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let now = self.clock.now();
         let namespaces = self
             .db
             .namespaces()?
             .iter()
-            .map(|row| (row.name.clone(), Arc::new(tenant::Tenant::new(row))))
+            .map(|row| (row.name.clone(), Arc::new(tenant::Tenant::new(row, now))))
             .collect();
         let max_run = self.db.max_run_id()?;
         {
@@ -61,7 +62,7 @@ impl Shared {
         for row in self.db.queue_rates()? {
             self.lock()
                 .queue(&row.namespace, &row.task_queue, &self.clock)
-                .set_rate(super::rate_config(&row));
+                .set_rate(super::limits::rate_config(&row));
         }
         let (open, unreadable) = self.db.open_activities()?;
         for (run_id, why) in unreadable {

@@ -115,12 +115,14 @@ impl Service {
                 )));
             }
         }
-        tenant.take_start().map_err(ServiceError::RateLimited)?;
+        let now = s.clock.read();
+        tenant
+            .take_start(now.at)
+            .map_err(ServiceError::RateLimited)?;
         // A generated id is 128 random bits: no earlier run can have it.
         let generated = req.activity_id.is_none();
         let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
         let key = (ns.to_owned(), activity_id.clone());
-        let now = s.clock.read();
 
         let (fixed, progress) = {
             let mut st = s.lock();

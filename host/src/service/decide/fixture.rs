@@ -191,3 +191,19 @@ pub(in crate::service) fn failure_type(t: &Transition) -> String {
         .unwrap_or_default();
     f.error_type
 }
+
+/// Asserts that `event` changes nothing in any of `activities`.
+pub(in crate::service) fn ignored_by(
+    activities: impl IntoIterator<Item = Activity>,
+    event: impl Fn() -> Event,
+    now: Now,
+) {
+    for a in activities {
+        let plan = decide(&a, event(), now);
+        assert!(
+            matches!(plan, Plan::Ignore),
+            "{:?}: {plan:?}",
+            a.progress.state
+        );
+    }
+}
