@@ -348,3 +348,6 @@ fn count_closed(counters: &super::Counters, how: Closed) {
     };
     counter.fetch_add(1, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests;

@@ -41,7 +41,7 @@ fn schedule_to_close_closes_waits_stops_runs_and_ends_the_rest() {
         let t = closes(decide(&a, ev(), now), Closed::TimedOut, T0);
         assert_eq!(failure_type(&t), "ScheduleToCloseTimeout");
     }
-    ignored_by([closed(&c)], || ev(), now);
+    ignored_by([closed(&c)], ev, now);
 }
 
 #[test]
