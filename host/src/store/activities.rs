@@ -2,7 +2,10 @@
 //!
 //! An activity row has a fixed part, written once at start, and a mutable
 //! part ([`ActivityProgress`]) rewritten whole on every transition; the
-//! service owns the meaning of both.
+//! service owns the meaning of both. The run's state is read into a
+//! [`RunState`] here and written back under the same names, so nothing
+//! above this layer handles the stored strings; a row whose state cannot
+//! be read is reported as unreadable, never guessed.
 
 pub use super::run_state::{Closed, RunState};
 use super::{Db, StoreError};
