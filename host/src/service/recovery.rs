@@ -222,3 +222,51 @@ fn stored_options(f: &ActivityFixed, p: &ActivityProgress) -> Result<ActivityOpt
     }
     ActivityOptions::parse(&f.options).map_err(|e| format!("options: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(input: &str, options: &str) -> ActivityFixed {
+        ActivityFixed {
+            run_id: 1,
+            namespace: "ns".into(),
+            activity_id: "a".into(),
+            activity_type: "t".into(),
+            task_queue: "q".into(),
+            input: Arc::from(input),
+            options: options.into(),
+            scheduled_ms: 0,
+        }
+    }
+
+    #[test]
+    fn stored_options_are_used_as_stored_or_the_run_is_refused() {
+        let p = ActivityProgress::default();
+        let ok = stored_options(&stored("[]", r#"{"start_to_close_timeout":"7s"}"#), &p);
+        assert_eq!(
+            ok.map(|o| o.start_to_close_timeout),
+            Ok(Some(std::time::Duration::from_secs(7)))
+        );
+        for (input, options) in [
+            ("[]", "not json"),
+            (
+                "[]",
+                r#"{"schedule_to_close_timeout":"10000000000000000000s"}"#,
+            ),
+            ("[]", r#"{"no_such_option":1}"#),
+            ("{}", "{}"),
+        ] {
+            let why = stored_options(&stored(input, options), &p);
+            assert!(why.is_err(), "{input} {options}: {why:?}");
+        }
+        let closed = ActivityProgress {
+            state: RunState::Closed {
+                how: crate::store::activities::Closed::Failed,
+                closed_ms: 1,
+            },
+            ..ActivityProgress::default()
+        };
+        assert!(stored_options(&stored("[]", "{}"), &closed).is_err());
+    }
+}

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// When every test activity was scheduled, ms since the Unix epoch.
 pub(in crate::service) const T0: u64 = 1_700_000_000_000;
 const TOKEN: &str = "token";
 
@@ -25,8 +26,8 @@ pub(in crate::service) fn options() -> ActivityOptions {
     }
 }
 
-/// An activity scheduled at `T0`, in `state`, attempt 1; started ones
-/// started at `T0` and, if `running`, run in this process.
+/// An activity scheduled at `T0`, in `state`, attempt 1; a started one
+/// started at `T0`, running nowhere (see [`running`]).
 pub(in crate::service) fn activity(
     state: RunState,
     options: ActivityOptions,
