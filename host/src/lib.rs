@@ -18,10 +18,13 @@
 //! * [`engine`]: the wasmtime sandbox; a fresh instance per attempt and a
 //!   typed outcome for whatever the guest does.
 //! * [`store`]: SQLite, its migrations and the group-commit writer.
+//! * [`clock`]: the time every decision is given, injected so that tests
+//!   control it.
 //! * [`payload`]: values as Temporal carries them, shared by every layer.
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod metrics;
 pub mod payload;

@@ -9,6 +9,7 @@ mod common;
 
 use common::origin::Origin;
 use common::tenants::{auth_server, new_tenant, wait_token, As, ADMIN};
+use common::wait_for;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -700,8 +701,11 @@ fn a_backlog_in_one_namespace_waits_its_turn_behind_another() {
         );
         assert_eq!(status, 201, "{e}");
     }
-    // Let A's backlog take both slots first.
-    std::thread::sleep(Duration::from_millis(100));
+    // A's backlog takes both slots first.
+    wait_for(|| {
+        let (_, started) = a.get("/a/activities?state=started");
+        (started["activities"].as_array()?.len() >= 2).then_some(())
+    });
     let (status, e) = b.post(
         "/b/activities",
         json!({"activity_id": "one", "activity_type": "echo", "task_queue": "q",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Server;
+use common::{wait_for, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -183,7 +183,11 @@ fn a_type_concurrency_limit_never_has_more_than_k_running_and_others_pass() {
     let spans = std::thread::scope(|scope| {
         let h = scope.spawn(|| sleepers(s2, &sleeps, 300, json!({})));
         // While the sleeps queue behind their limit, other types run.
-        std::thread::sleep(Duration::from_millis(400));
+        wait_for(|| {
+            let (_, limits) = s2.get("concurrency-limits");
+            let l = &limits["limits"][0];
+            (l["running"] == 3 && l["waiting"].as_u64()? >= 1).then_some(())
+        });
         let (_, limits) = s2.get("concurrency-limits");
         let l = &limits["limits"][0];
         assert_eq!(l["key"], "type:sleep", "{limits}");
@@ -349,8 +353,7 @@ fn a_rollout_keeps_running_attempts_on_their_version_and_rollback_restores() {
         }))
     };
     start_sleep("long");
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(s.get("activities/long").1["state"], "started");
+    s.wait_until("long", |a| a["state"] == "started");
 
     let v2 = variant_of(&adversary, "v2", d.path());
     assert_eq!(s.upload("svc", &v2)["module"]["version"], 2);

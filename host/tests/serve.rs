@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{attempt_gaps, Server};
+use common::{attempt_gaps, wait_for, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -212,7 +212,12 @@ fn cancelling_a_heartbeating_activity_ends_it_cancelled() {
         "activity_id": "long", "activity_type": "wordcount", "task_queue": "q",
         "input": [{"items": items, "step_ms": 50}], "start_to_close_timeout": "30s"
     }));
-    std::thread::sleep(Duration::from_millis(400));
+    // Cancelled once it has made progress it reports by heartbeat.
+    s.wait_until("long", |a| {
+        a["heartbeat_details"][0]["next"]
+            .as_u64()
+            .is_some_and(|n| n >= 3)
+    });
     let (status, c) = s.post("activities/long/cancel", &json!({}));
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["cancel_requested"], true);
@@ -235,15 +240,12 @@ fn an_attempt_ignoring_cancellation_is_stopped_after_the_grace_period() {
         "input": [{"ms": 10000, "heartbeat_every_ms": 50, "ignore_cancel": true}],
         "start_to_close_timeout": "30s"
     }));
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_until("stubborn", |a| a["state"] == "started");
     let t = Instant::now();
     s.post("activities/stubborn/cancel", &json!({}));
     let a = s.wait_closed("stubborn", Duration::from_secs(10));
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    // Stopped after the 300 ms grace period, long before its 10 s sleep ends.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(a["state"], "cancelled");
 }
 
@@ -306,17 +308,6 @@ fn async_completion_by_token_and_by_id_and_stale_tokens_are_rejected() {
     let b = s.wait_closed("by-id", Duration::from_secs(5));
     assert_eq!(b["state"], "failed");
     assert_eq!(b["last_failure"]["type"], "Upstream");
-}
-
-fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "condition not met in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -442,7 +433,11 @@ fn kill_9_mid_run_loses_nothing_and_completes_nothing_twice() {
             "retry_policy": {"initial_interval": "50ms"}
         }));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once the first have completed, with others running.
+    wait_for(|| {
+        let (_, done) = s.get("activities?state=completed&limit=1");
+        (!done["activities"].as_array()?.is_empty()).then_some(())
+    });
     s.kill();
 
     let s = Server::start(dir.path(), &[]);
@@ -476,7 +471,7 @@ fn sigterm_lets_running_attempts_finish_and_keeps_everything() {
         "activity_id": "waiting", "activity_type": "greet", "task_queue": "nobody",
         "input": ["x"], "start_to_close_timeout": "10s"
     }));
-    std::thread::sleep(Duration::from_millis(200));
+    s.wait_until("inflight", |a| a["state"] == "started");
     let t = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &s.child.id().to_string()])

@@ -1,7 +1,10 @@
 //! A queue-wide dispatch rate: a token bucket with a burst, or a pause.
+//! The bucket is given the time of each question, so its arithmetic is
+//! tested without waiting.
 
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The configured limit and the bucket behind it.
 pub(super) struct RateLimit {
@@ -25,27 +28,28 @@ pub struct RateConfig {
 }
 
 impl RateLimit {
-    pub(super) fn new(config: RateConfig) -> Self {
+    /// A full bucket at `now`.
+    pub(super) fn new(config: RateConfig, now: Instant) -> Self {
         Self {
             tokens: config.burst.max(1.0),
             config,
-            last: Instant::now(),
+            last: now,
         }
     }
 
-    /// Whether a token is there now; else how long until one is due
+    /// Whether a token is there at `now`; else how long until one is due
     /// (`None`: paused). Takes nothing.
-    pub(super) fn ready_in(&mut self) -> Result<(), Option<Duration>> {
+    pub(super) fn ready_in(&mut self, now: Instant) -> Result<(), Option<Duration>> {
         let Some(rate) = self.config.rate else {
             return Ok(());
         };
         if rate <= 0.0 {
             return Err(None);
         }
-        let now = Instant::now();
         let burst = self.config.burst.max(1.0);
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
-        self.last = now;
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(burst);
+        self.last = self.last.max(now);
         if self.tokens >= 1.0 {
             Ok(())
         } else {
@@ -56,9 +60,10 @@ impl RateLimit {
         }
     }
 
-    /// Takes one token; else how long until one is due (`None`: paused).
-    pub(super) fn take(&mut self) -> Result<(), Option<Duration>> {
-        self.ready_in()?;
+    /// Takes one token at `now`; else how long until one is due (`None`:
+    /// paused).
+    pub(super) fn take(&mut self, now: Instant) -> Result<(), Option<Duration>> {
+        self.ready_in(now)?;
         if self.config.rate.is_some() {
             self.tokens -= 1.0;
         }
@@ -72,31 +77,50 @@ mod tests {
 
     #[test]
     fn burst_then_rate_and_pause() {
-        let mut l = RateLimit::new(RateConfig {
-            rate: Some(10.0),
-            burst: 2.0,
-            ..RateConfig::default()
-        });
-        assert!(l.take().is_ok());
-        assert!(l.take().is_ok());
-        let wait = l.take().unwrap_err().unwrap();
-        assert!(wait <= Duration::from_millis(100) && wait > Duration::from_millis(50));
-        let mut paused = RateLimit::new(RateConfig {
-            rate: Some(0.0),
-            burst: 1.0,
-            ..RateConfig::default()
-        });
-        assert_eq!(paused.take(), Err(None));
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut l = RateLimit::new(
+            RateConfig {
+                rate: Some(10.0),
+                burst: 2.0,
+                ..RateConfig::default()
+            },
+            t0,
+        );
+        assert!(l.take(t0).is_ok());
+        assert!(l.take(t0).is_ok());
+        assert_eq!(l.take(t0), Err(Some(Duration::from_millis(100))));
+        let wait = l.take(ms(40)).unwrap_err().unwrap();
+        assert!(wait > Duration::from_millis(59) && wait <= Duration::from_millis(60));
+        assert!(l.take(ms(100)).is_ok());
+        // A quiet spell refills up to the burst only.
+        for _ in 0..2 {
+            assert!(l.take(ms(10_000)).is_ok());
+        }
+        assert!(l.take(ms(10_000)).is_err());
+        let mut paused = RateLimit::new(
+            RateConfig {
+                rate: Some(0.0),
+                burst: 1.0,
+                ..RateConfig::default()
+            },
+            t0,
+        );
+        assert_eq!(paused.take(ms(10_000)), Err(None));
     }
 
     #[test]
     fn a_tiny_rate_waits_without_panicking() {
-        let mut l = RateLimit::new(RateConfig {
-            rate: Some(1e-300),
-            burst: 1.0,
-            ..RateConfig::default()
-        });
-        assert!(l.take().is_ok());
-        assert!(l.take().unwrap_err().unwrap() > Duration::from_secs(1 << 40));
+        let t0 = Instant::now();
+        let mut l = RateLimit::new(
+            RateConfig {
+                rate: Some(1e-300),
+                burst: 1.0,
+                ..RateConfig::default()
+            },
+            t0,
+        );
+        assert!(l.take(t0).is_ok());
+        assert!(l.take(t0).unwrap_err().unwrap() > Duration::from_secs(1 << 40));
     }
 }

@@ -21,6 +21,7 @@ pub use rate::RateWindow;
 use backlog::Backlog;
 use limit::RateLimit;
 
+use crate::clock::SharedClock;
 use crate::registry::LoadedModule;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -114,6 +115,7 @@ pub struct TaskQueue {
     pub failed: RateWindow,
     gates: Arc<Gates>,
     parked: AtomicUsize,
+    clock: SharedClock,
 }
 
 /// Tasks listed in describe output as "next to go".
@@ -150,14 +152,15 @@ pub struct QueueStats {
 }
 
 impl TaskQueue {
-    /// An empty, undeployed queue whose tasks pass `gates`.
-    pub fn new(namespace: &str, name: &str, gates: Arc<Gates>) -> Self {
+    /// An empty, undeployed queue whose tasks pass `gates`; its rate limit
+    /// reads time from `clock`.
+    pub fn new(namespace: &str, name: &str, gates: Arc<Gates>, clock: SharedClock) -> Self {
         Self {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             backlog: Mutex::new(Backlog::default()),
             ready: Notify::new(),
-            limit: Mutex::new(RateLimit::new(RateConfig::default())),
+            limit: Mutex::new(RateLimit::new(RateConfig::default(), clock.now())),
             limit_changed: Notify::new(),
             dispatched: RateWindow::default(),
             deployment: Mutex::new(None),
@@ -170,6 +173,7 @@ impl TaskQueue {
             failed: RateWindow::default(),
             gates,
             parked: AtomicUsize::new(0),
+            clock,
         }
     }
 
@@ -222,13 +226,13 @@ impl TaskQueue {
             let verdict = self
                 .limit
                 .lock()
-                .map(|mut l| l.ready_in())
+                .map(|mut l| l.ready_in(self.clock.now()))
                 .unwrap_or(Ok(()));
             match verdict {
                 Ok(()) => {
                     if let Some(admitted) = self.pop_admitted() {
                         if let Ok(mut l) = self.limit.lock() {
-                            let _ = l.take();
+                            let _ = l.take(self.clock.now());
                         }
                         self.dispatched.record();
                         return admitted;
@@ -261,7 +265,7 @@ impl TaskQueue {
     /// Sets (or with `rate: None`, clears) the queue-wide dispatch rate.
     pub fn set_rate(&self, config: RateConfig) {
         if let Ok(mut l) = self.limit.lock() {
-            *l = RateLimit::new(config);
+            *l = RateLimit::new(config, self.clock.now());
         }
         self.limit_changed.notify_waiters();
     }

@@ -1,5 +1,8 @@
 //! An open activity as the service holds it in memory, and the views of an
 //! activity that the API returns.
+//!
+//! Where a run is in its life is a [`RunState`](crate::store::activities::RunState)
+//! in its progress; the decisions that move it are in [`super::decide`].
 
 use super::options::ActivityOptions;
 use crate::engine::StopSignal;
@@ -10,24 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Notify;
-
-/// States of an activity run.
-pub mod state {
-    /// Waiting in the backlog, or in backoff before its next attempt.
-    pub const SCHEDULED: &str = "scheduled";
-    /// An attempt is running (or awaiting asynchronous completion).
-    pub const STARTED: &str = "started";
-    /// Closed with a result.
-    pub const COMPLETED: &str = "completed";
-    /// Closed with a failure after its last attempt.
-    pub const FAILED: &str = "failed";
-    /// Closed by cancellation.
-    pub const CANCELLED: &str = "cancelled";
-    /// Closed by a timeout that is not retried.
-    pub const TIMED_OUT: &str = "timed_out";
-}
+use tokio::time::Instant;
 
 /// Why the host stopped a running attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +54,7 @@ pub(crate) struct Activity {
 
 impl Activity {
     pub(crate) fn is_closed(&self) -> bool {
-        self.progress.closed_ms.is_some()
+        self.progress.state.is_closed()
     }
 
     /// The progress to store or show: heartbeat details are kept parsed
@@ -195,13 +182,13 @@ pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress) -> ActivityView {
         run_id: f.run_id,
         activity_type: f.activity_type.clone(),
         task_queue: f.task_queue.clone(),
-        state: p.state.clone(),
+        state: p.state.as_str().to_owned(),
         attempt: p.attempt,
         scheduled_ms: f.scheduled_ms,
         attempt_scheduled_ms: p.attempt_scheduled_ms,
         started_ms: p.started_ms,
-        closed_ms: p.closed_ms,
-        awaiting_async: p.awaiting_async,
+        closed_ms: p.state.closed_ms(),
+        awaiting_async: p.state.awaiting_async(),
         cancel_requested: p.cancel_requested,
         input: decoded(&payloads_from(Some(&f.input))),
         options: serde_json::from_str(&f.options).unwrap_or(Value::Null),

@@ -69,7 +69,7 @@ impl Service {
             max_concurrent,
             ramp_version: None,
             ramp_percent: None,
-            updated_ms: crate::now_ms(),
+            updated_ms: s.clock.now_ms(),
         };
         match req.ramp_percent {
             None | Some(100) => {}
@@ -121,7 +121,7 @@ impl Service {
                 .ok_or_else(none)?;
         let deployment = s.load_deployment(&history).await?;
         let row =
-            s.db.roll_back_deployment(ns, task_queue, crate::now_ms())
+            s.db.roll_back_deployment(ns, task_queue, s.clock.now_ms())
                 .await?
                 .ok_or_else(none)?;
         s.install_deployment(&row, deployment);
@@ -170,8 +170,8 @@ impl Shared {
         let (queue, own) = {
             let mut st = self.lock();
             (
-                st.queue(&row.namespace, &row.task_queue),
-                st.queue(&row.namespace, &self.cfg.worker_task_queue),
+                st.queue(&row.namespace, &row.task_queue, &self.clock),
+                st.queue(&row.namespace, &self.cfg.worker_task_queue, &self.clock),
             )
         };
         self.serve(queue, d.clone());

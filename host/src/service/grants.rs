@@ -324,7 +324,7 @@ impl Service {
             value,
             grants,
             bound,
-            updated_ms: crate::now_ms(),
+            updated_ms: self.shared.clock.now_ms(),
         };
         self.store_vars(&t, |vars| {
             vars.insert(key.to_owned(), var);

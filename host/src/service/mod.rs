@@ -8,37 +8,51 @@
 //!
 //! * [`start`]: idempotent start by activity id.
 //! * [`run`]: a worker slot takes a task and runs the attempt.
-//! * [`transition`]: what an ended attempt, a timer, a cancellation or an
-//!   external completion does to an activity.
-//! * [`timers`], [`retry`], [`options`]: the rules.
+//! * [`decide`]: the state machine, pure: what an event (an ended attempt,
+//!   a timer, a cancellation request) does to an activity at a given time.
+//! * [`commit`]: applies a decision, writes it, then makes it visible.
+//! * [`timeouts`]: what a due timer does; [`timers`]: the timer task.
+//! * [`external`]: completion, heartbeats and cancellation from outside.
+//! * [`recovery`]: memory rebuilt from SQLite at start.
+//! * [`query`]: describe, list, long-poll, queue views.
+//! * [`retry`], [`options`]: the rules.
 //! * [`tenant`], [`grants`]: namespaces, their quotas and usage, and what
 //!   their modules may reach (outbound HTTP, configuration variables).
 //! * [`modules`], [`tokens`]: a namespace's module uploads under its quotas,
 //!   and its bearer tokens.
+//!
+//! Time comes from the [`Clock`](crate::clock::Clock) the service is opened
+//! with, read once per event and handed to the decision.
 
 mod activity;
 pub mod bounds;
+mod commit;
+mod decide;
 mod deploy;
+mod external;
 pub mod grants;
 mod host_slots;
 mod limits;
 pub mod modules;
 pub mod options;
 mod query;
+mod recovery;
 pub mod retry;
 mod run;
 mod start;
 pub mod tenant;
+mod timeouts;
 mod timers;
 pub mod tokens;
-mod transition;
 
-pub use activity::{state, ActivityView, AttemptView};
+pub use activity::{ActivityView, AttemptView};
 pub use deploy::DeployRequest;
+pub use external::{Completion, Target};
 pub use query::{ModuleLoad, QueueView};
+pub use recovery::STORED_STATE_INVALID;
 pub use start::{StartRequest, Started};
-pub use transition::{Completion, Target};
 
+use crate::clock::SharedClock;
 use crate::engine::{AttemptLimits, ProcessCache};
 use crate::queue::{Gates, TaskQueue};
 use crate::registry::{Registry, RegistryError};
@@ -180,6 +194,7 @@ pub struct Service {
 
 pub(crate) struct Shared {
     db: Db,
+    clock: SharedClock,
     registry: Arc<Registry>,
     cfg: ServiceConfig,
     state: Mutex<State>,
@@ -278,10 +293,13 @@ impl State {
         }
     }
 
-    fn queue(&mut self, ns: &str, name: &str) -> Arc<TaskQueue> {
+    /// The queue `(ns, name)`, created by this use if need be.
+    fn queue(&mut self, ns: &str, name: &str, clock: &SharedClock) -> Arc<TaskQueue> {
         self.queues
             .entry((ns.to_owned(), name.to_owned()))
-            .or_insert_with(|| Arc::new(TaskQueue::new(ns, name, self.gates.clone())))
+            .or_insert_with(|| {
+                Arc::new(TaskQueue::new(ns, name, self.gates.clone(), clock.clone()))
+            })
             .clone()
     }
 }
@@ -295,16 +313,28 @@ impl Service {
         registry: Arc<Registry>,
         cfg: ServiceConfig,
     ) -> Result<Self, ServiceError> {
+        Self::open_with_clock(db, registry, cfg, crate::clock::system()).await
+    }
+
+    /// As [`Service::open`], reading time from `clock` (tests pass a
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    pub async fn open_with_clock(
+        db: Db,
+        registry: Arc<Registry>,
+        cfg: ServiceConfig,
+        clock: SharedClock,
+    ) -> Result<Self, ServiceError> {
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let weak = weak.clone();
-            let timers = Timers::start(move |ev: TimerEvent| {
+            let timers = Timers::start(clock.clone(), move |ev: TimerEvent| {
                 if let Some(shared) = weak.upgrade() {
                     tokio::spawn(async move { shared.on_timer(ev).await });
                 }
             });
             Shared {
                 db,
+                clock,
                 registry,
                 cache: ProcessCache::new(cfg.cache_bytes),
                 host_slots: host_slots::HostSlots::new(cfg.max_running.max(1)),
@@ -321,44 +351,6 @@ impl Service {
         // Files of a namespace deleted just before a crash.
         service.remove_orphaned_contents().await;
         Ok(service)
-    }
-
-    /// Sets a queue's dispatch rate (`rate: None` clears it; `Some(0.0)`
-    /// pauses the queue). Persisted; `set_by` names who did it.
-    pub async fn set_queue_rate(
-        &self,
-        ns: &str,
-        task_queue: &str,
-        rate: Option<f64>,
-        burst: Option<f64>,
-        set_by: &str,
-    ) -> Result<crate::queue::RateConfig, ServiceError> {
-        let s = &self.shared;
-        s.check_namespace(ns)?;
-        let check = || {
-            bounds::id("task_queue", task_queue)?;
-            if let Some(r) = rate {
-                bounds::rate("rate", r, "pause")?;
-            }
-            match burst {
-                Some(b) => bounds::burst("burst", b),
-                None => Ok(()),
-            }
-        };
-        check().map_err(ServiceError::InvalidArgument)?;
-        let burst = burst.unwrap_or_else(|| rate.unwrap_or(1.0).clamp(1.0, bounds::MAX_BURST));
-        let row = crate::store::activities::QueueRateRow {
-            namespace: ns.to_owned(),
-            task_queue: task_queue.to_owned(),
-            rate,
-            burst,
-            set_by: Some(set_by.to_owned()),
-            set_ms: crate::now_ms(),
-        };
-        s.db.save_queue_rate(row.clone()).await?;
-        let config = rate_config(&row);
-        s.lock().queue(ns, task_queue).set_rate(config.clone());
-        Ok(config)
     }
 
     /// Host slots: (in use, capacity, attempts waiting for one).
@@ -413,87 +405,5 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Shared {
-    /// Rebuilds memory from SQLite; see [`Service::start`].
-    async fn recover(self: &Arc<Self>) -> Result<(), ServiceError> {
-        let namespaces = self
-            .db
-            .namespaces()?
-            .iter()
-            .map(|row| (row.name.clone(), Arc::new(tenant::Tenant::new(row))))
-            .collect();
-        let max_run = self.db.max_run_id()?;
-        {
-            let mut st = self.lock();
-            st.namespaces = namespaces;
-            st.next_run_id = max_run + 1;
-        }
-        for row in self.db.deployments()? {
-            match self.load_deployment(&row).await {
-                Ok(d) => self.install_deployment(&row, d),
-                Err(e) => tracing::error!(
-                    queue = row.task_queue,
-                    module = row.module_name,
-                    "cannot restore deployment: {e}"
-                ),
-            }
-        }
-        for row in self.db.limits()? {
-            self.restore_limit(&row);
-        }
-        for row in self.db.queue_rates()? {
-            self.lock()
-                .queue(&row.namespace, &row.task_queue)
-                .set_rate(rate_config(&row));
-        }
-        let (open, unreadable) = self.db.open_activities()?;
-        for (run_id, why) in unreadable {
-            tracing::error!(run_id, "stored activity cannot be read; failing it: {why}");
-            let failure = crate::worker::Failure {
-                error_type: transition::STORED_STATE_INVALID.into(),
-                message: format!(
-                    "the stored state of this activity cannot be read ({why}); it was failed when the server started"
-                ),
-                non_retryable: true,
-                ..Default::default()
-            };
-            let failure = serde_json::to_string(&failure).unwrap_or_default();
-            let closed = self
-                .db
-                .write(move |c| {
-                    crate::store::activities::fail_unreadable(c, run_id, &failure, crate::now_ms())
-                })
-                .await;
-            if let Err(e) = closed {
-                tracing::error!(run_id, "cannot fail the unreadable activity: {e}");
-            }
-        }
-        let (lost, invalid) = self.restore_open(open);
-        self.fail_invalid(invalid).await;
-        if !lost.is_empty() {
-            tracing::info!(
-                count = lost.len(),
-                "retrying attempts interrupted by the last shutdown or crash"
-            );
-        }
-        for (run_id, attempt) in lost {
-            // A failed write is logged, and the attempt ended again later.
-            let _ = self
-                .end_attempt(run_id, attempt, transition::Ending::WorkerLost)
-                .await;
-        }
-        Ok(())
-    }
-}
-
-fn rate_config(row: &crate::store::activities::QueueRateRow) -> crate::queue::RateConfig {
-    crate::queue::RateConfig {
-        rate: row.rate,
-        burst: row.burst,
-        set_by: row.set_by.clone(),
-        set_ms: Some(row.set_ms),
     }
 }

@@ -1,10 +1,14 @@
 //! Reading activities and queues: describe, list, long-poll for a result.
+//! An open run is shown from memory (with the attempt running now), a
+//! closed one from SQLite.
 
-use super::activity::{self, ActivityView};
+use super::activity::{self, ActivityView, AttemptView};
 use super::{Service, ServiceError};
+use crate::payload::Payload;
 use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::{LoadSource, LoadedModule};
 use crate::store::activities::ActivityFilter;
+use crate::store::activities::RunState;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,18 +142,16 @@ impl Service {
         let key = (ns.to_owned(), name.to_owned());
         let queue = match st.queues.get(&key) {
             Some(q) => q.clone(),
-            None => Arc::new(TaskQueue::new(ns, name, st.gates.clone())),
+            None => Arc::new(TaskQueue::new(ns, name, st.gates.clone(), s.clock.clone())),
         };
         let (mut in_backoff, mut awaiting_async) = (0, 0);
-        let now = crate::now_ms();
+        let now = s.clock.now_ms();
         let runs = st.open_by_queue.get(&key);
         for a in runs.into_iter().flatten().filter_map(|r| st.open.get(r)) {
-            if a.progress.state == activity::state::SCHEDULED
-                && a.progress.attempt_scheduled_ms > now
-            {
+            if a.progress.state == RunState::Scheduled && a.progress.attempt_scheduled_ms > now {
                 in_backoff += 1;
             }
-            if a.progress.awaiting_async {
+            if a.progress.state.awaiting_async() {
                 awaiting_async += 1;
             }
         }
@@ -185,5 +187,43 @@ impl Service {
             in_backoff,
             awaiting_async,
         })
+    }
+
+    /// Describes a run by run id, from memory when open.
+    pub(super) fn describe_run(&self, run_id: i64) -> Result<ActivityView, ServiceError> {
+        let s = &self.shared;
+        // The attempt running now has no row until it ends: show it from memory.
+        let from_memory = s.lock().open.get(&run_id).map(|a| {
+            let running = a.running.as_ref().map(|r| AttemptView {
+                attempt: a.progress.attempt,
+                started_ms: a.progress.started_ms.unwrap_or_default(),
+                ended_ms: None,
+                outcome: Some("running".into()),
+                failure_type: None,
+                failure_message: None,
+                log_tail: None,
+                heartbeat_details: a.heartbeat.iter().map(Payload::to_json).collect(),
+                module: Some(r.module.clone()),
+            });
+            (activity::view(&a.fixed, &a.snapshot()), running)
+        });
+        let (mut view, running) = match from_memory {
+            Some(v) => v,
+            None => {
+                let (f, p) =
+                    s.db.run(run_id)?
+                        .ok_or_else(|| ServiceError::ActivityNotFound(run_id.to_string()))?;
+                (activity::view(&f, &p), None)
+            }
+        };
+        let mut attempts: Vec<AttemptView> =
+            s.db.attempts(run_id)?.into_iter().map(Into::into).collect();
+        if let Some(r) = running {
+            if attempts.last().is_none_or(|l| l.attempt < r.attempt) {
+                attempts.push(r);
+            }
+        }
+        view.attempts = Some(attempts);
+        Ok(view)
     }
 }

@@ -1,21 +1,21 @@
 //! Running an attempt: a worker slot took a task; claim it, run it in the
 //! engine with heartbeats wired to the activity, and hand the report on.
 
-use super::activity::{payloads_json, state, Running};
+use super::activity::{payloads_json, Running};
 use super::bounds;
+use super::decide::Ending;
 use super::timers::TimerEvent;
-use super::transition::Ending;
 use super::Shared;
 use crate::engine::{
     ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Outcome, StopSignal,
 };
 use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
-use crate::store::activities as rows;
+use crate::store::activities::{self as rows, RunState};
 use crate::worker::Failure;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Wires a running attempt's heartbeats and cancellation to its activity.
 struct Hooks {
@@ -157,23 +157,24 @@ impl Shared {
         let mut st = self.lock();
         let a = st.open.get_mut(&task.run_id)?;
         if a.is_closed()
-            || a.progress.state != state::SCHEDULED
+            || a.progress.state != RunState::Scheduled
             || a.progress.attempt != task.attempt
         {
             return None;
         }
-        let now_ms = crate::now_ms();
+        let now = self.clock.read();
+        let now_ms = now.ms;
         self.counters
             .schedule_to_start
             .observe_us(u64::try_from(task.enqueued.elapsed().as_micros()).unwrap_or(u64::MAX));
         let (token_bytes, token) = new_token();
         let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
         let stop = StopSignal::new();
-        a.progress.state = state::STARTED.into();
+        a.progress.state = RunState::Started {
+            task_token: Some(token.clone()),
+        };
         a.progress.started_ms = Some(now_ms);
-        a.progress.task_token = Some(token.clone());
-        a.progress.awaiting_async = false;
-        a.last_alive = Instant::now();
+        a.last_alive = now.at;
         a.running = Some(Running {
             stop: stop.clone(),
             reason: None,
@@ -240,7 +241,7 @@ impl Shared {
         drop(st);
         if let Some(d) = hb_timeout {
             self.timers.set(
-                bounds::later(tokio::time::Instant::now(), d),
+                bounds::later(now.at, d),
                 TimerEvent::Heartbeat {
                     run_id: task.run_id,
                     attempt: task.attempt,
@@ -265,10 +266,10 @@ impl Shared {
         let Some(a) = st.open.get_mut(&run_id) else {
             return;
         };
-        if a.progress.attempt != attempt || a.progress.state != state::STARTED {
+        if a.progress.attempt != attempt || !a.progress.state.is_started() {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         a.last_alive = now;
         a.heartbeat = details;
         let interval = a
@@ -284,7 +285,7 @@ impl Shared {
         }
         a.heartbeat_written = Some(now);
         let json = payloads_json(&a.heartbeat);
-        let at = crate::now_ms();
+        let at = self.clock.now_ms();
         a.progress.heartbeat_ms = Some(at);
         drop(st);
         self.db

@@ -1,17 +1,16 @@
 //! Starting an activity: validation, idempotency by activity id, the durable
 //! insert, then the backlog.
 
-use super::activity::{self, state, Activity};
+use super::activity::{self, Activity};
 use super::bounds;
 use super::options::{ActivityOptions, IdReusePolicy};
 use super::timers::TimerEvent;
 use super::{Service, ServiceError};
 use crate::payload::Payload;
 use crate::queue::{gate, Task};
-use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress};
+use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, Closed, RunState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Notify;
 
 /// A request to start an activity.
@@ -69,7 +68,7 @@ impl ActivityRef {
             run_id: f.run_id,
             activity_type: f.activity_type.clone(),
             task_queue: f.task_queue.clone(),
-            state: p.state.clone(),
+            state: p.state.as_str().to_owned(),
             attempt: p.attempt,
             scheduled_ms: f.scheduled_ms,
         }
@@ -116,12 +115,14 @@ impl Service {
                 )));
             }
         }
-        tenant.take_start().map_err(ServiceError::RateLimited)?;
+        let now = s.clock.read();
+        tenant
+            .take_start(now.at)
+            .map_err(ServiceError::RateLimited)?;
         // A generated id is 128 random bits: no earlier run can have it.
         let generated = req.activity_id.is_none();
         let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
         let key = (ns.to_owned(), activity_id.clone());
-        let now = crate::now_ms();
 
         let (fixed, progress) = {
             let mut st = s.lock();
@@ -143,9 +144,11 @@ impl Service {
                 let reuse = match req.options.id_reuse_policy {
                     IdReusePolicy::RejectDuplicate => false,
                     IdReusePolicy::AllowDuplicate => true,
-                    IdReusePolicy::AllowDuplicateFailedOnly => p.state != state::COMPLETED,
+                    IdReusePolicy::AllowDuplicateFailedOnly => {
+                        p.state.closed() != Some(Closed::Completed)
+                    }
                 };
-                if p.closed_ms.is_none() || !reuse {
+                if !p.state.is_closed() || !reuse {
                     return Ok(Started {
                         created: false,
                         activity: ActivityRef::of(&f, &p),
@@ -169,12 +172,12 @@ impl Service {
                 task_queue: req.task_queue,
                 input: Arc::from(activity::payloads_json(&req.input)),
                 options: serde_json::to_string(&req.options).unwrap_or_default(),
-                scheduled_ms: now,
+                scheduled_ms: now.ms,
             });
             let progress = ActivityProgress {
-                state: state::SCHEDULED.into(),
+                state: RunState::Scheduled,
                 attempt: 1,
-                attempt_scheduled_ms: now,
+                attempt_scheduled_ms: now.ms,
                 ..ActivityProgress::default()
             };
             st.open.insert(
@@ -185,7 +188,7 @@ impl Service {
                     options: Arc::new(req.options),
                     progress: progress.clone(),
                     heartbeat: Vec::new(),
-                    last_alive: Instant::now(),
+                    last_alive: now.at,
                     heartbeat_written: None,
                     running: None,
                     closed: Arc::new(Notify::new()),
@@ -226,7 +229,7 @@ impl super::Shared {
         let Some(a) = st.open.get(&run_id) else {
             return;
         };
-        if a.progress.state != state::SCHEDULED || a.progress.attempt != attempt {
+        if a.progress.state != RunState::Scheduled || a.progress.attempt != attempt {
             return;
         }
         let (ns, q) = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
@@ -250,37 +253,24 @@ impl super::Shared {
                 o.concurrency_key.as_deref(),
             ),
         };
-        let now = tokio::time::Instant::now();
-        let task = task(now.into_std());
-        let queue = st.queue(&ns, &q);
+        let now = self.clock.read();
+        let task = task(now.at.into_std());
+        let queue = st.queue(&ns, &q, &self.clock);
         drop(st);
         queue.push(task);
         if let Some(d) = sts {
             self.timers.set(
-                bounds::later(now, d),
+                bounds::later(now.at, d),
                 TimerEvent::ScheduleToStart { run_id, attempt },
             );
         }
         if first {
             if let Some(d) = stc {
                 self.timers.set(
-                    bounds::later(at_ms(scheduled_ms), d),
+                    bounds::later(now.instant_of(scheduled_ms), d),
                     TimerEvent::ScheduleToClose { run_id },
                 );
             }
         }
-    }
-}
-
-/// The monotonic instant of a wall-clock time in ms since the Unix epoch.
-pub(super) fn at_ms(ms: u64) -> tokio::time::Instant {
-    let now_ms = crate::now_ms();
-    let now = tokio::time::Instant::now();
-    if ms >= now_ms {
-        // Stored times are not trusted to be near.
-        bounds::later(now, std::time::Duration::from_millis(ms - now_ms))
-    } else {
-        now.checked_sub(std::time::Duration::from_millis(now_ms - ms))
-            .unwrap_or(now)
     }
 }

@@ -15,8 +15,9 @@ use crate::store::tenancy::NamespaceRow;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 /// Limits of one namespace. Every field has a default; a namespace stores
 /// only what it sets.
@@ -116,12 +117,13 @@ pub(crate) struct Tenant {
 }
 
 impl Tenant {
-    pub(crate) fn new(row: &NamespaceRow) -> Self {
+    /// A namespace as stored, its start-rate bucket full at `now`.
+    pub(crate) fn new(row: &NamespaceRow, now: Instant) -> Self {
         let quotas: Quotas = serde_json::from_str(&row.quotas).unwrap_or_default();
         Self {
             name: row.name.clone(),
             slots: Arc::new(Semaphore::new(quotas.max_concurrent_attempts as usize)),
-            bucket: Mutex::new((quotas.max_starts_per_second, Instant::now())),
+            bucket: Mutex::new((quotas.max_starts_per_second, now)),
             quotas: RwLock::new(quotas),
             open: AtomicU64::new(0),
             usage: Usage::default(),
@@ -152,8 +154,9 @@ impl Tenant {
         }
     }
 
-    /// Takes one start from the rate bucket, or says when one is available.
-    pub(crate) fn take_start(&self) -> Result<(), Duration> {
+    /// Takes one start from the rate bucket at `now`, or says when one is
+    /// available.
+    pub(crate) fn take_start(&self, now: Instant) -> Result<(), Duration> {
         let rate = self.quotas().max_starts_per_second;
         if rate <= 0.0 {
             return Ok(());
@@ -161,10 +164,10 @@ impl Tenant {
         let Ok(mut b) = self.bucket.lock() else {
             return Ok(());
         };
-        let now = Instant::now();
         // Refill; a burst of up to one second's worth.
-        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate.max(1.0));
-        b.1 = now;
+        let refill = now.saturating_duration_since(b.1).as_secs_f64() * rate;
+        b.0 = (b.0 + refill).min(rate.max(1.0));
+        b.1 = b.1.max(now);
         if b.0 >= 1.0 {
             b.0 -= 1.0;
             Ok(())
@@ -281,14 +284,14 @@ impl Service {
             egress: "{}".into(),
             egress_bindings: "{}".into(),
             vars: "{}".into(),
-            created_ms: crate::now_ms(),
+            created_ms: self.shared.clock.now_ms(),
         };
         if !self.shared.db.create_namespace(row.clone()).await? {
             return Err(ServiceError::Conflict(format!(
                 "namespace {name:?} already exists"
             )));
         }
-        let tenant = Arc::new(Tenant::new(&row));
+        let tenant = Arc::new(Tenant::new(&row, self.shared.clock.now()));
         let v = view(&tenant);
         self.shared
             .lock()

@@ -4,8 +4,10 @@
 //! timer that fired for a state the activity has left is simply ignored by
 //! the service (each event names the run and attempt it was set for), so
 //! nothing is ever cancelled. At start the service re-arms every timer from
-//! SQLite.
+//! SQLite. Whether a timer is due is read from the service's clock; the task
+//! sleeps for as long as that clock says is left.
 
+use crate::clock::SharedClock;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tokio::sync::mpsc;
@@ -58,7 +60,7 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// Starts the timer task; `fire` is called with each due event.
-    pub(crate) fn start(fire: impl Fn(TimerEvent) + Send + 'static) -> Self {
+    pub(crate) fn start(clock: SharedClock, fire: impl Fn(TimerEvent) + Send + 'static) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, TimerEvent)>();
         tokio::spawn(async move {
             let mut heap: BinaryHeap<Reverse<(Instant, TimerEvent)>> = BinaryHeap::new();
@@ -69,8 +71,8 @@ impl Timers {
                         Some(entry) => heap.push(Reverse(entry)),
                         None => return,
                     },
-                    _ = sleep_until(next) => {
-                        let now = Instant::now();
+                    _ = sleep_for(next.map(|at| at.saturating_duration_since(clock.now()))) => {
+                        let now = clock.now();
                         while let Some(Reverse((at, ev))) = heap.peek().copied() {
                             if at > now {
                                 break;
@@ -91,9 +93,11 @@ impl Timers {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// Sleeps for `left`, or for ever; a clock that does not follow the
+/// system's (a test's) is read again when the sleep ends.
+async fn sleep_for(left: Option<std::time::Duration>) {
+    match left {
+        Some(left) => tokio::time::sleep(left).await,
         None => std::future::pending().await,
     }
 }

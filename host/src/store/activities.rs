@@ -2,8 +2,12 @@
 //!
 //! An activity row has a fixed part, written once at start, and a mutable
 //! part ([`ActivityProgress`]) rewritten whole on every transition; the
-//! service owns the meaning of both.
+//! service owns the meaning of both. The run's state is read into a
+//! [`RunState`] here and written back under the same names, so nothing
+//! above this layer handles the stored strings; a row whose state cannot
+//! be read is reported as unreadable, never guessed.
 
+pub use super::run_state::{Closed, RunState};
 use super::{Db, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -31,20 +35,16 @@ pub struct ActivityFixed {
 }
 
 /// The part of an activity that transitions rewrite.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActivityProgress {
-    /// scheduled, started, completed, failed, cancelled, timed_out.
-    pub state: String,
+    /// Where the run is.
+    pub state: RunState,
     /// Current or last attempt, from 1.
     pub attempt: u32,
     /// When the current attempt may start.
     pub attempt_scheduled_ms: u64,
-    /// When the current attempt started.
+    /// When the current (or last) attempt started.
     pub started_ms: Option<u64>,
-    /// The current attempt returned "will complete asynchronously".
-    pub awaiting_async: bool,
-    /// Task token of the current attempt.
-    pub task_token: Option<String>,
     /// JSON array of payloads: the latest heartbeat details.
     pub heartbeat_details: Option<String>,
     /// When they were recorded.
@@ -55,8 +55,6 @@ pub struct ActivityProgress {
     pub last_failure: Option<String>,
     /// JSON of the result payload.
     pub result: Option<String>,
-    /// When the activity closed.
-    pub closed_ms: Option<u64>,
 }
 
 /// One attempt as recorded.
@@ -104,19 +102,21 @@ fn fixed_from(r: &Row<'_>) -> rusqlite::Result<ActivityFixed> {
 }
 
 fn progress_from(r: &Row<'_>, at: usize) -> rusqlite::Result<ActivityProgress> {
+    let name: String = r.get(at)?;
+    let state = RunState::from_columns(&name, r.get(at + 4)?, r.get(at + 5)?, r.get(at + 11)?)
+        .map_err(|why| {
+            rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, why.into())
+        })?;
     Ok(ActivityProgress {
-        state: r.get(at)?,
+        state,
         attempt: r.get(at + 1)?,
         attempt_scheduled_ms: r.get(at + 2)?,
         started_ms: r.get(at + 3)?,
-        awaiting_async: r.get(at + 4)?,
-        task_token: r.get(at + 5)?,
         heartbeat_details: r.get(at + 6)?,
         heartbeat_ms: r.get(at + 7)?,
         cancel_requested: r.get(at + 8)?,
         last_failure: r.get(at + 9)?,
         result: r.get(at + 10)?,
-        closed_ms: r.get(at + 11)?,
     })
 }
 
@@ -192,18 +192,18 @@ pub fn insert_activity(
         &*f.input,
         f.options,
         f.scheduled_ms,
-        p.state,
+        p.state.as_str(),
         p.attempt,
         p.attempt_scheduled_ms,
         p.started_ms,
-        p.awaiting_async,
-        p.task_token,
+        p.state.awaiting_async(),
+        p.state.task_token(),
         p.heartbeat_details,
         p.heartbeat_ms,
         p.cancel_requested,
         p.last_failure,
         p.result,
-        p.closed_ms,
+        p.state.closed_ms(),
     ])?;
     Ok(())
 }
@@ -217,18 +217,18 @@ pub fn save_progress(c: &Connection, run_id: i64, p: &ActivityProgress) -> Resul
     )?
     .execute(params![
         run_id,
-        p.state,
+        p.state.as_str(),
         p.attempt,
         p.attempt_scheduled_ms,
         p.started_ms,
-        p.awaiting_async,
-        p.task_token,
+        p.state.awaiting_async(),
+        p.state.task_token(),
         p.heartbeat_details,
         p.heartbeat_ms,
         p.cancel_requested,
         p.last_failure,
         p.result,
-        p.closed_ms,
+        p.state.closed_ms(),
     ])?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod activities;
 pub mod flow;
 mod migrations;
 pub mod modules;
+mod run_state;
 pub mod temporal;
 pub mod tenancy;
 mod writer;

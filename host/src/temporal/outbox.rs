@@ -10,9 +10,11 @@
 //! previous process are due at once when the next one starts.
 //!
 //! Sending is behind the [`Deliver`] trait so that the retry logic is tested
-//! without a server.
+//! without a server; when a row is due is read from the outbox's
+//! [`Clock`](crate::clock::Clock).
 
 use super::activity::Report;
+use crate::clock::SharedClock;
 use crate::store::temporal::{AttemptKey, OutboxRow};
 use crate::store::{Db, StoreError};
 use std::future::Future;
@@ -80,17 +82,24 @@ pub struct Outbox<D> {
     settled: Mutex<Vec<i64>>,
     /// Tells the retry loop that `settled` is no longer empty.
     settled_wake: Notify,
+    clock: SharedClock,
 }
 
 impl<D: Deliver> Outbox<D> {
     /// An outbox; call [`release_all`](Self::release_all) once at start.
     pub fn new(db: Db, deliver: D) -> Arc<Self> {
+        Self::with_clock(db, deliver, crate::clock::system())
+    }
+
+    /// As [`new`](Self::new), reading time from `clock`.
+    pub fn with_clock(db: Db, deliver: D, clock: SharedClock) -> Arc<Self> {
         Arc::new(Self {
             db,
             transport: deliver,
             wake: Notify::new(),
             settled: Mutex::new(Vec::new()),
             settled_wake: Notify::new(),
+            clock,
         })
     }
 
@@ -111,7 +120,7 @@ impl<D: Deliver> Outbox<D> {
     pub async fn queue(&self, key: &AttemptKey, report: &Report) -> Option<i64> {
         // Serialising a report cannot fail: payloads and failures are data.
         let body = serde_json::to_string(report).unwrap_or_default();
-        let now = crate::now_ms();
+        let now = self.clock.now_ms();
         let lease = now + FIRST_SEND_LEASE.as_millis() as u64;
         match self
             .db
@@ -188,7 +197,7 @@ impl<D: Deliver> Outbox<D> {
                 let delay = backoff(tries);
                 tracing::warn!(activity_id = %key.activity_id, kind, tries, retry_in = ?delay, "report not delivered, will re-send: {why}");
                 if let Some(id) = id {
-                    let next = crate::now_ms() + delay.as_millis() as u64;
+                    let next = self.clock.now_ms() + delay.as_millis() as u64;
                     if let Err(e) = self.db.outbox_retry_at(id, next, why.clone()).await {
                         tracing::error!("cannot reschedule report {id}: {e}");
                     }
@@ -205,7 +214,7 @@ impl<D: Deliver> Outbox<D> {
         'passes: loop {
             // Sent rows must be gone before the query, or they are sent again.
             self.flush_settled().await?;
-            let due = self.db.outbox_due(crate::now_ms(), BATCH)?;
+            let due = self.db.outbox_due(self.clock.now_ms(), BATCH)?;
             if due.is_empty() {
                 break;
             }
@@ -249,7 +258,7 @@ impl<D: Deliver> Outbox<D> {
             if *stop.borrow() {
                 return;
             }
-            let now = crate::now_ms();
+            let now = self.clock.now_ms();
             if next_due.is_some_and(|t| t <= now) {
                 if let Err(e) = self.retry_due().await {
                     tracing::error!("outbox: {e}");
@@ -270,14 +279,14 @@ impl<D: Deliver> Outbox<D> {
             }
             let wake_at = [next_due, flush_at].into_iter().flatten().min();
             let sleep = match wake_at {
-                Some(at) => Duration::from_millis(at.saturating_sub(crate::now_ms())),
+                Some(at) => Duration::from_millis(at.saturating_sub(self.clock.now_ms())),
                 None => Duration::from_secs(24 * 3600),
             };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => next_due = Some(0),
                 _ = self.settled_wake.notified() => {
-                    flush_at.get_or_insert(crate::now_ms() + DELETE_DELAY.as_millis() as u64);
+                    flush_at.get_or_insert(self.clock.now_ms() + DELETE_DELAY.as_millis() as u64);
                 }
                 _ = stop.changed() => {}
             }

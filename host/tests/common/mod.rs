@@ -448,6 +448,15 @@ impl Server {
         }
     }
 
+    /// Waits until the activity's description satisfies `ready` (a state
+    /// a test needs before its next step), and returns it.
+    pub fn wait_until(&self, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        wait_for(|| {
+            let (_, a) = self.get(&format!("activities/{id}"));
+            ready(&a).then_some(a)
+        })
+    }
+
     /// Kills the server at once (SIGKILL).
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -459,6 +468,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns something; fails the test after 30 s (a
+/// loaded machine is slow, a broken server never gets there).
+pub fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

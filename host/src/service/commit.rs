@@ -1,0 +1,353 @@
+//! Carrying out a decided transition: apply it to memory under the lock,
+//! write it through the group commit, and only then make it visible
+//! (waiters woken, the next attempt queued, timers set). If the write
+//! fails, memory is put back as it was, so that it always agrees with
+//! SQLite.
+//!
+//! The decisions themselves are in [`super::decide`] and
+//! [`super::timeouts`]; every event reaches them through
+//! [`Shared::transition`], which reads the time once from the service's
+//! clock and hands it in.
+
+use super::activity::Running;
+use super::bounds;
+use super::decide::{decide, After, Ending, Event, Plan, Transition};
+use super::timers::TimerEvent;
+use super::{Shared, State};
+use crate::engine::StopSignal;
+use crate::payload::Payload;
+use crate::store::activities::{self as rows, ActivityProgress, AttemptRow, Closed, RunState};
+use crate::store::StoreError;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a transition whose write failed waits before it is tried again
+/// (a full disk or a failing device: retrying at once would only spin).
+const REDO_AFTER: Duration = Duration::from_secs(1);
+
+/// A transition applied to memory, to write and then make visible.
+struct Pending {
+    run_id: i64,
+    progress: ActivityProgress,
+    attempt_row: Option<AttemptRow>,
+    after: After,
+    /// Memory as it was before, put back if the write fails.
+    undo: Undo,
+    /// What to try again if the write fails, a little later; `None` when
+    /// a caller is told instead (its request answers 503).
+    redo: Option<TimerEvent>,
+    /// A running attempt to stop once the transition is written.
+    stop: Option<StopSignal>,
+}
+
+/// What applying a transition changed in memory before it was written.
+#[derive(Default)]
+struct Undo {
+    progress: Option<ActivityProgress>,
+    heartbeat: Option<Vec<Payload>>,
+    /// Put back only for a caller's transition: an attempt that ended by
+    /// itself is not running any more.
+    running: Option<Running>,
+    token: Option<String>,
+}
+
+/// What to try again if the transition `event` makes cannot be written.
+fn redo_of(run_id: i64, event: &Event) -> Option<TimerEvent> {
+    match event {
+        Event::Ended {
+            ending: Ending::External(_),
+            ..
+        }
+        | Event::CancelRequested => None,
+        Event::Ended { attempt, ending } => Some(TimerEvent::Unpersisted {
+            run_id,
+            attempt: *attempt,
+            timeout: match ending {
+                Ending::Timeout(t) => Some(*t),
+                _ => None,
+            },
+        }),
+        Event::Timer(ev) => Some(*ev),
+    }
+}
+
+impl Shared {
+    /// Ends attempt `attempt` of a run as `ending` says. If the write fails,
+    /// the ending is dropped and the attempt is ended again a little later
+    /// (see [`Shared::undo`]).
+    pub(super) async fn end_attempt(
+        self: &Arc<Self>,
+        run_id: i64,
+        attempt: u32,
+        ending: Ending,
+    ) -> Result<(), StoreError> {
+        self.transition(run_id, Event::Ended { attempt, ending })
+            .await
+    }
+
+    /// Decides `event` for a run at the clock's time and carries the plan
+    /// out.
+    pub(super) async fn transition(
+        self: &Arc<Self>,
+        run_id: i64,
+        event: Event,
+    ) -> Result<(), StoreError> {
+        let redo = redo_of(run_id, &event);
+        let timer = match &event {
+            Event::Timer(ev) => Some(*ev),
+            _ => None,
+        };
+        let now = self.clock.read();
+        let pending = {
+            let mut st = self.lock();
+            let Some(a) = st.open.get(&run_id) else {
+                return Ok(());
+            };
+            match decide(a, event, now) {
+                Plan::Ignore => return Ok(()),
+                Plan::Forget => {
+                    if let Some(a) = st.open.get_mut(&run_id) {
+                        a.running = None;
+                    }
+                    return Ok(());
+                }
+                Plan::Stop(reason) => {
+                    if let Some(r) = st.open.get_mut(&run_id).and_then(|a| a.running.as_mut()) {
+                        r.reason = Some(reason);
+                        r.stop.trigger();
+                    }
+                    return Ok(());
+                }
+                Plan::Dispatch { attempt } => {
+                    drop(st);
+                    self.schedule(run_id, attempt, false);
+                    return Ok(());
+                }
+                Plan::Rearm(at) => {
+                    if let Some(ev) = timer {
+                        self.timers.set(at, ev);
+                    }
+                    return Ok(());
+                }
+                Plan::Write(t) => apply(&mut st, run_id, *t, redo),
+            }
+        };
+        match pending {
+            Some(p) => self.commit(p).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes an applied transition, then makes it visible. If the write
+    /// fails, nothing is made visible and memory is put back as it was
+    /// (see [`Shared::undo`]).
+    async fn commit(self: &Arc<Self>, p: Pending) -> Result<(), StoreError> {
+        let Pending {
+            run_id,
+            progress,
+            attempt_row,
+            after,
+            undo,
+            redo,
+            stop,
+        } = p;
+        let written = (progress.state.clone(), progress.attempt);
+        let write = self
+            .db
+            .write_unguarded(move |c| {
+                rows::save_progress(c, run_id, &progress)?;
+                if let Some(row) = &attempt_row {
+                    rows::save_attempt(c, row)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = write {
+            tracing::error!(run_id, "cannot persist a transition; it is undone: {e}");
+            self.undo(run_id, &written, undo, redo);
+            return Err(e);
+        }
+        if let Some(stop) = stop {
+            stop.trigger();
+        }
+        match after {
+            After::Closed { dequeue } => self.closed(run_id, dequeue),
+            After::Retry { attempt, delay } => {
+                if delay.is_zero() {
+                    self.schedule(run_id, attempt, false);
+                } else {
+                    self.timers.set(
+                        bounds::later(self.clock.now(), delay),
+                        TimerEvent::Backoff { run_id, attempt },
+                    );
+                }
+            }
+            After::AwaitAsync { attempt, deadline } => {
+                self.timers
+                    .set(deadline, TimerEvent::AsyncStartToClose { run_id, attempt });
+            }
+            After::CancelRequested { attempt } => {
+                if let Some(r) = self
+                    .lock()
+                    .open
+                    .get(&run_id)
+                    .and_then(|a| a.running.as_ref())
+                {
+                    r.cancel.store(true, Ordering::Relaxed);
+                }
+                self.timers.set(
+                    bounds::later(self.clock.now(), self.cfg.cancel_grace),
+                    TimerEvent::CancelGrace { run_id, attempt },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A written close: the run leaves memory, its queue and its
+    /// namespace's count of open activities, and its waiters are woken.
+    fn closed(&self, run_id: i64, dequeue: bool) {
+        let mut st = self.lock();
+        let Some(a) = st.open.remove(&run_id) else {
+            return;
+        };
+        if let Some(how) = a.progress.state.closed() {
+            count_closed(&self.counters, how);
+        }
+        let queue_key = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
+        st.forget_open(&a.fixed, run_id);
+        if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
+            t.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        let key = (a.fixed.namespace.clone(), a.fixed.activity_id.clone());
+        if st.by_id.get(&key) == Some(&run_id) {
+            st.by_id.remove(&key);
+        }
+        let queue = dequeue
+            .then(|| st.queues.get(&queue_key).cloned())
+            .flatten();
+        drop(st);
+        if let Some(q) = queue {
+            q.remove(run_id);
+        }
+        a.closed.notify_waiters();
+    }
+
+    /// Puts memory back as it was before a transition whose write failed:
+    /// SQLite still holds the state before it, and memory must agree with
+    /// SQLite, or a restart would undo what was shown. A caller's transition
+    /// (complete, fail, cancel by API) is simply refused (503) and may be
+    /// sent again. One the host made itself (an attempt's outcome, a timer)
+    /// is tried again after [`REDO_AFTER`]: an ended attempt is then
+    /// recorded as lost and retried, exactly what a restart would do with
+    /// the database as it is (its outcome was never acknowledged to anyone,
+    /// and activities run at least once); a timer fires again.
+    fn undo(
+        self: &Arc<Self>,
+        run_id: i64,
+        written: &(RunState, u32),
+        undo: Undo,
+        redo: Option<TimerEvent>,
+    ) {
+        let now_ms = self.clock.now_ms();
+        let requeue = {
+            let mut st = self.lock();
+            let Some(a) = st.open.get_mut(&run_id) else {
+                return;
+            };
+            // Another transition moved the run on meanwhile: its own undo
+            // puts back what it changed.
+            if (&a.progress.state, a.progress.attempt) != (&written.0, written.1) {
+                return;
+            }
+            if let Some(p) = undo.progress {
+                a.progress = p;
+            }
+            if let Some(h) = undo.heartbeat {
+                a.heartbeat = h;
+            }
+            if redo.is_none() && undo.running.is_some() {
+                a.running = undo.running;
+            }
+            // A dispatcher may have dropped its task while the close was
+            // being written; a run in backoff waits for its timer instead.
+            let requeue = (a.progress.state == RunState::Scheduled
+                && a.progress.attempt_scheduled_ms <= now_ms)
+                .then(|| {
+                    (
+                        (a.fixed.namespace.clone(), a.fixed.task_queue.clone()),
+                        a.progress.attempt,
+                    )
+                });
+            if let Some(t) = undo.token {
+                st.tokens.insert(t, run_id);
+            }
+            requeue.map(|(key, attempt)| (st.queues.get(&key).cloned(), attempt))
+        };
+        if let Some((queue, attempt)) = requeue {
+            if let Some(q) = queue {
+                q.remove(run_id);
+            }
+            self.schedule(run_id, attempt, false);
+        }
+        if let Some(ev) = redo {
+            self.timers
+                .set(bounds::later(self.clock.now(), REDO_AFTER), ev);
+        }
+    }
+}
+
+/// Applies a decided transition to memory: the run's progress and
+/// heartbeat details, the attempt running here, its task token. `None` if
+/// the run is gone.
+fn apply(st: &mut State, run_id: i64, t: Transition, redo: Option<TimerEvent>) -> Option<Pending> {
+    let a = st.open.get_mut(&run_id)?;
+    let old_token = a.progress.state.task_token().map(str::to_owned);
+    let mut undo = Undo {
+        progress: Some(std::mem::replace(&mut a.progress, t.progress.clone())),
+        ..Undo::default()
+    };
+    if let Some(hb) = t.heartbeat {
+        undo.heartbeat = Some(std::mem::replace(&mut a.heartbeat, hb));
+    }
+    let mut stop = None;
+    if t.ends_attempt {
+        let running = a.running.take();
+        if t.stop_running {
+            stop = running.as_ref().map(|r| r.stop.clone());
+        }
+        undo.running = running;
+    }
+    // A token is valid for its attempt only while the attempt is in
+    // progress.
+    if let Some(token) = old_token {
+        if a.progress.state.task_token() != Some(token.as_str()) {
+            st.tokens.remove(&token);
+            undo.token = Some(token);
+        }
+    }
+    Some(Pending {
+        run_id,
+        progress: t.progress,
+        attempt_row: t.attempt_row,
+        after: t.after,
+        undo,
+        redo,
+        stop,
+    })
+}
+
+/// Counts a written close by its final state.
+fn count_closed(counters: &super::Counters, how: Closed) {
+    let counter = match how {
+        Closed::Completed => &counters.completed,
+        Closed::Failed => &counters.failed,
+        Closed::Cancelled => &counters.cancelled,
+        Closed::TimedOut => &counters.timed_out,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests;

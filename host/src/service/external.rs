@@ -1,0 +1,181 @@
+//! The activity API from outside the attempt: complete, fail or heartbeat
+//! an attempt by its task token or by activity id (asynchronous
+//! completion), and request cancellation.
+//!
+//! Requests are checked here (namespace, sizes, that an attempt is in
+//! progress) and become events for [`super::decide`], carried out by
+//! [`Shared::transition`](super::Shared::transition); a caller is answered
+//! once the transition is written, and told (503) if it cannot be.
+
+use super::activity::payloads_json;
+use super::bounds;
+use super::decide::{Ending, Event};
+use super::{ActivityView, Service, ServiceError, Shared};
+use crate::payload::Payload;
+use crate::store::activities as rows;
+use crate::worker::Failure;
+
+/// How an activity is finished from outside, by task token or id.
+#[derive(Clone, Debug)]
+pub enum Completion {
+    /// Completed with a result.
+    Completed(Payload),
+    /// The attempt failed; the retry policy applies.
+    Failed(Failure),
+    /// Cancelled (after a cancellation request).
+    Cancelled,
+}
+
+/// Where an external completion or heartbeat is addressed.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The task token of the attempt.
+    Token(String),
+    /// The activity id (its current attempt).
+    Id(String),
+}
+
+impl Service {
+    fn resolve(&self, ns: &str, target: &Target) -> Result<(i64, u32), ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        let st = s.lock();
+        let run_id = match target {
+            Target::Token(t) => *st.tokens.get(t).ok_or(ServiceError::TokenNotFound)?,
+            Target::Id(id) => match st.by_id.get(&(ns.to_owned(), id.clone())) {
+                Some(r) => *r,
+                None => {
+                    drop(st);
+                    return Err(not_open(s, ns, id));
+                }
+            },
+        };
+        let a = st.open.get(&run_id).ok_or(ServiceError::TokenNotFound)?;
+        if a.fixed.namespace != ns {
+            // A token of another namespace is indistinguishable from none.
+            return Err(ServiceError::TokenNotFound);
+        }
+        if a.is_closed() {
+            return Err(ServiceError::Conflict(format!(
+                "activity {:?} is already closed ({})",
+                a.fixed.activity_id,
+                a.progress.state.as_str()
+            )));
+        }
+        if !a.progress.state.is_started() {
+            return Err(ServiceError::Conflict(format!(
+                "activity {:?} has no attempt in progress (it is {})",
+                a.fixed.activity_id,
+                a.progress.state.as_str()
+            )));
+        }
+        Ok((run_id, a.progress.attempt))
+    }
+
+    /// Completes, fails or cancels the current attempt from outside.
+    pub async fn complete(
+        &self,
+        ns: &str,
+        target: Target,
+        completion: Completion,
+    ) -> Result<ActivityView, ServiceError> {
+        let tenant = self.shared.tenant(ns)?;
+        let limit =
+            (self.shared.cfg.payload_limit).min(bounds::size(tenant.quotas().max_payload_bytes));
+        let size = match &completion {
+            Completion::Completed(p) => p.size(),
+            Completion::Failed(f) => crate::payload::total_size(&f.details),
+            Completion::Cancelled => 0,
+        };
+        if size > limit {
+            return Err(ServiceError::PayloadTooLarge(format!(
+                "the payload is {size} bytes; the limit is {limit} bytes"
+            )));
+        }
+        let (run_id, attempt) = self.resolve(ns, &target)?;
+        self.shared
+            .end_attempt(run_id, attempt, Ending::External(completion))
+            .await?;
+        self.describe_run(run_id)
+    }
+
+    /// Heartbeats the current attempt from outside; returns whether
+    /// cancellation was requested. Answers once the details are written
+    /// (unlike a guest's heartbeats, which are throttled): the caller is
+    /// told they are kept.
+    pub async fn heartbeat(
+        &self,
+        ns: &str,
+        target: Target,
+        details: Vec<Payload>,
+    ) -> Result<bool, ServiceError> {
+        let tenant = self.shared.tenant(ns)?;
+        let limit =
+            (self.shared.cfg.payload_limit).min(bounds::size(tenant.quotas().max_heartbeat_bytes));
+        let size = crate::payload::total_size(&details);
+        if size > limit {
+            return Err(ServiceError::PayloadTooLarge(format!(
+                "heartbeat details are {size} bytes; the limit is {limit} bytes"
+            )));
+        }
+        let (run_id, attempt) = self.resolve(ns, &target)?;
+        let json = payloads_json(&details);
+        let now = self.shared.clock.read();
+        let at = now.ms;
+        self.shared
+            .db
+            .write_unguarded(move |c| rows::save_heartbeat(c, run_id, &json, at))
+            .await?;
+        let mut st = self.shared.lock();
+        let Some(a) = st.open.get_mut(&run_id) else {
+            return Ok(false);
+        };
+        if a.progress.attempt == attempt && a.progress.state.is_started() {
+            a.last_alive = now.at;
+            a.heartbeat = details;
+            a.heartbeat_written = Some(now.at);
+            a.progress.heartbeat_ms = Some(at);
+        }
+        Ok(a.progress.cancel_requested)
+    }
+
+    /// Requests cancellation. A waiting activity closes at once; a running
+    /// attempt sees it on its next heartbeat and is stopped after the grace
+    /// period if it does not end.
+    pub async fn cancel(&self, ns: &str, activity_id: &str) -> Result<ActivityView, ServiceError> {
+        let s = &self.shared;
+        s.check_namespace(ns)?;
+        let run_id = {
+            let st = s.lock();
+            let Some(&run_id) = st.by_id.get(&(ns.to_owned(), activity_id.to_owned())) else {
+                drop(st);
+                return Err(not_open(s, ns, activity_id));
+            };
+            let Some(a) = st.open.get(&run_id) else {
+                return Err(ServiceError::ActivityNotFound(activity_id.to_owned()));
+            };
+            if a.is_closed() {
+                return Err(ServiceError::Conflict(format!(
+                    "activity {activity_id:?} is already closed ({})",
+                    a.progress.state.as_str()
+                )));
+            }
+            run_id
+        };
+        // Already requested: decided as nothing to do.
+        s.transition(run_id, Event::CancelRequested).await?;
+        self.describe_run(run_id)
+    }
+}
+
+/// Why activity `id` has no open run: it closed, or it never existed.
+fn not_open(s: &Shared, ns: &str, id: &str) -> ServiceError {
+    match s.db.latest_run(ns, id) {
+        Ok(Some((_, p))) => ServiceError::Conflict(format!(
+            "activity {id:?} is already closed ({})",
+            p.state.as_str()
+        )),
+        Ok(None) => ServiceError::ActivityNotFound(id.to_owned()),
+        Err(e) => e.into(),
+    }
+}
