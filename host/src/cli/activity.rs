@@ -7,7 +7,8 @@ use crate::api::types::{
     ActivityList, ApplicationError, CompleteRequest, FailRequest, HeartbeatRequest,
     HeartbeatResponse, ResultResponse, RetryPolicy, StartActivityRequest, Started,
 };
-use crate::service::{state, ActivityView};
+use crate::service::ActivityView;
+use crate::store::activities::Closed;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -200,7 +201,7 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             let c = Client::new(&args)?;
             let r = wait_result(&c, &id, wait).await?;
             r.print(args.json, print_result);
-            Ok(r.body.state == state::COMPLETED)
+            Ok(r.body.state == Closed::Completed.as_str())
         }
         ActivityCommand::Cancel { id, client: args } => {
             let r = Client::new(&args)?
@@ -387,7 +388,7 @@ async fn start(a: StartArgs) -> anyhow::Result<bool> {
     }
     let r = wait_result(&c, &id, Duration::MAX).await?;
     r.print(a.client.json, print_result);
-    Ok(r.body.state == state::COMPLETED)
+    Ok(r.body.state == Closed::Completed.as_str())
 }
 
 /// Long-polls the result endpoint until the activity closes or `wait` passes.
@@ -421,7 +422,7 @@ fn shown(v: Option<&Value>) -> String {
 
 fn print_result(v: &ResultResponse) {
     match v.state.as_str() {
-        state::COMPLETED => println!("{}", shown(v.result.as_ref())),
+        s if s == Closed::Completed.as_str() => println!("{}", shown(v.result.as_ref())),
         state if v.closed => {
             let f = v.failure.clone().unwrap_or_default();
             println!(
