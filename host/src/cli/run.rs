@@ -5,11 +5,12 @@ use super::args::{parse_duration, parse_size};
 use super::client::parse_json;
 use super::grants::GrantArgs;
 use crate::engine::{
-    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
-    Outcome, ProcessCache, StopSignal, DEFAULT_CACHE_BYTES,
+    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, Engine, EngineConfig, Outcome,
+    StopSignal, DEFAULT_CACHE_BYTES,
 };
 use crate::payload::Payload;
 use crate::registry::{LoadSource, LoadedModule, Registry};
+use crate::worker::{file_module_name, Attempt, Runner, RunnerConfig, Threads};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -110,7 +111,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         task_token: now.to_be_bytes().to_vec(),
         scheduled_ms: now,
         started_ms: now,
-        deadline_ms: Some(now + args.start_to_close.as_millis() as u64),
+        deadline_ms: crate::worker::attempt_deadline(now, now, Some(args.start_to_close), None),
         heartbeat_details,
         worker_task_queue: format!("wharf-run-{}", std::process::id()),
         ..ActivityInfo::default()
@@ -124,23 +125,36 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             stop.trigger();
         });
     }
-    let request = AttemptRequest {
-        activity_type: args.activity_type.clone(),
-        args: inputs,
-        info,
-        limits: AttemptLimits {
-            memory_bytes: args.memory_limit,
-            fuel: args.fuel,
-            timeout: Some(args.start_to_close),
-            ..AttemptLimits::default()
+    // One attempt per process: the cache starts and ends empty, and the
+    // attempt runs on this thread.
+    let runner = Runner::new(
+        engine,
+        RunnerConfig {
+            limits: AttemptLimits {
+                memory_bytes: args.memory_limit,
+                fuel: args.fuel,
+                ..AttemptLimits::default()
+            },
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            max_running: 1,
+            threads: Threads::Caller,
         },
+    );
+    let attempt = Attempt {
+        module: module.module.clone(),
+        module_name: file_module_name(&args.module),
+        info,
+        args: inputs,
+        quotas: None,
+        grants: args.grants.grants()?,
         hooks: Arc::new(CancelAt(cancel_at)),
         stop,
-        // One attempt per process: the cache starts and ends empty.
-        cache: Some(ProcessCache::new(DEFAULT_CACHE_BYTES).scope("default", "local")),
-        grants: args.grants.grants()?,
     };
-    let report = engine.run_attempt(&module.module, request).await;
+    let slot = runner.slot("default").await;
+    let report = runner
+        .run(attempt, slot)
+        .await
+        .context("the attempt's task ended abnormally")?;
     if args.json {
         println!("{}", report_json(&report, &module, source));
     } else {

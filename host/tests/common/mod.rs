@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
+use wharf::bench::harness::spawn_serve;
 
 pub mod origin;
 pub mod tenants;
@@ -286,29 +287,13 @@ pub struct Server {
 impl Server {
     /// Starts `wharf serve` on `data_dir` with extra arguments.
     pub fn start(data_dir: &Path, args: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut child = wharf()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("wharf serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("startup line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in startup line {line:?}"))
-            .to_owned();
+        let mut command = wharf();
+        command.stderr(std::process::Stdio::inherit());
+        let (child, base) = spawn_serve(command, data_dir, args)
+            .unwrap_or_else(|e| panic!("wharf serve did not start: {e}"));
         Server {
             child,
-            base: format!("http://{addr}"),
+            base,
             data_dir: data_dir.to_owned(),
             http: reqwest::blocking::Client::builder()
                 .timeout(std::time::Duration::from_secs(90))
