@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What went wrong while driving a server.
@@ -96,9 +97,11 @@ impl ServeProcess {
         Ok(Self { child, base })
     }
 
-    /// URL of namespace `ns` (`/api/v1/namespaces/NS`).
-    pub fn namespace_url(&self, ns: &str) -> String {
-        format!("{}/api/v1/namespaces/{ns}", self.base)
+    /// Requests to namespace `ns` through `http`, with `token` if the
+    /// server needs one.
+    pub fn namespace(&self, http: &reqwest::Client, ns: &str, token: Option<&str>) -> Namespace {
+        let url = format!("{}/api/v1/namespaces/{ns}", self.base);
+        Namespace::new(http.clone(), &url, token)
     }
 }
 
@@ -133,59 +136,66 @@ pub async fn expect_success(r: reqwest::RequestBuilder, what: &str) -> Result<Va
     Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-/// Uploads `wasm` as module `module` of the namespace at URL `ns`.
-pub async fn upload(
-    http: &reqwest::Client,
-    ns: &str,
-    token: Option<&str>,
-    wasm: &[u8],
-    module: &str,
-) -> Result<Value, HarnessError> {
-    let r = auth(http.post(format!("{ns}/modules?name={module}")), token).body(wasm.to_vec());
-    expect_success(r, "upload").await
+/// Requests to one namespace of a server, with its token if the server
+/// needs one. Cheap to clone.
+#[derive(Clone)]
+pub struct Namespace {
+    http: reqwest::Client,
+    url: Arc<str>,
+    token: Option<Arc<str>>,
 }
 
-/// Deploys the latest version of `module` to `queue` with `slots` worker
-/// slots.
-pub async fn deploy(
-    http: &reqwest::Client,
-    ns: &str,
-    token: Option<&str>,
-    module: &str,
-    queue: &str,
-    slots: u32,
-) -> Result<(), HarnessError> {
-    let r = auth(
-        http.put(format!("{ns}/task-queues/{queue}/deployment")),
-        token,
-    )
-    .json(&json!({"module": module, "max_concurrent": slots}));
-    expect_success(r, "deploy").await.map(drop)
-}
+impl Namespace {
+    /// The namespace at `url` (`.../api/v1/namespaces/NS`).
+    pub fn new(http: reqwest::Client, url: &str, token: Option<&str>) -> Self {
+        Self {
+            http,
+            url: url.into(),
+            token: token.map(Arc::from),
+        }
+    }
 
-/// [`upload`], then [`deploy`].
-pub async fn upload_and_deploy(
-    http: &reqwest::Client,
-    ns: &str,
-    token: Option<&str>,
-    wasm: &[u8],
-    module: &str,
-    queue: &str,
-    slots: u32,
-) -> Result<(), HarnessError> {
-    upload(http, ns, token, wasm, module).await?;
-    deploy(http, ns, token, module, queue, slots).await
-}
+    /// A request to `path` under the namespace (`""`: the namespace).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = match path {
+            "" => self.url.to_string(),
+            _ => format!("{}/{path}", self.url),
+        };
+        auth(self.http.request(method, url), self.token.as_deref())
+    }
 
-/// Starts an activity in the namespace at URL `ns`.
-pub async fn start(
-    http: &reqwest::Client,
-    ns: &str,
-    token: Option<&str>,
-    body: &Value,
-) -> Result<(), HarnessError> {
-    let r = auth(http.post(format!("{ns}/activities")), token).json(body);
-    expect_success(r, "start").await.map(drop)
+    /// Uploads `wasm` as module `module`; the answer's body.
+    pub async fn upload(&self, wasm: &[u8], module: &str) -> Result<Value, HarnessError> {
+        let r = self.request(reqwest::Method::POST, &format!("modules?name={module}"));
+        expect_success(r.body(wasm.to_vec()), "upload").await
+    }
+
+    /// Deploys the latest version of `module` to `queue` with `slots`
+    /// worker slots.
+    pub async fn deploy(&self, module: &str, queue: &str, slots: u32) -> Result<(), HarnessError> {
+        let path = format!("task-queues/{queue}/deployment");
+        let r = self.request(reqwest::Method::PUT, &path);
+        let body = json!({"module": module, "max_concurrent": slots});
+        expect_success(r.json(&body), "deploy").await.map(drop)
+    }
+
+    /// [`Self::upload`], then [`Self::deploy`].
+    pub async fn upload_and_deploy(
+        &self,
+        wasm: &[u8],
+        module: &str,
+        queue: &str,
+        slots: u32,
+    ) -> Result<(), HarnessError> {
+        self.upload(wasm, module).await?;
+        self.deploy(module, queue, slots).await
+    }
+
+    /// Starts an activity.
+    pub async fn start(&self, body: &Value) -> Result<(), HarnessError> {
+        let r = self.request(reqwest::Method::POST, "activities");
+        expect_success(r.json(body), "start").await.map(drop)
+    }
 }
 
 /// The server's `/metrics` text.

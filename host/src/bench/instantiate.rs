@@ -13,7 +13,7 @@ use crate::engine::{
 };
 use crate::registry::{LoadSource, Registry};
 use crate::store::{Db, Durability};
-use crate::worker::{Attempt, Runner, RunnerConfig, Threads};
+use crate::worker::{Attempt, Deadline, Runner, RunnerConfig, Threads};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -327,6 +327,11 @@ impl Noop {
                 namespace: "default".into(),
                 activity_type: self.activity_type.clone(),
                 ..ActivityInfo::default()
+            },
+            // The base limit's timeout, as any attempt without timeouts.
+            deadline: Deadline::Timeouts {
+                start_to_close: None,
+                schedule_to_close: None,
             },
             args: Vec::new(),
             quotas: None,

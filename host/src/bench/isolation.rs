@@ -11,9 +11,10 @@
 //! memory bombs deep enough to fill every slot of its quota, starting a new
 //! one as each fails. The table shows both phases and their ratios.
 
-use super::harness::{self, cpu_seconds, expect_success, percentile};
+use super::harness::{self, cpu_seconds, expect_success, percentile, Namespace};
 use super::Server;
 use anyhow::Context as _;
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,7 +85,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
         .build()?;
     let api = Api {
         http: http.clone(),
-        base: format!("{}/api/v1/namespaces", child.base()),
+        server: child.base().to_owned(),
     };
     let b = api.tenant(ADMIN, "b", json!({})).await?;
     let a = api
@@ -202,7 +203,8 @@ async fn phase(
 /// The namespaces API of the server.
 struct Api {
     http: reqwest::Client,
-    base: String,
+    /// The server's base URL.
+    server: String,
 }
 
 impl Api {
@@ -210,13 +212,13 @@ impl Api {
     async fn tenant(&self, admin: &str, name: &str, quotas: Value) -> anyhow::Result<Tenant> {
         let create = self
             .http
-            .post(&self.base)
+            .post(format!("{}/api/v1/namespaces", self.server))
             .bearer_auth(admin)
             .json(&json!({"name": name, "quotas": quotas}));
         expect_success(create, &format!("creating namespace {name}")).await?;
         let token = self
             .http
-            .post(format!("{}/{name}/tokens", self.base))
+            .post(format!("{}/api/v1/namespaces/{name}/tokens", self.server))
             .bearer_auth(admin)
             .json(&json!({}));
         let token = expect_success(token, "creating a token").await?;
@@ -224,43 +226,39 @@ impl Api {
             .as_str()
             .with_context(|| format!("no token in {token}"))?
             .to_owned();
+        let url = format!("{}/api/v1/namespaces/{name}", self.server);
         Ok(Tenant {
+            ns: Namespace::new(self.http.clone(), &url, Some(&token)),
+            as_admin: Namespace::new(self.http.clone(), &url, Some(admin)),
             http: self.http.clone(),
-            ns: format!("{}/{name}", self.base),
-            token: Arc::from(token),
-            admin: Arc::from(admin),
+            server: Arc::from(self.server.as_str()),
         })
     }
 }
 
-/// Requests as one tenant.
+/// Requests as one tenant, and about it as the admin.
 #[derive(Clone)]
 struct Tenant {
+    ns: Namespace,
+    as_admin: Namespace,
     http: reqwest::Client,
-    ns: String,
-    token: Arc<str>,
-    admin: Arc<str>,
+    /// The server's base URL.
+    server: Arc<str>,
 }
 
 impl Tenant {
     async fn deploy(&self, wasm: &[u8], module: &str, queue: &str) -> anyhow::Result<()> {
-        let token = Some(&*self.token);
-        harness::upload_and_deploy(&self.http, &self.ns, token, wasm, module, queue, 256).await?;
-        Ok(())
+        Ok(self.ns.upload_and_deploy(wasm, module, queue, 256).await?)
     }
 
     async fn start(&self, body: &Value) -> anyhow::Result<()> {
-        harness::start(&self.http, &self.ns, Some(&self.token), body).await?;
-        Ok(())
+        Ok(self.ns.start(body).await?)
     }
 
     /// Waits for activity `id` to close; returns its description.
     async fn closed(&self, id: &str) -> anyhow::Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let get = |path: String| {
-            let r = self.http.get(format!("{}/{path}", self.ns));
-            expect_success(r.bearer_auth(&*self.token), "describe")
-        };
+        let get = |path: String| expect_success(self.ns.request(Method::GET, &path), "describe");
         loop {
             let r = get(format!("activities/{id}/result?wait=30s")).await?;
             if r["closed"] == true {
@@ -371,20 +369,12 @@ impl Tenant {
 
     /// Activities completed on the whole host (`/metrics`, admin only).
     async fn completed(&self) -> anyhow::Result<u64> {
-        let base = self.ns.split("/api/").next().context("no base URL")?;
-        Ok(harness::completed(&self.http, base, Some(&self.admin)).await?)
+        Ok(harness::completed(&self.http, &self.server, Some(ADMIN)).await?)
     }
 
     /// The namespace's usage counters, as the admin sees them.
     async fn usage(&self) -> anyhow::Result<Value> {
-        let d: Value = self
-            .http
-            .get(&self.ns)
-            .bearer_auth(&*self.admin)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let d = expect_success(self.as_admin.request(Method::GET, ""), "describe").await?;
         Ok(d["namespace"]["usage"].clone())
     }
 }

@@ -10,10 +10,12 @@
 //! is the server's CPU time per activity. The figures are medians; the
 //! ratio is the median of the paired rounds' ratios.
 
-use super::harness::{self, cpu_seconds, expect_success};
+use super::harness::{cpu_seconds, expect_success, Namespace};
 use super::throughput::wait_completed;
 use super::Server;
+use crate::service::bounds;
 use anyhow::Context as _;
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,22 +80,22 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let ns = child.process.namespace_url("default");
-    harness::upload(&http, &ns, None, &module, "bench").await?;
+    let ns = child.process.namespace(&http, "default", None);
+    ns.upload(&module, "bench").await?;
     for q in ["plain", "sched"] {
-        harness::deploy(&http, &ns, None, "bench", q, args.slots).await?;
+        ns.deploy("bench", q, args.slots).await?;
     }
     let on = |f: Feature| args.with.contains(&f);
     if on(Feature::Rate) {
-        let rate = http
-            .put(format!("{ns}/task-queues/sched"))
-            .json(&json!({"rate": 1e9, "burst": 1e9}));
+        let rate = ns
+            .request(Method::PUT, "task-queues/sched")
+            .json(&json!({"rate": bounds::MAX_RATE, "burst": bounds::MAX_BURST}));
         expect_success(rate, "rate limit").await?;
     }
     if on(Feature::Limit) {
-        let limit = http.put(format!("{ns}/concurrency-limits")).json(&json!({
+        let limit = ns.request(Method::PUT, "concurrency-limits").json(&json!({
             "key": format!("queue:sched/type:{}", args.activity_type),
-            "max_concurrent": 1_000_000
+            "max_concurrent": bounds::MAX_CONCURRENT
         }));
         expect_success(limit, "concurrency limit").await?;
     }
@@ -184,7 +186,7 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
 /// second.
 async fn round(
     http: &reqwest::Client,
-    ns: &str,
+    ns: &Namespace,
     server: &Server,
     bodies: Arc<Vec<Value>>,
     concurrency: usize,
@@ -194,13 +196,12 @@ async fn round(
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, ns, bodies, next) =
-                (http.clone(), ns.to_owned(), bodies.clone(), next.clone());
+            let (ns, bodies, next) = (ns.clone(), bodies.clone(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
-                    harness::start(&http, &ns, None, body).await?;
+                    ns.start(body).await?;
                 }
                 anyhow::Ok(())
             })

@@ -57,8 +57,9 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
-        let ns = child.process.namespace_url("default");
-        harness::upload_and_deploy(&http, &ns, None, &module, "bench", "bench", args.slots).await?;
+        let ns = child.process.namespace(&http, "default", None);
+        ns.upload_and_deploy(&module, "bench", "bench", args.slots)
+            .await?;
         let body = Arc::new(json!({
             "activity_type": args.activity_type,
             "task_queue": "bench",
@@ -71,16 +72,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let next = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..args.concurrency)
             .map(|_| {
-                let (http, ns, body, next, n) = (
-                    http.clone(),
-                    ns.clone(),
-                    body.clone(),
-                    next.clone(),
-                    args.activities,
-                );
+                let (ns, body, next, n) = (ns.clone(), body.clone(), next.clone(), args.activities);
                 tokio::spawn(async move {
                     while next.fetch_add(1, Ordering::Relaxed) < n {
-                        harness::start(&http, &ns, None, &body).await?;
+                        ns.start(&body).await?;
                     }
                     anyhow::Ok(())
                 })
@@ -112,10 +107,8 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let mut pending = Vec::with_capacity(total);
         for _ in 0..total {
             tick.tick().await;
-            let (http, ns, body) = (http.clone(), ns.clone(), body.clone());
-            pending.push(tokio::spawn(async move {
-                harness::start(&http, &ns, None, &body).await
-            }));
+            let (ns, body) = (ns.clone(), body.clone());
+            pending.push(tokio::spawn(async move { ns.start(&body).await }));
         }
         for p in pending {
             p.await??;

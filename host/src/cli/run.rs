@@ -10,7 +10,7 @@ use crate::engine::{
 };
 use crate::payload::Payload;
 use crate::registry::{LoadSource, LoadedModule, Registry};
-use crate::worker::{file_module_name, Attempt, Runner, RunnerConfig, Threads};
+use crate::worker::{file_module_name, Attempt, Deadline, Runner, RunnerConfig, Threads};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -111,20 +111,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         task_token: now.to_be_bytes().to_vec(),
         scheduled_ms: now,
         started_ms: now,
-        deadline_ms: crate::worker::attempt_deadline(now, now, Some(args.start_to_close), None),
         heartbeat_details,
         worker_task_queue: format!("wharf-run-{}", std::process::id()),
         ..ActivityInfo::default()
     };
-    let cancel_at = args.cancel_after.map(|d| Instant::now() + d);
-    let stop = StopSignal::new();
-    if let Some(at) = cancel_at {
-        let (stop, grace) = (stop.clone(), args.cancel_grace);
-        tokio::spawn(async move {
-            tokio::time::sleep_until((at + grace).into()).await;
-            stop.trigger();
-        });
-    }
     // One attempt per process: the cache starts and ends empty, and the
     // attempt runs on this thread.
     let runner = Runner::new(
@@ -140,17 +130,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             threads: Threads::Caller,
         },
     );
+    let grants = args.grants.grants()?;
+    let slot = runner.slot("default").await;
+    // The attempt starts right after this: a cancellation is timed from it.
+    let cancel_at = args.cancel_after.map(|d| Instant::now() + d);
+    let stop = StopSignal::new();
+    if let Some(at) = cancel_at {
+        let (stop, grace) = (stop.clone(), args.cancel_grace);
+        tokio::spawn(async move {
+            tokio::time::sleep_until((at + grace).into()).await;
+            stop.trigger();
+        });
+    }
     let attempt = Attempt {
         module: module.module.clone(),
         module_name: file_module_name(&args.module),
         info,
+        deadline: Deadline::Timeouts {
+            start_to_close: Some(args.start_to_close),
+            schedule_to_close: None,
+        },
         args: inputs,
         quotas: None,
-        grants: args.grants.grants()?,
+        grants,
         hooks: Arc::new(CancelAt(cancel_at)),
         stop,
     };
-    let slot = runner.slot("default").await;
     let report = runner
         .run(attempt, slot)
         .await

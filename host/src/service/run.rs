@@ -14,7 +14,7 @@ use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
 use crate::registry::LoadedModule;
 use crate::store::activities as rows;
-use crate::worker::{attempt_deadline, Attempt, Failure, Runner, RunnerConfig, Threads};
+use crate::worker::{Attempt, Deadline, Failure, Runner, RunnerConfig, Threads};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ impl Shared {
         };
         // Then a host slot: when the host is full, namespaces take turns.
         let host_slot = self.worker.slot(&fixed.namespace).await;
-        let Some(mut attempt) = self.claim(&task, &deployment.name, &module, &module_label) else {
+        let Some(mut attempt) = self.claim(&task, &deployment.name, module, &module_label) else {
             return;
         };
         attempt.quotas = Some(tenant.quotas().per_attempt());
@@ -168,12 +168,8 @@ impl Shared {
             task_token: token_bytes,
             scheduled_ms: a.fixed.scheduled_ms,
             started_ms: now_ms,
-            deadline_ms: attempt_deadline(
-                a.fixed.scheduled_ms,
-                now_ms,
-                Some(a.options.attempt_timeout()),
-                a.options.schedule_to_close_timeout,
-            ),
+            // Set by the worker layer from `deadline` below.
+            deadline_ms: None,
             heartbeat_timeout_ms: a.options.heartbeat_timeout.map(bounds::millis),
             heartbeat_details: a.heartbeat.clone(),
             workflow_id: None,
@@ -184,6 +180,10 @@ impl Shared {
             module: module.module.clone(),
             module_name: module_name.to_owned(),
             info,
+            deadline: Deadline::Timeouts {
+                start_to_close: Some(a.options.attempt_timeout()),
+                schedule_to_close: a.options.schedule_to_close_timeout,
+            },
             args: a.input.to_vec(),
             quotas: None,
             grants: Default::default(),

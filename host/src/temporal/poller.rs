@@ -14,7 +14,7 @@ use super::outbox::Outbox;
 use super::{Activities, TemporalError, WorkerConfig};
 use crate::store::temporal::AttemptKey;
 use crate::store::Db;
-use crate::worker::{Attempt, Failure, Runner};
+use crate::worker::{Attempt, Deadline, Failure, Runner};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -179,6 +179,8 @@ async fn run_task(
                 module: served.module.module.clone(),
                 module_name: served.name.clone(),
                 info,
+                // The server's, from its clock: ours only enforces it.
+                deadline: Deadline::Given,
                 args: start.input.into_iter().map(payload_from_proto).collect(),
                 // A Temporal worker serves no Wharf tenant: its operator's
                 // flags are the limits (`WorkerConfig::limits`).

@@ -3,9 +3,10 @@
 //!
 //! * Deadline: the earlier of start-to-close after the attempt's start and
 //!   schedule-to-close after the activity was scheduled
-//!   ([`attempt_deadline`]). The guest sees it as `activity-info.deadline-ms`
-//!   and the engine stops the attempt when it passes; an attempt whose
-//!   deadline has already passed is not run at all.
+//!   ([`attempt_deadline`]), unless a Temporal server set it
+//!   ([`Deadline`]). The guest sees it as `activity-info.deadline-ms` and the
+//!   engine stops the attempt when it passes; an attempt whose deadline has
+//!   already passed is not run at all.
 //! * Limits: each of the host's base limits, lowered to the tenant's quota
 //!   where the attempt has a tenant ([`AttemptQuotas`]); a quota above the
 //!   host's limit acts as the host's limit.
@@ -34,6 +35,24 @@ pub struct AttemptQuotas {
     pub heartbeat_bytes: u64,
 }
 
+/// Where an attempt's deadline comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// The activity's timeouts, counted from `info.started_ms` and
+    /// `info.scheduled_ms`: the runner sets `info.deadline_ms` and gives the
+    /// attempt exactly the time they leave. Neither: the base limit's
+    /// timeout.
+    Timeouts {
+        /// Limit of the attempt.
+        start_to_close: Option<Duration>,
+        /// Limit of the whole activity.
+        schedule_to_close: Option<Duration>,
+    },
+    /// `info.deadline_ms` as given, kept by someone else (a Temporal server,
+    /// on its clock): the attempt has the time left until it.
+    Given,
+}
+
 /// One attempt as its caller knows it; [`super::Runner`] decides the rest.
 pub struct Attempt {
     /// The component to instantiate.
@@ -43,8 +62,10 @@ pub struct Attempt {
     /// it.
     pub module_name: String,
     /// What the guest sees through `context.info`; its activity type is the
-    /// one `run` is called with, its deadline the attempt's.
+    /// one `run` is called with.
     pub info: ActivityInfo,
+    /// Where the attempt's deadline comes from.
+    pub deadline: Deadline,
     /// Arguments, passed unchanged.
     pub args: Vec<Payload>,
     /// The quotas of the tenant the attempt runs for; `None` where the host
@@ -87,18 +108,51 @@ pub fn attempt_deadline(
     .min()
 }
 
-/// The limits of an attempt: `base` lowered to `quotas`, and a wall-clock
-/// limit of the time left at `now_ms` until `deadline_ms` (zero once it has
-/// passed; `base`'s own when there is no deadline).
+/// The deadline an attempt gets (milliseconds since the epoch) and the
+/// wall-clock time it may run, as of `now_ms`: zero once the deadline has
+/// passed, `None` without one.
+pub fn deadline(
+    info: &ActivityInfo,
+    deadline: Deadline,
+    now_ms: u64,
+) -> (Option<u64>, Option<Duration>) {
+    match deadline {
+        Deadline::Timeouts {
+            start_to_close,
+            schedule_to_close,
+        } => {
+            let waited = Duration::from_millis(info.started_ms.saturating_sub(info.scheduled_ms));
+            let left = [
+                start_to_close,
+                schedule_to_close.map(|d| d.saturating_sub(waited)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let at = attempt_deadline(
+                info.scheduled_ms,
+                info.started_ms,
+                start_to_close,
+                schedule_to_close,
+            );
+            (at, left)
+        }
+        Deadline::Given => (
+            info.deadline_ms,
+            info.deadline_ms
+                .map(|d| Duration::from_millis(d.saturating_sub(now_ms))),
+        ),
+    }
+}
+
+/// The limits of an attempt that may run for `timeout` (`None`: `base`'s
+/// own): `base` lowered to `quotas`.
 pub fn limits(
     base: &AttemptLimits,
     quotas: Option<&AttemptQuotas>,
-    deadline_ms: Option<u64>,
-    now_ms: u64,
+    timeout: Option<Duration>,
 ) -> AttemptLimits {
-    let timeout = deadline_ms
-        .map(|d| Duration::from_millis(d.saturating_sub(now_ms)))
-        .or(base.timeout);
+    let timeout = timeout.or(base.timeout);
     let Some(q) = quotas else {
         return AttemptLimits {
             timeout,
@@ -143,17 +197,42 @@ mod tests {
     }
 
     #[test]
-    fn the_timeout_is_the_time_left_and_zero_once_passed() {
+    fn timeouts_give_the_exact_time_left_and_a_given_deadline_the_time_until_it() {
+        let info = ActivityInfo {
+            scheduled_ms: 1_000,
+            started_ms: 5_000,
+            deadline_ms: Some(10_500),
+            ..ActivityInfo::default()
+        };
+        let timeouts = |stc, s2c| Deadline::Timeouts {
+            start_to_close: stc,
+            schedule_to_close: s2c,
+        };
+        assert_eq!(
+            deadline(&info, timeouts(Some(10 * S), Some(12 * S)), 99_999),
+            (Some(13_000), Some(8 * S)),
+            "4 s of schedule-to-close were spent waiting"
+        );
+        assert_eq!(
+            deadline(&info, timeouts(Some(S), None), 0),
+            (Some(6_000), Some(S))
+        );
+        assert_eq!(
+            deadline(&info, timeouts(None, Some(2 * S)), 0),
+            (Some(3_000), Some(Duration::ZERO))
+        );
+        assert_eq!(deadline(&info, timeouts(None, None), 0), (None, None));
+        assert_eq!(
+            deadline(&info, Deadline::Given, 10_000),
+            (Some(10_500), Some(S / 2))
+        );
+        assert_eq!(
+            deadline(&info, Deadline::Given, 11_000),
+            (Some(10_500), Some(Duration::ZERO))
+        );
         let base = AttemptLimits::default();
-        assert_eq!(
-            limits(&base, None, Some(10_500), 10_000).timeout,
-            Some(S / 2)
-        );
-        assert_eq!(
-            limits(&base, None, Some(9_000), 10_000).timeout,
-            Some(Duration::ZERO)
-        );
-        assert_eq!(limits(&base, None, None, 10_000).timeout, base.timeout);
+        assert_eq!(limits(&base, None, None).timeout, base.timeout);
+        assert_eq!(limits(&base, None, Some(S)).timeout, Some(S));
     }
 
     #[test]
@@ -171,7 +250,7 @@ mod tests {
             result_bytes: 1 << 20,
             heartbeat_bytes: u64::MAX,
         };
-        let l = limits(&base, Some(&quotas), None, 0);
+        let l = limits(&base, Some(&quotas), None);
         assert_eq!(l.memory_bytes, 64 << 20);
         assert_eq!(
             l.fuel,
@@ -186,9 +265,9 @@ mod tests {
             fuel: None,
             ..base.clone()
         };
-        assert_eq!(limits(&unlimited, Some(&quotas), None, 0).fuel, Some(5_000));
+        assert_eq!(limits(&unlimited, Some(&quotas), None).fuel, Some(5_000));
         assert_eq!(
-            limits(&base, None, None, 0),
+            limits(&base, None, None),
             base,
             "no tenant: the base holds"
         );

@@ -24,7 +24,7 @@ pub mod runner;
 mod slots;
 mod threads;
 
-pub use attempt::{attempt_deadline, file_module_name, Attempt, AttemptQuotas};
+pub use attempt::{attempt_deadline, file_module_name, Attempt, AttemptQuotas, Deadline};
 pub use failure::{failure_of, log_tail, Failure, TimeoutType, LOG_TAIL_BYTES};
 pub use runner::{Runner, RunnerConfig};
 pub use slots::HostSlot;

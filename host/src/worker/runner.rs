@@ -74,13 +74,10 @@ impl Runner {
 
     /// The engine's request for `attempt`, as of `now_ms`: its deadline,
     /// limits and cache decided by the rules of [`super::attempt`].
-    pub fn request(&self, a: Attempt, now_ms: u64) -> (ActivityModule, AttemptRequest) {
-        let limits = attempt::limits(
-            &self.inner.limits,
-            a.quotas.as_ref(),
-            a.info.deadline_ms,
-            now_ms,
-        );
+    pub fn request(&self, mut a: Attempt, now_ms: u64) -> (ActivityModule, AttemptRequest) {
+        let (deadline_ms, timeout) = attempt::deadline(&a.info, a.deadline, now_ms);
+        a.info.deadline_ms = deadline_ms;
+        let limits = attempt::limits(&self.inner.limits, a.quotas.as_ref(), timeout);
         let cache = self.inner.cache.scope(&a.info.namespace, &a.module_name);
         let request = AttemptRequest {
             activity_type: a.info.activity_type.clone(),
