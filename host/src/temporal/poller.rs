@@ -1,8 +1,9 @@
 //! Polls one core worker (one task queue) and runs what it gets.
 //!
-//! A `Start` task becomes an attempt in the engine, in its own tokio task;
-//! a `Cancel` task marks the running attempt with the same task token (see
-//! [`CancelState`]). When the attempt ends its report is queued in the
+//! A `Start` task becomes an attempt run by the worker layer's [`Runner`]
+//! (with the deadline the server set and no tenant quotas), in its own tokio
+//! task; a `Cancel` task marks the running attempt with the same task token
+//! (see [`CancelState`]). When the attempt ends its report is queued in the
 //! outbox, core is told the task "will complete asynchronously" (so it frees
 //! the slot without an RPC of its own, see [`super::deliver`]), and the
 //! report is sent.

@@ -266,10 +266,6 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(limits(&unlimited, Some(&quotas), None).fuel, Some(5_000));
-        assert_eq!(
-            limits(&base, None, None),
-            base,
-            "no tenant: the base holds"
-        );
+        assert_eq!(limits(&base, None, None), base, "no tenant: the base holds");
     }
 }
