@@ -129,9 +129,13 @@ fn an_activity_ignoring_cancellation_is_stopped_after_the_grace_period() {
         ],
     );
     assert_eq!(r.outcome(), "cancelled", "{}", r.json);
+    // Stopped after cancel-after + grace (500 ms), not at the request
+    // (200 ms) nor at the end of its sleep. Both are timed from just before
+    // the attempt's store exists, which a busy machine may create a few
+    // milliseconds later: the lower bound leaves room for that.
     let took = Duration::from_micros(r.json["duration_us"].as_u64().unwrap());
     assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_millis(900),
+        took >= Duration::from_millis(450) && took < Duration::from_millis(900),
         "{took:?}"
     );
 }
