@@ -6,13 +6,18 @@
 //!
 //! * [`cli`]: the `wharf` command's subcommands; thin, they call the layers
 //!   below.
+//! * [`bench`]: the benchmarks behind `wharf bench`, and the harness that
+//!   drives a `wharf serve` for them and for the integration tests.
 //! * [`api`]: the HTTP JSON API over the service.
 //! * [`temporal`]: the bridge that makes Wharf a worker of a Temporal
 //!   cluster (`wharf worker --temporal`).
 //! * [`service`]: the activity state machine (Temporal's semantics), its
 //!   timers and recovery.
 //! * [`queue`]: task queues: backlog, worker slots, the dispatcher.
-//! * [`worker`]: what an attempt's outcome means in Temporal's terms.
+//! * [`worker`]: runs attempts by one set of rules (deadline, limits under
+//!   the tenant's quotas, process-cache scope, host slots, guest threads)
+//!   for both modes, `wharf run` and the benchmarks; what an outcome means
+//!   in Temporal's terms.
 //! * [`registry`]: module upload, validation against the `wharf:activity`
 //!   world, and the precompiled-artifact cache.
 //! * [`engine`]: the wasmtime sandbox; a fresh instance per attempt and a
@@ -23,6 +28,7 @@
 //! * [`payload`]: values as Temporal carries them, shared by every layer.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod engine;

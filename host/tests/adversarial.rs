@@ -257,7 +257,7 @@ fn b_load(b: &As, prefix: &str, n: usize, per_second: u32) -> Vec<u64> {
 fn p99(samples: &[u64]) -> u64 {
     let mut v = samples.to_vec();
     v.sort_unstable();
-    v[(v.len() * 99).div_ceil(100).max(1) - 1]
+    wharf::bench::harness::percentile(&v, 99).expect("samples")
 }
 
 /// Hostile uploads: (case, bytes, expected status).

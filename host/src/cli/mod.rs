@@ -6,9 +6,6 @@
 mod activity;
 mod args;
 mod bench;
-mod bench_isolation;
-mod bench_scheduler;
-mod bench_throughput;
 mod client;
 mod grants;
 mod module;

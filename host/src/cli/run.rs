@@ -5,11 +5,12 @@ use super::args::{parse_duration, parse_size};
 use super::client::parse_json;
 use super::grants::GrantArgs;
 use crate::engine::{
-    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Engine, EngineConfig,
-    Outcome, ProcessCache, StopSignal, DEFAULT_CACHE_BYTES,
+    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, Engine, EngineConfig, Outcome,
+    StopSignal, DEFAULT_CACHE_BYTES,
 };
 use crate::payload::Payload;
 use crate::registry::{LoadSource, LoadedModule, Registry};
+use crate::worker::{file_module_name, Attempt, Deadline, Runner, RunnerConfig, Threads};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -110,11 +111,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         task_token: now.to_be_bytes().to_vec(),
         scheduled_ms: now,
         started_ms: now,
-        deadline_ms: Some(now + args.start_to_close.as_millis() as u64),
         heartbeat_details,
         worker_task_queue: format!("wharf-run-{}", std::process::id()),
         ..ActivityInfo::default()
     };
+    // One attempt per process: the cache starts and ends empty, and the
+    // attempt runs on this thread.
+    let runner = Runner::new(
+        engine,
+        RunnerConfig {
+            limits: AttemptLimits {
+                memory_bytes: args.memory_limit,
+                fuel: args.fuel,
+                ..AttemptLimits::default()
+            },
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            max_running: 1,
+            threads: Threads::Caller,
+        },
+    );
+    let grants = args.grants.grants()?;
+    let slot = runner.slot("default").await;
+    // The attempt starts right after this: a cancellation is timed from it.
     let cancel_at = args.cancel_after.map(|d| Instant::now() + d);
     let stop = StopSignal::new();
     if let Some(at) = cancel_at {
@@ -124,23 +142,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             stop.trigger();
         });
     }
-    let request = AttemptRequest {
-        activity_type: args.activity_type.clone(),
-        args: inputs,
+    let attempt = Attempt {
+        module: module.module.clone(),
+        module_name: file_module_name(&args.module),
         info,
-        limits: AttemptLimits {
-            memory_bytes: args.memory_limit,
-            fuel: args.fuel,
-            timeout: Some(args.start_to_close),
-            ..AttemptLimits::default()
+        deadline: Deadline::Timeouts {
+            start_to_close: Some(args.start_to_close),
+            schedule_to_close: None,
         },
+        args: inputs,
+        quotas: None,
+        grants,
         hooks: Arc::new(CancelAt(cancel_at)),
         stop,
-        // One attempt per process: the cache starts and ends empty.
-        cache: Some(ProcessCache::new(DEFAULT_CACHE_BYTES).scope("default", "local")),
-        grants: args.grants.grants()?,
     };
-    let report = engine.run_attempt(&module.module, request).await;
+    let report = runner
+        .run(attempt, slot)
+        .await
+        .context("the attempt's task ended abnormally")?;
     if args.json {
         println!("{}", report_json(&report, &module, source));
     } else {

@@ -4,13 +4,12 @@
 use super::args::{parse_duration, parse_size};
 use super::grants::GrantArgs;
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
-use crate::registry::{LoadedModule, Registry};
+use crate::registry::Registry;
 use crate::store::{Db, Durability};
-use crate::temporal::{self, Activities, ServerConfig, TlsConfig, WorkerConfig};
+use crate::temporal::{self, Activities, ServedModule, ServerConfig, TlsConfig, WorkerConfig};
 use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Arguments of `wharf worker`.
@@ -95,22 +94,27 @@ pub struct WorkerArgs {
     json: bool,
 }
 
-/// Loads `--module` values: files, or `NAME[@VERSION]` from the registry.
+/// Loads `--module` values: files (named by their file name without
+/// `.wasm`), or `NAME[@VERSION]` from the registry.
 async fn load_modules(
     registry: &Registry,
     db: &Db,
     namespace: &str,
     specs: &[String],
-) -> anyhow::Result<Vec<Arc<LoadedModule>>> {
+) -> anyhow::Result<Vec<ServedModule>> {
     let mut modules = Vec::new();
     for spec in specs {
         let path = Path::new(spec);
-        let module = if path.exists() || spec.ends_with(".wasm") {
-            registry
+        let served = if path.exists() || spec.ends_with(".wasm") {
+            let module = registry
                 .load_file(path)
                 .await
                 .with_context(|| format!("cannot load module {spec}"))?
-                .0
+                .0;
+            ServedModule {
+                name: crate::worker::file_module_name(path),
+                module,
+            }
         } else {
             let (name, version) = match spec.split_once('@') {
                 Some((n, v)) => {
@@ -127,12 +131,16 @@ async fn load_modules(
                      file); upload it with `wharf module upload FILE --name {name}`"
                 )
             })?;
-            registry
+            let module = registry
                 .get(&record.sha256)
                 .await
-                .with_context(|| format!("cannot load module {spec}"))?
+                .with_context(|| format!("cannot load module {spec}"))?;
+            ServedModule {
+                name: name.to_owned(),
+                module,
+            }
         };
-        modules.push(module);
+        modules.push(served);
     }
     Ok(modules)
 }

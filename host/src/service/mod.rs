@@ -31,7 +31,6 @@ mod decide;
 mod deploy;
 mod external;
 pub mod grants;
-mod host_slots;
 mod limits;
 pub mod modules;
 pub mod options;
@@ -53,7 +52,7 @@ pub use recovery::STORED_STATE_INVALID;
 pub use start::{StartRequest, Started};
 
 use crate::clock::SharedClock;
-use crate::engine::{AttemptLimits, ProcessCache};
+use crate::engine::AttemptLimits;
 use crate::queue::{Gates, TaskQueue};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Db, StoreError};
@@ -141,24 +140,6 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Lowers the calling thread's priority by `nice` (Linux: priorities are per
-/// thread). A failure leaves the thread at normal priority.
-fn lower_thread_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id; no memory
-    // is shared with them.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
-    }
-}
-
-/// How much lower guests run. Not too low: when the control plane is busy
-/// (thousands of starts a second) guests must still finish, or worker slots
-/// stay taken and the backlog waits (nice 10 showed 1 s schedule-to-start
-/// stalls at half load in `bench throughput`; nice 5 did not).
-const GUEST_NICE: i32 = 5;
-
 /// A name for this process's own queue, unique to this run of it: tasks
 /// routed to an earlier run (whose caches are gone) are not picked up.
 fn process_queue_name() -> String {
@@ -201,40 +182,8 @@ pub(crate) struct Shared {
     timers: Timers,
     stopping: watch::Sender<bool>,
     counters: Counters,
-    cache: ProcessCache,
-    host_slots: Arc<host_slots::HostSlots>,
-    /// Where attempts run (see `run.rs`); `None` runs them in place.
-    guests: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks, which is not allowed inside another
-        // runtime; its threads are told to stop and left to do so.
-        if let Some(rt) = self.guests.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// The runtime attempts run on: as many threads as cores, each at a lower
-/// scheduling priority than the control plane, so that guests burning CPU
-/// yield the processor to the API, the dispatchers and the database.
-fn guest_runtime() -> Option<tokio::runtime::Runtime> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("wharf-guest")
-        .on_thread_start(|| lower_thread_priority(GUEST_NICE))
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            tracing::warn!("no separate runtime for attempts ({e}); running them with the API");
-            None
-        }
-    }
+    /// Runs the attempts (see `run.rs`).
+    worker: crate::worker::Runner,
 }
 
 #[derive(Default)]
@@ -325,6 +274,7 @@ impl Service {
         clock: SharedClock,
     ) -> Result<Self, ServiceError> {
         let (stopping, _) = watch::channel(false);
+        let worker = cfg.runner(registry.engine().clone());
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let weak = weak.clone();
             let timers = Timers::start(clock.clone(), move |ev: TimerEvent| {
@@ -336,9 +286,7 @@ impl Service {
                 db,
                 clock,
                 registry,
-                cache: ProcessCache::new(cfg.cache_bytes),
-                host_slots: host_slots::HostSlots::new(cfg.max_running.max(1)),
-                guests: guest_runtime(),
+                worker,
                 cfg,
                 state: Mutex::new(State::default()),
                 timers,
@@ -355,7 +303,7 @@ impl Service {
 
     /// Host slots: (in use, capacity, attempts waiting for one).
     pub fn host_slots(&self) -> (usize, usize, usize) {
-        self.shared.host_slots.usage()
+        self.shared.worker.slot_usage()
     }
 
     /// Counters for metrics.

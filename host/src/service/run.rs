@@ -1,18 +1,20 @@
-//! Running an attempt: a worker slot took a task; claim it, run it in the
-//! engine with heartbeats wired to the activity, and hand the report on.
+//! Running an attempt: a worker slot took a task; claim it, describe the
+//! attempt to the worker layer with heartbeats wired to the activity, and
+//! hand the report on. The attempt's deadline, its limits under the
+//! namespace's quotas and its cache are the worker layer's to decide
+//! ([`crate::worker::attempt`]).
 
 use super::activity::{payloads_json, Running};
 use super::bounds;
 use super::decide::Ending;
 use super::timers::TimerEvent;
-use super::Shared;
-use crate::engine::{
-    ActivityInfo, AttemptHooks, AttemptLimits, AttemptReport, AttemptRequest, Outcome, StopSignal,
-};
+use super::{ServiceConfig, Shared};
+use crate::engine::{ActivityInfo, AttemptHooks, AttemptLimits, Engine, Outcome, StopSignal};
 use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
+use crate::registry::LoadedModule;
 use crate::store::activities::{self as rows, RunState};
-use crate::worker::Failure;
+use crate::worker::{Attempt, Deadline, Failure, Runner, RunnerConfig, Threads};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -75,20 +77,19 @@ impl Shared {
             return;
         };
         // Then a host slot: when the host is full, namespaces take turns.
-        let _host_slot = self.host_slots.acquire(&fixed.namespace).await;
-        let Some(mut request) =
-            self.claim(&task, &deployment.name, &module_label, &tenant.quotas())
-        else {
+        let host_slot = self.worker.slot(&fixed.namespace).await;
+        let Some(mut attempt) = self.claim(&task, &deployment.name, module, &module_label) else {
             return;
         };
-        request.grants = tenant.grants(&deployment.name, &module.sha256);
-        if !module.activity_types.contains(&request.activity_type) {
+        attempt.quotas = Some(tenant.quotas().per_attempt());
+        attempt.grants = tenant.grants(&deployment.name, &module.sha256);
+        if !module.activity_types.contains(&attempt.info.activity_type) {
             slot.finish(false);
             let failure = Failure {
                 error_type: "UnknownActivityType".into(),
                 message: format!(
                     "module {module_label} deployed to this queue does not export activity type {:?}; it exports: {}",
-                    request.activity_type,
+                    attempt.info.activity_type,
                     module.activity_types.join(", ")
                 ),
                 non_retryable: true,
@@ -101,7 +102,7 @@ impl Shared {
             return;
         }
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
-        let Some(report) = self.run_guest(module.clone(), request).await else {
+        let Some(report) = self.worker.run(attempt, host_slot).await else {
             // The attempt's task died (a host bug, or shutdown): as a lost
             // worker in Temporal, the attempt counts and is retried.
             drop(slot);
@@ -121,39 +122,16 @@ impl Shared {
             .await;
     }
 
-    /// Runs the attempt on the guest runtime, apart from the threads that
-    /// serve the API, dispatch tasks and fire timers: a guest that burns its
-    /// whole time slice then delays only other guests, while the operating
-    /// system keeps the control plane responsive. `None` if the attempt's
-    /// task died.
-    async fn run_guest(
-        &self,
-        module: Arc<crate::registry::LoadedModule>,
-        request: AttemptRequest,
-    ) -> Option<AttemptReport> {
-        let engine = self.registry.engine().clone();
-        let attempt = async move { engine.run_attempt(&module.module, request).await };
-        match &self.guests {
-            Some(rt) => match rt.spawn(attempt).await {
-                Ok(report) => Some(report),
-                Err(e) => {
-                    tracing::error!("attempt task ended abnormally: {e}");
-                    None
-                }
-            },
-            None => Some(attempt.await),
-        }
-    }
-
-    /// Moves a scheduled run to started for `task`'s attempt and builds the
-    /// engine request; `None` when the task is stale (the run moved on).
+    /// Moves a scheduled run to started for `task`'s attempt and describes
+    /// the attempt (without quotas and grants, which are the namespace's);
+    /// `None` when the task is stale (the run moved on).
     fn claim(
         self: &Arc<Self>,
         task: &Task,
         module_name: &str,
+        module: &LoadedModule,
         module_label: &str,
-        quotas: &super::tenant::Quotas,
-    ) -> Option<AttemptRequest> {
+    ) -> Option<Attempt> {
         let mut st = self.lock();
         let a = st.open.get_mut(&task.run_id)?;
         if a.is_closed()
@@ -182,11 +160,6 @@ impl Shared {
             module: module_label.to_owned(),
         });
 
-        let mut timeout = a.options.attempt_timeout();
-        if let Some(stc) = a.options.schedule_to_close_timeout {
-            let elapsed = Duration::from_millis(now_ms.saturating_sub(a.fixed.scheduled_ms));
-            timeout = timeout.min(stc.saturating_sub(elapsed));
-        }
         let info = ActivityInfo {
             namespace: a.fixed.namespace.clone(),
             task_queue: a.fixed.task_queue.clone(),
@@ -196,35 +169,25 @@ impl Shared {
             task_token: token_bytes,
             scheduled_ms: a.fixed.scheduled_ms,
             started_ms: now_ms,
-            deadline_ms: Some(now_ms.saturating_add(bounds::millis(timeout))),
+            // Set by the worker layer from `deadline` below.
+            deadline_ms: None,
             heartbeat_timeout_ms: a.options.heartbeat_timeout.map(bounds::millis),
             heartbeat_details: a.heartbeat.clone(),
             workflow_id: None,
             workflow_type: None,
             worker_task_queue: self.cfg.worker_task_queue.clone(),
         };
-        let request = AttemptRequest {
-            activity_type: a.fixed.activity_type.clone(),
-            args: a.input.to_vec(),
+        let attempt = Attempt {
+            module: module.module.clone(),
+            module_name: module_name.to_owned(),
             info,
-            limits: AttemptLimits {
-                timeout: Some(timeout),
-                memory_bytes: self
-                    .cfg
-                    .attempt_limits
-                    .memory_bytes
-                    .min(bounds::size(quotas.max_memory_per_attempt)),
-                fuel: quotas.fuel_per_attempt.or(self.cfg.attempt_limits.fuel),
-                heartbeat_bytes: self
-                    .cfg
-                    .payload_limit
-                    .min(bounds::size(quotas.max_heartbeat_bytes)),
-                result_bytes: self
-                    .cfg
-                    .payload_limit
-                    .min(bounds::size(quotas.max_payload_bytes)),
-                ..self.cfg.attempt_limits.clone()
+            deadline: Deadline::Timeouts {
+                start_to_close: Some(a.options.attempt_timeout()),
+                schedule_to_close: a.options.schedule_to_close_timeout,
             },
+            args: a.input.to_vec(),
+            quotas: None,
+            grants: Default::default(),
             hooks: Arc::new(Hooks {
                 shared: Arc::downgrade(self),
                 run_id: task.run_id,
@@ -232,8 +195,6 @@ impl Shared {
                 cancel,
             }),
             stop,
-            cache: Some(self.cache.scope(&a.fixed.namespace, module_name)),
-            grants: Default::default(),
         };
         let progress = a.snapshot();
         let hb_timeout = a.options.heartbeat_timeout;
@@ -255,7 +216,7 @@ impl Shared {
         let run_id = task.run_id;
         self.db
             .write_detached(move |c| rows::save_progress(c, run_id, &progress));
-        Some(request)
+        Some(attempt)
     }
 
     /// A heartbeat from a running attempt (or by token): kept in memory at
@@ -290,5 +251,25 @@ impl Shared {
         drop(st);
         self.db
             .write_detached(move |c| rows::save_heartbeat(c, run_id, &json, at));
+    }
+}
+
+impl ServiceConfig {
+    /// The worker layer of a service with these settings: attempts on the
+    /// guest threads, payloads up to the payload limit.
+    pub(super) fn runner(&self, engine: Engine) -> Runner {
+        Runner::new(
+            engine,
+            RunnerConfig {
+                limits: AttemptLimits {
+                    result_bytes: self.payload_limit,
+                    heartbeat_bytes: self.payload_limit,
+                    ..self.attempt_limits.clone()
+                },
+                cache_bytes: self.cache_bytes,
+                max_running: self.max_running,
+                threads: Threads::Guest,
+            },
+        )
     }
 }

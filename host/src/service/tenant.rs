@@ -12,6 +12,7 @@ use super::grants::{EgressView, NamespaceGrants, VarView};
 use super::{Service, ServiceError};
 use crate::engine::AttemptReport;
 use crate::store::tenancy::NamespaceRow;
+use crate::worker::AttemptQuotas;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -88,6 +89,16 @@ impl Quotas {
         )?;
         super::bounds::concurrent("max_concurrent_attempts", self.max_concurrent_attempts)?;
         Ok(())
+    }
+
+    /// The quotas every attempt of the namespace runs under.
+    pub fn per_attempt(&self) -> AttemptQuotas {
+        AttemptQuotas {
+            memory_bytes: self.max_memory_per_attempt,
+            fuel: self.fuel_per_attempt,
+            result_bytes: self.max_payload_bytes,
+            heartbeat_bytes: self.max_heartbeat_bytes,
+        }
     }
 }
 
@@ -391,7 +402,7 @@ impl Service {
             st.queues.retain(|(n, _), _| n != ns);
             st.gates.clear_namespace(ns);
         }
-        self.shared.cache.clear_namespace(ns);
+        self.shared.worker.cache().clear_namespace(ns);
         let orphaned = self.shared.db.delete_namespace(ns).await?;
         tracing::info!(
             namespace = ns,

@@ -8,8 +8,9 @@
 
 use crate::engine::{ActivityInfo, Outcome};
 use crate::payload::Payload;
-use crate::worker::{failure_of, Failure};
+use crate::worker::{attempt_deadline, failure_of, Failure};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use temporalio_common::protos::coresdk::activity_task::{ActivityCancelReason, Start};
 use temporalio_common::protos::temporal::api::common::v1::{Payload as ProtoPayload, Payloads};
 use temporalio_common::protos::temporal::api::failure::v1::{
@@ -177,7 +178,7 @@ pub fn failure_to_proto(f: &Failure) -> ProtoFailure {
                 details: payloads_to_proto(&f.details),
                 next_retry_delay: f
                     .next_retry_delay_ms
-                    .and_then(|ms| std::time::Duration::from_millis(ms).try_into().ok()),
+                    .and_then(|ms| Duration::from_millis(ms).try_into().ok()),
                 ..ApplicationFailureInfo::default()
             },
         )),
@@ -232,15 +233,12 @@ pub fn info_of(task_token: &[u8], start: &Start, origin: &TaskOrigin<'_>) -> Act
         .schedule_to_close_timeout
         .as_ref()
         .and_then(|d| dur_ms(d.seconds, d.nanos));
-    // The attempt must end by the earlier of its own limit and the
-    // activity's overall one.
-    let deadline_ms = [
-        start_to_close.map(|d| started_ms.saturating_add(d)),
-        schedule_to_close.map(|d| scheduled_ms.saturating_add(d)),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
+    let deadline_ms = attempt_deadline(
+        scheduled_ms,
+        started_ms,
+        start_to_close.map(Duration::from_millis),
+        schedule_to_close.map(Duration::from_millis),
+    );
     let workflow = start.workflow_execution.as_ref();
     ActivityInfo {
         namespace: if start.workflow_namespace.is_empty() {

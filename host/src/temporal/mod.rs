@@ -24,8 +24,11 @@
 //!   re-sent until the server has it.
 //! * [`deliver`]: sends reports with Temporal's gRPC client.
 //!
-//! Dependencies: this layer calls the engine, the registry, the store and
-//! [`crate::worker`] (outcomes in Temporal's terms); only the CLI calls it.
+//! Dependencies: this layer calls the registry, the store and
+//! [`crate::worker`], which runs the attempts under the same rules as the
+//! embedded mode (with no tenant quotas: the operator's flags are the
+//! limits) and says what outcomes mean in Temporal's terms; only the CLI
+//! calls it.
 //! The embedded mode does not depend on it.
 
 pub mod activity;
@@ -148,7 +151,8 @@ pub struct WorkerConfig {
     /// Most activities per second the server dispatches from the queue to
     /// all its workers.
     pub task_queue_activities_per_second: Option<f64>,
-    /// Limits of each attempt (its timeout comes from the task).
+    /// Limits of each attempt (its timeout comes from the task); no tenant
+    /// quotas lower them.
     pub limits: AttemptLimits,
     /// Outbound HTTP and configuration granted to every attempt.
     pub grants: Grants,
@@ -256,27 +260,37 @@ pub async fn connect(server: &ServerConfig) -> Result<Connection, TemporalError>
         })
 }
 
+/// A module this worker serves, with the name the process cache knows it
+/// by.
+#[derive(Clone)]
+pub struct ServedModule {
+    /// Its registry name, or its file's name without `.wasm`.
+    pub name: String,
+    /// The loaded component.
+    pub module: Arc<LoadedModule>,
+}
+
 /// The activity types this worker serves, each with the module that
 /// exports it.
 #[derive(Clone, Default)]
 pub struct Activities {
-    by_type: BTreeMap<String, Arc<LoadedModule>>,
+    by_type: BTreeMap<String, ServedModule>,
 }
 
 impl Activities {
     /// Indexes modules by activity type; a type exported twice is an error.
-    pub fn new(modules: &[Arc<LoadedModule>]) -> Result<Self, TemporalError> {
-        let mut by_type: BTreeMap<String, Arc<LoadedModule>> = BTreeMap::new();
+    pub fn new(modules: &[ServedModule]) -> Result<Self, TemporalError> {
+        let mut by_type: BTreeMap<String, ServedModule> = BTreeMap::new();
         for m in modules {
-            for t in &m.activity_types {
+            for t in &m.module.activity_types {
                 if let Some(other) = by_type.get(t) {
-                    if other.sha256 == m.sha256 {
+                    if other.module.sha256 == m.module.sha256 {
                         continue;
                     }
                     return Err(TemporalError::DuplicateActivityType {
                         activity_type: t.clone(),
-                        first: other.sha256.clone(),
-                        second: m.sha256.clone(),
+                        first: other.module.sha256.clone(),
+                        second: m.module.sha256.clone(),
                     });
                 }
                 by_type.insert(t.clone(), m.clone());
@@ -286,7 +300,7 @@ impl Activities {
     }
 
     /// The module exporting `activity_type`.
-    pub fn get(&self, activity_type: &str) -> Option<&Arc<LoadedModule>> {
+    pub fn get(&self, activity_type: &str) -> Option<&ServedModule> {
         self.by_type.get(activity_type)
     }
 

@@ -1,8 +1,9 @@
 //! Polls one core worker (one task queue) and runs what it gets.
 //!
-//! A `Start` task becomes an attempt in the engine, in its own tokio task;
-//! a `Cancel` task marks the running attempt with the same task token (see
-//! [`CancelState`]). When the attempt ends its report is queued in the
+//! A `Start` task becomes an attempt run by the worker layer's [`Runner`]
+//! (with the deadline the server set and no tenant quotas), in its own tokio
+//! task; a `Cancel` task marks the running attempt with the same task token
+//! (see [`CancelState`]). When the attempt ends its report is queued in the
 //! outbox, core is told the task "will complete asynchronously" (so it frees
 //! the slot without an RPC of its own, see [`super::deliver`]), and the
 //! report is sent.
@@ -12,10 +13,9 @@ use super::deliver::RpcDelivery;
 use super::heartbeat::{CancelState, Journal, TemporalHooks};
 use super::outbox::Outbox;
 use super::{Activities, TemporalError, WorkerConfig};
-use crate::engine::{AttemptLimits, AttemptRequest, Engine};
 use crate::store::temporal::AttemptKey;
 use crate::store::Db;
-use crate::worker::Failure;
+use crate::worker::{Attempt, Deadline, Failure, Runner};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,6 @@ use temporalio_common::protos::coresdk::activity_result::ActivityExecutionResult
 use temporalio_common::protos::coresdk::activity_task::{activity_task::Variant, Start};
 use temporalio_common::protos::coresdk::ActivityTaskCompletion;
 use temporalio_sdk_core::{PollError, Worker as CoreWorker};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// Counters of one worker process, shown at shutdown.
@@ -40,8 +39,9 @@ pub struct Counters {
 
 /// What the pollers of one process share.
 pub struct Shared {
-    /// The sandbox.
-    pub engine: Engine,
+    /// Runs the attempts, at most `max_concurrent` at once over both
+    /// queues.
+    pub runner: Runner,
     /// Served activity types.
     pub activities: Activities,
     /// Journal and outbox storage.
@@ -50,15 +50,10 @@ pub struct Shared {
     pub outbox: Arc<Outbox<RpcDelivery>>,
     /// The worker's configuration.
     pub config: WorkerConfig,
-    /// Attempts running at once in this process, over both queues.
-    pub slots: Arc<Semaphore>,
     /// Cancellation state of running attempts by task token.
     pub running: Mutex<HashMap<Vec<u8>, Arc<CancelState>>>,
     /// Counters.
     pub counters: Counters,
-    /// `wharf:activity/cache` of this process; a module is known here by
-    /// its content hash.
-    pub cache: crate::engine::ProcessCache,
 }
 
 impl Shared {
@@ -171,64 +166,61 @@ async fn run_task(
             },
             last_heartbeat_details: Vec::new(),
         }),
-        Some(module) => {
+        Some(served) => {
             // Held for the attempt: the process-wide bound over both queues.
-            let _slot = shared.slots.acquire().await;
-            let timeout = info
-                .deadline_ms
-                .map(|d| Duration::from_millis(d.saturating_sub(crate::now_ms())));
-            if timeout == Some(Duration::ZERO) {
-                tracing::info!(activity_id = %key.activity_id, "deadline already passed; not run");
-                None
-            } else {
-                let journal = Journal::new(shared.db.clone(), key.clone());
-                let hooks = TemporalHooks {
-                    core: core.clone(),
-                    task_token: task_token.clone(),
-                    cancel: cancel.clone(),
-                    journal: journal.clone(),
-                };
-                let args = start.input.into_iter().map(payload_from_proto).collect();
-                let request = AttemptRequest {
-                    activity_type: start.activity_type.clone(),
-                    args,
-                    info,
-                    limits: AttemptLimits {
-                        timeout,
-                        ..cfg.limits.clone()
-                    },
-                    hooks: Arc::new(hooks),
-                    stop: cancel.stop.clone(),
-                    cache: Some(shared.cache.scope(&shared.config.namespace, &module.sha256)),
-                    grants: cfg.grants.clone(),
-                };
-                let attempt = shared.engine.run_attempt(&module.module, request).await;
-                if let Some(last) = attempt.last_heartbeat.as_deref() {
-                    if let Err(e) = journal.finish(last).await {
-                        tracing::error!(activity_id = %key.activity_id, "cannot journal the last heartbeat: {e}");
+            let slot = shared.runner.slot(&cfg.namespace).await;
+            let journal = Journal::new(shared.db.clone(), key.clone());
+            let hooks = TemporalHooks {
+                core: core.clone(),
+                task_token: task_token.clone(),
+                cancel: cancel.clone(),
+                journal: journal.clone(),
+            };
+            let attempt = Attempt {
+                module: served.module.module.clone(),
+                module_name: served.name.clone(),
+                info,
+                // The server's, from its clock: ours only enforces it.
+                deadline: Deadline::Given,
+                args: start.input.into_iter().map(payload_from_proto).collect(),
+                // A Temporal worker serves no Wharf tenant: its operator's
+                // flags are the limits (`WorkerConfig::limits`).
+                quotas: None,
+                grants: cfg.grants.clone(),
+                hooks: Arc::new(hooks),
+                stop: cancel.stop.clone(),
+            };
+            match shared.runner.run(attempt, slot).await {
+                // The task died: no report, the server's timeout retries it.
+                None => None,
+                Some(attempt) => {
+                    if let Some(last) = attempt.last_heartbeat.as_deref() {
+                        if let Err(e) = journal.finish(last).await {
+                            tracing::error!(activity_id = %key.activity_id, "cannot journal the last heartbeat: {e}");
+                        }
                     }
-                }
-                tracing::info!(
-                    activity_type = %key.activity_type,
-                    activity_id = %key.activity_id,
-                    attempt = key.attempt,
-                    outcome = %attempt.outcome.kind(),
-                    elapsed_ms = attempt.duration.as_millis() as u64,
-                    "attempt ended"
-                );
-                if matches!(attempt.outcome, crate::engine::Outcome::WillCompleteAsync) {
                     tracing::info!(
+                        activity_type = %key.activity_type,
                         activity_id = %key.activity_id,
-                        task_token = %hex::encode(&task_token),
-                        "will complete asynchronously: complete it by this task token"
+                        attempt = key.attempt,
+                        outcome = %attempt.outcome.kind(),
+                        elapsed_ms = attempt.duration.as_millis() as u64,
+                        "attempt ended"
                     );
+                    if matches!(attempt.outcome, crate::engine::Outcome::WillCompleteAsync) {
+                        tracing::info!(
+                            activity_id = %key.activity_id,
+                            task_token = %hex::encode(&task_token),
+                            "will complete asynchronously: complete it by this task token"
+                        );
+                    }
+                    report_of(
+                        &attempt.outcome,
+                        &attempt.log,
+                        attempt.last_heartbeat.as_deref(),
+                        cancel.reason(),
+                    )
                 }
-                report_of(
-                    &attempt.outcome,
-                    &attempt.log,
-                    attempt.last_heartbeat.as_deref(),
-                    cancel.reason(),
-                )
             }
         }
     };

@@ -15,6 +15,7 @@ use super::poller::{self, Shared};
 use super::{connect, Activities, TemporalError, WorkerConfig};
 use crate::engine::Engine;
 use crate::store::Db;
+use crate::worker::{Runner, RunnerConfig, Threads};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use temporalio_common::worker::WorkerTaskTypes;
 use temporalio_sdk_core::{
     init_worker, CoreRuntime, RuntimeOptions, Worker as CoreWorker, WorkerVersioningStrategy,
 };
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Finished journal rows are kept this long.
@@ -126,16 +127,23 @@ impl Worker {
             cores.push(Arc::new(core));
         }
 
-        let shared = Arc::new(Shared {
+        let runner = Runner::new(
             engine,
+            RunnerConfig {
+                limits: config.limits.clone(),
+                cache_bytes: crate::engine::DEFAULT_CACHE_BYTES,
+                max_running: config.max_concurrent,
+                threads: Threads::Guest,
+            },
+        );
+        let shared = Arc::new(Shared {
+            runner,
             activities,
             db,
             outbox: outbox.clone(),
-            slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
             running: Default::default(),
             counters: Default::default(),
-            cache: crate::engine::ProcessCache::new(crate::engine::DEFAULT_CACHE_BYTES),
         });
         let pollers = cores
             .iter()

@@ -1,5 +1,7 @@
 //! Shared helpers of the integration tests: the real `wharf` binary and the
-//! real example components, built once per test binary.
+//! real example components, built once per test binary. A `wharf serve` is
+//! started, and modules uploaded and deployed, by the same harness as the
+//! benchmarks' (`wharf::bench::harness`).
 
 #![allow(dead_code)]
 
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
+use wharf::bench::harness::{spawn_serve, HarnessError, Namespace};
 
 pub mod origin;
 pub mod tenants;
@@ -298,40 +301,51 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     http: reqwest::blocking::Client,
+    /// The default namespace through the benchmarks' harness, for what the
+    /// tests do the same way (upload, deploy); `rt` runs its requests.
+    default_ns: Namespace,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Server {
     /// Starts `wharf serve` on `data_dir` with extra arguments.
     pub fn start(data_dir: &Path, args: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut child = wharf()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("wharf serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("startup line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in startup line {line:?}"))
-            .to_owned();
+        let mut command = wharf();
+        command.stderr(std::process::Stdio::inherit());
+        let (child, base) = spawn_serve(command, data_dir, args)
+            .unwrap_or_else(|e| panic!("wharf serve did not start: {e}"));
+        let timeout = std::time::Duration::from_secs(90);
+        let async_http = reqwest::Client::builder().timeout(timeout).build().unwrap();
         Server {
             child,
-            base: format!("http://{addr}"),
+            default_ns: Namespace::new(
+                async_http,
+                &format!("{base}/api/v1/namespaces/default"),
+                None,
+            ),
+            base,
             data_dir: data_dir.to_owned(),
             http: reqwest::blocking::Client::builder()
-                .timeout(std::time::Duration::from_secs(90))
+                .timeout(timeout)
                 .build()
                 .unwrap(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the harness"),
         }
+    }
+
+    /// Runs a request of the harness; panics with `what` unless it
+    /// succeeded.
+    fn harness<T>(
+        &self,
+        what: &str,
+        request: impl std::future::Future<Output = Result<T, HarnessError>>,
+    ) -> T {
+        self.rt
+            .block_on(request)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 
     /// Full URL of a path under the default namespace.
@@ -398,16 +412,10 @@ impl Server {
     /// Uploads a component; panics unless accepted.
     pub fn upload(&self, name: &str, file: &Path) -> Value {
         let bytes = std::fs::read(file).expect("component");
-        let (status, body) = self.send(
-            self.http
-                .post(self.url(&format!("modules?name={name}")))
-                .body(bytes),
-        );
-        assert!(
-            status == 201 || status == 200,
-            "upload {name}: {status} {body}"
-        );
-        body
+        self.harness(
+            &format!("upload {name}"),
+            self.default_ns.upload(&bytes, name),
+        )
     }
 
     /// Uploads and deploys a Rust example to a queue.
@@ -418,11 +426,10 @@ impl Server {
 
     /// Deploys the latest version of an uploaded module to a queue.
     pub fn deploy(&self, module: &str, queue: &str, max_concurrent: u32) {
-        let (status, body) = self.put(
-            &format!("task-queues/{queue}/deployment"),
-            &serde_json::json!({"module": module, "max_concurrent": max_concurrent}),
+        self.harness(
+            &format!("deploy {module} to {queue}"),
+            self.default_ns.deploy(module, queue, max_concurrent),
         );
-        assert_eq!(status, 200, "{body}");
     }
 
     /// Starts an activity; panics unless the start was accepted.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 /// Slots of the host. Cheap to share.
-pub(crate) struct HostSlots {
+pub(super) struct HostSlots {
     inner: Mutex<Inner>,
 }
 
@@ -24,8 +24,9 @@ struct Inner {
     turn: VecDeque<Arc<str>>,
 }
 
-/// One slot in use; handed to the next waiter when dropped.
-pub(crate) struct HostSlot {
+/// One of the host's attempt slots, held for as long as the attempt runs;
+/// handed to the next waiter when dropped.
+pub struct HostSlot {
     slots: Option<Arc<HostSlots>>,
 }
 
@@ -39,7 +40,7 @@ impl Drop for HostSlot {
 
 impl HostSlots {
     /// `capacity` attempts at once.
-    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+    pub(super) fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 free: capacity,
@@ -55,7 +56,7 @@ impl HostSlots {
     }
 
     /// Waits for a slot for an attempt of `namespace`.
-    pub(crate) async fn acquire(self: &Arc<Self>, namespace: &str) -> HostSlot {
+    pub(super) async fn acquire(self: &Arc<Self>, namespace: &str) -> HostSlot {
         let rx = {
             let mut g = self.lock();
             if g.free > 0 && g.turn.is_empty() {
@@ -108,7 +109,7 @@ impl HostSlots {
     }
 
     /// Slots in use, capacity and attempts waiting, for metrics.
-    pub(crate) fn usage(&self) -> (usize, usize, usize) {
+    pub(super) fn usage(&self) -> (usize, usize, usize) {
         let g = self.lock();
         let waiting = g.waiting.values().map(VecDeque::len).sum();
         (g.capacity - g.free, g.capacity, waiting)

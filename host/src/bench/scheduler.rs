@@ -10,8 +10,12 @@
 //! is the server's CPU time per activity. The figures are medians; the
 //! ratio is the median of the paired rounds' ratios.
 
-use super::bench_throughput::{cpu_seconds, spawn_server, start, wait_completed};
+use super::harness::{cpu_seconds, expect_success, Namespace};
+use super::throughput::wait_completed;
+use super::Server;
+use crate::service::bounds;
 use anyhow::Context as _;
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,62 +73,31 @@ const KEYS: usize = 8;
 
 /// Runs the rounds and prints both figures and their ratio.
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
-    if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build of wharf; figures are not representative");
-    }
+    super::build_kind();
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read {}", args.module.display()))?;
-    let child = spawn_server(&args.sync, args.slots)?;
+    let child = Server::start(&args.sync, args.slots, |_| Ok(Vec::new()))?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let ns = format!("{}/api/v1/namespaces/default", child.base);
-    let ok = |r: reqwest::Response, what: &'static str| async move {
-        let status = r.status();
-        anyhow::ensure!(status.is_success(), "{what} failed: {}", r.text().await?);
-        anyhow::Ok(())
-    };
-    ok(
-        http.post(format!("{ns}/modules?name=bench"))
-            .body(module)
-            .send()
-            .await?,
-        "upload",
-    )
-    .await?;
+    let ns = child.process.namespace(&http, "default", None);
+    ns.upload(&module, "bench").await?;
     for q in ["plain", "sched"] {
-        ok(
-            http.put(format!("{ns}/task-queues/{q}/deployment"))
-                .json(&json!({"module": "bench", "max_concurrent": args.slots}))
-                .send()
-                .await?,
-            "deploy",
-        )
-        .await?;
+        ns.deploy("bench", q, args.slots).await?;
     }
     let on = |f: Feature| args.with.contains(&f);
     if on(Feature::Rate) {
-        ok(
-            http.put(format!("{ns}/task-queues/sched"))
-                .json(&json!({"rate": 1e9, "burst": 1e9}))
-                .send()
-                .await?,
-            "rate limit",
-        )
-        .await?;
+        let rate = ns
+            .request(Method::PUT, "task-queues/sched")
+            .json(&json!({"rate": bounds::MAX_RATE, "burst": bounds::MAX_BURST}));
+        expect_success(rate, "rate limit").await?;
     }
     if on(Feature::Limit) {
-        ok(
-            http.put(format!("{ns}/concurrency-limits"))
-                .json(&json!({
-                    "key": format!("queue:sched/type:{}", args.activity_type),
-                    "max_concurrent": 1_000_000
-                }))
-                .send()
-                .await?,
-            "concurrency limit",
-        )
-        .await?;
+        let limit = ns.request(Method::PUT, "concurrency-limits").json(&json!({
+            "key": format!("queue:sched/type:{}", args.activity_type),
+            "max_concurrent": bounds::MAX_CONCURRENT
+        }));
+        expect_success(limit, "concurrency limit").await?;
     }
 
     let plain: Vec<Value> = (0..args.activities)
@@ -152,7 +125,7 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         "{} no-op activities per round, {} rounds per queue, {} starts in flight, {} slots, sync {}",
         args.activities, args.rounds, args.concurrency, args.slots, args.sync
     );
-    let pid = child.process.id();
+    let pid = child.pid();
     let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_a, mut cpu_b) = (Vec::new(), Vec::new());
     let mut done = 0;
@@ -163,15 +136,7 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
             let bodies = if i == 0 { &plain } else { &sched };
             let cpu0 = cpu_seconds(pid);
             done += bodies.len() as u64;
-            let rate = round(
-                &http,
-                &ns,
-                &child.base,
-                bodies.clone(),
-                args.concurrency,
-                done,
-            )
-            .await?;
+            let rate = round(&http, &ns, &child, bodies.clone(), args.concurrency, done).await?;
             let cpu = match (cpu0, cpu_seconds(pid)) {
                 (Some(x), Some(y)) => (y - x) * 1e6 / bodies.len() as f64,
                 _ => f64::NAN,
@@ -221,8 +186,8 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
 /// second.
 async fn round(
     http: &reqwest::Client,
-    ns: &str,
-    base: &str,
+    ns: &Namespace,
+    server: &Server,
     bodies: Arc<Vec<Value>>,
     concurrency: usize,
     total: u64,
@@ -231,13 +196,12 @@ async fn round(
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, ns, bodies, next) =
-                (http.clone(), ns.to_owned(), bodies.clone(), next.clone());
+            let (ns, bodies, next) = (ns.clone(), bodies.clone(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
-                    start(&http, &ns, body).await?;
+                    ns.start(body).await?;
                 }
                 anyhow::Ok(())
             })
@@ -246,6 +210,6 @@ async fn round(
     for w in workers {
         w.await??;
     }
-    wait_completed(http, base, total).await?;
+    wait_completed(http, server, total).await?;
     Ok(bodies.len() as f64 / t0.elapsed().as_secs_f64())
 }

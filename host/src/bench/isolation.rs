@@ -11,8 +11,10 @@
 //! memory bombs deep enough to fill every slot of its quota, starting a new
 //! one as each fails. The table shows both phases and their ratios.
 
-use super::bench_throughput::{cpu_seconds, spawn_server_with, start_as, upload_and_deploy, Child};
+use super::harness::{self, cpu_seconds, expect_success, percentile, Namespace};
+use super::Server;
 use anyhow::Context as _;
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,7 +44,7 @@ pub struct IsolationArgs {
     #[arg(long, default_value_t = 100)]
     rate: u32,
     /// How long each latency round lasts.
-    #[arg(long, default_value = "5s", value_parser = super::args::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     latency_run: Duration,
     /// Tenant A's quota of concurrent attempts (all kept busy).
     #[arg(long, default_value_t = 4)]
@@ -51,7 +53,7 @@ pub struct IsolationArgs {
     #[arg(long, default_value_t = 64)]
     adversary_memory_mib: u64,
     /// Start-to-close timeout of tenant A's busy loops.
-    #[arg(long, default_value = "2s", value_parser = super::args::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     loop_timeout: Duration,
 }
 
@@ -61,12 +63,7 @@ const ADMIN: &str = "wharf-bench-isolation-admin-token";
 
 /// Runs both phases and prints the table.
 pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
-    let build = if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build of wharf; figures are not representative");
-        "debug"
-    } else {
-        "release"
-    };
+    let build = super::build_kind();
     anyhow::ensure!(
         args.activities > 0 && args.rate > 0,
         "-n and --rate must be at least 1"
@@ -75,7 +72,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.module.display()))?;
     let adversary = std::fs::read(&args.adversary)
         .with_context(|| format!("cannot read {}", args.adversary.display()))?;
-    let child = spawn_server_with("full", 256, |dir| {
+    let child = Server::start("full", 256, |dir| {
         let file = dir.join("admin-token");
         std::fs::write(&file, ADMIN).context("cannot write the admin token file")?;
         Ok(vec![
@@ -88,7 +85,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
         .build()?;
     let api = Api {
         http: http.clone(),
-        base: format!("{}/api/v1/namespaces", child.base),
+        server: child.base().to_owned(),
     };
     let b = api.tenant(ADMIN, "b", json!({})).await?;
     let a = api
@@ -181,20 +178,20 @@ struct Phase {
 async fn phase(
     args: &IsolationArgs,
     b: &Tenant,
-    child: &Child,
+    child: &Server,
     name: &'static str,
 ) -> anyhow::Result<Phase> {
-    let cpu0 = cpu_seconds(child.process.id());
+    let cpu0 = cpu_seconds(child.pid());
     let rate = b.throughput(args, name, args.activities).await?;
-    let cpu1 = cpu_seconds(child.process.id());
+    let cpu1 = cpu_seconds(child.pid());
     let mut s2s = b.latency(args, name).await?;
     s2s.sort_unstable();
-    let pct = |p: f64| s2s[((s2s.len() as f64 * p).ceil() as usize).clamp(1, s2s.len()) - 1];
+    let pct = |p| percentile(&s2s, p).unwrap_or(0);
     Ok(Phase {
         name,
         rate,
-        p50: pct(0.5),
-        p99: pct(0.99),
+        p50: pct(50),
+        p99: pct(99),
         max: s2s.last().copied().unwrap_or(0),
         cpu_us: match (cpu0, cpu1) {
             (Some(a), Some(b)) => (b - a) * 1e6 / args.activities as f64,
@@ -206,98 +203,70 @@ async fn phase(
 /// The namespaces API of the server.
 struct Api {
     http: reqwest::Client,
-    base: String,
+    /// The server's base URL.
+    server: String,
 }
 
 impl Api {
     /// Creates namespace `name` with `quotas` and a token for it.
     async fn tenant(&self, admin: &str, name: &str, quotas: Value) -> anyhow::Result<Tenant> {
-        let created = self
+        let create = self
             .http
-            .post(&self.base)
+            .post(format!("{}/api/v1/namespaces", self.server))
             .bearer_auth(admin)
-            .json(&json!({"name": name, "quotas": quotas}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            created.status().as_u16() == 201,
-            "cannot create namespace {name}: {}",
-            created.text().await?
-        );
-        let token: Value = self
+            .json(&json!({"name": name, "quotas": quotas}));
+        expect_success(create, &format!("creating namespace {name}")).await?;
+        let token = self
             .http
-            .post(format!("{}/{name}/tokens", self.base))
+            .post(format!("{}/api/v1/namespaces/{name}/tokens", self.server))
             .bearer_auth(admin)
-            .json(&json!({}))
-            .send()
-            .await?
-            .json()
-            .await?;
+            .json(&json!({}));
+        let token = expect_success(token, "creating a token").await?;
         let token = token["token"]
             .as_str()
             .with_context(|| format!("no token in {token}"))?
             .to_owned();
+        let url = format!("{}/api/v1/namespaces/{name}", self.server);
         Ok(Tenant {
+            ns: Namespace::new(self.http.clone(), &url, Some(&token)),
+            as_admin: Namespace::new(self.http.clone(), &url, Some(admin)),
             http: self.http.clone(),
-            ns: format!("{}/{name}", self.base),
-            token: Arc::from(token),
-            admin: Arc::from(admin),
+            server: Arc::from(self.server.as_str()),
         })
     }
 }
 
-/// Requests as one tenant.
+/// Requests as one tenant, and about it as the admin.
 #[derive(Clone)]
 struct Tenant {
+    ns: Namespace,
+    as_admin: Namespace,
     http: reqwest::Client,
-    ns: String,
-    token: Arc<str>,
-    admin: Arc<str>,
+    /// The server's base URL.
+    server: Arc<str>,
 }
 
 impl Tenant {
     async fn deploy(&self, wasm: &[u8], module: &str, queue: &str) -> anyhow::Result<()> {
-        upload_and_deploy(
-            &self.http,
-            &self.ns,
-            Some(&self.token),
-            wasm,
-            module,
-            queue,
-            256,
-        )
-        .await
+        Ok(self.ns.upload_and_deploy(wasm, module, queue, 256).await?)
     }
 
     async fn start(&self, body: &Value) -> anyhow::Result<()> {
-        start_as(&self.http, &self.ns, Some(&self.token), body).await
+        Ok(self.ns.start(body).await?)
     }
 
     /// Waits for activity `id` to close; returns its description.
     async fn closed(&self, id: &str) -> anyhow::Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(120);
+        let get = |path: String| expect_success(self.ns.request(Method::GET, &path), "describe");
         loop {
-            let r: Value = self
-                .http
-                .get(format!("{}/activities/{id}/result?wait=30s", self.ns))
-                .bearer_auth(&*self.token)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let r = get(format!("activities/{id}/result?wait=30s")).await?;
             if r["closed"] == true {
                 break;
             }
             anyhow::ensure!(Instant::now() < deadline, "{id} did not close: {r}");
         }
-        Ok(self
-            .http
-            .get(format!("{}/activities/{id}", self.ns))
-            .bearer_auth(&*self.token)
-            .send()
-            .await?
-            .json()
-            .await?)
+        Ok(get(format!("activities/{id}")).await?)
     }
 
     /// `n` no-ops with `--concurrency` starts in flight; activities per
@@ -400,31 +369,12 @@ impl Tenant {
 
     /// Activities completed on the whole host (`/metrics`, admin only).
     async fn completed(&self) -> anyhow::Result<u64> {
-        let base = self.ns.split("/api/").next().context("no base URL")?;
-        let text = self
-            .http
-            .get(format!("{base}/metrics"))
-            .bearer_auth(&*self.admin)
-            .send()
-            .await?
-            .text()
-            .await?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("wharf_activities_completed_total "))
-            .and_then(|v| v.trim().parse().ok())
-            .context("no wharf_activities_completed_total in /metrics")
+        Ok(harness::completed(&self.http, &self.server, Some(ADMIN)).await?)
     }
 
     /// The namespace's usage counters, as the admin sees them.
     async fn usage(&self) -> anyhow::Result<Value> {
-        let d: Value = self
-            .http
-            .get(&self.ns)
-            .bearer_auth(&*self.admin)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let d = expect_success(self.as_admin.request(Method::GET, ""), "describe").await?;
         Ok(d["namespace"]["usage"].clone())
     }
 }

@@ -1,0 +1,100 @@
+//! Benchmarks of the host (`wharf bench ...`), kept apart from the tests.
+//! Run them on a release build; a debug build says so and its figures mean
+//! little.
+//!
+//! * [`instantiate`]: the cost of one attempt (fresh instance + one `run`)
+//!   per module and allocator, through the same attempt runner as
+//!   `wharf serve`, and how long a module takes to be ready.
+//! * [`throughput`]: durable no-op activities per second through the HTTP
+//!   API, and schedule-to-start at half that load.
+//! * [`scheduler`]: what priorities, fairness keys and limits cost.
+//! * [`isolation`]: what an adversarial tenant costs the others.
+//! * [`harness`]: starting a `wharf serve`, uploading, deploying, starting
+//!   activities, reading `/metrics`, percentiles; shared with the
+//!   integration tests.
+//!
+//! Dependencies: the CLI parses the arguments and calls [`instantiate::run`]
+//! and the others; they use the worker layer, the registry and the store
+//! (`instantiate`) or a child `wharf serve` over HTTP (the rest).
+
+pub mod harness;
+pub mod instantiate;
+pub mod isolation;
+pub mod scheduler;
+pub mod throughput;
+
+use anyhow::Context as _;
+use std::path::PathBuf;
+
+/// `"debug"` or `"release"`; a debug build warns that its figures are not
+/// representative.
+fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build of wharf; figures are not representative");
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// A fresh temporary directory.
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "wharf-bench-{}-{}",
+        std::process::id(),
+        crate::now_ms()
+    ));
+    std::fs::create_dir_all(&dir).context("cannot create a temporary directory")?;
+    Ok(dir)
+}
+
+/// A `wharf serve` child of this binary on a fresh data directory, with
+/// `slots` worker slots per queue by default and durability `sync`; killed,
+/// and its directory removed, when dropped.
+struct Server {
+    process: harness::ServeProcess,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts the server; `extra` makes more `wharf serve` arguments from
+    /// the fresh directory (e.g. a token file kept in it).
+    fn start(
+        sync: &str,
+        slots: u32,
+        extra: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<String>>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempdir()?;
+        let mut args = vec![
+            "--sync".to_owned(),
+            sync.to_owned(),
+            "--max-concurrent".to_owned(),
+            slots.to_string(),
+        ];
+        args.extend(extra(&dir)?);
+        let process = harness::ServeProcess::start(
+            std::process::Command::new(std::env::current_exe()?),
+            &dir.join("data"),
+            &args,
+        )
+        .context("cannot start wharf serve")?;
+        Ok(Self { process, dir })
+    }
+
+    fn base(&self) -> &str {
+        &self.process.base
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The process first: it holds the directory open.
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

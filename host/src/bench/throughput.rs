@@ -1,0 +1,152 @@
+//! `wharf bench throughput`: end-to-end durable activities per second.
+//!
+//! Starts a `wharf serve` child per durability mode on a fresh data
+//! directory, uploads the no-op module, then (1) starts N activities through
+//! the HTTP API with many requests in flight and times first start to last
+//! completion, and (2) starts activities at half that rate and reads the
+//! schedule-to-start histogram from `/metrics`.
+
+use super::harness::{self, cpu_seconds, parse_buckets, quantile, scrape};
+use super::Server;
+use anyhow::Context as _;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Arguments of `wharf bench throughput`.
+#[derive(clap::Args)]
+pub struct ThroughputArgs {
+    /// The no-op activity component.
+    #[arg(long)]
+    module: PathBuf,
+    /// Activity type to start.
+    #[arg(long, default_value = "noop")]
+    activity_type: String,
+    /// Activities in the throughput run.
+    #[arg(short = 'n', long, default_value_t = 20_000)]
+    activities: usize,
+    /// Start requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Worker slots of the benchmark queue.
+    #[arg(long, default_value_t = 256)]
+    slots: u32,
+    /// How long the half-load latency run lasts.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    latency_run: Duration,
+}
+
+/// Runs the benchmark at both durability modes and prints a table.
+pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
+    super::build_kind();
+    let module = std::fs::read(&args.module)
+        .with_context(|| format!("cannot read {}", args.module.display()))?;
+    println!(
+        "{} no-op activities through the HTTP API, {} starts in flight, {} worker slots",
+        args.activities, args.concurrency, args.slots
+    );
+    println!(
+        "{:<8} {:>14} {:>12} | {:>12} {:>10} {:>10}",
+        "sync", "activities/s", "seconds", "half load/s", "s2s p50", "s2s p99"
+    );
+    let mut cpu_notes = Vec::new();
+    for sync in ["full", "normal"] {
+        let child = Server::start(sync, args.slots, |_| Ok(Vec::new()))?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency)
+            .build()?;
+        let ns = child.process.namespace(&http, "default", None);
+        ns.upload_and_deploy(&module, "bench", "bench", args.slots)
+            .await?;
+        let body = Arc::new(json!({
+            "activity_type": args.activity_type,
+            "task_queue": "bench",
+            "start_to_close_timeout": "30s",
+        }));
+
+        // Throughput: as fast as the server acknowledges.
+        let cpu0 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
+        let t0 = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                let (ns, body, next, n) = (ns.clone(), body.clone(), next.clone(), args.activities);
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < n {
+                        ns.start(&body).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await??;
+        }
+        wait_completed(&http, &child, args.activities as u64).await?;
+        let elapsed = t0.elapsed();
+        let rate = args.activities as f64 / elapsed.as_secs_f64();
+        let cpu1 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
+        let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.0}", (b - a) * 1e6 / args.activities as f64),
+            _ => "-".into(),
+        };
+        cpu_notes.push(format!(
+            "{sync}: CPU per activity: server {} µs, benchmark client {} µs",
+            per(cpu0.0, cpu1.0),
+            per(cpu0.1, cpu1.1)
+        ));
+
+        // Latency at half that load.
+        let before = scrape(&http, child.base(), None).await?;
+        let half = (rate / 2.0).max(1.0);
+        let total = (half * args.latency_run.as_secs_f64()) as usize;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / half));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut pending = Vec::with_capacity(total);
+        for _ in 0..total {
+            tick.tick().await;
+            let (ns, body) = (ns.clone(), body.clone());
+            pending.push(tokio::spawn(async move { ns.start(&body).await }));
+        }
+        for p in pending {
+            p.await??;
+        }
+        wait_completed(&http, &child, (args.activities + total) as u64).await?;
+        let after = scrape(&http, child.base(), None).await?;
+        let b = parse_buckets(&before, "wharf_schedule_to_start_seconds");
+        let a = parse_buckets(&after, "wharf_schedule_to_start_seconds");
+        let diff: Vec<(f64, u64)> = a
+            .iter()
+            .zip(b.iter().chain(std::iter::repeat(&(0.0, 0))))
+            .map(|((le, x), (_, y))| (*le, x - y))
+            .collect();
+        let fmt = |q| quantile(&diff, q).map_or("-".into(), |s| format!("≤{:.2}ms", s * 1e3));
+        println!(
+            "{:<8} {:>14.0} {:>12.2} | {:>12.0} {:>10} {:>10}",
+            sync,
+            rate,
+            elapsed.as_secs_f64(),
+            half,
+            fmt(0.5),
+            fmt(0.99)
+        );
+    }
+    println!("(s2s: schedule-to-start, from the start's commit to a worker taking the task; bucket bounds)");
+    for n in cpu_notes {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+/// Waits until the server has completed `n` activities in all.
+pub(super) async fn wait_completed(
+    http: &reqwest::Client,
+    server: &Server,
+    n: u64,
+) -> anyhow::Result<()> {
+    harness::wait_completed(http, server.base(), None, n, Duration::from_millis(2))
+        .await
+        .context("the benchmark's activities did not complete")
+}

@@ -1,0 +1,132 @@
+//! What the attempts of one process share: the engine, the host's base
+//! limits, the process cache, the host's attempt slots and the threads
+//! guests run on. Every caller runs its attempts through a [`Runner`], so
+//! the rules of [`super::attempt`] hold for all of them.
+
+use super::attempt::{self, Attempt};
+use super::slots::{HostSlot, HostSlots};
+use super::threads::{GuestRuntime, Threads};
+use crate::engine::{
+    ActivityModule, AttemptLimits, AttemptReport, AttemptRequest, Engine, Outcome, ProcessCache,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a process runs its attempts.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Limits of every attempt before any tenant's quotas (its timeout is
+    /// used only by attempts without a deadline).
+    pub limits: AttemptLimits,
+    /// Budget of each module's `wharf:activity/cache`, in bytes.
+    pub cache_bytes: usize,
+    /// Attempts running at once on this process, over all namespaces; when
+    /// more are ready, namespaces take turns. Keep it below the engine's
+    /// instance pool.
+    pub max_running: usize,
+    /// Which threads run attempts.
+    pub threads: Threads,
+}
+
+/// Runs attempts under one set of rules. Cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    limits: AttemptLimits,
+    cache: ProcessCache,
+    slots: Arc<HostSlots>,
+    guests: GuestRuntime,
+}
+
+impl Runner {
+    /// A runner of attempts on `engine`.
+    pub fn new(engine: Engine, cfg: RunnerConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                limits: cfg.limits,
+                cache: ProcessCache::new(cfg.cache_bytes),
+                slots: HostSlots::new(cfg.max_running.max(1)),
+                guests: GuestRuntime::new(cfg.threads),
+            }),
+        }
+    }
+
+    /// The process cache (to drop a deleted namespace's entries).
+    pub fn cache(&self) -> &ProcessCache {
+        &self.inner.cache
+    }
+
+    /// Waits for one of the host's attempt slots for `namespace`. Taken
+    /// before an attempt starts, so that the wait is not part of its time.
+    pub async fn slot(&self, namespace: &str) -> HostSlot {
+        self.inner.slots.acquire(namespace).await
+    }
+
+    /// Host slots in use, their number, and attempts waiting for one.
+    pub fn slot_usage(&self) -> (usize, usize, usize) {
+        self.inner.slots.usage()
+    }
+
+    /// The engine's request for `attempt`, as of `now_ms`: its deadline,
+    /// limits and cache decided by the rules of [`super::attempt`].
+    pub fn request(&self, mut a: Attempt, now_ms: u64) -> (ActivityModule, AttemptRequest) {
+        let (deadline_ms, timeout) = attempt::deadline(&a.info, a.deadline, now_ms);
+        a.info.deadline_ms = deadline_ms;
+        let limits = attempt::limits(&self.inner.limits, a.quotas.as_ref(), timeout);
+        let cache = self.inner.cache.scope(&a.info.namespace, &a.module_name);
+        let request = AttemptRequest {
+            activity_type: a.info.activity_type.clone(),
+            args: a.args,
+            info: a.info,
+            limits,
+            hooks: a.hooks,
+            stop: a.stop,
+            cache: Some(cache),
+            grants: a.grants,
+        };
+        (a.module, request)
+    }
+
+    /// Runs `attempt` while `slot` is held; `None` if the attempt's task
+    /// died (a host bug, or shutdown). An attempt whose deadline has passed
+    /// ends timed out without running.
+    pub async fn run(&self, attempt: Attempt, slot: HostSlot) -> Option<AttemptReport> {
+        let (module, request) = self.request(attempt, crate::now_ms());
+        if request.limits.timeout == Some(Duration::ZERO) {
+            tracing::info!(
+                activity_id = %request.info.activity_id,
+                attempt = request.info.attempt,
+                "deadline already passed; not run"
+            );
+            return Some(not_run());
+        }
+        let engine = self.inner.engine.clone();
+        let report = self
+            .inner
+            .guests
+            .run(async move { engine.run_attempt(&module, request).await })
+            .await;
+        drop(slot);
+        report
+    }
+}
+
+/// The report of an attempt that was past its deadline before it began.
+fn not_run() -> AttemptReport {
+    AttemptReport {
+        outcome: Outcome::TimedOut,
+        log: "[wharf] the attempt's deadline passed before it could start\n".into(),
+        last_heartbeat: None,
+        heartbeats: 0,
+        duration: Duration::ZERO,
+        fuel_used: 0,
+        memory_peak: 0,
+        egress_requests: 0,
+        egress_denied: 0,
+    }
+}
