@@ -82,6 +82,24 @@ pub struct AttemptReport {
     pub egress_denied: u64,
 }
 
+impl AttemptReport {
+    /// The report of an attempt that never ran a guest instruction: nothing
+    /// logged but `log`, no time, fuel or memory used.
+    pub fn without_run(outcome: Outcome, log: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            log: log.into(),
+            last_heartbeat: None,
+            heartbeats: 0,
+            duration: Duration::ZERO,
+            fuel_used: 0,
+            memory_peak: 0,
+            egress_requests: 0,
+            egress_denied: 0,
+        }
+    }
+}
+
 mod duration_us {
     pub fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,

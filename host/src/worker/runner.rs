@@ -118,15 +118,8 @@ impl Runner {
 
 /// The report of an attempt that was past its deadline before it began.
 fn not_run() -> AttemptReport {
-    AttemptReport {
-        outcome: Outcome::TimedOut,
-        log: "[wharf] the attempt's deadline passed before it could start\n".into(),
-        last_heartbeat: None,
-        heartbeats: 0,
-        duration: Duration::ZERO,
-        fuel_used: 0,
-        memory_peak: 0,
-        egress_requests: 0,
-        egress_denied: 0,
-    }
+    AttemptReport::without_run(
+        Outcome::TimedOut,
+        "[wharf] the attempt's deadline passed before it could start\n",
+    )
 }

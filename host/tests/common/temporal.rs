@@ -57,14 +57,34 @@ pub struct TemporalServer {
 }
 
 impl TemporalServer {
+    /// Starts on a free port. A port picked free can be taken by another
+    /// process before the server binds it; the server then exits, and the
+    /// start is tried again on another port.
     pub fn start(dir: &Path) -> Result<Self> {
         let mut s = Self {
             child: None,
             port: free_port(),
             db: dir.join("temporal.db"),
         };
-        s.restart()?;
-        Ok(s)
+        let mut tries = 0;
+        loop {
+            match s.restart() {
+                Ok(()) => return Ok(s),
+                Err(e) if tries < 3 && s.exited() => {
+                    eprintln!("retrying on another port: {e:#}");
+                    tries += 1;
+                    s.port = free_port();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the server process has gone (as when a port was taken).
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().is_ok_and(|s| s.is_some()))
     }
 
     pub fn address(&self) -> String {
@@ -107,6 +127,9 @@ impl TemporalServer {
                 .is_ok_and(|s| s.success());
             if ok {
                 return Ok(());
+            }
+            if self.exited() {
+                bail!("the Temporal dev server on {} exited", self.address());
             }
             if Instant::now() > deadline {
                 bail!(
