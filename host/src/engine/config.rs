@@ -38,8 +38,9 @@
 //!   move off the first attempt, not called;
 //! * `async_stack_keep_resident` only applies with `async_stack_zeroing`,
 //!   which is off (stacks are not zeroed between attempts).
-//! Eager table initialisation (`table_lazy_init(false)`) nearly triples
-//! JS's cost.
+//! * eager table initialisation (`table_lazy_init(false)`): JS 1728 µs
+//!   against 289 µs, Python 830 µs against 875 µs (its shared table is
+//!   filled at instantiation either way), so tables stay lazy.
 
 use std::time::Duration;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
