@@ -9,14 +9,38 @@
 //! allocation with a warning rather than refusing to start.
 //!
 //! Measured without effect on the per-attempt cost of the JS and Python
-//! `noop` examples (`wharf bench instantiate`, p50 within ±4%): fuel off;
-//! `linear_memory_keep_resident` 64 MiB; `table_keep_resident` 1 MiB;
-//! `async_stack_keep_resident` 1 MiB; `table_elements` 8192;
-//! `max_memory_size` 256 MiB. Their page faults per attempt (42 and 127)
-//! stayed the same whatever was kept resident; wasmtime 48 decommits all
-//! memory past the first 32 dirty regions one `pagemap_scan` reports.
-//! Eager table initialisation (`table_lazy_init(false)`) nearly triples
-//! JS's cost.
+//! `noop` examples (`wharf bench instantiate`, p50 within ±4%, wasmtime 48):
+//! fuel off; `linear_memory_keep_resident` 64 MiB; `table_keep_resident`
+//! 1 MiB; `async_stack_keep_resident` 1 MiB; `table_elements` 8192;
+//! `max_memory_size` 256 MiB.
+//!
+//! Wasmtime 50 resumes the dirty-page scan past its region buffer, so JS and
+//! Python attempts take no page faults (48: 42 and 127 per attempt) and no
+//! longer contend for the process's memory-map lock. Its scan also stopped
+//! requiring present pages, and on Linux 6.18 an empty page-table entry then
+//! counts as dirty: every untouched page of each touched page table was
+//! zeroed on every reset (47 % of a Rust `noop` attempt in `memset`, `perf`).
+//! The workspace patches that one scan (`vendor/README.md`). Re-checked on
+//! the patched 50.0.1 (`wharf bench instantiate`, release, 2026-11-29, 2
+//! vCPUs shared with other builds at load 5-8, so only large differences
+//! count; CPU-time p50):
+//! * these settings: Rust 12.2 µs, JS 300 µs, Python 872 µs, 0 faults;
+//! * `table_keep_resident(0)`: Rust 26.1 µs, JS 694 µs, Python 864 µs, 1, 13
+//!   and 13 faults per attempt; 1 MiB: no gain in three alternating pairs
+//!   (JS 532/336/478 µs against 314/317/376 µs);
+//! * `linear_memory_keep_resident` 4 MiB or 64 MiB: no gain (JS 451 and
+//!   607 µs, Python 1384 and 804 µs in the same series);
+//! * memory protection keys (the CPU has them): the host's in-place reset
+//!   then faults on the key-protected slot (SIGSEGV in `memset`), so they
+//!   stay off and wasmtime's `memory-protection-keys` feature is not built;
+//! * `Component::initialize_copy_on_write_image` at load: 1-4 µs per
+//!   component, since the image is mapped from the artifact file: nothing to
+//!   move off the first attempt, not called;
+//! * `async_stack_keep_resident` only applies with `async_stack_zeroing`,
+//!   which is off (stacks are not zeroed between attempts).
+//! * eager table initialisation (`table_lazy_init(false)`): JS 1728 µs
+//!   against 289 µs, Python 830 µs against 875 µs (its shared table is
+//!   filled at instantiation either way), so tables stay lazy.
 
 use std::time::Duration;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
