@@ -530,3 +530,36 @@ fn dev_mode_refuses_requests_addressed_to_other_hosts() {
         assert_eq!(get(&host).status(), 200, "Host {host}");
     }
 }
+
+#[test]
+fn a_second_server_on_a_data_directory_in_use_is_refused_until_the_first_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Server::start(dir.path(), &[]);
+    let pid = first.child.id();
+
+    let second = common::wharf()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the second server started: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {pid}")),
+        "the refusal does not name the holder {pid}: {stderr}"
+    );
+    assert_eq!(
+        first.get("activities").0,
+        200,
+        "the first server was disturbed"
+    );
+
+    // SIGKILL leaves the lock file behind but not the lock.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let again = Server::start(dir.path(), &[]);
+    assert_eq!(again.get("activities").0, 200);
+}

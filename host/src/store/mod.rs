@@ -13,6 +13,7 @@
 
 pub mod activities;
 pub mod flow;
+pub mod lock;
 mod migrations;
 pub mod modules;
 mod run_state;
