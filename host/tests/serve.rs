@@ -563,3 +563,77 @@ fn a_second_server_on_a_data_directory_in_use_is_refused_until_the_first_dies() 
     let again = Server::start(dir.path(), &[]);
     assert_eq!(again.get("activities").0, 200);
 }
+
+#[test]
+fn closed_activities_past_the_namespace_retention_answer_404_as_unknown_ids_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.deploy_example("adversary", "q", 10);
+
+    let (status, _) = s.send(
+        reqwest::blocking::Client::new()
+            .patch(format!("{}/api/v1/namespaces/default", s.base))
+            .json(&json!({"quotas": {"retention": "500ms"}})),
+    );
+    assert_eq!(status, 400, "a retention under 1 s is refused");
+    let text = common::cli(
+        &s.base,
+        &["namespace", "update", "default", "--retention", "2s"],
+    );
+    assert!(text.contains("retention"), "{text}");
+    let text = common::cli(&s.base, &["namespace", "describe", "default"]);
+    assert!(text.contains("retention") && text.contains("2s"), "{text}");
+    let described: Value = serde_json::from_str(&common::cli(
+        &s.base,
+        &["namespace", "describe", "default", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(described["namespace"]["quotas"]["retention"], "2s");
+
+    let (unknown_status, unknown) = s.get("activities/never-started");
+    assert_eq!(unknown_status, 404);
+    s.start_activity(json!({
+        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 60_000}], "start_to_close_timeout": "120s"
+    }));
+    for i in 0..3 {
+        s.start_activity(json!({
+            "activity_id": format!("done{i}"), "activity_type": "sleep", "task_queue": "q",
+            "input": [{"ms": 10}], "start_to_close_timeout": "10s"
+        }));
+    }
+    for i in 0..3 {
+        let a = s.wait_closed(&format!("done{i}"), Duration::from_secs(20));
+        assert_eq!(a["state"], "completed", "{a}");
+    }
+    let closed_at = Instant::now();
+    // Retention 2 s, swept every second: 30 s is ten times what it needs.
+    wait_for(|| {
+        (0..3)
+            .all(|i| s.get(&format!("activities/done{i}")).0 == 404)
+            .then_some(())
+    });
+    assert!(
+        closed_at.elapsed() >= Duration::from_millis(1_500),
+        "deleted before its retention"
+    );
+    let (status, gone) = s.get("activities/done0");
+    assert_eq!(status, unknown_status);
+    assert_eq!(gone["error"]["code"], unknown["error"]["code"]);
+    assert_eq!(
+        gone["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("done0", "never-started"),
+        unknown["error"]["message"].as_str().unwrap()
+    );
+    let (status, open) = s.get("activities/open");
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(open["state"], "started", "{open}");
+
+    // A restart after the deletion comes up with the open one, the rest stay gone.
+    s.kill();
+    let s = Server::start(dir.path(), &[]);
+    assert_eq!(s.get("activities/open").0, 200);
+    assert_eq!(s.get("activities/done1").0, 404);
+}
