@@ -533,8 +533,7 @@ fn dev_mode_refuses_requests_addressed_to_other_hosts() {
 
 #[test]
 fn a_second_server_on_a_data_directory_in_use_is_refused_until_the_first_dies() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = Server::start(dir.path(), &[]);
+    let (mut first, dir) = server(&[]);
     let pid = first.child.id();
 
     let second = common::wharf()
@@ -566,16 +565,22 @@ fn a_second_server_on_a_data_directory_in_use_is_refused_until_the_first_dies() 
 
 #[test]
 fn closed_activities_past_the_namespace_retention_answer_404_as_unknown_ids_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[]);
+    let (s, dir) = server(&[]);
     s.deploy_example("adversary", "q", 10);
 
-    let (status, _) = s.send(
+    let (status, refused) = s.send(
         reqwest::blocking::Client::new()
             .patch(format!("{}/api/v1/namespaces/default", s.base))
             .json(&json!({"quotas": {"retention": "500ms"}})),
     );
-    assert_eq!(status, 400, "a retention under 1 s is refused");
+    assert_eq!(status, 400, "a retention under 1 s is refused: {refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retention"),
+        "the refusal names the field: {refused}"
+    );
     let text = common::cli(
         &s.base,
         &["namespace", "update", "default", "--retention", "2s"],
@@ -636,4 +641,81 @@ fn closed_activities_past_the_namespace_retention_answer_404_as_unknown_ids_do()
     let s = Server::start(dir.path(), &[]);
     assert_eq!(s.get("activities/open").0, 200);
     assert_eq!(s.get("activities/done1").0, 404);
+}
+
+#[test]
+fn a_kill_during_a_retention_sweep_loses_no_open_activity_and_no_retained_result() {
+    let (s, dir) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "kept", "activity_type": "echo", "task_queue": "q",
+        "input": ["still here"], "start_to_close_timeout": "10s"
+    }));
+    let kept = s.wait_closed("kept", Duration::from_secs(20));
+    assert_eq!(kept["state"], "completed", "{kept}");
+    let kept_result = kept["result"].clone();
+    assert_eq!(kept_result, json!(["still here"]));
+    s.start_activity(json!({
+        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 600_000}], "start_to_close_timeout": "900s"
+    }));
+    wait_for(|| (s.get("activities/open").1["state"] == "started").then_some(()));
+    s.kill();
+
+    // Runs closed long ago, past the default 7 days: a sweep of many batches.
+    const OLD: i64 = 100_000;
+    let db = dir.path().join("wharf.db");
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for i in 0..OLD {
+        tx.execute(
+            "INSERT INTO activities (namespace, activity_id, activity_type, task_queue, state, \
+             attempt, input, options, scheduled_ms, attempt_scheduled_ms, result, closed_ms) \
+             VALUES ('default', ?1, 'echo', 'q', 'completed', 1, '[]', '{}', 0, 0, '{}', 1000)",
+            [format!("old{i}")],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    let old_left = || -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row(
+            "SELECT COUNT(*) FROM activities WHERE activity_id LIKE 'old%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    // The first sweep starts a second after the start; kill ever later
+    // until one kill lands while it deletes.
+    let mut seen = Vec::new();
+    for delay_ms in (800..=4_000).step_by(100) {
+        let s = Server::start(dir.path(), &[]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        s.kill();
+        seen.push(old_left());
+        if seen.last() < Some(&OLD) {
+            break;
+        }
+    }
+    eprintln!("old runs left after each kill: {seen:?}");
+    assert!(
+        seen.iter().any(|&n| n > 0 && n < OLD),
+        "no kill landed during the sweep: {seen:?}"
+    );
+
+    let s = Server::start(dir.path(), &[]);
+    wait_for(|| (old_left() == 0).then_some(()));
+    let (status, open) = s.get("activities/open");
+    assert_eq!(status, 200, "{open}");
+    assert!(
+        matches!(open["state"].as_str(), Some("started" | "scheduled")),
+        "{open}"
+    );
+    let (status, kept) = s.get("activities/kept");
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["result"], kept_result, "{kept}");
+    assert_eq!(s.get("activities/old0").0, 404);
 }

@@ -53,11 +53,16 @@ pub const MAX_CONCURRENT: u32 = 1_000_000;
 
 /// Checks a timeout or interval: [`MIN_DURATION`] to [`MAX_DURATION`].
 pub fn duration(field: &str, d: Duration) -> Result<(), String> {
-    if (MIN_DURATION..=MAX_DURATION).contains(&d) {
+    duration_from(field, d, MIN_DURATION, DURATION_RANGE)
+}
+
+/// Checks `d` is `min` to [`MAX_DURATION`]; `range` says so in the message.
+fn duration_from(field: &str, d: Duration, min: Duration, range: &str) -> Result<(), String> {
+    if (min..=MAX_DURATION).contains(&d) {
         Ok(())
     } else {
         Err(format!(
-            "{field} is {}; it must be {DURATION_RANGE}",
+            "{field} is {}; it must be {range}",
             humantime::format_duration(d)
         ))
     }
@@ -65,14 +70,7 @@ pub fn duration(field: &str, d: Duration) -> Result<(), String> {
 
 /// Checks a retention period: [`MIN_RETENTION`] to [`MAX_DURATION`].
 pub fn retention(field: &str, d: Duration) -> Result<(), String> {
-    if (MIN_RETENTION..=MAX_DURATION).contains(&d) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{field} is {}; it must be {RETENTION_RANGE}",
-            humantime::format_duration(d)
-        ))
-    }
+    duration_from(field, d, MIN_RETENTION, RETENTION_RANGE)
 }
 
 /// A number as a message shows it: `1e-300`, not three hundred zeros.
