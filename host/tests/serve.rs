@@ -530,3 +530,192 @@ fn dev_mode_refuses_requests_addressed_to_other_hosts() {
         assert_eq!(get(&host).status(), 200, "Host {host}");
     }
 }
+
+#[test]
+fn a_second_server_on_a_data_directory_in_use_is_refused_until_the_first_dies() {
+    let (mut first, dir) = server(&[]);
+    let pid = first.child.id();
+
+    let second = common::wharf()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the second server started: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {pid}")),
+        "the refusal does not name the holder {pid}: {stderr}"
+    );
+    assert_eq!(
+        first.get("activities").0,
+        200,
+        "the first server was disturbed"
+    );
+
+    // SIGKILL leaves the lock file behind but not the lock.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let again = Server::start(dir.path(), &[]);
+    assert_eq!(again.get("activities").0, 200);
+}
+
+#[test]
+fn closed_activities_past_the_namespace_retention_answer_404_as_unknown_ids_do() {
+    let (s, dir) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+
+    let (status, refused) = s.send(
+        reqwest::blocking::Client::new()
+            .patch(format!("{}/api/v1/namespaces/default", s.base))
+            .json(&json!({"quotas": {"retention": "500ms"}})),
+    );
+    assert_eq!(status, 400, "a retention under 1 s is refused: {refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retention"),
+        "the refusal names the field: {refused}"
+    );
+    let text = common::cli(
+        &s.base,
+        &["namespace", "update", "default", "--retention", "2s"],
+    );
+    assert!(text.contains("retention"), "{text}");
+    let text = common::cli(&s.base, &["namespace", "describe", "default"]);
+    assert!(text.contains("retention") && text.contains("2s"), "{text}");
+    let described: Value = serde_json::from_str(&common::cli(
+        &s.base,
+        &["namespace", "describe", "default", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(described["namespace"]["quotas"]["retention"], "2s");
+
+    let (unknown_status, unknown) = s.get("activities/never-started");
+    assert_eq!(unknown_status, 404);
+    s.start_activity(json!({
+        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 60_000}], "start_to_close_timeout": "120s"
+    }));
+    for i in 0..3 {
+        s.start_activity(json!({
+            "activity_id": format!("done{i}"), "activity_type": "sleep", "task_queue": "q",
+            "input": [{"ms": 10}], "start_to_close_timeout": "10s"
+        }));
+    }
+    for i in 0..3 {
+        let a = s.wait_closed(&format!("done{i}"), Duration::from_secs(20));
+        assert_eq!(a["state"], "completed", "{a}");
+    }
+    let closed_at = Instant::now();
+    // Retention 2 s, swept every second: 30 s is ten times what it needs.
+    wait_for(|| {
+        (0..3)
+            .all(|i| s.get(&format!("activities/done{i}")).0 == 404)
+            .then_some(())
+    });
+    assert!(
+        closed_at.elapsed() >= Duration::from_millis(1_500),
+        "deleted before its retention"
+    );
+    let (status, gone) = s.get("activities/done0");
+    assert_eq!(status, unknown_status);
+    assert_eq!(gone["error"]["code"], unknown["error"]["code"]);
+    assert_eq!(
+        gone["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("done0", "never-started"),
+        unknown["error"]["message"].as_str().unwrap()
+    );
+    let (status, open) = s.get("activities/open");
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(open["state"], "started", "{open}");
+
+    // A restart after the deletion comes up with the open one, the rest stay gone.
+    s.kill();
+    let s = Server::start(dir.path(), &[]);
+    assert_eq!(s.get("activities/open").0, 200);
+    assert_eq!(s.get("activities/done1").0, 404);
+}
+
+#[test]
+fn a_kill_during_a_retention_sweep_loses_no_open_activity_and_no_retained_result() {
+    let (s, dir) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "kept", "activity_type": "echo", "task_queue": "q",
+        "input": ["still here"], "start_to_close_timeout": "10s"
+    }));
+    let kept = s.wait_closed("kept", Duration::from_secs(20));
+    assert_eq!(kept["state"], "completed", "{kept}");
+    let kept_result = kept["result"].clone();
+    assert_eq!(kept_result, json!(["still here"]));
+    s.start_activity(json!({
+        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 600_000}], "start_to_close_timeout": "900s"
+    }));
+    wait_for(|| (s.get("activities/open").1["state"] == "started").then_some(()));
+    s.kill();
+
+    // Runs closed long ago, past the default 7 days: a sweep of many batches.
+    const OLD: i64 = 100_000;
+    let db = dir.path().join("wharf.db");
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for i in 0..OLD {
+        tx.execute(
+            "INSERT INTO activities (namespace, activity_id, activity_type, task_queue, state, \
+             attempt, input, options, scheduled_ms, attempt_scheduled_ms, result, closed_ms) \
+             VALUES ('default', ?1, 'echo', 'q', 'completed', 1, '[]', '{}', 0, 0, '{}', 1000)",
+            [format!("old{i}")],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    let old_left = || -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row(
+            "SELECT COUNT(*) FROM activities WHERE activity_id LIKE 'old%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    // The first sweep starts a second after the start; kill ever later
+    // until one kill lands while it deletes.
+    let mut seen = Vec::new();
+    for delay_ms in (800..=4_000).step_by(100) {
+        let s = Server::start(dir.path(), &[]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        s.kill();
+        seen.push(old_left());
+        if seen.last() < Some(&OLD) {
+            break;
+        }
+    }
+    eprintln!("old runs left after each kill: {seen:?}");
+    assert!(
+        seen.iter().any(|&n| n > 0 && n < OLD),
+        "no kill landed during the sweep: {seen:?}"
+    );
+
+    let s = Server::start(dir.path(), &[]);
+    wait_for(|| (old_left() == 0).then_some(()));
+    let (status, open) = s.get("activities/open");
+    assert_eq!(status, 200, "{open}");
+    assert!(
+        matches!(open["state"].as_str(), Some("started" | "scheduled")),
+        "{open}"
+    );
+    let (status, kept) = s.get("activities/kept");
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["result"], kept_result, "{kept}");
+    assert_eq!(s.get("activities/old0").0, 404);
+}

@@ -44,6 +44,10 @@ pub enum NamespaceCommand {
         /// A quota as KEY=VALUE; repeatable.
         #[arg(long = "quota", value_name = "KEY=VALUE")]
         quotas: Vec<String>,
+        /// How long closed activities are kept (e.g. `1d`, `12h`; 1 s to
+        /// 10 years); the same as `--quota retention=DURATION`.
+        #[arg(long, value_name = "DURATION")]
+        retention: Option<String>,
         #[command(flatten)]
         egress: EgressArgs,
         #[command(flatten)]
@@ -342,6 +346,7 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
         NamespaceCommand::Update {
             name,
             quotas,
+            retention,
             egress,
             client,
         } => {
@@ -349,15 +354,19 @@ pub async fn run(cmd: NamespaceCommand) -> anyhow::Result<()> {
             // is JSON rather than `UpdateNamespaceRequest`, whose quotas
             // are complete.
             let mut body = Map::new();
-            if !quotas.is_empty() {
-                body.insert("quotas".into(), parse_quotas(&quotas)?);
+            let mut patch = parse_quotas(&quotas)?;
+            if let (Some(r), Value::Object(m)) = (retention, &mut patch) {
+                m.insert("retention".into(), Value::String(r));
+            }
+            if patch.as_object().is_some_and(|m| !m.is_empty()) {
+                body.insert("quotas".into(), patch);
             }
             if let Some(policy) = egress.policy()? {
                 body.insert("egress".into(), policy);
             }
             if body.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: give --quota or egress options (--allow-host, ...)"
+                    "nothing to change: give --quota, --retention or egress options (--allow-host, ...)"
                 );
             }
             let (c, args) = admin(&client)?;

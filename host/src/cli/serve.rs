@@ -5,6 +5,7 @@ use crate::api::{self, auth, ApiLimits, Auth};
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
 use crate::service::{tokens, Service, ServiceConfig};
+use crate::store::lock::DataDirLock;
 use crate::store::{Db, Durability};
 use anyhow::Context as _;
 use std::io::Write as _;
@@ -61,6 +62,9 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Held until the process exits: a second process on this directory
+    // would recover and run the same activities.
+    let _lock = DataDirLock::acquire(&args.data_dir)?;
     let db = Db::open(&args.data_dir, args.sync)
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let new_admin_token = setup_admin_token(&db, &args).await?;

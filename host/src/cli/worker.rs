@@ -5,6 +5,7 @@ use super::args::{parse_duration, parse_size};
 use super::grants::GrantArgs;
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
+use crate::store::lock::DataDirLock;
 use crate::store::{Db, Durability};
 use crate::temporal::{self, Activities, ServedModule, ServerConfig, TlsConfig, WorkerConfig};
 use anyhow::Context as _;
@@ -163,6 +164,9 @@ async fn signal() {
 
 /// Runs the worker until SIGTERM or Ctrl-C.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    // Held until the process exits: a second process on this directory
+    // would recover and run the same activities.
+    let _lock = DataDirLock::acquire(&args.data_dir)?;
     let db = Db::open(&args.data_dir, args.sync)
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let engine = Engine::new(&EngineConfig::default())?;

@@ -17,6 +17,10 @@ pub const MIN_DURATION: Duration = Duration::from_millis(1);
 pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
 /// How the duration range reads in messages.
 pub const DURATION_RANGE: &str = "1 ms to 10 years (3650 days)";
+/// Shortest retention of closed activities.
+pub const MIN_RETENTION: Duration = Duration::from_secs(1);
+/// How the retention range reads in messages.
+pub const RETENTION_RANGE: &str = "1 s to 10 years (3650 days)";
 /// Longest a result request waits for the activity to close.
 pub const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
 
@@ -49,14 +53,24 @@ pub const MAX_CONCURRENT: u32 = 1_000_000;
 
 /// Checks a timeout or interval: [`MIN_DURATION`] to [`MAX_DURATION`].
 pub fn duration(field: &str, d: Duration) -> Result<(), String> {
-    if (MIN_DURATION..=MAX_DURATION).contains(&d) {
+    duration_from(field, d, MIN_DURATION, DURATION_RANGE)
+}
+
+/// Checks `d` is `min` to [`MAX_DURATION`]; `range` says so in the message.
+fn duration_from(field: &str, d: Duration, min: Duration, range: &str) -> Result<(), String> {
+    if (min..=MAX_DURATION).contains(&d) {
         Ok(())
     } else {
         Err(format!(
-            "{field} is {}; it must be {DURATION_RANGE}",
+            "{field} is {}; it must be {range}",
             humantime::format_duration(d)
         ))
     }
+}
+
+/// Checks a retention period: [`MIN_RETENTION`] to [`MAX_DURATION`].
+pub fn retention(field: &str, d: Duration) -> Result<(), String> {
+    duration_from(field, d, MIN_RETENTION, RETENTION_RANGE)
 }
 
 /// A number as a message shows it: `1e-300`, not three hundred zeros.

@@ -14,6 +14,8 @@
 //! * [`timeouts`]: what a due timer does; [`timers`]: the timer task.
 //! * [`external`]: completion, heartbeats and cancellation from outside.
 //! * [`recovery`]: memory rebuilt from SQLite at start.
+//! * [`retention`]: closed activities deleted once their namespace's
+//!   retention has passed.
 //! * [`query`]: describe, list, long-poll, queue views.
 //! * [`retry`], [`options`]: the rules.
 //! * [`tenant`], [`grants`]: namespaces, their quotas and usage, and what
@@ -36,6 +38,7 @@ pub mod modules;
 pub mod options;
 mod query;
 mod recovery;
+mod retention;
 pub mod retry;
 mod run;
 mod start;
@@ -295,6 +298,7 @@ impl Service {
             }
         });
         shared.recover().await?;
+        retention::start(Arc::downgrade(&shared));
         let service = Self { shared };
         // Files of a namespace deleted just before a crash.
         service.remove_orphaned_contents().await;

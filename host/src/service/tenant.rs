@@ -44,7 +44,16 @@ pub struct Quotas {
     pub max_starts_per_second: f64,
     /// Activities open at once.
     pub max_open_activities: u64,
+    /// How long a closed activity stays (its result, attempts, logs and
+    /// heartbeat details); after that it answers 404 as an unknown id does.
+    /// A humantime string (`7d`, `1h`) or milliseconds; 1 s to 10 years.
+    #[serde(with = "super::options::duration")]
+    #[schema(value_type = String, example = "7days")]
+    pub retention: Duration,
 }
+
+/// Retention of a namespace that sets none, as Temporal's default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for Quotas {
     fn default() -> Self {
@@ -58,6 +67,7 @@ impl Default for Quotas {
             max_heartbeat_bytes: 1 << 20,
             max_starts_per_second: 0.0,
             max_open_activities: 1_000_000,
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -88,6 +98,7 @@ impl Quotas {
             "unlimited",
         )?;
         super::bounds::concurrent("max_concurrent_attempts", self.max_concurrent_attempts)?;
+        super::bounds::retention("retention", self.retention)?;
         Ok(())
     }
 

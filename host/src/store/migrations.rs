@@ -25,6 +25,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     migration!("0006_egress"),
     migration!("0007_flow"),
     migration!("0008_module_grants"),
+    migration!("0009_retention"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -13,8 +13,10 @@
 
 pub mod activities;
 pub mod flow;
+pub mod lock;
 mod migrations;
 pub mod modules;
+pub mod retention;
 mod run_state;
 pub mod temporal;
 pub mod tenancy;
@@ -61,6 +63,9 @@ pub struct Db {
 
 /// PRAGMAs every connection gets, in one place.
 const PRAGMAS: &[(&str, &str)] = &[
+    // First: it only takes on a file without tables yet (a new one), so
+    // that pages freed by retention can be returned (`store/retention.rs`).
+    ("auto_vacuum", "INCREMENTAL"),
     ("journal_mode", "WAL"),
     ("foreign_keys", "ON"),
     ("busy_timeout", "5000"),

@@ -1,0 +1,56 @@
+//! Retention: closed activities are deleted once their namespace's
+//! retention (a quota, 7 days unless set) has passed since they closed,
+//! as a Temporal namespace's retention does. Afterwards they answer 404
+//! exactly as an id never used does.
+//!
+//! One task sweeps every [`SWEEP_INTERVAL`], the cut-off taken from the
+//! service's clock; the store deletes in small batches through the writer
+//! (`store/retention.rs`). Nothing in memory needs dropping: closed runs
+//! leave the service's maps (open runs, ids, tokens) when they close.
+
+use super::Shared;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How often closed activities past retention are looked for.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts the sweeping task; it ends with the service.
+pub(super) fn start(shared: Weak<Shared>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_INTERVAL).await;
+            let Some(s) = shared.upgrade() else { break };
+            if *s.stopping.borrow() {
+                break;
+            }
+            s.sweep_retention().await;
+        }
+    });
+}
+
+impl Shared {
+    /// Deletes what every namespace keeps no longer.
+    async fn sweep_retention(&self) {
+        let now_ms = self.clock.now_ms();
+        let namespaces: Vec<(String, Duration)> = self
+            .lock()
+            .namespaces
+            .iter()
+            .map(|(name, t)| (name.clone(), t.quotas().retention))
+            .collect();
+        for (ns, retention) in namespaces {
+            let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+            let cut_off = now_ms.saturating_sub(retention_ms);
+            match self.db.delete_closed(&ns, cut_off).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(namespace = %ns, deleted = n, "closed activities past retention deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, error = %e, "retention sweep failed; retried at the next")
+                }
+            }
+        }
+    }
+}
