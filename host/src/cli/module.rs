@@ -4,7 +4,7 @@ use super::client::{Client, ClientArgs};
 use super::table;
 use crate::api::types::{ModuleList, ModuleUploaded};
 use anyhow::Context as _;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,19 +45,21 @@ pub async fn run(cmd: ModuleCommand) -> anyhow::Result<()> {
             let upload = c.post_bytes::<ModuleUploaded>(&path, bytes);
             tokio::pin!(upload);
             // Compiling a large JS or Python component takes seconds: show
-            // that something is happening.
+            // that something is happening, on a terminal only (a log or a
+            // pipe would get one rewritten line per second).
+            let progress = !args.json && std::io::stderr().is_terminal();
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             tick.tick().await;
             let resp = loop {
                 tokio::select! {
                     r = &mut upload => break r?,
-                    _ = tick.tick() => if !args.json {
+                    _ = tick.tick() => if progress {
                         eprint!("\ruploading and compiling {} ({:.1} MB)... {}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs());
                         let _ = std::io::stderr().flush();
                     }
                 }
             };
-            if !args.json && started.elapsed().as_secs() >= 1 {
+            if progress && started.elapsed().as_secs() >= 1 {
                 eprintln!();
             }
             resp.print(args.json, |v| {
