@@ -40,8 +40,7 @@ impl Shared {
             .map(|(name, t)| (name.clone(), t.quotas().retention))
             .collect();
         for (ns, retention) in namespaces {
-            let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-            let cut_off = now_ms.saturating_sub(retention_ms);
+            let cut_off = now_ms.saturating_sub(super::bounds::millis(retention));
             match self.db.delete_closed(&ns, cut_off).await {
                 Ok(0) => {}
                 Ok(n) => {

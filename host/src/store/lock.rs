@@ -75,7 +75,7 @@ impl DataDirLock {
             }
             let mut pid = String::new();
             // The holder may not have written its pid yet; then it is unknown.
-            let _ = file.read_to_string(&mut pid);
+            let _ = (&mut file).take(32).read_to_string(&mut pid);
             let pid = pid.trim();
             return Err(LockError::Held {
                 dir: dir.to_owned(),
