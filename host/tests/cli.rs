@@ -116,3 +116,27 @@ fn client_commands_read_every_answer_and_json_is_the_servers() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not found") && err.contains("404"), "{err}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = common::data_dir_sharing_artifacts();
+    let s = common::Server::start(dir.path(), &[]);
+    // `wharf module list | head -0`: the reading end is closed before the
+    // command has its answer to print.
+    let mut child = common::wharf()
+        .args(["module", "list", "--server", &s.base])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wharf runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wharf ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

@@ -58,9 +58,25 @@ enum Command {
 }
 
 /// Entry point of the binary.
+/// A client command whose reader went away (`wharf activity list | head`)
+/// ends as other Unix tools do, by SIGPIPE, instead of panicking in
+/// `println!`. Rust ignores SIGPIPE by default; the long-running `serve` and
+/// `worker` keep it ignored so a closed log pipe never kills them. Sockets
+/// are unaffected either way: their writes use `MSG_NOSIGNAL`.
+fn quiet_on_closed_stdout() {
+    // SAFETY: called before any other thread exists; restoring the default
+    // disposition of one signal has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
+        quiet_on_closed_stdout();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
