@@ -109,6 +109,10 @@ pub struct TaskQueue {
     capacity: Mutex<u32>,
     running: AtomicUsize,
     dispatcher: AtomicBool,
+    /// Set when the queue leaves the service (its namespace was deleted):
+    /// the dispatcher ends instead of waiting forever on a queue nobody
+    /// can reach.
+    closed: tokio_util::sync::CancellationToken,
     /// Attempts that completed, per second over the last minute.
     pub completed: RateWindow,
     /// Attempts that ended otherwise (failed, timed out, trapped, ...).
@@ -169,6 +173,7 @@ impl TaskQueue {
             capacity: Mutex::new(0),
             running: AtomicUsize::new(0),
             dispatcher: AtomicBool::new(false),
+            closed: tokio_util::sync::CancellationToken::new(),
             completed: RateWindow::default(),
             failed: RateWindow::default(),
             gates,
@@ -287,6 +292,11 @@ impl TaskQueue {
         self.deployed.notify_waiters();
     }
 
+    /// Ends the dispatcher (see `closed`); tasks already handed out run on.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
     /// True exactly once: for the caller that should start the dispatcher.
     pub fn claim_dispatcher(&self) -> bool {
         !self.dispatcher.swap(true, Ordering::SeqCst)
@@ -332,11 +342,19 @@ impl TaskQueue {
     }
 
     /// Takes a slot, then a task, and hands both with the deployment to
-    /// `run`; forever, until `stop` resolves. Waits while undeployed.
+    /// `run`; forever, until `stop` resolves or the queue is closed. Waits
+    /// while undeployed.
     pub async fn dispatch<F>(self: Arc<Self>, stop: impl std::future::Future<Output = ()>, run: F)
     where
         F: Fn(Task, Arc<Deployment>, Slot),
     {
+        let closed = self.closed.clone();
+        let stop = async move {
+            tokio::select! {
+                () = stop => {}
+                () = closed.cancelled() => {}
+            }
+        };
         tokio::pin!(stop);
         loop {
             let deployment = loop {
@@ -399,5 +417,34 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.queue.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn closing_a_queue_ends_its_dispatcher() {
+        let queue = Arc::new(TaskQueue::new(
+            "ns",
+            "q",
+            Arc::new(Gates::default()),
+            crate::clock::system(),
+        ));
+        assert!(queue.claim_dispatcher());
+        // Undeployed and never told to stop: it would wait forever.
+        let dispatcher = tokio::spawn(
+            queue
+                .clone()
+                .dispatch(std::future::pending::<()>(), |_task, _deployment, _slot| {}),
+        );
+        tokio::task::yield_now().await;
+        assert!(!dispatcher.is_finished());
+        queue.close();
+        tokio::time::timeout(std::time::Duration::from_secs(10), dispatcher)
+            .await
+            .expect("the dispatcher ends once its queue is closed")
+            .expect("the dispatcher does not panic");
     }
 }

@@ -399,7 +399,7 @@ impl Service {
         {
             let mut st = self.shared.lock();
             st.namespaces.remove(&t.name);
-            let runs: Vec<i64> = st
+            let runs: std::collections::HashSet<i64> = st
                 .open
                 .iter()
                 .filter(|(_, a)| a.fixed.namespace == ns)
@@ -410,7 +410,13 @@ impl Service {
             }
             st.by_id.retain(|(n, _), _| n != ns);
             st.tokens.retain(|_, run| !runs.contains(run));
-            st.queues.retain(|(n, _), _| n != ns);
+            st.queues.retain(|(n, _), queue| {
+                let keep = n != ns;
+                if !keep {
+                    queue.close();
+                }
+                keep
+            });
             st.gates.clear_namespace(ns);
         }
         self.shared.worker.cache().clear_namespace(ns);
