@@ -296,6 +296,19 @@ pub fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
     buckets.iter().find(|(_, c)| *c >= want).map(|(le, _)| *le)
 }
 
+/// Quantile `q` of histogram `name` over the observations made between two
+/// scrapes of `/metrics`.
+pub fn quantile_between(before: &str, after: &str, name: &str, q: f64) -> Option<f64> {
+    let b = parse_buckets(before, name);
+    let a = parse_buckets(after, name);
+    let diff: Vec<(f64, u64)> = a
+        .iter()
+        .zip(b.iter().chain(std::iter::repeat(&(0.0, 0))))
+        .map(|((le, x), (_, y))| (*le, x.saturating_sub(*y)))
+        .collect();
+    quantile(&diff, q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

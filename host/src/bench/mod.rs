@@ -9,6 +9,8 @@
 //!   API, and schedule-to-start at half that load.
 //! * [`scheduler`]: what priorities, fairness keys and limits cost.
 //! * [`isolation`]: what an adversarial tenant costs the others.
+//! * [`soak`]: whether memory, disk and throughput stay flat over a long
+//!   run with a short retention.
 //! * [`harness`]: starting a `wharf serve`, uploading, deploying, starting
 //!   activities, reading `/metrics`, percentiles; shared with the
 //!   integration tests.
@@ -21,6 +23,7 @@ pub mod harness;
 pub mod instantiate;
 pub mod isolation;
 pub mod scheduler;
+pub mod soak;
 pub mod throughput;
 
 use anyhow::Context as _;

@@ -6,7 +6,7 @@
 //! completion, and (2) starts activities at half that rate and reads the
 //! schedule-to-start histogram from `/metrics`.
 
-use super::harness::{self, cpu_seconds, parse_buckets, quantile, scrape};
+use super::harness::{self, cpu_seconds, quantile_between, scrape};
 use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
@@ -115,14 +115,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         }
         wait_completed(&http, &child, (args.activities + total) as u64).await?;
         let after = scrape(&http, child.base(), None).await?;
-        let b = parse_buckets(&before, "wharf_schedule_to_start_seconds");
-        let a = parse_buckets(&after, "wharf_schedule_to_start_seconds");
-        let diff: Vec<(f64, u64)> = a
-            .iter()
-            .zip(b.iter().chain(std::iter::repeat(&(0.0, 0))))
-            .map(|((le, x), (_, y))| (*le, x - y))
-            .collect();
-        let fmt = |q| quantile(&diff, q).map_or("-".into(), |s| format!("≤{:.2}ms", s * 1e3));
+        let fmt = |q| {
+            quantile_between(&before, &after, "wharf_schedule_to_start_seconds", q)
+                .map_or("-".into(), |s| format!("≤{:.2}ms", s * 1e3))
+        };
         println!(
             "{:<8} {:>14.0} {:>12.2} | {:>12.0} {:>10} {:>10}",
             sync,

@@ -1,6 +1,6 @@
 //! `wharf bench`: which benchmark to run; they live in [`crate::bench`].
 
-use crate::bench::{instantiate, isolation, scheduler, throughput};
+use crate::bench::{instantiate, isolation, scheduler, soak, throughput};
 
 /// What to measure.
 #[derive(clap::Subcommand)]
@@ -20,6 +20,10 @@ pub enum BenchCommand {
     /// alone, then while tenant A fills its quota with loops and memory
     /// bombs, on one `wharf serve` with authentication (started here).
     Isolation(isolation::IsolationArgs),
+    /// A long run (a million no-ops by default) with a short retention:
+    /// per window throughput, server RSS, SQLite file and WAL size and
+    /// schedule-to-start p99, to see that they stay flat.
+    Soak(soak::SoakArgs),
 }
 
 /// Runs a benchmark command.
@@ -29,5 +33,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Throughput(args) => throughput::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Isolation(args) => isolation::run(args).await,
+        BenchCommand::Soak(args) => soak::run(args).await,
     }
 }
