@@ -257,6 +257,8 @@ fn module_delete_is_refused_while_deployed_and_removes_unshared_files() {
     let (status, _) =
         s.send(reqwest::blocking::Client::new().delete(s.url("modules/greet?version=7")));
     assert_eq!(status, 404);
+    let (status, e) = s.send(reqwest::blocking::Client::new().delete(s.url("modules/a%20b")));
+    assert_eq!(status, 400, "{e}");
 
     s.deploy("noop", "q", 1);
     let text = cli(&s, &["module", "delete", "greet@1"]);

@@ -105,7 +105,7 @@ pub(super) struct DeleteQuery {
     params(ModulePath, DeleteQuery),
     responses(
         (status = 200, description = "Deleted; its files are removed once no module has the same content", body = ModuleDeleted),
-        (status = 400, description = "Invalid version", body = ErrorResponse),
+        (status = 400, description = "Invalid module name or version", body = ErrorResponse),
         (status = 404, description = "No such namespace, module or version", body = ErrorResponse),
         (status = 409, description = "A task queue's deployment or rollout runs a version to delete", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),

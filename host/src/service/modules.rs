@@ -49,6 +49,16 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// [`valid_name`], refused with a 400 that says what a name is.
+fn check_name(name: &str) -> Result<(), ServiceError> {
+    if valid_name(name) {
+        return Ok(());
+    }
+    Err(ServiceError::InvalidArgument(
+        "a module name is 1-100 characters of letters, digits, '-', '_' and '.'".into(),
+    ))
+}
+
 impl Service {
     /// Checks an upload of `name` into `ns` before its body is read;
     /// `host_max_bytes` is the host's own limit on a module.
@@ -59,11 +69,7 @@ impl Service {
         host_max_bytes: usize,
     ) -> Result<ModuleUpload, ServiceError> {
         let quotas = self.tenant(ns)?.quotas();
-        if !valid_name(name) {
-            return Err(ServiceError::InvalidArgument(
-                "a module name is 1-100 characters of letters, digits, '-', '_' and '.'".into(),
-            ));
-        }
+        check_name(name)?;
         let modules = self.shared.db.module_count(ns)?;
         Ok(ModuleUpload {
             namespace: ns.to_owned(),
@@ -115,6 +121,7 @@ impl Service {
         version: Option<u32>,
     ) -> Result<Vec<u32>, ServiceError> {
         self.check_namespace(ns)?;
+        check_name(name)?;
         let shown = match version {
             Some(v) => format!("{name}@{v}"),
             None => name.to_owned(),
