@@ -587,3 +587,24 @@ fn describe_text(v: &ActivityView) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_flag_names;
+
+    #[test]
+    fn refusals_of_a_start_name_its_flags() {
+        assert_eq!(
+            with_flag_names(
+                "start_to_close_timeout: -1 is not a duration; retry_policy.maximum_interval too."
+            ),
+            "--start-to-close: -1 is not a duration; --max-interval too."
+        );
+        // Whole words only.
+        assert_eq!(
+            with_flag_names("my_task_queue_x and priority_high"),
+            "my_task_queue_x and priority_high"
+        );
+        assert_eq!(with_flag_names("priority is 9"), "--priority is 9");
+    }
+}
