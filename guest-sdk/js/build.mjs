@@ -18,6 +18,7 @@ import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeFinding, explainBuildError, scanSources } from './gaps.mjs';
 
 const kitDir = dirname(fileURLToPath(import.meta.url));
 const witDir = resolve(kitDir, '../../wit');
@@ -67,6 +68,16 @@ try {
 const SKIP = new Set(['node_modules', '.git', 'build', 'target']);
 const IMPORT_KIT = /(\bfrom\s*|\bimport\s*\(?\s*)(['"])wharf-activity\2/g;
 
+// The staged sources, for the scan for the engine's gaps (gaps.mjs).
+const staged = [];
+const callerDir = process.cwd();
+// A file as the author would name it: relative to where the build was
+// started when under it, else absolute.
+const shown = (file) => {
+  const rel = relative(callerDir, file);
+  return rel && !rel.startsWith('..') ? rel : file;
+};
+
 async function stageTree(src, dst, depth) {
   await mkdir(dst, { recursive: true });
   for (const ent of await readdir(src, { withFileTypes: true })) {
@@ -78,6 +89,8 @@ async function stageTree(src, dst, depth) {
     } else if (/\.(m?js)$/.test(ent.name)) {
       const kitPath = '../'.repeat(depth) + 'wharf-activity.js';
       const text = await readFile(from, 'utf8');
+      staged.push({ shown: shown(from), text });
+      // Same lines as the source: errors and findings keep its line numbers.
       await writeFile(to, text.replace(IMPORT_KIT, (_, pre, q) => `${pre}${q}${kitPath}${q}`));
     } else if (/\.json$/.test(ent.name)) {
       await cp(from, to);
@@ -85,11 +98,20 @@ async function stageTree(src, dst, depth) {
   }
 }
 
+/** Ends the build after its error was printed. */
+class Stop extends Error {}
+
 const started = Date.now();
 const stage = await mkdtemp(join(tmpdir(), 'wharf-build-js-'));
 try {
   await cp(join(kitDir, 'wharf-activity.js'), join(stage, 'wharf-activity.js'));
   await stageTree(dir, join(stage, 'app'), 1);
+  const findings = scanSources(staged);
+  for (const f of findings) console.error(describeFinding(f));
+  if (findings.some((f) => f.fatal)) {
+    process.exitCode = 1;
+    throw new Stop();
+  }
   const appEntry = './' + posix.join('app', ...entryName.split(sep));
   await writeFile(
     join(stage, 'entry.js'),
@@ -97,16 +119,27 @@ try {
       `import { exportActivities } from './wharf-activity.js';\n` +
       `export const activities = exportActivities(app.activities ?? app.default, ${JSON.stringify({ http })});\n`,
   );
+  const showApp = (file) => shown(join(dir, file));
   process.chdir(stage);
-  const { component } = await componentize({
-    sourcePath: join(stage, 'entry.js'),
-    witPath: witDir,
-    worldName: 'activity',
-    disableFeatures: http ? DEFAULT_DISABLED.filter((f) => f !== 'http') : DEFAULT_DISABLED,
-  });
+  let component;
+  try {
+    ({ component } = await componentize({
+      sourcePath: join(stage, 'entry.js'),
+      witPath: witDir,
+      worldName: 'activity',
+      disableFeatures: http ? DEFAULT_DISABLED.filter((f) => f !== 'http') : DEFAULT_DISABLED,
+    }));
+  } catch (e) {
+    // componentize-js' own stack says nothing about the author's code.
+    console.error(explainBuildError(String(e?.message ?? e), showApp));
+    process.exitCode = 1;
+    throw new Stop();
+  }
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, component);
   console.error(`built ${out} (${component.length} bytes) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+} catch (e) {
+  if (!(e instanceof Stop)) throw e;
 } finally {
   await rm(stage, { recursive: true, force: true });
 }

@@ -139,4 +139,168 @@ fn a_reader_that_goes_away_ends_the_command_without_a_panic() {
         "{:?}: {stderr}",
         out.status
     );
+
+/// The text of `activity describe ID`, with each attempt's duration (the
+/// column after the outcome) replaced by `<took>` so the text compares whole.
+fn described(s: &common::Server, id: &str) -> String {
+    cli(s, &["activity", "describe", id])
+        .lines()
+        .map(|l| match (l.starts_with("  #"), l.get(..30), l.get(40..)) {
+            (true, Some(head), Some(tail)) => format!("{head}<took>    {tail}"),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn describe_shows_the_non_retryable_flag_decoded_details_and_each_attempts_log() {
+    let dir = common::data_dir_sharing_artifacts();
+    let s = common::Server::start(dir.path(), &[]);
+    s.upload(
+        "flaky",
+        &common::precompiled(&common::rust_example("flaky")),
+    );
+    s.deploy("flaky", "q", 2);
+    s.start_activity(serde_json::json!({
+        "activity_id": "r", "activity_type": "reject", "task_queue": "q",
+        "input": [{"reason": "no stock"}], "start_to_close_timeout": "10s"
+    }));
+    s.start_activity(serde_json::json!({
+        "activity_id": "f", "activity_type": "flaky", "task_queue": "q",
+        "input": [{"succeed_on_attempt": 3}], "start_to_close_timeout": "10s",
+        "retry_policy": {"initial_interval": "10ms", "maximum_attempts": 2}
+    }));
+    s.wait_closed("r", std::time::Duration::from_secs(30));
+    s.wait_closed("f", std::time::Duration::from_secs(30));
+
+    assert_eq!(
+        described(&s, "r"),
+        r#"activity:   r
+type:       reject on queue q
+state:      failed
+attempt:    1
+input:      [{"reason":"no stock"}]
+failure:    InvalidOrder (non-retryable): order rejected: no stock
+details:    {"reason":"no stock"}
+attempts:
+  #1   failed                 <took>     flaky@1 InvalidOrder order rejected: no stock
+       | [WARN] rejecting: no stock"#
+    );
+    assert_eq!(
+        described(&s, "f"),
+        r#"activity:   f
+type:       flaky on queue q
+state:      failed
+attempt:    2
+input:      [{"succeed_on_attempt":3}]
+failure:    FlakyError (retryable): attempt 2 failed
+details:    {"attempt":2}
+attempts:
+  #1   failed                 <took>     flaky@1 FlakyError attempt 1 failed
+       | [INFO] attempt 1 of 3: failing on purpose
+  #2   failed                 <took>     flaky@1 FlakyError attempt 2 failed
+       | [INFO] attempt 2 of 3: failing on purpose"#
+    );
+
+    // --json: the raw payloads as they came, and decoded beside them.
+    let v = cli_json(&s, &["activity", "describe", "r"]);
+    assert_eq!(
+        v["last_failure_details"],
+        serde_json::json!([{"reason": "no stock"}])
+    );
+    let raw = &v["last_failure"]["details"][0];
+    assert_eq!(raw["metadata"]["encoding"], "anNvbi9wbGFpbg==", "{v}");
+    assert_eq!(v["last_failure"]["non_retryable"], true, "{v}");
+}
+
+#[test]
+fn activity_start_errors_name_the_flags() {
+    let dir = common::data_dir_sharing_artifacts();
+    let s = common::Server::start(dir.path(), &[]);
+    let start = |extra: &[&str]| {
+        let out = common::wharf()
+            .args(["activity", "start", "--type", "t", "--task-queue", "q"])
+            .args(extra)
+            .args(["--server", &s.base])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = start(&[]);
+    assert!(
+        err.contains("--start-to-close") && err.contains("--schedule-to-close"),
+        "{err}"
+    );
+    let err = start(&["--start-to-close", "soon", "--max-attempts", "2"]);
+    assert!(
+        err.contains("--start-to-close") && !err.contains("start_to_close_timeout"),
+        "{err}"
+    );
+    let err = start(&["--schedule-to-close", "10s", "--priority", "9"]);
+    assert!(err.contains("--priority"), "{err}");
+}
+
+#[test]
+fn module_delete_is_refused_while_deployed_and_removes_unshared_files() {
+    // Its own artifact cache: this test watches files go.
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::Server::start(dir.path(), &[]);
+    let greet = common::rust_example("greet");
+    let sha = s.upload("greet", &greet)["module"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.upload("greet-copy", &greet);
+    s.upload("noop", &common::rust_example("noop"));
+    s.deploy("greet", "q", 1);
+    let files = || {
+        ["artifacts", "components"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(dir.path().join(d)).unwrap().flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&sha))
+            .count()
+    };
+    assert!(files() >= 2, "artifact and component of greet");
+
+    let out = common::wharf()
+        .args(["module", "delete", "greet", "--server", &s.base])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("deployed to task queue(s) q") && err.contains("409"),
+        "{err}"
+    );
+    let (status, _) =
+        s.send(reqwest::blocking::Client::new().delete(s.url("modules/greet?version=1")));
+    assert_eq!(status, 409);
+    let (status, _) =
+        s.send(reqwest::blocking::Client::new().delete(s.url("modules/greet?version=7")));
+    assert_eq!(status, 404);
+    let (status, e) = s.send(reqwest::blocking::Client::new().delete(s.url("modules/a%20b")));
+    assert_eq!(status, 400, "{e}");
+
+    s.deploy("noop", "q", 1);
+    let text = cli(&s, &["module", "delete", "greet@1"]);
+    assert_eq!(text.trim(), "deleted greet@1");
+    assert!(files() >= 2, "greet-copy has the same content");
+    let text = cli(&s, &["module", "delete", "greet-copy"]);
+    assert_eq!(text.trim(), "deleted greet-copy@1");
+    assert_eq!(files(), 0, "no module has greet's content any more");
+    let names: Vec<String> = s.get("modules").1["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["noop"]);
+    // Uploaded again, it is compiled again, under a new version number
+    // (attempts and deployment history name versions), and runs.
+    assert_eq!(s.upload("greet", &greet)["module"]["version"], 2);
+    s.deploy("greet", "q", 1);
+    let a = s.run_in_namespace("default", "greet", serde_json::json!("Ada"));
+    assert_eq!(a["result"], "Hello, Ada!", "{a}");
 }

@@ -279,6 +279,68 @@ fn the_environment_is_empty(l: Lang) {
     }
 }
 
+// ---- what the JS engine lacks (guest-sdk/js/README.md, "What the engine lacks")
+
+/// Each gap the JS kit documents, as the built engine gives it: when a
+/// componentize-js upgrade closes one, this fails until the README, the
+/// kit's build check (`guest-sdk/js/gaps.mjs`) and this pin are updated.
+#[test]
+fn js_engine_gaps_are_pinned() {
+    let r = probe(Lang::Js, "engine", json!({}));
+    let e = &r.json["result"];
+    assert_eq!(e["normalize"], "undefined", "{e}");
+    assert_eq!(e["intl"], "undefined", "{e}");
+    assert_eq!(
+        e["property_escapes"]["error"], "SyntaxError: invalid property name in regular expression",
+        "{e}"
+    );
+    // Locale-sensitive methods run, ignoring the locale.
+    assert_eq!(e["turkish_upper_i"], "I", "{e}");
+    assert_eq!(e["number_en_us"], "1234.5", "{e}");
+    for missing in ["shared_array_buffer", "atomics", "webassembly"] {
+        assert_eq!(e[missing], "undefined", "{missing}: {e}");
+    }
+}
+
+/// A regular expression literal with a Unicode property escape cannot be
+/// built: the kit stops before componentize-js runs, naming the file, the
+/// line and the gap, without a stack trace.
+#[test]
+fn the_js_kit_refuses_a_property_escape_naming_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("lib")).expect("lib");
+    std::fs::write(
+        dir.path().join("activities.js"),
+        "import { slug } from './lib/slug.js';\n\
+         export const activities = { slugify: (s) => slug(s) };\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("lib/slug.js"),
+        "// Letters and digits stay.\n\
+         export function slug(s) {\n  return s.replace(/[^\\p{L}\\p{N}]+/gu, '-');\n}\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(common::repo().join("scripts/build-js"))
+        .arg(dir.path())
+        .arg("-o")
+        .arg(dir.path().join("out.wasm"))
+        .output()
+        .expect("scripts/build-js runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let file = dir.path().join("lib/slug.js");
+    assert!(
+        err.contains(&format!(
+            "error: {}:3: Unicode property escapes",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("    at "), "a stack trace: {err}");
+    assert!(!dir.path().join("out.wasm").exists());
+}
+
 /// With the host (and loopback) allowed, a request goes through the host's
 /// policy-checked `wasi:http` and the answer comes back: the Rust fixture's
 /// `http-get`, JS `fetch()` (the `--http` build); Python has no HTTP API.

@@ -408,3 +408,43 @@ fn a_second_load_uses_the_artifact_and_a_truncated_or_altered_one_is_recompiled(
     assert_eq!(fifth.json["module"]["source"], "compiled", "{}", fifth.json);
     assert_eq!(fifth.json["result"], "Hello, Bo!");
 }
+
+#[test]
+fn run_caches_artifacts_in_the_users_cache_directory_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cwd, home, xdg) = (
+        tmp.path().join("project"),
+        tmp.path().join("home"),
+        tmp.path().join("xdg"),
+    );
+    std::fs::create_dir_all(&cwd).unwrap();
+    let greet = rust_example("greet");
+    let run = |xdg_cache_home: Option<&std::path::Path>| {
+        let mut c = common::wharf();
+        c.current_dir(&cwd)
+            .env("HOME", &home)
+            .env_remove("WHARF_DATA_DIR")
+            .env_remove("XDG_CACHE_HOME");
+        if let Some(x) = xdg_cache_home {
+            c.env("XDG_CACHE_HOME", x);
+        }
+        let out = c
+            .arg("run")
+            .arg(&greet)
+            .args(["greet", "--input", r#""Ada""#])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let artifacts =
+        |dir: std::path::PathBuf| std::fs::read_dir(dir.join("artifacts")).map_or(0, |d| d.count());
+    run(None);
+    assert!(artifacts(home.join(".cache/wharf")) > 0);
+    run(Some(&xdg));
+    assert!(artifacts(xdg.join("wharf")) > 0);
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing written where wharf run was started"
+    );
+}

@@ -1,5 +1,6 @@
 // greet: the smallest useful activity, plus `probe`, which checks that the
-// host grants nothing (no files, no environment, no network).
+// host grants nothing (no files, no environment, no network) and reports
+// what the JS engine lacks.
 import { ApplicationError, config, hasHttp, info, log } from 'wharf-activity';
 
 const invalid = (message) => ApplicationError.nonRetryable(message, 'InvalidArgument');
@@ -36,6 +37,30 @@ function probeFile() {
   }
 }
 
+// What the JS engine lacks (guest-sdk/js/README.md, "What the engine
+// lacks"), as trying each gives it; host/tests/polyglot.rs pins the answer.
+function probeEngine() {
+  const attempt = (f) => {
+    try {
+      return { ok: f() };
+    } catch (e) {
+      return { error: `${e?.name}: ${e?.message}` };
+    }
+  };
+  return {
+    denied: false,
+    error: null,
+    normalize: typeof ''.normalize,
+    intl: typeof Intl,
+    property_escapes: attempt(() => new RegExp('\\p{L}', 'u').test('a')),
+    turkish_upper_i: 'i'.toLocaleUpperCase('tr'),
+    number_en_us: (1234.5).toLocaleString('en-US'),
+    shared_array_buffer: typeof SharedArrayBuffer,
+    atomics: typeof Atomics,
+    webassembly: typeof WebAssembly,
+  };
+}
+
 export const activities = {
   greet(name) {
     if (typeof name !== 'string') throw invalid('greet takes a string');
@@ -50,7 +75,8 @@ export const activities = {
     else if (what === 'env') result = probeEnv();
     else if (what === 'net') result = await probeNet(String(arg.addr ?? '1.1.1.1:80'));
     else if (what === 'config') result = { denied: false, error: null, value: config.get(String(arg.key)) };
-    else throw invalid('probe takes {"what": "file" | "env" | "net" | "config"}');
+    else if (what === 'engine') result = probeEngine();
+    else throw invalid('probe takes {"what": "file" | "env" | "net" | "config" | "engine"}');
     return { what, ...result };
   },
 };

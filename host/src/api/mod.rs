@@ -72,6 +72,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(namespaces::list_config))
         .routes(routes!(namespaces::set_config, namespaces::delete_config))
         .routes(routes!(modules::upload, modules::list))
+        .routes(routes!(modules::delete))
         .routes(routes!(queues::describe, queues::config))
         .routes(routes!(queues::deploy))
         .routes(routes!(queues::rollback))

@@ -1,8 +1,11 @@
-//! Module endpoints: upload (raw component bytes) and list. The quotas an
-//! upload is held to are the service's (`service/modules.rs`).
+//! Module endpoints: upload (raw component bytes), list and delete. The
+//! quotas an upload is held to, and when a module may be deleted, are the
+//! service's (`service/modules.rs`).
 
 use super::extract::{Path, Query};
-use super::types::{ErrorResponse, ModuleList, ModuleUploaded, NamespacePath};
+use super::types::{
+    ErrorResponse, ModuleDeleted, ModuleList, ModulePath, ModuleUploaded, NamespacePath,
+};
 use super::{body, ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
@@ -85,4 +88,34 @@ pub(super) async fn list(
     Ok(Json(ModuleList {
         modules: app.service.list_modules(&ns)?,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeleteQuery {
+    /// Only this version; every version of the name when absent.
+    #[param(minimum = 1)]
+    version: Option<u32>,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/modules/{name}",
+    tag = "modules",
+    params(ModulePath, DeleteQuery),
+    responses(
+        (status = 200, description = "Deleted; its files are removed once no module has the same content", body = ModuleDeleted),
+        (status = 400, description = "Invalid module name or version", body = ErrorResponse),
+        (status = 404, description = "No such namespace, module or version", body = ErrorResponse),
+        (status = 409, description = "A task queue's deployment or rollout runs a version to delete", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
+pub(super) async fn delete(
+    State(app): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Json<ModuleDeleted>, ApiError> {
+    let versions = app.service.delete_module(&ns, &name, q.version).await?;
+    Ok(Json(ModuleDeleted { name, versions }))
 }

@@ -349,6 +349,27 @@ pub struct ModuleList {
     pub modules: Vec<ModuleRecord>,
 }
 
+/// A module of a namespace.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ModulePath {
+    /// Namespace.
+    #[param(max_length = 64)]
+    pub ns: String,
+    /// Module name.
+    #[param(max_length = 100)]
+    pub name: String,
+}
+
+/// A deleted module, or deleted version of one.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModuleDeleted {
+    /// Module name.
+    pub name: String,
+    /// The versions deleted.
+    pub versions: Vec<u32>,
+}
+
 // ---- task queues and limits ----
 
 /// Deploys a module version on a task queue.

@@ -342,7 +342,64 @@ fn parse_all(items: &[String], flag: &str) -> anyhow::Result<Vec<Value>> {
     items.iter().map(|d| parse_json(d, flag)).collect()
 }
 
+/// The `activity start` flag of each field of the start request, so that a
+/// refusal names what the user typed.
+const START_FLAGS: &[(&str, &str)] = &[
+    ("activity_id", "--id"),
+    ("activity_type", "--type"),
+    ("task_queue", "--task-queue"),
+    ("input", "--input"),
+    ("start_to_close_timeout", "--start-to-close"),
+    ("schedule_to_close_timeout", "--schedule-to-close"),
+    ("schedule_to_start_timeout", "--schedule-to-start"),
+    ("heartbeat_timeout", "--heartbeat-timeout"),
+    ("retry_policy.initial_interval", "--initial-interval"),
+    ("retry_policy.backoff_coefficient", "--backoff"),
+    ("retry_policy.maximum_interval", "--max-interval"),
+    ("retry_policy.maximum_attempts", "--max-attempts"),
+    (
+        "retry_policy.non_retryable_error_types",
+        "--non-retryable-type",
+    ),
+    ("priority", "--priority"),
+    ("fairness_key", "--fairness-key"),
+    ("fairness_weight", "--fairness-weight"),
+    ("concurrency_key", "--concurrency-key"),
+];
+
+/// `message` with the start request's field names (whole words only)
+/// replaced by their flags.
+fn with_flag_names(message: &str) -> String {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(is_word) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        // A field name may end a sentence: "... is required."
+        let bare = word.trim_end_matches('.');
+        match START_FLAGS.iter().find(|(field, _)| *field == bare) {
+            Some((_, flag)) => {
+                out.push_str(flag);
+                out.push_str(&word[bare.len()..]);
+            }
+            None => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 async fn start(a: StartArgs) -> anyhow::Result<bool> {
+    if a.start_to_close.is_none() && a.schedule_to_close.is_none() {
+        anyhow::bail!(
+            "an activity needs a time limit: --start-to-close (each attempt, e.g. 10s) \
+             or --schedule-to-close (the whole activity, retries included), or both"
+        );
+    }
     let c = Client::new(&a.client)?;
     let retry = RetryPolicy {
         initial_interval: a.initial_interval,
@@ -373,7 +430,10 @@ async fn start(a: StartArgs) -> anyhow::Result<bool> {
         concurrency_key: a.concurrency_key,
         ..StartActivityRequest::default()
     };
-    let started = c.post::<Started>("activities", &body).await?;
+    let started = c
+        .post::<Started>("activities", &body)
+        .await
+        .map_err(|e| anyhow::anyhow!(with_flag_names(&format!("{e:#}"))))?;
     let id = started.body.activity.activity_id.clone();
     if !a.wait {
         started.print(a.client.json, |v| {
@@ -435,37 +495,77 @@ fn print_result(v: &ResultResponse) {
 }
 
 fn print_describe(v: &ActivityView) {
-    println!("activity:   {} (run {})", v.activity_id, v.run_id);
-    println!("type:       {} on queue {}", v.activity_type, v.task_queue);
-    println!(
-        "state:      {}{}",
-        v.state,
-        if v.cancel_requested {
-            " (cancel requested)"
-        } else {
-            ""
+    print!("{}", describe_text(v));
+}
+
+/// Width of the labels of `activity describe`'s text; continuation lines
+/// are indented to it.
+const LABEL: usize = 12;
+
+/// The text form of `activity describe`: what the activity is, its state,
+/// the last failure as the retry policy saw it (type, non-retryable flag,
+/// message, decoded details) and every attempt with its log tail. The run
+/// id, a number counted across the whole server, is left to `--json`.
+fn describe_text(v: &ActivityView) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: &str| {
+        let mut lines = value.lines();
+        let first = lines.next().unwrap_or("");
+        let head = format!("{:<LABEL$}{first}", format!("{label}:"));
+        out.push_str(head.trim_end());
+        out.push('\n');
+        for more in lines {
+            out.push_str(&format!("{:LABEL$}{more}\n", ""));
         }
+    };
+    line("activity", &v.activity_id);
+    line(
+        "type",
+        &format!("{} on queue {}", v.activity_type, v.task_queue),
     );
-    println!("attempt:    {}", v.attempt);
-    println!("input:      {}", Value::from(v.input.clone()));
+    let cancel = if v.cancel_requested {
+        " (cancel requested)"
+    } else {
+        ""
+    };
+    line("state", &format!("{}{cancel}", v.state));
+    line("attempt", &v.attempt.to_string());
+    line("input", &Value::from(v.input.clone()).to_string());
     if !v.heartbeat_details.is_empty() {
-        println!("heartbeat:  {}", Value::from(v.heartbeat_details.clone()));
+        line(
+            "heartbeat",
+            &Value::from(v.heartbeat_details.clone()).to_string(),
+        );
     }
-    if let Some(result) = &v.result {
-        if !result.is_null() {
-            println!("result:     {result}");
-        }
+    if let Some(result) = v.result.as_ref().filter(|r| !r.is_null()) {
+        line("result", &result.to_string());
     }
     if let Some(f) = &v.last_failure {
-        println!("failure:    {}: {}", f.error_type, f.message);
+        let retry = match (f.non_retryable, f.next_retry_delay_ms) {
+            (true, _) => "non-retryable".to_owned(),
+            (false, None) => "retryable".to_owned(),
+            (false, Some(ms)) => format!("retryable, next retry after {ms} ms"),
+        };
+        line(
+            "failure",
+            &format!("{} ({retry}): {}", f.error_type, f.message),
+        );
+        let details: Vec<String> = v
+            .last_failure_details
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        if !details.is_empty() {
+            line("details", &details.join("\n"));
+        }
     }
-    println!("attempts:");
+    line("attempts", "");
     for a in v.attempts.iter().flatten() {
         let took = match a.ended_ms {
             Some(e) => format!("{} ms", e.saturating_sub(a.started_ms)),
             None => "running".into(),
         };
-        println!(
+        let row = format!(
             "  #{:<3} {:<22} {:<10} {} {} {}",
             a.attempt,
             a.outcome.as_deref().unwrap_or("running"),
@@ -479,5 +579,32 @@ fn print_describe(v: &ActivityView) {
                 .next()
                 .unwrap_or("")
         );
+        out.push_str(row.trim_end());
+        out.push('\n');
+        for log in a.log_tail.iter().flat_map(|l| l.lines()) {
+            out.push_str(&format!("       | {log}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_flag_names;
+
+    #[test]
+    fn refusals_of_a_start_name_its_flags() {
+        assert_eq!(
+            with_flag_names(
+                "start_to_close_timeout: -1 is not a duration; retry_policy.maximum_interval too."
+            ),
+            "--start-to-close: -1 is not a duration; --max-interval too."
+        );
+        // Whole words only.
+        assert_eq!(
+            with_flag_names("my_task_queue_x and priority_high"),
+            "my_task_queue_x and priority_high"
+        );
+        assert_eq!(with_flag_names("priority is 9"), "--priority is 9");
     }
 }

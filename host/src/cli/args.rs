@@ -1,4 +1,5 @@
-//! Parsers for argument values shared by subcommands: sizes and durations.
+//! Parsers for argument values shared by subcommands: sizes, durations and
+//! module references.
 
 use std::time::Duration;
 
@@ -29,6 +30,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration (try 10s): {e}"))
 }
 
+/// Splits a module reference `NAME[@VERSION]` into name and version.
+pub fn parse_module_ref(spec: &str) -> anyhow::Result<(&str, Option<u32>)> {
+    match spec.split_once('@') {
+        Some((name, v)) => {
+            let version = v
+                .parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("{spec:?}: the version after @ must be a number"))?;
+            Ok((name, Some(version)))
+        }
+        None => Ok((spec, None)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +54,12 @@ mod tests {
         assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn module_refs() {
+        assert_eq!(parse_module_ref("greet").unwrap(), ("greet", None));
+        assert_eq!(parse_module_ref("greet@3").unwrap(), ("greet", Some(3)));
+        assert!(parse_module_ref("greet@latest").is_err());
     }
 }

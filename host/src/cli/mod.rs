@@ -10,6 +10,7 @@ mod client;
 mod grants;
 mod module;
 mod namespace;
+mod project;
 mod queue;
 mod run;
 mod serve;
@@ -29,11 +30,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a project of one activity in Rust, JavaScript or Python.
+    New(Box<project::NewArgs>),
+    /// Build the project's component into build/NAME.wasm.
+    Build(Box<project::BuildArgs>),
     /// Run the activity service: HTTP API, task queues, SQLite.
     Serve(Box<serve::ServeArgs>),
     /// Run one attempt of an activity from a component file.
     Run(Box<run::RunArgs>),
-    /// Upload and list modules.
+    /// Upload, list and delete modules.
     #[command(subcommand)]
     Module(module::ModuleCommand),
     /// Serve a task queue with a module version.
@@ -89,6 +94,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::New(args) => project::new(*args).map(|()| ExitCode::SUCCESS),
+            Command::Build(args) => project::build(*args).map(|()| ExitCode::SUCCESS),
             Command::Serve(args) => serve::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Run(args) => run::run(*args).await,
             Command::Module(cmd) => module::run(cmd).await.map(|()| ExitCode::SUCCESS),

@@ -1,8 +1,9 @@
-//! `wharf module upload|list`.
+//! `wharf module upload|list|delete`.
 
+use super::args::parse_module_ref;
 use super::client::{Client, ClientArgs};
 use super::table;
-use crate::api::types::{ModuleList, ModuleUploaded};
+use crate::api::types::{ModuleDeleted, ModuleList, ModuleUploaded};
 use anyhow::Context as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -23,6 +24,14 @@ pub enum ModuleCommand {
     },
     /// List modules and their versions.
     List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a module (every version) or one version: refused while a
+    /// task queue deploys it; its files go once no module has its content.
+    Delete {
+        /// NAME or NAME@VERSION.
+        module: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -96,6 +105,25 @@ pub async fn run(cmd: ModuleCommand) -> anyhow::Result<()> {
                     ]);
                 }
                 table::print(&t);
+            });
+        }
+        ModuleCommand::Delete {
+            module,
+            client: args,
+        } => {
+            let (name, version) = parse_module_ref(&module)?;
+            let mut path = format!("modules/{}", urlencoding::encode(name));
+            if let Some(v) = version {
+                path.push_str(&format!("?version={v}"));
+            }
+            let resp = Client::new(&args)?.delete::<ModuleDeleted>(&path).await?;
+            resp.print(args.json, |v| {
+                let versions: Vec<String> = v
+                    .versions
+                    .iter()
+                    .map(|n| format!("{}@{n}", v.name))
+                    .collect();
+                println!("deleted {}", versions.join(", "));
             });
         }
     }

@@ -1,5 +1,6 @@
 //! `wharf deploy`, `wharf queue ...` and `wharf limit ...`.
 
+use super::args::parse_module_ref;
 use super::client::{json_text, Client, ClientArgs};
 use super::table;
 use crate::api::types::{
@@ -96,16 +97,8 @@ pub enum QueueCommand {
 
 /// Runs `wharf deploy`.
 pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
-    let (name, version) = match args.module.split_once('@') {
-        Some((n, v)) => (
-            n.to_owned(),
-            Some(
-                v.parse::<u32>()
-                    .map_err(|_| anyhow::anyhow!("{v:?} is not a version number"))?,
-            ),
-        ),
-        None => (args.module.clone(), None),
-    };
+    let (name, version) = parse_module_ref(&args.module)?;
+    let name = name.to_owned();
     let c = Client::new(&args.client)?;
     let path = format!(
         "task-queues/{}/deployment",

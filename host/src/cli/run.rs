@@ -52,9 +52,10 @@ pub struct RunArgs {
     cancel_grace: Duration,
     #[command(flatten)]
     grants: GrantArgs,
-    /// Where compiled artifacts are cached.
-    #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
-    data_dir: PathBuf,
+    /// Where compiled artifacts are cached [default: $XDG_CACHE_HOME/wharf,
+    /// or ~/.cache/wharf].
+    #[arg(long, env = "WHARF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -74,8 +75,12 @@ impl AttemptHooks for CancelAt {
 
 /// Runs the command; exit code 0 only when the attempt completed.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => user_cache_dir()?,
+    };
     let engine = Engine::new(&EngineConfig::default())?;
-    let registry = Registry::new(engine.clone(), &args.data_dir);
+    let registry = Registry::new(engine.clone(), &data_dir);
     let (module, source) = registry
         .load_file(&args.module)
         .await
@@ -170,6 +175,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The user's cache directory for `wharf run`'s artifacts, as the XDG base
+/// directory specification places it: `$XDG_CACHE_HOME/wharf` when that is
+/// an absolute path, else `$HOME/.cache/wharf`. A run then leaves nothing
+/// in the directory it was started from, and every project of the user
+/// shares one artifact cache (artifacts are keyed by content and engine).
+fn user_cache_dir() -> anyhow::Result<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(cache) = absolute("XDG_CACHE_HOME") {
+        return Ok(cache.join("wharf"));
+    }
+    match absolute("HOME") {
+        Some(home) => Ok(home.join(".cache").join("wharf")),
+        None => anyhow::bail!(
+            "neither XDG_CACHE_HOME nor HOME is set to an absolute path; \
+             give --data-dir (where compiled artifacts are cached)"
+        ),
+    }
 }
 
 fn decoded(payloads: &[Payload]) -> Vec<Value> {

@@ -1,7 +1,7 @@
 //! `wharf worker --temporal HOST:PORT`: serve a Temporal task queue with
 //! Wasm activities. See [`crate::temporal`].
 
-use super::args::{parse_duration, parse_size};
+use super::args::{parse_duration, parse_module_ref, parse_size};
 use super::grants::GrantArgs;
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
@@ -117,15 +117,7 @@ async fn load_modules(
                 module,
             }
         } else {
-            let (name, version) = match spec.split_once('@') {
-                Some((n, v)) => {
-                    let v: u32 = v.parse().with_context(|| {
-                        format!("{spec:?}: the version after @ must be a number")
-                    })?;
-                    (n, Some(v))
-                }
-                None => (spec.as_str(), None),
-            };
+            let (name, version) = parse_module_ref(spec)?;
             let record = db.get_module(namespace, name, version)?.with_context(|| {
                 format!(
                     "no module {spec} in the registry of namespace {namespace:?} (and no such \

@@ -96,6 +96,17 @@ impl ProcessCache {
             .remove(namespace);
     }
 
+    /// Drops the scope of one module of a namespace (every version of it
+    /// deleted).
+    pub fn clear_module(&self, namespace: &str, module: &str) {
+        let dropped = self
+            .scopes()
+            .remove(&(namespace.to_owned(), module.to_owned()));
+        if let Some(scope) = dropped {
+            scope.clear();
+        }
+    }
+
     /// The cache of one module of one namespace.
     pub fn scope(&self, namespace: &str, module: &str) -> Arc<CacheScope> {
         let ns_bytes = self

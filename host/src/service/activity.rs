@@ -118,8 +118,12 @@ pub struct ActivityView {
     pub options: Value,
     /// Latest heartbeat details, decoded.
     pub heartbeat_details: Vec<Value>,
-    /// Last failure.
+    /// Last failure; its `details` are the raw payloads.
     pub last_failure: Option<Failure>,
+    /// The last failure's details, decoded as the input is (`json/plain`
+    /// as JSON values, other encodings in Temporal's JSON form).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_failure_details: Vec<Value>,
     /// Result, decoded, once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
@@ -176,6 +180,10 @@ pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress) -> ActivityView {
         .result
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok());
+    let last_failure: Option<Failure> = p
+        .last_failure
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
     ActivityView {
         namespace: f.namespace.clone(),
         activity_id: f.activity_id.clone(),
@@ -193,10 +201,11 @@ pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress) -> ActivityView {
         input: decoded(&payloads_from(Some(&f.input))),
         options: serde_json::from_str(&f.options).unwrap_or(Value::Null),
         heartbeat_details: decoded(&payloads_from(p.heartbeat_details.as_deref())),
-        last_failure: p
-            .last_failure
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok()),
+        last_failure_details: last_failure
+            .as_ref()
+            .map(|f| decoded(&f.details))
+            .unwrap_or_default(),
+        last_failure,
         result: result_payload.as_ref().map(Payload::to_json),
         result_payload,
         attempts: None,

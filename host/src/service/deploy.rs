@@ -96,7 +96,12 @@ impl Service {
             }
         }
         let deployment = s.load_deployment(&row).await?;
-        s.db.save_deployment(row.clone()).await?;
+        if !s.db.save_deployment(row.clone()).await? {
+            return Err(ServiceError::ModuleNotFound(format!(
+                "{}@{} (deleted meanwhile)",
+                record.name, record.version
+            )));
+        }
         s.install_deployment(&row, deployment);
         Ok(row)
     }

@@ -8,10 +8,14 @@
 //! namespace's own memory and fuel quotas rather than the host's defaults.
 //! Content the namespace already has under the name makes no new version,
 //! so it is answered even at the module quota: uploads are idempotent.
+//!
+//! A module (or one version) is deleted only while no queue's deployment
+//! or rollout runs it; its files go once no module of any namespace has
+//! the same content, the way a deleted namespace's do.
 
 use super::{Service, ServiceError};
 use crate::registry::UploadLimits;
-use crate::store::modules::ModuleRecord;
+use crate::store::modules::{ModuleDeletion, ModuleRecord};
 use sha2::{Digest, Sha256};
 
 /// Longest module name, in bytes.
@@ -45,6 +49,16 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// [`valid_name`], refused with a 400 that says what a name is.
+fn check_name(name: &str) -> Result<(), ServiceError> {
+    if valid_name(name) {
+        return Ok(());
+    }
+    Err(ServiceError::InvalidArgument(
+        "a module name is 1-100 characters of letters, digits, '-', '_' and '.'".into(),
+    ))
+}
+
 impl Service {
     /// Checks an upload of `name` into `ns` before its body is read;
     /// `host_max_bytes` is the host's own limit on a module.
@@ -55,11 +69,7 @@ impl Service {
         host_max_bytes: usize,
     ) -> Result<ModuleUpload, ServiceError> {
         let quotas = self.tenant(ns)?.quotas();
-        if !valid_name(name) {
-            return Err(ServiceError::InvalidArgument(
-                "a module name is 1-100 characters of letters, digits, '-', '_' and '.'".into(),
-            ));
-        }
+        check_name(name)?;
         let modules = self.shared.db.module_count(ns)?;
         Ok(ModuleUpload {
             namespace: ns.to_owned(),
@@ -99,6 +109,45 @@ impl Service {
         }
         let s = &self.shared;
         Ok(s.registry.upload(&s.db, &ns, &name, bytes, &limits).await?)
+    }
+
+    /// Deletes module `name` of `ns`, or one version of it; returns the
+    /// versions deleted. Refused (conflict) while a queue deploys a version
+    /// to delete; the files of contents no module has any more are removed.
+    pub async fn delete_module(
+        &self,
+        ns: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Vec<u32>, ServiceError> {
+        self.check_namespace(ns)?;
+        check_name(name)?;
+        let shown = match version {
+            Some(v) => format!("{name}@{v}"),
+            None => name.to_owned(),
+        };
+        match self.shared.db.delete_module(ns, name, version).await? {
+            ModuleDeletion::NotFound => Err(ServiceError::ModuleNotFound(shown)),
+            ModuleDeletion::Deployed(queues) => Err(ServiceError::Conflict(format!(
+                "module {shown} is deployed to task queue(s) {}; deploy another module there first",
+                queues.join(", ")
+            ))),
+            ModuleDeletion::Deleted { versions, orphaned } => {
+                tracing::info!(
+                    namespace = ns,
+                    module = name,
+                    ?versions,
+                    contents = orphaned.len(),
+                    "module deleted"
+                );
+                if version.is_none() {
+                    // No version of the name is left to read what was cached.
+                    self.shared.worker.cache().clear_module(ns, name);
+                }
+                self.remove_orphaned_contents().await;
+                Ok(versions)
+            }
+        }
     }
 
     /// The namespace's module versions, by name and version.

@@ -99,9 +99,23 @@ pub struct LimitRow {
 }
 
 impl Db {
-    /// Makes `d` the queue's deployment and appends it to the history.
-    pub async fn save_deployment(&self, d: DeploymentRow) -> Result<(), StoreError> {
+    /// Makes `d` the queue's deployment and appends it to the history;
+    /// `false` (nothing written) if a version it names no longer exists.
+    pub async fn save_deployment(&self, d: DeploymentRow) -> Result<bool, StoreError> {
         self.write(move |c| {
+            // A module deletion checks deployments in its own transaction;
+            // checking here in turn means a deploy that loaded a version
+            // just before it was deleted cannot record it.
+            for version in std::iter::once(d.module_version).chain(d.ramp_version) {
+                let exists: bool = c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM modules WHERE namespace=?1 AND name=?2 AND version=?3)",
+                    params![d.namespace, d.module_name, version],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    return Ok(false);
+                }
+            }
             put_current(c, &d)?;
             c.execute(
                 &format!(
@@ -111,7 +125,7 @@ impl Db {
                 ),
                 params![d.namespace, d.task_queue],
             )?;
-            Ok(())
+            Ok(true)
         })
         .await
     }

@@ -1,4 +1,7 @@
-//! Rows of the `modules` table: what the registry has accepted.
+//! Rows of the `modules` table: what the registry has accepted, and their
+//! deletion (refused while a deployment names them; contents no module has
+//! any more are recorded in `orphaned_contents` for the registry to remove,
+//! as a namespace's deletion does).
 
 use super::{Db, StoreError};
 use rusqlite::{params, OptionalExtension, Row};
@@ -53,7 +56,90 @@ fn by_content(
     .optional()
 }
 
+/// What deleting a module (or one version of it) came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ModuleDeletion {
+    /// The versions deleted, and the contents that no module of any
+    /// namespace has any more (recorded in `orphaned_contents`).
+    Deleted {
+        /// Versions deleted, ascending.
+        versions: Vec<u32>,
+        /// Hex SHA-256 of the contents left without a module.
+        orphaned: Vec<String>,
+    },
+    /// No such module or version.
+    NotFound,
+    /// Queues whose deployment (or rollout) runs a version to delete;
+    /// nothing was deleted.
+    Deployed(Vec<String>),
+}
+
 impl Db {
+    /// Deletes module `name` of `namespace` (one version, or all), in one
+    /// transaction, unless a queue's deployment or rollout runs a version
+    /// to delete. Its version numbers are not given out again.
+    pub async fn delete_module(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<ModuleDeletion, StoreError> {
+        let (ns, name) = (namespace.to_owned(), name.to_owned());
+        self.write(move |c| {
+            let (versions, shas): (Vec<u32>, Vec<String>) = {
+                let mut s = c.prepare_cached(
+                    "SELECT version, sha256 FROM modules WHERE namespace=?1 AND name=?2 \
+                     AND (?3 IS NULL OR version=?3) ORDER BY version",
+                )?;
+                let rows = s.query_map(params![ns, name, version], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?.into_iter().unzip()
+            };
+            if versions.is_empty() {
+                return Ok(ModuleDeletion::NotFound);
+            }
+            let deployed: Vec<String> = {
+                let mut s = c.prepare_cached(
+                    "SELECT task_queue FROM deployments WHERE namespace=?1 AND module_name=?2 \
+                     AND (?3 IS NULL OR module_version=?3 OR ramp_version=?3) ORDER BY task_queue",
+                )?;
+                let rows = s.query_map(params![ns, name, version], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            if !deployed.is_empty() {
+                return Ok(ModuleDeletion::Deployed(deployed));
+            }
+            c.execute(
+                "DELETE FROM modules WHERE namespace=?1 AND name=?2 AND (?3 IS NULL OR version=?3)",
+                params![ns, name, version],
+            )?;
+            c.execute(
+                "INSERT INTO deleted_module_versions (namespace, name, last_version) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (namespace, name) \
+                 DO UPDATE SET last_version = MAX(last_version, excluded.last_version)",
+                params![ns, name, versions.iter().max()],
+            )?;
+            let mut orphaned = Vec::new();
+            for sha in shas {
+                let used: bool = c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256=?1)",
+                    params![sha],
+                    |r| r.get(0),
+                )?;
+                if !used && !orphaned.contains(&sha) {
+                    c.execute(
+                        "INSERT OR IGNORE INTO orphaned_contents (sha256) VALUES (?1)",
+                        params![sha],
+                    )?;
+                    orphaned.push(sha);
+                }
+            }
+            Ok(ModuleDeletion::Deleted { versions, orphaned })
+        })
+        .await
+    }
+
     /// The version of module `name` with content `sha256`, if recorded.
     pub fn module_by_content(
         &self,
@@ -91,8 +177,11 @@ impl Db {
             if let Some(m) = by_content(c, &ns, &name, &sha)? {
                 return Ok(Some((m, false)));
             }
+            // Numbers of deleted versions are not given out again.
             let version: u32 = c.query_row(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM modules WHERE namespace=?1 AND name=?2",
+                "SELECT MAX(COALESCE((SELECT MAX(version) FROM modules WHERE namespace=?1 AND name=?2), 0), \
+                            COALESCE((SELECT last_version FROM deleted_module_versions \
+                                      WHERE namespace=?1 AND name=?2), 0)) + 1",
                 params![ns, name],
                 |r| r.get(0),
             )?;

@@ -3,11 +3,12 @@
 //! * `flaky` — `{"succeed_on_attempt": u32, "retry_delay_ms": u64 | null}`:
 //!   attempts before `succeed_on_attempt` fail retryably with type
 //!   `FlakyError`, message `"attempt {a} failed"`, details `{"attempt": a}`
-//!   and, when `retry_delay_ms` is given, that next-retry delay. Later
-//!   attempts return `{"attempt": a}`.
+//!   and, when `retry_delay_ms` is given, that next-retry delay, after
+//!   logging `attempt {a} of {succeed_on_attempt}: failing on purpose`.
+//!   Later attempts return `{"attempt": a}`.
 //! * `reject` — `{"reason": string}`: fails non-retryably with type
 //!   `InvalidOrder`, message `"order rejected: {reason}"`, details
-//!   `{"reason": reason}`.
+//!   `{"reason": reason}`, after logging the warning `rejecting: {reason}`.
 //! * `fail-typed` — `{"error_type": string}`: fails retryably with that error
 //!   type and message `"failed with {error_type}"`, to exercise a retry
 //!   policy's list of non-retryable error types.
@@ -28,6 +29,10 @@ struct FlakyInput {
 fn flaky(input: FlakyInput) -> Result<Value, ActivityError> {
     let attempt = activity::info().attempt;
     if attempt < input.succeed_on_attempt {
+        wharf_guest::info!(
+            "attempt {attempt} of {}: failing on purpose",
+            input.succeed_on_attempt
+        );
         let mut err = ActivityError::retryable(format!("attempt {attempt} failed"))
             .with_type("FlakyError")
             .with_details(&json!({ "attempt": attempt }));
@@ -45,6 +50,7 @@ struct RejectInput {
 }
 
 fn reject(input: RejectInput) -> Result<(), ActivityError> {
+    wharf_guest::warn!("rejecting: {}", input.reason);
     Err(
         ActivityError::non_retryable(format!("order rejected: {}", input.reason))
             .with_type("InvalidOrder")

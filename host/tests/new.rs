@@ -1,0 +1,96 @@
+//! `wharf new` and `wharf build`: a project made for each language builds
+//! with the language's tool and its own test (`test.sh`: `wharf build`, then
+//! `wharf run` to completion and to the typed error) passes.
+
+mod common;
+
+use std::path::Path;
+
+/// Makes a project of `lang` in a temporary directory and runs its test.sh
+/// with this build's `wharf`.
+fn new_project_builds_and_its_test_passes(lang: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = format!("hello-{lang}");
+    let out = common::wharf()
+        .current_dir(dir.path())
+        .args(["new", &name, "--lang", lang])
+        .output()
+        .expect("wharf new runs");
+    assert!(out.status.success(), "wharf new: {out:?}");
+    let project = dir.path().join(&name);
+    assert!(project.join("README.md").exists() && project.join("wharf.toml").exists());
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_wharf"));
+    let path = std::env::join_paths(
+        std::iter::once(bin.parent().expect("bin dir").to_owned()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .expect("PATH");
+    let out = std::process::Command::new(project.join("test.sh"))
+        .env("PATH", path)
+        .env("WHARF_LOG", "warn")
+        // Compiled artifacts shared with the other tests of this binary.
+        .env("WHARF_DATA_DIR", common::shared_data_dir())
+        // The SDK's dependencies compiled once for every run of this test.
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wharf-new-rust"),
+        )
+        .output()
+        .expect("test.sh runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "test.sh: {stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("ok: {name} completes")),
+        "{stdout}"
+    );
+    assert!(
+        project.join(format!("build/{name}.wasm")).exists(),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_new_rust_project_builds_and_its_test_passes() {
+    new_project_builds_and_its_test_passes("rust");
+}
+
+#[test]
+fn a_new_js_project_builds_and_its_test_passes() {
+    new_project_builds_and_its_test_passes("js");
+}
+
+#[test]
+fn a_new_python_project_builds_and_its_test_passes() {
+    new_project_builds_and_its_test_passes("python");
+}
+
+#[test]
+fn wharf_new_refuses_a_bad_name_and_an_existing_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let new = |name: &str| {
+        common::wharf()
+            .current_dir(dir.path())
+            .args(["new", name, "--lang", "js"])
+            .output()
+            .expect("wharf new runs")
+    };
+    let out = new("Bad_Name");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lowercase letter"));
+    assert!(new("twice").status.success());
+    let out = new("twice");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = common::wharf()
+        .current_dir(dir.path())
+        .arg("build")
+        .output()
+        .expect("wharf build runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wharf.toml not found"));
+}
