@@ -139,6 +139,7 @@ fn a_reader_that_goes_away_ends_the_command_without_a_panic() {
         "{:?}: {stderr}",
         out.status
     );
+}
 
 /// The text of `activity describe ID`, with each attempt's duration (the
 /// column after the outcome) replaced by `<took>` so the text compares whole.
