@@ -75,6 +75,11 @@ impl From<ServiceError> for ApiError {
             E::QuotaExceeded(_) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
             }
+            E::StoredBytesExceeded(_) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "stored_bytes_quota_exceeded",
+                message,
+            ),
             E::Registry(r) => r.into(),
             // Nothing was changed (a failed write is undone): the request
             // may be sent again once the database can write.

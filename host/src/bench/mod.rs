@@ -9,6 +9,8 @@
 //!   API, and schedule-to-start at half that load.
 //! * [`scheduler`]: what priorities, fairness keys and limits cost.
 //! * [`isolation`]: what an adversarial tenant costs the others.
+//! * [`parked`]: what an open activity waiting for a worker costs the
+//!   server's memory, whatever the size of its input.
 //! * [`harness`]: starting a `wharf serve`, uploading, deploying, starting
 //!   activities, reading `/metrics`, percentiles; shared with the
 //!   integration tests.
@@ -20,6 +22,7 @@
 pub mod harness;
 pub mod instantiate;
 pub mod isolation;
+pub mod parked;
 pub mod scheduler;
 pub mod throughput;
 

@@ -100,6 +100,10 @@ pub enum ServiceError {
     /// A namespace quota would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The namespace's open activities would store more payload bytes
+    /// than its `max_stored_bytes`.
+    #[error("{0}")]
+    StoredBytesExceeded(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -232,6 +236,18 @@ impl State {
             .entry((f.namespace.clone(), f.task_queue.clone()))
             .or_default()
             .insert(f.run_id);
+    }
+
+    /// Records that the heartbeat details of open run `run_id` take `bytes`
+    /// in SQLite now, in its namespace's stored bytes.
+    fn heartbeat_stored(&mut self, run_id: i64, bytes: u64) {
+        let Some(a) = self.open.get_mut(&run_id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut a.stored.heartbeat, bytes);
+        if let Some(t) = self.namespaces.get(&a.fixed.namespace) {
+            t.stored_changed(old, bytes);
+        }
     }
 
     /// Drops a run from the index of open runs by queue.
