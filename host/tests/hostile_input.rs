@@ -1,10 +1,11 @@
 //! Hostile and broken input against the real `wharf serve`: values out of
 //! range refused with a 400 naming the field and its range, a restart that
-//! survives whatever is stored, writes that fail answered 503 with nothing
-//! changed, namespace quotas on external completions and on stored
-//! payload bytes, parked activities costing memory independent of their
-//! input, describe of unknown queues creating nothing, identifier limits,
-//! and errors that say what is accepted.
+//! survives whatever is stored, a full disk answered 507 with nothing
+//! changed and writes resuming once space is freed, namespace quotas on
+//! external completions and on stored payload bytes, parked activities
+//! costing memory independent of their input, describe of unknown queues
+//! creating nothing, identifier limits, and errors that say what is
+//! accepted.
 
 mod common;
 
@@ -316,8 +317,15 @@ impl Drop for Tmpfs {
     }
 }
 
+/// What `/healthz` answers: (status, first line).
+fn health(s: &Server) -> (u16, String) {
+    let r = reqwest::blocking::get(format!("{}/healthz", s.base)).unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().unwrap_or_default().trim().to_owned())
+}
+
 #[test]
-fn a_failed_write_answers_503_and_changes_nothing() {
+fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed() {
     let Some(fs) = Tmpfs::mount("48m") else {
         return;
     };
@@ -340,20 +348,21 @@ fn a_failed_write_answers_503_and_changes_nothing() {
         "activities/complete",
         &json!({"activity_id": "later", "result": big}),
     );
-    assert_eq!(status, 503, "{e}");
-    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    assert_eq!(status, 507, "{e}");
+    assert_eq!(e["error"]["code"], "storage_full", "{e}");
     let (status, e) = s.post(
         "activities/heartbeat",
         &json!({"activity_id": "later", "details": ["h".repeat(900_000)]}),
     );
-    assert_eq!(status, 503, "{e}");
-    let (status, e) = s.post(
-        "activities",
-        &json!({"activity_id": "unwritten", "activity_type": "async-complete", "task_queue": "q",
-                "start_to_close_timeout": "10s", "input": [big]}),
-    );
-    assert_eq!(status, 503, "{e}");
-    healthy(&s);
+    assert_eq!(status, 507, "{e}");
+    let start = json!({"activity_id": "unwritten", "activity_type": "async-complete",
+        "task_queue": "q", "start_to_close_timeout": "10s", "input": [big]});
+    let (status, e) = s.post("activities", &start);
+    assert_eq!(status, 507, "{e}");
+    assert_eq!(e["error"]["code"], "storage_full", "{e}");
+    let (status, text) = health(&s);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.starts_with("degraded: storage_full"), "{text}");
     // Nothing moved: the activity still awaits its completion, the refused
     // start left no activity.
     let (_, a) = s.get("activities/later");
@@ -365,7 +374,11 @@ fn a_failed_write_answers_503_and_changes_nothing() {
     assert_eq!(a["heartbeat_details"], json!([]), "{a}");
     assert_eq!(s.get("activities/unwritten").0, 404);
 
+    // Space freed: the same server writes again, no restart.
     std::fs::remove_file(filler).unwrap();
+    let (status, e) = s.post("activities", &start);
+    assert_eq!(status, 201, "{e}");
+    assert_eq!(health(&s), (200, "ok".to_owned()));
     let (status, e) = s.post(
         "activities/complete",
         &json!({"activity_id": "later", "result": "done"}),
@@ -383,6 +396,7 @@ fn a_failed_write_answers_503_and_changes_nothing() {
         (&json!("completed"), &json!("done")),
         "{a}"
     );
+    assert_eq!(s.get("activities/unwritten").0, 200);
     s.kill();
 }
 

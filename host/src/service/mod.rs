@@ -326,6 +326,12 @@ impl Service {
         self.shared.worker.slot_usage()
     }
 
+    /// Whether the database's last write failed for a full disk (until a
+    /// write succeeds again).
+    pub fn storage_full(&self) -> bool {
+        self.shared.db.is_full()
+    }
+
     /// Counters for metrics.
     pub fn counters(&self) -> &Counters {
         &self.shared.counters
