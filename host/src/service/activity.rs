@@ -13,7 +13,7 @@
 use super::options::ActivityOptions;
 use crate::engine::StopSignal;
 use crate::payload::Payload;
-use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow};
+use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow, StoredRun};
 use crate::worker::{Failure, TimeoutType};
 use serde::Serialize;
 use serde_json::Value;
@@ -203,9 +203,9 @@ impl From<AttemptRow> for AttemptView {
     }
 }
 
-/// Builds the view of a run from its stored parts (`input` a JSON array of
-/// payloads).
-pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress, input: &str) -> ActivityView {
+/// Builds the view of a stored run, showing progress `p`.
+pub(crate) fn view(r: &StoredRun, p: &ActivityProgress) -> ActivityView {
+    let f = &r.fixed;
     let result_payload: Option<Payload> = p
         .result
         .as_deref()
@@ -224,8 +224,8 @@ pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress, input: &str) -> Acti
         closed_ms: p.state.closed_ms(),
         awaiting_async: p.state.awaiting_async(),
         cancel_requested: p.cancel_requested,
-        input: decoded(&payloads_from(Some(input))),
-        options: serde_json::from_str(&f.options).unwrap_or(Value::Null),
+        input: decoded(&payloads_from(Some(&r.input))),
+        options: serde_json::from_str(&r.options).unwrap_or(Value::Null),
         heartbeat_details: decoded(&payloads_from(p.heartbeat_details.as_deref())),
         last_failure: p
             .last_failure

@@ -132,7 +132,7 @@ impl Service {
         let rows = self.shared.db.list_activities(ns, filter)?;
         Ok(rows
             .iter()
-            .map(|r| activity::view(&r.fixed, &r.progress, &r.input))
+            .map(|r| activity::view(r, &r.progress))
             .collect())
     }
 
@@ -218,15 +218,15 @@ impl Service {
                 .ok_or_else(|| ServiceError::ActivityNotFound(run_id.to_string()))?;
         let (progress, running) = match from_memory {
             Some((mut p, running)) if !stored.progress.state.is_closed() => {
-                let on_disk = stored.progress;
+                let on_disk = stored.progress.clone();
                 p.heartbeat_details = p.heartbeat_details.or(on_disk.heartbeat_details);
                 p.last_failure = on_disk.last_failure;
                 p.result = on_disk.result;
                 (p, running)
             }
-            _ => (stored.progress, None),
+            _ => (stored.progress.clone(), None),
         };
-        let mut view = activity::view(&stored.fixed, &progress, &stored.input);
+        let mut view = activity::view(&stored, &progress);
         let mut attempts: Vec<AttemptView> =
             s.db.attempts(run_id)?.into_iter().map(Into::into).collect();
         if let Some(mut r) = running {

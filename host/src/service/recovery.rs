@@ -18,7 +18,7 @@ use super::decide::Ending;
 use super::options::ActivityOptions;
 use super::timers::TimerEvent;
 use super::{tenant, ServiceError, Shared};
-use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, OpenRun, RunState};
+use crate::store::activities::{self as rows, ActivityProgress, OpenRun, RunState};
 use crate::worker::Failure;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -79,7 +79,7 @@ impl Shared {
             }
             let mut usable = Vec::with_capacity(batch.readable.len());
             for run in batch.readable {
-                match stored_options(&run.fixed, &run.progress) {
+                match stored_options(&run.options, &run.progress) {
                     Ok(options) => usable.push((run, options)),
                     Err(why) => {
                         tracing::error!(
@@ -227,33 +227,21 @@ impl Shared {
 }
 
 /// The options of a stored open run, or what is wrong with the stored run.
-fn stored_options(f: &ActivityFixed, p: &ActivityProgress) -> Result<ActivityOptions, String> {
+fn stored_options(options: &str, p: &ActivityProgress) -> Result<ActivityOptions, String> {
     if p.state.is_closed() {
         return Err(format!("state {:?} without a close time", p.state.as_str()));
     }
-    ActivityOptions::parse(&f.options).map_err(|e| format!("options: {e}"))
+    ActivityOptions::parse(options).map_err(|e| format!("options: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn stored(options: &str) -> ActivityFixed {
-        ActivityFixed {
-            run_id: 1,
-            namespace: "ns".into(),
-            activity_id: "a".into(),
-            activity_type: "t".into(),
-            task_queue: "q".into(),
-            options: options.into(),
-            scheduled_ms: 0,
-        }
-    }
-
     #[test]
     fn stored_options_are_used_as_stored_or_the_run_is_refused() {
         let p = ActivityProgress::default();
-        let ok = stored_options(&stored(r#"{"start_to_close_timeout":"7s"}"#), &p);
+        let ok = stored_options(r#"{"start_to_close_timeout":"7s"}"#, &p);
         assert_eq!(
             ok.map(|o| o.start_to_close_timeout),
             Ok(Some(std::time::Duration::from_secs(7)))
@@ -263,7 +251,7 @@ mod tests {
             r#"{"schedule_to_close_timeout":"10000000000000000000s"}"#,
             r#"{"no_such_option":1}"#,
         ] {
-            let why = stored_options(&stored(options), &p);
+            let why = stored_options(options, &p);
             assert!(why.is_err(), "{options}: {why:?}");
         }
         let closed = ActivityProgress {
@@ -273,6 +261,6 @@ mod tests {
             },
             ..ActivityProgress::default()
         };
-        assert!(stored_options(&stored("{}"), &closed).is_err());
+        assert!(stored_options("{}", &closed).is_err());
     }
 }

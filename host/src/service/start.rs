@@ -119,6 +119,7 @@ impl Service {
         let input = activity::payloads_json(&req.input);
         let input_bytes = input.len() as u64;
         drop(req.input);
+        let options = serde_json::to_string(&req.options).unwrap_or_default();
         let now = s.clock.read();
         tenant
             .take_start(now.at)
@@ -185,7 +186,6 @@ impl Service {
                 activity_id,
                 activity_type: req.activity_type,
                 task_queue: req.task_queue,
-                options: serde_json::to_string(&req.options).unwrap_or_default(),
                 scheduled_ms: now.ms,
             });
             let progress = ActivityProgress {
@@ -218,7 +218,7 @@ impl Service {
 
         let (f, p) = (fixed.clone(), progress.clone());
         if let Err(e) =
-            s.db.write_unguarded(move |c| rows::insert_activity(c, &f, &input, &p))
+            s.db.write_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p))
                 .await
         {
             let mut st = s.lock();

@@ -31,8 +31,6 @@ pub struct ActivityFixed {
     pub activity_type: String,
     /// Task queue.
     pub task_queue: String,
-    /// JSON of the options.
-    pub options: String,
     /// First scheduled, ms since the Unix epoch.
     pub scheduled_ms: u64,
 }
@@ -87,8 +85,7 @@ pub struct AttemptRow {
     pub module: Option<String>,
 }
 
-const FIXED: &str =
-    "run_id, namespace, activity_id, activity_type, task_queue, options, scheduled_ms";
+const FIXED: &str = "run_id, namespace, activity_id, activity_type, task_queue, scheduled_ms";
 const PROGRESS: &str =
     "state, attempt, attempt_scheduled_ms, started_ms, awaiting_async, task_token, \
      heartbeat_details, heartbeat_ms, cancel_requested, last_failure, result, closed_ms";
@@ -96,7 +93,7 @@ const PROGRESS: &str =
 const PROGRESS_LEAN: &str = "state, attempt, attempt_scheduled_ms, started_ms, awaiting_async, \
      task_token, NULL, heartbeat_ms, cancel_requested, NULL, NULL, closed_ms";
 /// Columns after [`FIXED`] start here.
-const AFTER_FIXED: usize = 7;
+const AFTER_FIXED: usize = 6;
 
 fn fixed_from(r: &Row<'_>) -> rusqlite::Result<ActivityFixed> {
     Ok(ActivityFixed {
@@ -105,8 +102,7 @@ fn fixed_from(r: &Row<'_>) -> rusqlite::Result<ActivityFixed> {
         activity_id: r.get(2)?,
         activity_type: r.get(3)?,
         task_queue: r.get(4)?,
-        options: r.get(5)?,
-        scheduled_ms: r.get(6)?,
+        scheduled_ms: r.get(5)?,
     })
 }
 
@@ -139,6 +135,7 @@ fn stored_from(r: &Row<'_>) -> rusqlite::Result<StoredRun> {
         fixed,
         progress,
         input: r.get(AFTER_FIXED + 12)?,
+        options: r.get(AFTER_FIXED + 13)?,
     })
 }
 
@@ -151,6 +148,8 @@ pub struct StoredRun {
     pub progress: ActivityProgress,
     /// JSON array of the input payloads.
     pub input: String,
+    /// JSON of the options.
+    pub options: String,
 }
 
 /// An open run as recovery reads it: without payloads, with the bytes
@@ -165,6 +164,8 @@ pub struct OpenRun {
     pub input_bytes: u64,
     /// Bytes of its stored heartbeat details.
     pub heartbeat_bytes: u64,
+    /// JSON of the options (parsed, then dropped, by recovery).
+    pub options: String,
 }
 
 /// One batch of open runs as recovery reads them: the readable ones, the
@@ -233,15 +234,17 @@ pub fn fail_unreadable(
     Ok(())
 }
 
-/// Inserts a new activity run with its input (JSON array of payloads).
+/// Inserts a new activity run with its options (JSON) and input (JSON
+/// array of payloads).
 pub fn insert_activity(
     c: &Connection,
     f: &ActivityFixed,
+    options: &str,
     input: &str,
     p: &ActivityProgress,
 ) -> Result<(), StoreError> {
     c.prepare_cached(&format!(
-        "INSERT INTO activities ({FIXED}, input, {PROGRESS}) VALUES \
+        "INSERT INTO activities ({FIXED}, options, input, {PROGRESS}) VALUES \
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
     ))?
     .execute(params![
@@ -250,8 +253,8 @@ pub fn insert_activity(
         f.activity_id,
         f.activity_type,
         f.task_queue,
-        f.options,
         f.scheduled_ms,
+        options,
         input,
         p.state.as_str(),
         p.attempt,
@@ -359,7 +362,7 @@ impl Db {
             // `octet_length` reads a value's size from its header, not the value.
             let mut s = c.prepare_cached(&format!(
                 "SELECT {FIXED}, {PROGRESS_LEAN}, octet_length(input), \
-                 octet_length(heartbeat_details) FROM activities \
+                 octet_length(heartbeat_details), options FROM activities \
                  WHERE closed_ms IS NULL AND run_id > ?1 ORDER BY run_id LIMIT ?2"
             ))?;
             let mut rows = s.query(params![after, limit])?;
@@ -371,20 +374,25 @@ impl Db {
             while let Some(r) = rows.next()? {
                 // `run_id` is the INTEGER PRIMARY KEY: always readable.
                 batch.last = Some(r.get(0)?);
-                let sizes = |r: &Row<'_>| -> rusqlite::Result<(u64, u64)> {
+                let rest = |r: &Row<'_>| -> rusqlite::Result<(u64, u64, String)> {
                     let n = |i| {
                         r.get::<_, Option<i64>>(i)
                             .map(|n| n.unwrap_or(0).max(0) as u64)
                     };
-                    Ok((n(AFTER_FIXED + 12)?, n(AFTER_FIXED + 13)?))
+                    Ok((
+                        n(AFTER_FIXED + 12)?,
+                        n(AFTER_FIXED + 13)?,
+                        r.get(AFTER_FIXED + 14)?,
+                    ))
                 };
-                match both_from(r).and_then(|run| Ok((run, sizes(r)?))) {
-                    Ok(((fixed, progress), (input_bytes, heartbeat_bytes))) => {
+                match both_from(r).and_then(|run| Ok((run, rest(r)?))) {
+                    Ok(((fixed, progress), (input_bytes, heartbeat_bytes, options))) => {
                         batch.readable.push(OpenRun {
                             fixed,
                             progress,
                             input_bytes,
                             heartbeat_bytes,
+                            options,
                         })
                     }
                     Err(e) => batch.unreadable.push((r.get(0)?, e.to_string())),
@@ -398,7 +406,7 @@ impl Db {
     pub fn run(&self, run_id: i64) -> Result<Option<StoredRun>, StoreError> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS}, input FROM activities WHERE run_id=?1"
+                "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE run_id=?1"
             ))?
             .query_row(params![run_id], stored_from)
             .optional()?)
@@ -460,7 +468,7 @@ impl Db {
     ) -> Result<Vec<StoredRun>, StoreError> {
         self.read(|c| {
             let mut s = c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS}, input FROM activities WHERE namespace=?1 \
+                "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE namespace=?1 \
                  AND (?2 IS NULL OR state=?2) AND (?3 IS NULL OR activity_type=?3) \
                  AND (?4 IS NULL OR task_queue=?4) ORDER BY run_id DESC LIMIT ?5"
             ))?;

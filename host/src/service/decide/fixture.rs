@@ -41,7 +41,6 @@ pub(in crate::service) fn activity(
             activity_id: "a".into(),
             activity_type: "t".into(),
             task_queue: "q".into(),
-            options: "{}".into(),
             scheduled_ms: T0,
         }),
         options: Arc::new(options),
