@@ -1,8 +1,10 @@
 //! Hostile and broken input against the real `wharf serve`: values out of
 //! range refused with a 400 naming the field and its range, a restart that
-//! survives whatever is stored, writes that fail answered 503 with nothing
-//! changed, namespace quotas on external completions, describe of unknown
-//! queues creating nothing, identifier limits, and errors that say what is
+//! survives whatever is stored, a full disk answered 507 with nothing
+//! changed and writes resuming once space is freed, namespace quotas on
+//! external completions and on stored payload bytes, parked activities
+//! costing memory independent of their input, describe of unknown queues
+//! creating nothing, identifier limits, and errors that say what is
 //! accepted.
 
 mod common;
@@ -315,8 +317,15 @@ impl Drop for Tmpfs {
     }
 }
 
+/// What `/healthz` answers: (status, first line).
+fn health(s: &Server) -> (u16, String) {
+    let r = reqwest::blocking::get(format!("{}/healthz", s.base)).unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().unwrap_or_default().trim().to_owned())
+}
+
 #[test]
-fn a_failed_write_answers_503_and_changes_nothing() {
+fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed() {
     let Some(fs) = Tmpfs::mount("48m") else {
         return;
     };
@@ -339,20 +348,21 @@ fn a_failed_write_answers_503_and_changes_nothing() {
         "activities/complete",
         &json!({"activity_id": "later", "result": big}),
     );
-    assert_eq!(status, 503, "{e}");
-    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    assert_eq!(status, 507, "{e}");
+    assert_eq!(e["error"]["code"], "storage_full", "{e}");
     let (status, e) = s.post(
         "activities/heartbeat",
         &json!({"activity_id": "later", "details": ["h".repeat(900_000)]}),
     );
-    assert_eq!(status, 503, "{e}");
-    let (status, e) = s.post(
-        "activities",
-        &json!({"activity_id": "unwritten", "activity_type": "async-complete", "task_queue": "q",
-                "start_to_close_timeout": "10s", "input": [big]}),
-    );
-    assert_eq!(status, 503, "{e}");
-    healthy(&s);
+    assert_eq!(status, 507, "{e}");
+    let start = json!({"activity_id": "unwritten", "activity_type": "async-complete",
+        "task_queue": "q", "start_to_close_timeout": "10s", "input": [big]});
+    let (status, e) = s.post("activities", &start);
+    assert_eq!(status, 507, "{e}");
+    assert_eq!(e["error"]["code"], "storage_full", "{e}");
+    let (status, text) = health(&s);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.starts_with("degraded: storage_full"), "{text}");
     // Nothing moved: the activity still awaits its completion, the refused
     // start left no activity.
     let (_, a) = s.get("activities/later");
@@ -364,7 +374,11 @@ fn a_failed_write_answers_503_and_changes_nothing() {
     assert_eq!(a["heartbeat_details"], json!([]), "{a}");
     assert_eq!(s.get("activities/unwritten").0, 404);
 
+    // Space freed: the same server writes again, no restart.
     std::fs::remove_file(filler).unwrap();
+    let (status, e) = s.post("activities", &start);
+    assert_eq!(status, 201, "{e}");
+    assert_eq!(health(&s), (200, "ok".to_owned()));
     let (status, e) = s.post(
         "activities/complete",
         &json!({"activity_id": "later", "result": "done"}),
@@ -382,6 +396,7 @@ fn a_failed_write_answers_503_and_changes_nothing() {
         (&json!("completed"), &json!("done")),
         "{a}"
     );
+    assert_eq!(s.get("activities/unwritten").0, 200);
     s.kill();
 }
 
@@ -437,12 +452,144 @@ fn external_completions_obey_the_namespace_payload_quotas() {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    wharf::bench::harness::rss_bytes(pid).unwrap_or(0) / 1024
+}
+
+/// Starts `n` activities with ids `{prefix}{i}` and `input` on a queue
+/// nothing serves, so they stay open.
+fn park(s: &Server, prefix: &str, n: usize, input: &Value) {
+    for i in 0..n {
+        let (status, e) = s.post(
+            "activities",
+            &json!({"activity_id": format!("{prefix}{i}"), "activity_type": "greet",
+                    "task_queue": "nobody", "start_to_close_timeout": "1h", "input": input}),
+        );
+        assert_eq!(status, 201, "{e}");
+    }
+}
+
+/// Open activities keep their payloads in SQLite, not in memory: 50 of
+/// them with a 1 MB input grow the server by far less than 50 MB (kept in
+/// memory, input and its encoding took over 2 MB each), and a restart
+/// recovers them without loading their inputs.
+#[test]
+fn parked_activities_with_large_inputs_cost_the_server_little_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--sync", "normal"]);
+    let input = json!(["p".repeat(1_000_000)]);
+    // Warm up the allocator and the connection pool, then measure.
+    park(&s, "warm", 5, &input);
+    let before = rss_kib(s.child.id());
+    park(&s, "big", 50, &input);
+    let grown = rss_kib(s.child.id()).saturating_sub(before);
+    assert!(
+        grown < 20 * 1024,
+        "memory grew {grown} KiB for 50 parked activities of 1 MB"
+    );
+    // The input is all there for whoever asks.
+    let (_, a) = s.get("activities/big7");
+    assert_eq!(
+        a["input"][0].as_str().map(str::len),
+        Some(1_000_000),
+        "state {}",
+        a["state"]
+    );
+    s.kill();
+
+    let s = Server::start(dir.path(), &["--sync", "normal"]);
+    let recovered = rss_kib(s.child.id());
+    assert!(
+        recovered < before + 20 * 1024,
+        "a restart with 55 open 1 MB activities takes {recovered} KiB (the first server {before} KiB)"
+    );
+    let (_, n) = s.send(reqwest::blocking::Client::new().get(s.ns_url("default", "")));
+    assert_eq!(n["namespace"]["open_activities"], 55, "{n}");
+    healthy(&s);
+}
+
+/// The namespace's `max_stored_bytes` counts the payloads of its open
+/// activities as stored (input and heartbeat details): a start beyond it is
+/// refused with 507 and leaves nothing; closing frees its share; a restart
+/// counts the same.
+#[test]
+fn the_stored_bytes_quota_refuses_starts_beyond_it_and_frees_what_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("adversary", "q", 10);
+    let namespace = |s: &Server| {
+        let (status, n) = s.send(reqwest::blocking::Client::new().get(s.ns_url("default", "")));
+        assert_eq!(status, 200, "{n}");
+        n["namespace"].clone()
+    };
+    let stored = |s: &Server| namespace(s)["stored_bytes"].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(namespace(&s)["quotas"]["max_stored_bytes"], 1u64 << 30);
+    let (status, e) = s.send(
+        reqwest::blocking::Client::new()
+            .patch(s.ns_url("default", ""))
+            .json(&json!({"max_stored_bytes": 6000})),
+    );
+    assert_eq!(status, 200, "{e}");
+    refused(
+        s.send(
+            reqwest::blocking::Client::new()
+                .patch(s.ns_url("default", ""))
+                .json(&json!({"max_stored_bytes": 10})),
+        ),
+        "max_stored_bytes",
+        "1 KiB",
+    );
+    assert_eq!(stored(&s), 0);
+
+    let input = json!(["i".repeat(1000)]);
+    park(&s, "a", 2, &input);
+    let two = stored(&s);
+    assert!((2000..5000).contains(&two), "two 1000-byte inputs: {two}");
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_id": "over", "activity_type": "greet", "task_queue": "nobody",
+                "start_to_close_timeout": "1h", "input": ["i".repeat(3000)]}),
+    );
+    assert_eq!(status, 507, "{e}");
+    assert_eq!(e["error"]["code"], "stored_bytes_quota_exceeded", "{e}");
+    assert!(message(&e).contains("max_stored_bytes"), "{e}");
+    assert_eq!(s.get("activities/over").0, 404);
+    assert_eq!(stored(&s), two, "a refused start counts nothing");
+
+    // Heartbeat details count while the activity is open.
+    s.start_activity(json!({
+        "activity_id": "async", "activity_type": "async-complete", "task_queue": "q",
+        "start_to_close_timeout": "60s"
+    }));
+    wait_for("awaiting async", || {
+        (s.get("activities/async").1["awaiting_async"] == json!(true)).then_some(())
+    });
+    let (status, e) = s.post(
+        "activities/heartbeat",
+        &json!({"activity_id": "async", "details": ["h".repeat(500)]}),
+    );
+    assert_eq!(status, 200, "{e}");
+    let with_details = stored(&s);
+    assert!(with_details > two + 500, "{with_details} after {two}");
+    s.kill();
+
+    // A restart counts the same from what is stored.
+    let s = server(dir.path());
+    assert_eq!(stored(&s), with_details);
+    let (status, e) = s.post(
+        "activities/complete",
+        &json!({"activity_id": "async", "result": "done"}),
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(stored(&s), two);
+    let (status, e) = s.post("activities/a0/cancel", &json!({}));
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(stored(&s), two / 2);
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_id": "over", "activity_type": "greet", "task_queue": "nobody",
+                "start_to_close_timeout": "1h", "input": ["i".repeat(3000)]}),
+    );
+    assert_eq!(status, 201, "once an activity closed there is room: {e}");
 }
 
 #[test]

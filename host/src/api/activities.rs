@@ -54,6 +54,7 @@ struct StartBody {
         (status = 413, description = "An argument is over the payload limit", body = ErrorResponse),
         (status = 429, description = "The namespace's start rate or open activities quota is exhausted", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 507, description = "The input would take the namespace's open activities over its max_stored_bytes quota (code stored_bytes_quota_exceeded), or the server's disk is full (code storage_full)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn start(

@@ -75,9 +75,23 @@ impl From<ServiceError> for ApiError {
             E::QuotaExceeded(_) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
             }
+            E::StoredBytesExceeded(_) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "stored_bytes_quota_exceeded",
+                message,
+            ),
             E::Registry(r) => r.into(),
             // Nothing was changed (a failed write is undone): the request
             // may be sent again once the database can write.
+            E::Store(e) if e.is_full() => {
+                tracing::error!("{message}");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the server's disk is full, so the database cannot record this; nothing was \
+                     changed, retry once space is freed (no restart is needed)",
+                )
+            }
             E::Store(_) => {
                 tracing::error!("{message}");
                 Self::new(

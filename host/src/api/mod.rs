@@ -135,10 +135,20 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
     path = "/healthz",
     tag = "host",
     security(()),
-    responses((status = 200, description = "The server is up", content_type = "text/plain", body = String)),
+    responses(
+        (status = 200, description = "The server is up", content_type = "text/plain", body = String),
+        (status = 503, description = "The server is up but degraded: the database cannot write (the disk is full); reads still answer", content_type = "text/plain", body = String),
+    ),
 )]
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(app): State<AppState>) -> (axum::http::StatusCode, &'static str) {
+    if app.service.storage_full() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "degraded: storage_full (the disk is full; writes are refused until there is room)\n",
+        )
+    } else {
+        (axum::http::StatusCode::OK, "ok\n")
+    }
 }
 
 /// Reads one counter of a namespace's usage.

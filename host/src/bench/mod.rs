@@ -9,6 +9,8 @@
 //!   API, and schedule-to-start at half that load.
 //! * [`scheduler`]: what priorities, fairness keys and limits cost.
 //! * [`isolation`]: what an adversarial tenant costs the others.
+//! * [`parked`]: what an open activity waiting for a worker costs the
+//!   server's memory, whatever the size of its input.
 //! * [`soak`]: whether memory, disk and throughput stay flat over a long
 //!   run with a short retention.
 //! * [`harness`]: starting a `wharf serve`, uploading, deploying, starting
@@ -22,6 +24,7 @@
 pub mod harness;
 pub mod instantiate;
 pub mod isolation;
+pub mod parked;
 pub mod scheduler;
 pub mod soak;
 pub mod throughput;

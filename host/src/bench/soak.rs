@@ -8,7 +8,7 @@
 //! should stay flat and throughput should hold; the last lines compare the
 //! last window with the first one after warm-up.
 
-use super::harness::{cpu_seconds, quantile_between, scrape};
+use super::harness::{cpu_seconds, quantile_between, rss_bytes, scrape};
 use super::throughput::wait_completed;
 use super::Server;
 use anyhow::Context as _;
@@ -120,7 +120,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         let after = scrape(&http, child.base(), None).await?;
         let w = Window {
             rate,
-            rss_mib: rss_kib(child.pid()).unwrap_or(0) as f64 / 1024.0,
+            rss_mib: rss_bytes(child.pid()).unwrap_or(0) as f64 / (1 << 20) as f64,
             db_mib: mib(&data.join("wharf.db")),
             wal_mib: mib(&data.join("wharf.db-wal")),
             s2s_p99: s2s_quantile(&before, &after, 0.99),
@@ -178,16 +178,6 @@ fn summarize(windows: &[Window], retention: &str, elapsed: Duration) {
 /// Schedule-to-start quantile `q` of the observations between two scrapes.
 fn s2s_quantile(before: &str, after: &str, q: f64) -> Option<f64> {
     quantile_between(before, after, "wharf_schedule_to_start_seconds", q)
-}
-
-/// Resident memory of a process, in KiB (Linux).
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// Size of a file in MiB; 0 if it does not exist.

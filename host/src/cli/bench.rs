@@ -1,6 +1,6 @@
 //! `wharf bench`: which benchmark to run; they live in [`crate::bench`].
 
-use crate::bench::{instantiate, isolation, scheduler, soak, throughput};
+use crate::bench::{instantiate, isolation, parked, scheduler, soak, throughput};
 
 /// What to measure.
 #[derive(clap::Subcommand)]
@@ -20,6 +20,10 @@ pub enum BenchCommand {
     /// alone, then while tenant A fills its quota with loops and memory
     /// bombs, on one `wharf serve` with authentication (started here).
     Isolation(isolation::IsolationArgs),
+    /// Memory of a `wharf serve` (started here) per open activity waiting
+    /// for a worker, with no input and with large inputs, and after a
+    /// restart recovers them.
+    Parked(parked::ParkedArgs),
     /// A long run (a million no-ops by default) with a short retention:
     /// per window throughput, server RSS, SQLite file and WAL size and
     /// schedule-to-start p99, to see that they stay flat.
@@ -33,6 +37,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Throughput(args) => throughput::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Isolation(args) => isolation::run(args).await,
+        BenchCommand::Parked(args) => parked::run(args).await,
         BenchCommand::Soak(args) => soak::run(args).await,
     }
 }

@@ -244,8 +244,8 @@ fn print_namespace(v: &NamespaceResponse) {
     let n = &v.namespace;
     println!("namespace: {}", n.name);
     println!(
-        "open activities: {}, running attempts: {}",
-        n.open_activities, n.running_attempts
+        "open activities: {} (payloads stored: {} of max_stored_bytes {}), running attempts: {}",
+        n.open_activities, n.stored_bytes, n.quotas.max_stored_bytes, n.running_attempts
     );
     println!("quotas:");
     for (k, q) in fields(&n.quotas) {

@@ -3,11 +3,17 @@
 //!
 //! Where a run is in its life is a [`RunState`](crate::store::activities::RunState)
 //! in its progress; the decisions that move it are in [`super::decide`].
+//!
+//! An open activity in memory holds no payload: its input, heartbeat
+//! details and last failure are in SQLite, read when an attempt starts or
+//! the API shows the activity, so that a parked activity costs the same few
+//! hundred bytes whatever it carries. Only an attempt running here keeps the
+//! heartbeat details it reported, until it ends.
 
 use super::options::ActivityOptions;
 use crate::engine::StopSignal;
 use crate::payload::Payload;
-use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow};
+use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow, StoredRun};
 use crate::worker::{Failure, TimeoutType};
 use serde::Serialize;
 use serde_json::Value;
@@ -39,11 +45,15 @@ pub(crate) struct Running {
 /// An open activity run.
 pub(crate) struct Activity {
     pub(crate) fixed: Arc<ActivityFixed>,
-    pub(crate) input: Arc<Vec<Payload>>,
     pub(crate) options: Arc<ActivityOptions>,
+    /// Its payload fields are always `None` (see the module doc).
     pub(crate) progress: ActivityProgress,
-    /// Parsed form of `progress.heartbeat_details`.
+    /// Heartbeat details reported by the attempt in progress and not yet
+    /// part of a transition; empty otherwise.
     pub(crate) heartbeat: Vec<Payload>,
+    /// Bytes its payloads take in SQLite (input and heartbeat details),
+    /// counted in its namespace's stored bytes.
+    pub(crate) stored: Stored,
     /// Last sign of life of the current attempt (start or heartbeat).
     pub(crate) last_alive: Instant,
     /// When heartbeat details were last written between transitions.
@@ -52,13 +62,28 @@ pub(crate) struct Activity {
     pub(crate) closed: Arc<Notify>,
 }
 
+/// Bytes of an open run's payloads in SQLite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// Its input.
+    pub(crate) input: u64,
+    /// Its latest heartbeat details.
+    pub(crate) heartbeat: u64,
+}
+
+impl Stored {
+    pub(crate) fn total(self) -> u64 {
+        self.input.saturating_add(self.heartbeat)
+    }
+}
+
 impl Activity {
     pub(crate) fn is_closed(&self) -> bool {
         self.progress.state.is_closed()
     }
 
-    /// The progress to store or show: heartbeat details are kept parsed
-    /// between transitions and encoded only here.
+    /// The progress to store: with the heartbeat details the attempt in
+    /// progress reported, if any (a `None` keeps the stored ones).
     pub(crate) fn snapshot(&self) -> ActivityProgress {
         let mut p = self.progress.clone();
         if !self.heartbeat.is_empty() {
@@ -66,6 +91,14 @@ impl Activity {
         }
         p
     }
+}
+
+/// `p` without its payloads, as memory keeps it.
+pub(crate) fn lean(mut p: ActivityProgress) -> ActivityProgress {
+    p.heartbeat_details = None;
+    p.last_failure = None;
+    p.result = None;
+    p
 }
 
 /// Encodes payloads for a TEXT column.
@@ -174,8 +207,9 @@ impl From<AttemptRow> for AttemptView {
     }
 }
 
-/// Builds the view of a run from its stored parts.
-pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress) -> ActivityView {
+/// Builds the view of a stored run, showing progress `p`.
+pub(crate) fn view(r: &StoredRun, p: &ActivityProgress) -> ActivityView {
+    let f = &r.fixed;
     let result_payload: Option<Payload> = p
         .result
         .as_deref()
@@ -198,8 +232,8 @@ pub(crate) fn view(f: &ActivityFixed, p: &ActivityProgress) -> ActivityView {
         closed_ms: p.state.closed_ms(),
         awaiting_async: p.state.awaiting_async(),
         cancel_requested: p.cancel_requested,
-        input: decoded(&payloads_from(Some(&f.input))),
-        options: serde_json::from_str(&f.options).unwrap_or(Value::Null),
+        input: decoded(&payloads_from(Some(&r.input))),
+        options: serde_json::from_str(&r.options).unwrap_or(Value::Null),
         heartbeat_details: decoded(&payloads_from(p.heartbeat_details.as_deref())),
         last_failure_details: last_failure
             .as_ref()

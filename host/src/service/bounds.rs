@@ -50,6 +50,8 @@ pub const FAIRNESS_WEIGHT: (f32, f32) = (0.001, 1000.0);
 pub const PRIORITY: (u8, u8) = (1, 5);
 /// Largest concurrency number (worker slots, concurrency limits).
 pub const MAX_CONCURRENT: u32 = 1_000_000;
+/// Range of a namespace's `max_stored_bytes`: 1 KiB to 1 TiB.
+pub const STORED_BYTES: (u64, u64) = (1 << 10, 1 << 40);
 
 /// Checks a timeout or interval: [`MIN_DURATION`] to [`MAX_DURATION`].
 pub fn duration(field: &str, d: Duration) -> Result<(), String> {
@@ -113,6 +115,18 @@ pub fn concurrent(field: &str, n: u32) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{field} is {n}; it must be 1 to {MAX_CONCURRENT}"))
+    }
+}
+
+/// Checks a quota of stored bytes: within [`STORED_BYTES`].
+pub fn stored_bytes(field: &str, n: u64) -> Result<(), String> {
+    let (min, max) = STORED_BYTES;
+    if (min..=max).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} is {n}; it must be {min} (1 KiB) to {max} (1 TiB) bytes"
+        ))
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`Shared::transition`], which reads the time once from the service's
 //! clock and hands it in.
 
-use super::activity::Running;
+use super::activity::{self, Running};
 use super::bounds;
 use super::decide::{decide, After, Ending, Event, Plan, Transition};
 use super::timers::TimerEvent;
@@ -46,6 +46,8 @@ struct Pending {
 struct Undo {
     progress: Option<ActivityProgress>,
     heartbeat: Option<Vec<Payload>>,
+    /// Bytes of the stored heartbeat details before.
+    heartbeat_bytes: Option<u64>,
     /// Put back only for a caller's transition: an attempt that ended by
     /// itself is not running any more.
     running: Option<Running>,
@@ -219,6 +221,7 @@ impl Shared {
         st.forget_open(&a.fixed, run_id);
         if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
             t.open.fetch_sub(1, Ordering::Relaxed);
+            t.stored_changed(a.stored.total(), 0);
         }
         let key = (a.fixed.namespace.clone(), a.fixed.activity_id.clone());
         if st.by_id.get(&key) == Some(&run_id) {
@@ -270,6 +273,12 @@ impl Shared {
             if redo.is_none() && undo.running.is_some() {
                 a.running = undo.running;
             }
+            if let Some(bytes) = undo.heartbeat_bytes {
+                st.heartbeat_stored(run_id, bytes);
+            }
+            let Some(a) = st.open.get(&run_id) else {
+                return;
+            };
             // A dispatcher may have dropped its task while the close was
             // being written; a run in backoff waits for its timer instead.
             let requeue = (a.progress.state == RunState::Scheduled
@@ -298,21 +307,24 @@ impl Shared {
     }
 }
 
-/// Applies a decided transition to memory: the run's progress and
-/// heartbeat details, the attempt running here, its task token. `None` if
-/// the run is gone.
+/// Applies a decided transition to memory: the run's progress (without
+/// payloads, which only the write carries) and the size of its stored
+/// heartbeat details, the attempt running here and the details it
+/// reported, its task token. `None` if the run is gone.
 fn apply(st: &mut State, run_id: i64, t: Transition, redo: Option<TimerEvent>) -> Option<Pending> {
     let a = st.open.get_mut(&run_id)?;
     let old_token = a.progress.state.task_token().map(str::to_owned);
     let mut undo = Undo {
-        progress: Some(std::mem::replace(&mut a.progress, t.progress.clone())),
+        progress: Some(std::mem::replace(
+            &mut a.progress,
+            activity::lean(t.progress.clone()),
+        )),
         ..Undo::default()
     };
-    if let Some(hb) = t.heartbeat {
-        undo.heartbeat = Some(std::mem::replace(&mut a.heartbeat, hb));
-    }
     let mut stop = None;
     if t.ends_attempt {
+        // Its details are in the transition now (or were stored earlier).
+        undo.heartbeat = Some(std::mem::take(&mut a.heartbeat));
         let running = a.running.take();
         if t.stop_running {
             stop = running.as_ref().map(|r| r.stop.clone());
@@ -326,6 +338,10 @@ fn apply(st: &mut State, run_id: i64, t: Transition, redo: Option<TimerEvent>) -
             st.tokens.remove(&token);
             undo.token = Some(token);
         }
+    }
+    if let Some(details) = &t.progress.heartbeat_details {
+        undo.heartbeat_bytes = st.open.get(&run_id).map(|a| a.stored.heartbeat);
+        st.heartbeat_stored(run_id, details.len() as u64);
     }
     Some(Pending {
         run_id,

@@ -71,10 +71,9 @@ pub(super) enum Plan {
 /// A decided transition.
 #[derive(Debug)]
 pub(super) struct Transition {
-    /// The activity's progress after it, as stored.
+    /// The activity's progress after it, as stored (a payload field that
+    /// is `None` keeps the stored value).
     pub(super) progress: ActivityProgress,
-    /// New heartbeat details: the ended attempt's last.
-    pub(super) heartbeat: Option<Vec<Payload>>,
     /// The row of the attempt that ended.
     pub(super) attempt_row: Option<AttemptRow>,
     /// What to do once it is written.
@@ -149,7 +148,6 @@ pub(super) fn close_waiting(a: &Activity, how: Closed, failure: Failure, now: No
 fn write(progress: ActivityProgress, after: After) -> Plan {
     Plan::Write(Box::new(Transition {
         progress,
-        heartbeat: None,
         attempt_row: None,
         after,
         ends_attempt: false,
@@ -304,7 +302,6 @@ pub(super) fn end(a: &Activity, ending: Ending, now: Now) -> Plan {
     };
     Plan::Write(Box::new(Transition {
         progress,
-        heartbeat,
         attempt_row: Some(row),
         after,
         ends_attempt: true,

@@ -120,6 +120,7 @@ impl Service {
         }
         let (run_id, attempt) = self.resolve(ns, &target)?;
         let json = payloads_json(&details);
+        let bytes = json.len() as u64;
         let now = self.shared.clock.read();
         let at = now.ms;
         self.shared
@@ -130,13 +131,22 @@ impl Service {
         let Some(a) = st.open.get_mut(&run_id) else {
             return Ok(false);
         };
+        let cancel_requested = a.progress.cancel_requested;
         if a.progress.attempt == attempt && a.progress.state.is_started() {
             a.last_alive = now.at;
-            a.heartbeat = details;
+            // An attempt running here reports its own details when it
+            // ends: these are the latest until it heartbeats again. One
+            // awaiting completion has them in SQLite only.
+            a.heartbeat = if a.running.is_some() {
+                details
+            } else {
+                Vec::new()
+            };
             a.heartbeat_written = Some(now.at);
             a.progress.heartbeat_ms = Some(at);
         }
-        Ok(a.progress.cancel_requested)
+        st.heartbeat_stored(run_id, bytes);
+        Ok(cancel_requested)
     }
 
     /// Requests cancellation. A waiting activity closes at once; a running

@@ -100,6 +100,10 @@ pub enum ServiceError {
     /// A namespace quota would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The namespace's open activities would store more payload bytes
+    /// than its `max_stored_bytes`.
+    #[error("{0}")]
+    StoredBytesExceeded(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -234,6 +238,18 @@ impl State {
             .insert(f.run_id);
     }
 
+    /// Records that the heartbeat details of open run `run_id` take `bytes`
+    /// in SQLite now, in its namespace's stored bytes.
+    fn heartbeat_stored(&mut self, run_id: i64, bytes: u64) {
+        let Some(a) = self.open.get_mut(&run_id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut a.stored.heartbeat, bytes);
+        if let Some(t) = self.namespaces.get(&a.fixed.namespace) {
+            t.stored_changed(old, bytes);
+        }
+    }
+
     /// Drops a run from the index of open runs by queue.
     fn forget_open(&mut self, f: &crate::store::activities::ActivityFixed, run_id: i64) {
         let key = (f.namespace.clone(), f.task_queue.clone());
@@ -308,6 +324,12 @@ impl Service {
     /// Host slots: (in use, capacity, attempts waiting for one).
     pub fn host_slots(&self) -> (usize, usize, usize) {
         self.shared.worker.slot_usage()
+    }
+
+    /// Whether the database's last write failed for a full disk (until a
+    /// write succeeds again).
+    pub fn storage_full(&self) -> bool {
+        self.shared.db.is_full()
     }
 
     /// Counters for metrics.

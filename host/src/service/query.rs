@@ -1,6 +1,6 @@
 //! Reading activities and queues: describe, list, long-poll for a result.
-//! An open run is shown from memory (with the attempt running now), a
-//! closed one from SQLite.
+//! A run is shown from SQLite, which has its payloads; an open one with
+//! what memory knows on top (the attempt running now).
 
 use super::activity::{self, ActivityView, AttemptView};
 use super::{Service, ServiceError};
@@ -130,7 +130,10 @@ impl Service {
     ) -> Result<Vec<ActivityView>, ServiceError> {
         self.check_namespace(ns)?;
         let rows = self.shared.db.list_activities(ns, filter)?;
-        Ok(rows.iter().map(|(f, p)| activity::view(f, p)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| activity::view(r, &r.progress))
+            .collect())
     }
 
     /// Describes a task queue; a queue nobody used yet is simply empty (task
@@ -189,10 +192,13 @@ impl Service {
         })
     }
 
-    /// Describes a run by run id, from memory when open.
+    /// Describes a run by run id: as SQLite has it (with its payloads),
+    /// and for an open run with what only memory knows on top (where it is
+    /// now, the attempt running here and the details it reported).
     pub(super) fn describe_run(&self, run_id: i64) -> Result<ActivityView, ServiceError> {
         let s = &self.shared;
-        // The attempt running now has no row until it ends: show it from memory.
+        // Memory first: a run that closes in between is then shown as
+        // SQLite has it, closed.
         let from_memory = s.lock().open.get(&run_id).map(|a| {
             let running = a.running.as_ref().map(|r| AttemptView {
                 attempt: a.progress.attempt,
@@ -205,20 +211,29 @@ impl Service {
                 heartbeat_details: a.heartbeat.iter().map(Payload::to_json).collect(),
                 module: Some(r.module.clone()),
             });
-            (activity::view(&a.fixed, &a.snapshot()), running)
+            (a.snapshot(), running)
         });
-        let (mut view, running) = match from_memory {
-            Some(v) => v,
-            None => {
-                let (f, p) =
-                    s.db.run(run_id)?
-                        .ok_or_else(|| ServiceError::ActivityNotFound(run_id.to_string()))?;
-                (activity::view(&f, &p), None)
+        let stored =
+            s.db.run(run_id)?
+                .ok_or_else(|| ServiceError::ActivityNotFound(run_id.to_string()))?;
+        let (progress, running) = match from_memory {
+            Some((mut p, running)) if !stored.progress.state.is_closed() => {
+                let on_disk = stored.progress.clone();
+                p.heartbeat_details = p.heartbeat_details.or(on_disk.heartbeat_details);
+                p.last_failure = on_disk.last_failure;
+                p.result = on_disk.result;
+                (p, running)
             }
+            _ => (stored.progress.clone(), None),
         };
+        let mut view = activity::view(&stored, &progress);
         let mut attempts: Vec<AttemptView> =
             s.db.attempts(run_id)?.into_iter().map(Into::into).collect();
-        if let Some(r) = running {
+        if let Some(mut r) = running {
+            // Without details of its own, it shows those it was given.
+            if r.heartbeat_details.is_empty() {
+                r.heartbeat_details = view.heartbeat_details.clone();
+            }
             if attempts.last().is_none_or(|l| l.attempt < r.attempt) {
                 attempts.push(r);
             }

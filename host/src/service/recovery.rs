@@ -3,20 +3,22 @@
 //! Namespaces, deployments, limits and queue rates are loaded; every open
 //! run is put back in memory with its timers, a scheduled one back in its
 //! queue, and an attempt that was running when the last process died is
-//! ended as `worker_lost` (and retried as the policy says). A run whose
-//! stored row cannot be read or used (an unknown state, options that do not
-//! parse or are out of range, input that is not a list of payloads) is
-//! failed with [`STORED_STATE_INVALID`] and never enters memory: nothing
-//! runs on guessed values.
+//! ended as `worker_lost` (and retried as the policy says). Open runs are
+//! read in batches of [`BATCH`] and without their payloads (only their
+//! sizes, for the namespaces' stored bytes), so recovery holds no more
+//! than memory keeps afterwards. A run whose stored row cannot be read or
+//! used (an unknown state, options that do not parse or are out of range)
+//! is failed with [`STORED_STATE_INVALID`] and never enters memory: nothing
+//! runs on guessed values; an input that is not a list of payloads fails
+//! the run the same way when its attempt starts.
 
-use super::activity::{payloads_from, Activity};
+use super::activity::{self, Activity, Stored};
 use super::bounds;
 use super::decide::Ending;
 use super::options::ActivityOptions;
 use super::timers::TimerEvent;
 use super::{tenant, ServiceError, Shared};
-use crate::payload::Payload;
-use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, RunState};
+use crate::store::activities::{self as rows, ActivityProgress, OpenRun, RunState};
 use crate::worker::Failure;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ pub const STORED_STATE_INVALID: &str = "WharfStoredStateInvalid";
 
 /// Attempts that were running when the last process died: (run id, attempt).
 type Lost = Vec<(i64, u32)>;
+
+/// Open runs read from SQLite at a time.
+const BATCH: u32 = 1000;
 
 impl Shared {
     /// Rebuilds memory from SQLite; see [`super::Service::open`].
@@ -64,29 +69,37 @@ impl Shared {
                 .queue(&row.namespace, &row.task_queue, &self.clock)
                 .set_rate(super::limits::rate_config(&row));
         }
-        let (open, unreadable) = self.db.open_activities()?;
-        for (run_id, why) in unreadable {
-            tracing::error!(run_id, "stored activity cannot be read; failing it: {why}");
-            self.fail_stored(run_id, &why).await;
-        }
-        let mut usable = Vec::with_capacity(open.len());
-        for (f, p) in open {
-            match stored_options(&f, &p) {
-                Ok(options) => usable.push((f, p, options)),
-                Err(why) => {
-                    tracing::error!(
-                        run_id = f.run_id,
-                        namespace = f.namespace,
-                        activity_id = f.activity_id,
-                        "stored activity is invalid; failing it: {why}"
-                    );
-                    if self.fail_stored(f.run_id, &why).await {
-                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        let mut lost = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = self.db.open_activities(after, BATCH)?;
+            for (run_id, why) in batch.unreadable {
+                tracing::error!(run_id, "stored activity cannot be read; failing it: {why}");
+                self.fail_stored(run_id, &why).await;
+            }
+            let mut usable = Vec::with_capacity(batch.readable.len());
+            for run in batch.readable {
+                match stored_options(&run.options, &run.progress) {
+                    Ok(options) => usable.push((run, options)),
+                    Err(why) => {
+                        tracing::error!(
+                            run_id = run.fixed.run_id,
+                            namespace = run.fixed.namespace,
+                            activity_id = run.fixed.activity_id,
+                            "stored activity is invalid; failing it: {why}"
+                        );
+                        if self.fail_stored(run.fixed.run_id, &why).await {
+                            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
+            lost.extend(self.restore_open(usable));
+            match batch.last {
+                Some(last) => after = last,
+                None => break,
+            }
         }
-        let lost = self.restore_open(usable);
         if !lost.is_empty() {
             tracing::info!(
                 count = lost.len(),
@@ -127,23 +140,23 @@ impl Shared {
     /// Puts open runs loaded from SQLite back into memory, queues and
     /// timers. Returns the attempts that were running when the last process
     /// died.
-    fn restore_open(
-        self: &Arc<Self>,
-        open: Vec<(ActivityFixed, ActivityProgress, ActivityOptions)>,
-    ) -> Lost {
+    fn restore_open(self: &Arc<Self>, open: Vec<(OpenRun, ActivityOptions)>) -> Lost {
         let mut lost = Vec::new();
         let mut ready = Vec::new();
         let now = self.clock.read();
         {
             let mut st = self.lock();
-            for (f, p, options) in open {
-                let run_id = f.run_id;
+            for (run, options) in open {
+                let run_id = run.fixed.run_id;
                 let a = Activity {
-                    input: Arc::new(payloads_from(Some(&f.input))),
-                    heartbeat: payloads_from(p.heartbeat_details.as_deref()),
-                    fixed: Arc::new(f),
+                    heartbeat: Vec::new(),
+                    stored: Stored {
+                        input: run.input_bytes,
+                        heartbeat: run.heartbeat_bytes,
+                    },
+                    fixed: Arc::new(run.fixed),
                     options: Arc::new(options),
-                    progress: p,
+                    progress: activity::lean(run.progress),
                     last_alive: now.at,
                     heartbeat_written: None,
                     running: None,
@@ -195,6 +208,7 @@ impl Shared {
                 }
                 if let Some(t) = st.namespaces.get(&a.fixed.namespace) {
                     t.open.fetch_add(1, Ordering::Relaxed);
+                    t.stored_changed(0, a.stored.total());
                 }
                 st.by_id.insert(
                     (a.fixed.namespace.clone(), a.fixed.activity_id.clone()),
@@ -213,52 +227,32 @@ impl Shared {
 }
 
 /// The options of a stored open run, or what is wrong with the stored run.
-fn stored_options(f: &ActivityFixed, p: &ActivityProgress) -> Result<ActivityOptions, String> {
+fn stored_options(options: &str, p: &ActivityProgress) -> Result<ActivityOptions, String> {
     if p.state.is_closed() {
         return Err(format!("state {:?} without a close time", p.state.as_str()));
     }
-    if serde_json::from_str::<Vec<Payload>>(&f.input).is_err() {
-        return Err("its input is not a list of payloads".into());
-    }
-    ActivityOptions::parse(&f.options).map_err(|e| format!("options: {e}"))
+    ActivityOptions::parse(options).map_err(|e| format!("options: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn stored(input: &str, options: &str) -> ActivityFixed {
-        ActivityFixed {
-            run_id: 1,
-            namespace: "ns".into(),
-            activity_id: "a".into(),
-            activity_type: "t".into(),
-            task_queue: "q".into(),
-            input: Arc::from(input),
-            options: options.into(),
-            scheduled_ms: 0,
-        }
-    }
-
     #[test]
     fn stored_options_are_used_as_stored_or_the_run_is_refused() {
         let p = ActivityProgress::default();
-        let ok = stored_options(&stored("[]", r#"{"start_to_close_timeout":"7s"}"#), &p);
+        let ok = stored_options(r#"{"start_to_close_timeout":"7s"}"#, &p);
         assert_eq!(
             ok.map(|o| o.start_to_close_timeout),
             Ok(Some(std::time::Duration::from_secs(7)))
         );
-        for (input, options) in [
-            ("[]", "not json"),
-            (
-                "[]",
-                r#"{"schedule_to_close_timeout":"10000000000000000000s"}"#,
-            ),
-            ("[]", r#"{"no_such_option":1}"#),
-            ("{}", "{}"),
+        for options in [
+            "not json",
+            r#"{"schedule_to_close_timeout":"10000000000000000000s"}"#,
+            r#"{"no_such_option":1}"#,
         ] {
-            let why = stored_options(&stored(input, options), &p);
-            assert!(why.is_err(), "{input} {options}: {why:?}");
+            let why = stored_options(options, &p);
+            assert!(why.is_err(), "{options}: {why:?}");
         }
         let closed = ActivityProgress {
             state: RunState::Closed {
@@ -267,6 +261,6 @@ mod tests {
             },
             ..ActivityProgress::default()
         };
-        assert!(stored_options(&stored("[]", "{}"), &closed).is_err());
+        assert!(stored_options("{}", &closed).is_err());
     }
 }

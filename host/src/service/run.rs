@@ -4,7 +4,7 @@
 //! namespace's quotas and its cache are the worker layer's to decide
 //! ([`crate::worker::attempt`]).
 
-use super::activity::{payloads_json, Running};
+use super::activity::{payloads_from, payloads_json, Running};
 use super::bounds;
 use super::decide::Ending;
 use super::timers::TimerEvent;
@@ -78,14 +78,15 @@ impl Shared {
         };
         // Then a host slot: when the host is full, namespaces take turns.
         let host_slot = self.worker.slot(&fixed.namespace).await;
+        // Read only now: a task waiting in the backlog holds no payload.
+        let payloads = self.stored_payloads(task.run_id).await;
         let Some(mut attempt) = self.claim(&task, &deployment.name, module, &module_label) else {
             return;
         };
         attempt.quotas = Some(tenant.quotas().per_attempt());
         attempt.grants = tenant.grants(&deployment.name, &module.sha256);
-        if !module.activity_types.contains(&attempt.info.activity_type) {
-            slot.finish(false);
-            let failure = Failure {
+        let refused = if !module.activity_types.contains(&attempt.info.activity_type) {
+            Some(Failure {
                 error_type: "UnknownActivityType".into(),
                 message: format!(
                     "module {module_label} deployed to this queue does not export activity type {:?}; it exports: {}",
@@ -94,7 +95,19 @@ impl Shared {
                 ),
                 non_retryable: true,
                 ..Failure::default()
-            };
+            })
+        } else {
+            match payloads {
+                Ok((args, details)) => {
+                    attempt.args = args;
+                    attempt.info.heartbeat_details = details;
+                    None
+                }
+                Err(f) => Some(f),
+            }
+        };
+        if let Some(failure) = refused {
+            slot.finish(false);
             // A failed write is logged, and the attempt ended again later.
             let _ = self
                 .end_attempt(task.run_id, task.attempt, Ending::Failed(failure))
@@ -120,6 +133,34 @@ impl Shared {
                 Ending::Report(Box::new(report), module_label),
             )
             .await;
+    }
+
+    /// The input and latest heartbeat details of a run, read from SQLite
+    /// for the attempt starting now; or why the attempt cannot start (an
+    /// input that is no longer a list of payloads fails the run).
+    async fn stored_payloads(&self, run_id: i64) -> Result<(Vec<Payload>, Vec<Payload>), Failure> {
+        let db = self.db.clone();
+        let read = tokio::task::spawn_blocking(move || db.run_payloads(run_id)).await;
+        let unavailable = |why: String| Failure {
+            error_type: "WharfStoreUnavailable".into(),
+            message: format!("the activity's input could not be read: {why}"),
+            ..Failure::default()
+        };
+        let stored = match read {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => return Err(unavailable("the activity is gone".into())),
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(e) => return Err(unavailable(e.to_string())),
+        };
+        let Ok(args) = serde_json::from_str::<Vec<Payload>>(&stored.input) else {
+            return Err(Failure {
+                error_type: super::STORED_STATE_INVALID.into(),
+                message: "the stored input of this activity is not a list of payloads".into(),
+                non_retryable: true,
+                ..Failure::default()
+            });
+        };
+        Ok((args, payloads_from(stored.heartbeat_details.as_deref())))
     }
 
     /// Moves a scheduled run to started for `task`'s attempt and describes
@@ -172,7 +213,8 @@ impl Shared {
             // Set by the worker layer from `deadline` below.
             deadline_ms: None,
             heartbeat_timeout_ms: a.options.heartbeat_timeout.map(bounds::millis),
-            heartbeat_details: a.heartbeat.clone(),
+            // Set by the caller from SQLite, as the arguments are.
+            heartbeat_details: Vec::new(),
             workflow_id: None,
             workflow_type: None,
             worker_task_queue: self.cfg.worker_task_queue.clone(),
@@ -185,7 +227,7 @@ impl Shared {
                 start_to_close: Some(a.options.attempt_timeout()),
                 schedule_to_close: a.options.schedule_to_close_timeout,
             },
-            args: a.input.to_vec(),
+            args: Vec::new(),
             quotas: None,
             grants: Default::default(),
             hooks: Arc::new(Hooks {
@@ -248,6 +290,7 @@ impl Shared {
         let json = payloads_json(&a.heartbeat);
         let at = self.clock.now_ms();
         a.progress.heartbeat_ms = Some(at);
+        st.heartbeat_stored(run_id, json.len() as u64);
         drop(st);
         self.db
             .write_detached(move |c| rows::save_heartbeat(c, run_id, &json, at));

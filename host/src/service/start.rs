@@ -115,6 +115,11 @@ impl Service {
                 )));
             }
         }
+        // Encoded once, here, outside the lock; memory keeps none of it.
+        let input = activity::payloads_json(&req.input);
+        let input_bytes = input.len() as u64;
+        drop(req.input);
+        let options = serde_json::to_string(&req.options).unwrap_or_default();
         let now = s.clock.read();
         tenant
             .take_start(now.at)
@@ -161,7 +166,18 @@ impl Service {
                     quotas.max_open_activities
                 )));
             }
+            let stored = tenant.stored.load(Ordering::Relaxed);
+            if stored.saturating_add(input_bytes) > quotas.max_stored_bytes {
+                return Err(ServiceError::StoredBytesExceeded(format!(
+                    "namespace {ns:?} stores {stored} bytes of payloads of open activities; \
+                     this input ({input_bytes} bytes) would exceed its quota max_stored_bytes \
+                     = {} bytes (raise it with `wharf namespace update {ns} --quota \
+                     max_stored_bytes=...`, or wait for activities to close)",
+                    quotas.max_stored_bytes
+                )));
+            }
             tenant.open.fetch_add(1, Ordering::Relaxed);
+            tenant.stored_changed(0, input_bytes);
             let run_id = st.next_run_id;
             st.next_run_id += 1;
             let fixed = Arc::new(ActivityFixed {
@@ -170,8 +186,6 @@ impl Service {
                 activity_id,
                 activity_type: req.activity_type,
                 task_queue: req.task_queue,
-                input: Arc::from(activity::payloads_json(&req.input)),
-                options: serde_json::to_string(&req.options).unwrap_or_default(),
                 scheduled_ms: now.ms,
             });
             let progress = ActivityProgress {
@@ -184,10 +198,13 @@ impl Service {
                 run_id,
                 Activity {
                     fixed: fixed.clone(),
-                    input: Arc::new(req.input),
                     options: Arc::new(req.options),
                     progress: progress.clone(),
                     heartbeat: Vec::new(),
+                    stored: activity::Stored {
+                        input: input_bytes,
+                        heartbeat: 0,
+                    },
                     last_alive: now.at,
                     heartbeat_written: None,
                     running: None,
@@ -201,7 +218,7 @@ impl Service {
 
         let (f, p) = (fixed.clone(), progress.clone());
         if let Err(e) =
-            s.db.write_unguarded(move |c| rows::insert_activity(c, &f, &p))
+            s.db.write_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p))
                 .await
         {
             let mut st = s.lock();
@@ -209,6 +226,7 @@ impl Service {
             st.by_id.remove(&key);
             st.forget_open(&fixed, fixed.run_id);
             tenant.open.fetch_sub(1, Ordering::Relaxed);
+            tenant.stored_changed(input_bytes, 0);
             return Err(e.into());
         }
         s.counters.started.fetch_add(1, Ordering::Relaxed);

@@ -4,7 +4,8 @@
 //! backlog never sits in front of another's tasks. What they do share (the
 //! host's cores and memory) is bounded per namespace here: attempts running
 //! at once, memory and fuel per attempt, payload and module sizes, module
-//! count, open activities and start rate. What a namespace's modules may
+//! count, open activities, the bytes their payloads take on disk and start
+//! rate. What a namespace's modules may
 //! reach beyond the sandbox (outbound HTTP, configuration) is in
 //! [`grants`](super::grants).
 
@@ -44,6 +45,10 @@ pub struct Quotas {
     pub max_starts_per_second: f64,
     /// Activities open at once.
     pub max_open_activities: u64,
+    /// Bytes the payloads of its open activities (input and heartbeat
+    /// details, as stored) may take in the database; a start beyond it is
+    /// refused (HTTP 507). 1 KiB to 1 TiB.
+    pub max_stored_bytes: u64,
     /// How long a closed activity stays (its result, attempts, logs and
     /// heartbeat details); after that it answers 404 as an unknown id does.
     /// A humantime string (`7d`, `1h`) or milliseconds; 1 s to 10 years.
@@ -51,6 +56,9 @@ pub struct Quotas {
     #[schema(value_type = String, example = "7days")]
     pub retention: Duration,
 }
+
+/// Stored payload bytes of a namespace that sets none: 1 GiB.
+pub const DEFAULT_MAX_STORED_BYTES: u64 = 1 << 30;
 
 /// Retention of a namespace that sets none, as Temporal's default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -67,6 +75,7 @@ impl Default for Quotas {
             max_heartbeat_bytes: 1 << 20,
             max_starts_per_second: 0.0,
             max_open_activities: 1_000_000,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             retention: DEFAULT_RETENTION,
         }
     }
@@ -98,6 +107,7 @@ impl Quotas {
             "unlimited",
         )?;
         super::bounds::concurrent("max_concurrent_attempts", self.max_concurrent_attempts)?;
+        super::bounds::stored_bytes("max_stored_bytes", self.max_stored_bytes)?;
         super::bounds::retention("retention", self.retention)?;
         Ok(())
     }
@@ -131,6 +141,9 @@ pub(crate) struct Tenant {
     pub(crate) slots: Arc<Semaphore>,
     bucket: Mutex<(f64, Instant)>,
     pub(crate) open: AtomicU64,
+    /// Bytes the payloads of its open activities take in the database
+    /// (changed under the service's lock).
+    pub(crate) stored: AtomicU64,
     pub(crate) usage: Usage,
     pub(crate) created_ms: u64,
     pub(crate) grants: RwLock<NamespaceGrants>,
@@ -148,6 +161,7 @@ impl Tenant {
             bucket: Mutex::new((quotas.max_starts_per_second, now)),
             quotas: RwLock::new(quotas),
             open: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
             usage: Usage::default(),
             created_ms: row.created_ms,
             grants: RwLock::new(NamespaceGrants::from_row(row)),
@@ -199,6 +213,15 @@ impl Tenant {
         }
     }
 
+    /// One run's share of the stored bytes went from `old` to `new`.
+    pub(crate) fn stored_changed(&self, old: u64, new: u64) {
+        let _ = self
+            .stored
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(old).saturating_add(new))
+            });
+    }
+
     /// Records what an attempt used.
     pub(crate) fn account(&self, report: &AttemptReport) {
         let u = &self.usage;
@@ -222,6 +245,9 @@ pub struct NamespaceView {
     pub quotas: Quotas,
     /// Activities open now.
     pub open_activities: u64,
+    /// Bytes their payloads (input and heartbeat details) take in the
+    /// database, counted against `max_stored_bytes`.
+    pub stored_bytes: u64,
     /// Attempts running now.
     pub running_attempts: u64,
     /// Usage since this process started.
@@ -259,6 +285,7 @@ pub(super) fn view(t: &Tenant) -> NamespaceView {
         running_attempts: (q.max_concurrent_attempts as u64).saturating_sub(free),
         quotas: q,
         open_activities: t.open.load(Ordering::Relaxed),
+        stored_bytes: t.stored.load(Ordering::Relaxed),
         usage: UsageView {
             attempts: t.usage.attempts.load(Ordering::Relaxed),
             fuel_used: t.usage.fuel_used.load(Ordering::Relaxed),

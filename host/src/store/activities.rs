@@ -6,12 +6,17 @@
 //! [`RunState`] here and written back under the same names, so nothing
 //! above this layer handles the stored strings; a row whose state cannot
 //! be read is reported as unreadable, never guessed.
+//!
+//! Payloads (input, heartbeat details, last failure, result) stay here:
+//! the reads the service keeps in memory ([`Db::open_activities`],
+//! [`Db::latest_run`]) leave them out, the attempt that needs them reads
+//! them when it starts ([`Db::run_payloads`]), and a progress written
+//! without one keeps the stored value ([`save_progress`]).
 
 pub use super::run_state::{Closed, RunState};
 use super::{Db, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
-use std::sync::Arc;
 
 /// The part of an activity fixed at start.
 #[derive(Clone, Debug)]
@@ -26,10 +31,6 @@ pub struct ActivityFixed {
     pub activity_type: String,
     /// Task queue.
     pub task_queue: String,
-    /// JSON array of payloads.
-    pub input: Arc<str>,
-    /// JSON of the options.
-    pub options: String,
     /// First scheduled, ms since the Unix epoch.
     pub scheduled_ms: u64,
 }
@@ -45,7 +46,9 @@ pub struct ActivityProgress {
     pub attempt_scheduled_ms: u64,
     /// When the current (or last) attempt started.
     pub started_ms: Option<u64>,
-    /// JSON array of payloads: the latest heartbeat details.
+    /// JSON array of payloads: the latest heartbeat details. Payload
+    /// fields (this one, `last_failure`, `result`) are `None` in what is
+    /// read for memory, and a `None` written keeps the stored value.
     pub heartbeat_details: Option<String>,
     /// When they were recorded.
     pub heartbeat_ms: Option<u64>,
@@ -82,11 +85,15 @@ pub struct AttemptRow {
     pub module: Option<String>,
 }
 
-const FIXED: &str =
-    "run_id, namespace, activity_id, activity_type, task_queue, input, options, scheduled_ms";
+const FIXED: &str = "run_id, namespace, activity_id, activity_type, task_queue, scheduled_ms";
 const PROGRESS: &str =
     "state, attempt, attempt_scheduled_ms, started_ms, awaiting_async, task_token, \
      heartbeat_details, heartbeat_ms, cancel_requested, last_failure, result, closed_ms";
+/// [`PROGRESS`] without its payloads, for what the service keeps in memory.
+const PROGRESS_LEAN: &str = "state, attempt, attempt_scheduled_ms, started_ms, awaiting_async, \
+     task_token, NULL, heartbeat_ms, cancel_requested, NULL, NULL, closed_ms";
+/// Columns after [`FIXED`] start here.
+const AFTER_FIXED: usize = 6;
 
 fn fixed_from(r: &Row<'_>) -> rusqlite::Result<ActivityFixed> {
     Ok(ActivityFixed {
@@ -95,9 +102,7 @@ fn fixed_from(r: &Row<'_>) -> rusqlite::Result<ActivityFixed> {
         activity_id: r.get(2)?,
         activity_type: r.get(3)?,
         task_queue: r.get(4)?,
-        input: Arc::from(r.get::<_, String>(5)?),
-        options: r.get(6)?,
-        scheduled_ms: r.get(7)?,
+        scheduled_ms: r.get(5)?,
     })
 }
 
@@ -121,12 +126,68 @@ fn progress_from(r: &Row<'_>, at: usize) -> rusqlite::Result<ActivityProgress> {
 }
 
 fn both_from(r: &Row<'_>) -> rusqlite::Result<(ActivityFixed, ActivityProgress)> {
-    Ok((fixed_from(r)?, progress_from(r, 8)?))
+    Ok((fixed_from(r)?, progress_from(r, AFTER_FIXED)?))
 }
 
-/// Open runs as recovery reads them: the readable ones, and the run ids of
-/// those that cannot be read with why.
-pub type OpenRuns = (Vec<(ActivityFixed, ActivityProgress)>, Vec<(i64, String)>);
+fn stored_from(r: &Row<'_>) -> rusqlite::Result<StoredRun> {
+    let (fixed, progress) = both_from(r)?;
+    Ok(StoredRun {
+        fixed,
+        progress,
+        input: r.get(AFTER_FIXED + 12)?,
+        options: r.get(AFTER_FIXED + 13)?,
+    })
+}
+
+/// A run as stored, its input included: what describe and list show.
+#[derive(Clone, Debug)]
+pub struct StoredRun {
+    /// The part fixed at start.
+    pub fixed: ActivityFixed,
+    /// Where it is, with its payloads.
+    pub progress: ActivityProgress,
+    /// JSON array of the input payloads.
+    pub input: String,
+    /// JSON of the options.
+    pub options: String,
+}
+
+/// An open run as recovery reads it: without payloads, with the bytes
+/// they take in the database.
+#[derive(Clone, Debug)]
+pub struct OpenRun {
+    /// The part fixed at start.
+    pub fixed: ActivityFixed,
+    /// Where it is (payload fields `None`).
+    pub progress: ActivityProgress,
+    /// Bytes of its stored input.
+    pub input_bytes: u64,
+    /// Bytes of its stored heartbeat details.
+    pub heartbeat_bytes: u64,
+    /// JSON of the options (parsed, then dropped, by recovery).
+    pub options: String,
+}
+
+/// One batch of open runs as recovery reads them: the readable ones, the
+/// run ids of those that cannot be read with why, and the highest run id
+/// of the batch (`None`: there are no more).
+pub struct OpenRuns {
+    /// Readable runs.
+    pub readable: Vec<OpenRun>,
+    /// Runs that cannot be read, with why.
+    pub unreadable: Vec<(i64, String)>,
+    /// Highest run id read; the next batch starts after it.
+    pub last: Option<i64>,
+}
+
+/// The payloads an attempt starts with, as stored.
+#[derive(Clone, Debug)]
+pub struct RunPayloads {
+    /// JSON array of the input payloads.
+    pub input: String,
+    /// JSON array of the latest heartbeat details.
+    pub heartbeat_details: Option<String>,
+}
 
 /// Closes a run that cannot be read as failed with `failure` (JSON), and
 /// makes its row readable again (a value of the wrong type or out of range
@@ -173,14 +234,17 @@ pub fn fail_unreadable(
     Ok(())
 }
 
-/// Inserts a new activity run.
+/// Inserts a new activity run with its options (JSON) and input (JSON
+/// array of payloads).
 pub fn insert_activity(
     c: &Connection,
     f: &ActivityFixed,
+    options: &str,
+    input: &str,
     p: &ActivityProgress,
 ) -> Result<(), StoreError> {
     c.prepare_cached(&format!(
-        "INSERT INTO activities ({FIXED}, {PROGRESS}) VALUES \
+        "INSERT INTO activities ({FIXED}, options, input, {PROGRESS}) VALUES \
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
     ))?
     .execute(params![
@@ -189,9 +253,9 @@ pub fn insert_activity(
         f.activity_id,
         f.activity_type,
         f.task_queue,
-        &*f.input,
-        f.options,
         f.scheduled_ms,
+        options,
+        input,
         p.state.as_str(),
         p.attempt,
         p.attempt_scheduled_ms,
@@ -208,12 +272,15 @@ pub fn insert_activity(
     Ok(())
 }
 
-/// Rewrites the mutable part of a run.
+/// Rewrites the mutable part of a run. A payload field that is `None`
+/// keeps what is stored: memory does not hold payloads, and none is ever
+/// cleared once set.
 pub fn save_progress(c: &Connection, run_id: i64, p: &ActivityProgress) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE activities SET state=?2, attempt=?3, attempt_scheduled_ms=?4, started_ms=?5, \
-         awaiting_async=?6, task_token=?7, heartbeat_details=?8, heartbeat_ms=?9, \
-         cancel_requested=?10, last_failure=?11, result=?12, closed_ms=?13 WHERE run_id=?1",
+         awaiting_async=?6, task_token=?7, heartbeat_details=COALESCE(?8, heartbeat_details), \
+         heartbeat_ms=?9, cancel_requested=?10, last_failure=COALESCE(?11, last_failure), \
+         result=COALESCE(?12, result), closed_ms=?13 WHERE run_id=?1",
     )?
     .execute(params![
         run_id,
@@ -247,12 +314,14 @@ pub fn save_heartbeat(
     Ok(())
 }
 
-/// Inserts or replaces an attempt row.
+/// Inserts or replaces an attempt row. An attempt without heartbeat
+/// details of its own shows those it was given (the run's latest).
 pub fn save_attempt(c: &Connection, a: &AttemptRow) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT OR REPLACE INTO attempts (run_id, attempt, started_ms, ended_ms, outcome, \
          failure_type, failure_message, log_tail, heartbeat_details, module) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+         COALESCE(?9, (SELECT heartbeat_details FROM activities WHERE run_id = ?1)), ?10)",
     )?
     .execute(params![
         a.run_id,
@@ -283,38 +352,83 @@ pub struct ActivityFilter {
 }
 
 impl Db {
-    /// Every run not yet closed, for recovery at start; and the run ids of
-    /// open rows that cannot be read (a value of the wrong type or out of
-    /// range), with why, so that recovery fails them instead of stopping.
-    pub fn open_activities(&self) -> Result<OpenRuns, StoreError> {
+    /// Up to `limit` runs not yet closed after run id `after`, in run id
+    /// order, for recovery at start, without their payloads (only their
+    /// sizes); and the run ids of open rows that cannot be read (a value of
+    /// the wrong type or out of range), with why, so that recovery fails
+    /// them instead of stopping.
+    pub fn open_activities(&self, after: i64, limit: u32) -> Result<OpenRuns, StoreError> {
         self.read(|c| {
-            let mut s = c.prepare(&format!(
-                "SELECT {FIXED}, {PROGRESS} FROM activities WHERE closed_ms IS NULL ORDER BY run_id"
+            // `octet_length` reads a value's size from its header, not the value.
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {FIXED}, {PROGRESS_LEAN}, octet_length(input), \
+                 octet_length(heartbeat_details), options FROM activities \
+                 WHERE closed_ms IS NULL AND run_id > ?1 ORDER BY run_id LIMIT ?2"
             ))?;
-            let mut rows = s.query([])?;
-            let (mut readable, mut unreadable) = (Vec::new(), Vec::new());
+            let mut rows = s.query(params![after, limit])?;
+            let mut batch = OpenRuns {
+                readable: Vec::new(),
+                unreadable: Vec::new(),
+                last: None,
+            };
             while let Some(r) = rows.next()? {
-                match both_from(r) {
-                    Ok(run) => readable.push(run),
-                    // `run_id` is the INTEGER PRIMARY KEY: always readable.
-                    Err(e) => unreadable.push((r.get(0)?, e.to_string())),
+                // `run_id` is the INTEGER PRIMARY KEY: always readable.
+                batch.last = Some(r.get(0)?);
+                let rest = |r: &Row<'_>| -> rusqlite::Result<(u64, u64, String)> {
+                    let n = |i| {
+                        r.get::<_, Option<i64>>(i)
+                            .map(|n| n.unwrap_or(0).max(0) as u64)
+                    };
+                    Ok((
+                        n(AFTER_FIXED + 12)?,
+                        n(AFTER_FIXED + 13)?,
+                        r.get(AFTER_FIXED + 14)?,
+                    ))
+                };
+                match both_from(r).and_then(|run| Ok((run, rest(r)?))) {
+                    Ok(((fixed, progress), (input_bytes, heartbeat_bytes, options))) => {
+                        batch.readable.push(OpenRun {
+                            fixed,
+                            progress,
+                            input_bytes,
+                            heartbeat_bytes,
+                            options,
+                        })
+                    }
+                    Err(e) => batch.unreadable.push((r.get(0)?, e.to_string())),
                 }
             }
-            Ok((readable, unreadable))
+            Ok(batch)
         })
     }
 
-    /// One run by run id.
-    pub fn run(
-        &self,
-        run_id: i64,
-    ) -> Result<Option<(ActivityFixed, ActivityProgress)>, StoreError> {
+    /// One run by run id, with its payloads.
+    pub fn run(&self, run_id: i64) -> Result<Option<StoredRun>, StoreError> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS} FROM activities WHERE run_id=?1"
+                "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE run_id=?1"
             ))?
-            .query_row(params![run_id], both_from)
+            .query_row(params![run_id], stored_from)
             .optional()?)
+        })
+    }
+
+    /// The payloads attempt of a run starts with: its input and latest
+    /// heartbeat details (`None` if the run is gone).
+    pub fn run_payloads(&self, run_id: i64) -> Result<Option<RunPayloads>, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached(
+                    "SELECT input, heartbeat_details FROM activities WHERE run_id=?1",
+                )?
+                .query_row(params![run_id], |r| {
+                    Ok(RunPayloads {
+                        input: r.get(0)?,
+                        heartbeat_details: r.get(1)?,
+                    })
+                })
+                .optional()?,
+            )
         })
     }
 
@@ -329,7 +443,7 @@ impl Db {
         })
     }
 
-    /// The newest run of an activity id.
+    /// The newest run of an activity id, without its payloads.
     pub fn latest_run(
         &self,
         namespace: &str,
@@ -337,7 +451,7 @@ impl Db {
     ) -> Result<Option<(ActivityFixed, ActivityProgress)>, StoreError> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS} FROM activities WHERE namespace=?1 AND activity_id=?2 \
+                "SELECT {FIXED}, {PROGRESS_LEAN} FROM activities WHERE namespace=?1 AND activity_id=?2 \
                  ORDER BY run_id DESC LIMIT 1"
             ))?
             .query_row(params![namespace, activity_id], both_from)
@@ -345,15 +459,16 @@ impl Db {
         })
     }
 
-    /// Runs of a namespace matching `filter`, newest first.
+    /// Runs of a namespace matching `filter`, newest first, with their
+    /// payloads.
     pub fn list_activities(
         &self,
         namespace: &str,
         filter: &ActivityFilter,
-    ) -> Result<Vec<(ActivityFixed, ActivityProgress)>, StoreError> {
+    ) -> Result<Vec<StoredRun>, StoreError> {
         self.read(|c| {
             let mut s = c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS} FROM activities WHERE namespace=?1 \
+                "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE namespace=?1 \
                  AND (?2 IS NULL OR state=?2) AND (?3 IS NULL OR activity_type=?3) \
                  AND (?4 IS NULL OR task_queue=?4) ORDER BY run_id DESC LIMIT ?5"
             ))?;
@@ -365,7 +480,7 @@ impl Db {
                     filter.task_queue,
                     filter.limit
                 ],
-                both_from,
+                stored_from,
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })

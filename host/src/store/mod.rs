@@ -51,6 +51,25 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The disk is full: nothing of the write was kept.
+    #[error("the disk holding the database is full; nothing was written")]
+    Full,
+}
+
+impl StoreError {
+    /// Whether the write failed because the disk is full.
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full => true,
+            StoreError::Sqlite(e) => disk_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether SQLite failed for a full disk (`SQLITE_FULL`).
+fn disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// Handle to the database. Cheap to clone.
@@ -130,6 +149,12 @@ impl Db {
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
         self.writer.write_detached(f)
+    }
+
+    /// Whether the last write failed because the disk is full; it stays so
+    /// until a write succeeds.
+    pub fn is_full(&self) -> bool {
+        self.writer.is_full()
     }
 
     /// Runs `f` on a reader connection.

@@ -6,9 +6,16 @@
 //! fails it rolls back alone and the rest of the batch commits. Unguarded
 //! jobs (the hot path) skip the savepoint; one that fails rolls the whole
 //! batch back and every caller in it is told.
+//!
+//! A batch that fails because the disk is full (`SQLITE_FULL`) answers its
+//! callers [`StoreError::Full`] and marks the store full until a batch
+//! commits again: the writer goes on, so writes succeed again as soon as
+//! there is room, without a restart.
 
 use super::StoreError;
 use rusqlite::Connection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// How durable an acknowledged write is.
@@ -36,24 +43,42 @@ const MAX_BATCH: usize = 2048;
 
 type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A job runs inside the batch's transaction and returns its answer plus
-/// whether it failed in a way that spoils the whole batch.
-type Job = Box<dyn FnOnce(&Connection) -> (Ack, bool) + Send>;
+/// how it failed, if it did.
+type Job = Box<dyn FnOnce(&Connection) -> (Ack, Failed) + Send>;
+
+/// How a job went, for the batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Failed {
+    /// It failed in a way that spoils the whole batch.
+    spoils: bool,
+    /// It failed because the disk is full.
+    full: bool,
+}
 
 #[derive(Clone)]
 pub(super) struct Writer {
     // Unbounded so that a send never waits: callers that need backpressure
     // await their acknowledgement, which waits for the commit.
     jobs: mpsc::UnboundedSender<Job>,
+    /// The last batch failed for a full disk.
+    full: Arc<AtomicBool>,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
         let (jobs, rx) = mpsc::unbounded_channel();
+        let full = Arc::new(AtomicBool::new(false));
+        let flag = full.clone();
         std::thread::Builder::new()
             .name("wharf-db-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &flag))
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, full })
+    }
+
+    /// Whether the last batch failed because the disk is full.
+    pub(super) fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
     }
 
     pub(super) async fn write<T, F>(&self, f: F, guarded: bool) -> Result<T, StoreError>
@@ -63,11 +88,11 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let (result, spoils) = run_job(conn, f, guarded);
+            let (result, failed) = run_job(conn, f, guarded);
             let ack: Ack = Box::new(move |commit: Result<(), StoreError>| {
                 let _ = tx.send(commit.and(result));
             });
-            (ack, spoils)
+            (ack, failed)
         });
         self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
@@ -78,13 +103,13 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
         let job: Job = Box::new(move |conn| {
-            let (result, spoils) = run_job(conn, f, false);
+            let (result, failed) = run_job(conn, f, false);
             let ack: Ack = Box::new(move |commit: Result<(), StoreError>| {
                 if let Err(e) = commit.and(result) {
                     tracing::error!("background write failed: {e}");
                 }
             });
-            (ack, spoils)
+            (ack, failed)
         });
         if self.jobs.send(job).is_err() {
             tracing::error!("background write dropped: the writer has stopped");
@@ -99,14 +124,17 @@ fn run_job<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     guarded: bool,
-) -> (Result<T, StoreError>, bool) {
-    if guarded {
-        (in_savepoint(conn, f), false)
+) -> (Result<T, StoreError>, Failed) {
+    let r = if guarded {
+        in_savepoint(conn, f)
     } else {
-        let r = f(conn);
-        let spoils = r.is_err();
-        (r, spoils)
-    }
+        f(conn)
+    };
+    let failed = Failed {
+        spoils: !guarded && r.is_err(),
+        full: r.as_ref().err().is_some_and(StoreError::is_full),
+    };
+    (r, failed)
 }
 
 fn in_savepoint<T>(
@@ -127,7 +155,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -143,25 +171,47 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
             batch.clear();
             continue;
         }
-        let mut spoiled = false;
+        let mut failed = Failed::default();
         let acks: Vec<Ack> = batch
             .drain(..)
             .map(|job| {
-                let (ack, spoils) = job(&conn);
-                spoiled |= spoils;
+                let (ack, f) = job(&conn);
+                failed.spoils |= f.spoils;
+                failed.full |= f.full;
                 ack
             })
             .collect();
-        let commit = if spoiled {
-            Err("a write in the same batch failed; the batch was rolled back".to_owned())
+        let commit = if failed.spoils {
+            Err((
+                failed.full,
+                "a write in the same batch failed; the batch was rolled back".to_owned(),
+            ))
         } else {
-            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+            conn.execute_batch("COMMIT").map_err(|e| {
+                let full = super::disk_full(&e);
+                failed.full |= full;
+                (full, e.to_string())
+            })
         };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        let was_full = full.swap(failed.full, Ordering::Relaxed);
+        if was_full != failed.full {
+            if failed.full {
+                tracing::error!("the disk is full: writes are refused until there is room");
+            } else {
+                tracing::info!("the database writes again");
+            }
+        }
         for ack in acks {
-            ack(commit.clone().map_err(StoreError::Commit));
+            ack(commit.clone().map_err(|(full, why)| {
+                if full {
+                    StoreError::Full
+                } else {
+                    StoreError::Commit(why)
+                }
+            }));
         }
     }
 }

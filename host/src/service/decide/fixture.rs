@@ -41,11 +41,8 @@ pub(in crate::service) fn activity(
             activity_id: "a".into(),
             activity_type: "t".into(),
             task_queue: "q".into(),
-            input: Arc::from("[]"),
-            options: "{}".into(),
             scheduled_ms: T0,
         }),
-        input: Arc::new(Vec::new()),
         options: Arc::new(options),
         progress: ActivityProgress {
             state,
@@ -55,6 +52,7 @@ pub(in crate::service) fn activity(
             ..ActivityProgress::default()
         },
         heartbeat: Vec::new(),
+        stored: Default::default(),
         last_alive: clock.now(),
         heartbeat_written: None,
         running: None,

@@ -205,7 +205,6 @@ fn the_last_heartbeat_of_a_report_is_kept_with_the_attempt() {
         r.last_heartbeat = Some(details.clone());
     }
     let t = retries(decide(&running(&c), ended(ending), c.read()), T0, secs(1));
-    assert_eq!(t.heartbeat.as_ref(), Some(&details));
     let json = Some(payloads_json(&details));
     assert_eq!(t.progress.heartbeat_details, json);
     assert_eq!(t.attempt_row.and_then(|r| r.heartbeat_details), json);
