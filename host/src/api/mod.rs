@@ -1,5 +1,5 @@
 //! The HTTP JSON API (axum), under `/api/v1/namespaces/{ns}/`, plus
-//! `/healthz` and `/metrics`.
+//! `/healthz`, `/metrics` and the dashboard at `/ui` (`ui/`).
 //!
 //! Handlers are thin: parse, call the service, shape the answer. They reach
 //! the database and the registry only through the service, which holds the
@@ -19,6 +19,7 @@ mod namespaces;
 pub mod openapi;
 mod queues;
 pub mod types;
+mod ui;
 
 pub use auth::Auth;
 pub use error::ApiError;
@@ -114,6 +115,7 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
         .merge(public_routes())
         .split_for_parts();
     router
+        .merge(ui::routes())
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
