@@ -115,6 +115,22 @@ fn the_dashboard_keeps_the_token_in_a_cookie_a_tenant_to_its_namespace_and_forms
         page(base, &cookie, "/ui/namespaces/shop/task-queues/q").0,
         200
     );
+    let (status, body) = page(base, &cookie, "/ui/task-queues");
+    // Both waiting activities are in the queue's backlog.
+    assert!(
+        status == 200 && body.contains(">q</a></td><td>2</td>"),
+        "{body}"
+    );
+    let (status, e) = As::new(&s, &shop).upload("shop", "greet");
+    assert_eq!(status, 201, "{e}");
+    let (status, body) = page(base, &cookie, "/ui/modules");
+    assert!(
+        status == 200 && body.contains("<td>greet</td><td>1</td>"),
+        "{body}"
+    );
+    for path in ["/ui/task-queues?ns=bank", "/ui/modules?ns=bank"] {
+        assert_eq!(page(base, &cookie, path).0, 404, "{path}");
+    }
 
     let (status, body) = page(base, &cookie, "/ui/namespaces/shop/activities/order-1");
     assert_eq!(status, 200, "{body}");

@@ -40,6 +40,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/namespaces/{ns}/activities/{id}", get(activity))
         .route("/ui/namespaces/{ns}/activities/{id}/{action}", post(act))
         .route("/ui/namespaces/{ns}/task-queues/{q}", get(queue))
+        .route("/ui/task-queues", get(queues))
+        .route("/ui/modules", get(modules))
         .route("/ui/namespaces", get(namespaces))
 }
 
@@ -340,6 +342,64 @@ async fn queue(
     }
     match app.service.describe_queue(&ns, &q) {
         Ok(v) => html(StatusCode::OK, pages::queue(&s, &v)),
+        Err(e) => error_page(e),
+    }
+}
+
+/// `?ns=` of the pages of one namespace.
+#[derive(Deserialize)]
+struct NamespaceQuery {
+    ns: Option<String>,
+}
+
+/// The namespace a page is about (the visitor's own when not given), if
+/// the visitor may see it; else `Err` with the one asked for.
+fn namespace_of(s: &Session, q: NamespaceQuery) -> Result<String, String> {
+    let ns =
+        q.ns.filter(|n| !n.is_empty())
+            .unwrap_or_else(|| s.home().to_owned());
+    if s.sees(&ns) {
+        Ok(ns)
+    } else {
+        Err(ns)
+    }
+}
+
+async fn queues(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NamespaceQuery>,
+) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return see_other("/ui/login");
+    };
+    let ns = match namespace_of(&s, q) {
+        Ok(ns) => ns,
+        Err(ns) => return not_found(&ns),
+    };
+    let list: Vec<_> = app
+        .service
+        .queue_backlogs()
+        .into_iter()
+        .filter(|(n, ..)| *n == ns)
+        .collect();
+    html(StatusCode::OK, pages::queues(&s, &ns, &list))
+}
+
+async fn modules(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NamespaceQuery>,
+) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return see_other("/ui/login");
+    };
+    let ns = match namespace_of(&s, q) {
+        Ok(ns) => ns,
+        Err(ns) => return not_found(&ns),
+    };
+    match app.service.list_modules(&ns) {
+        Ok(list) => html(StatusCode::OK, pages::modules(&s, &ns, &list)),
         Err(e) => error_page(e),
     }
 }

@@ -60,6 +60,8 @@ fn layout(s: Option<&Session>, title: &str, refresh: bool, body: &str) -> String
             out,
             "<a href=\"/ui/activities?ns={ns}\">Activities</a>\
              <a href=\"/ui/activities?ns={ns}&amp;state=retrying\">Retrying</a>\
+             <a href=\"/ui/task-queues?ns={ns}\">Task queues</a>\
+             <a href=\"/ui/modules?ns={ns}\">Modules</a>\
              <a href=\"/ui/namespaces\">Namespaces</a>\
              <span>{who}</span>\
              <form class=inline method=post action=\"/ui/logout\"><input type=hidden name=csrf value=\"{csrf}\">\
@@ -287,6 +289,55 @@ pub(crate) fn queue(s: &Session, q: &QueueView) -> String {
         json(q)
     );
     layout(Some(s), &format!("Task queue {}", q.name), true, &body)
+}
+
+/// A namespace's task queues in use, largest backlog first.
+pub(crate) fn queues(s: &Session, ns: &str, list: &[(String, String, usize, u64)]) -> String {
+    let mut sorted: Vec<_> = list.iter().collect();
+    sorted.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
+    let mut body = format!(
+        "<p>Namespace {}</p><table><tr><th>Task queue</th><th>Backlog</th><th>Oldest waiting</th></tr>",
+        esc(ns)
+    );
+    for (_, q, len, age_ms) in sorted {
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/ui/namespaces/{}/task-queues/{}\">{}</a></td><td>{len}</td><td>{:.1} s</td></tr>",
+            enc(ns),
+            enc(q),
+            esc(q),
+            *age_ms as f64 / 1000.0
+        );
+    }
+    body.push_str("</table>");
+    layout(Some(s), "Task queues", true, &body)
+}
+
+/// A namespace's modules, every version.
+pub(crate) fn modules(
+    s: &Session,
+    ns: &str,
+    list: &[crate::store::modules::ModuleRecord],
+) -> String {
+    let mut body = format!(
+        "<p>Namespace {}</p><table><tr><th>Module</th><th>Version</th><th>Activity types</th>\
+         <th>Size</th><th>SHA-256</th><th>Uploaded</th></tr>",
+        esc(ns)
+    );
+    for m in list {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} bytes</td><td><code>{}</code></td><td>{}</td></tr>",
+            esc(&m.name),
+            m.version,
+            esc(&m.activity_types.join(", ")),
+            m.size,
+            esc(&m.sha256),
+            time(Some(m.created_ms)),
+        );
+    }
+    body.push_str("</table>");
+    layout(Some(s), "Modules", false, &body)
 }
 
 /// Namespaces the visitor may see, with quotas and usage.
