@@ -1,83 +1,216 @@
-//! Prometheus-style counters and histograms, lock-free, rendered as text.
+//! What `/metrics` reports, kept with `prometheus-client` and encoded by
+//! it (OpenMetrics text).
+//!
+//! The service records into one [`ActivityMetrics`] (latencies and task
+//! counters labelled by namespace, task queue and activity type, under
+//! the names Temporal's SDKs and server use where they mean the same
+//! thing); the API builds a [`Registry`] on each scrape from those and the
+//! service's snapshot values (counters, slots, backlogs) and encodes it.
+//!
+//! Cardinality is bounded: at most [`MAX_LABEL_SETS`] distinct
+//! (namespace, task queue, activity type) sets are kept; an activity of a
+//! set beyond that is recorded under its namespace with `task_queue` and
+//! `activity_type` both [`OTHER`]. Namespaces are made by the admin only,
+//! so the overflow sets are at most one per namespace. Backlog gauges are
+//! reported for at most [`MAX_LABEL_SETS`] queues, the largest backlogs
+//! first.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
 
-/// Upper bounds of the latency buckets, in microseconds.
-pub const LATENCY_BUCKETS_US: &[u64] = &[
-    50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 50_000,
-    100_000, 1_000_000, 10_000_000,
+/// Most distinct (namespace, task queue, activity type) label sets kept.
+pub const MAX_LABEL_SETS: usize = 1000;
+
+/// The `task_queue` and `activity_type` of label sets past the cap.
+pub const OTHER: &str = "_other";
+
+/// Upper bounds of the schedule-to-start buckets, in seconds: 50 µs to
+/// 10 min (the benchmarks read sub-millisecond dispatch from them).
+const DISPATCH_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.001_5, 0.002, 0.003, 0.005,
+    0.01, 0.02, 0.05, 0.1, 1.0, 10.0, 60.0, 600.0,
 ];
 
-/// A histogram over [`LATENCY_BUCKETS_US`] (plus +Inf).
-pub struct Histogram {
-    buckets: Vec<AtomicU64>,
-    sum_us: AtomicU64,
-    count: AtomicU64,
+/// Upper bounds of the execution and end-to-end buckets, in seconds: 1 ms
+/// to 1 h.
+const RUN_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    3600.0,
+];
+
+fn dispatch_histogram() -> Histogram {
+    Histogram::new(DISPATCH_BUCKETS.iter().copied())
 }
 
-impl Default for Histogram {
+fn run_histogram() -> Histogram {
+    Histogram::new(RUN_BUCKETS.iter().copied())
+}
+
+/// Whom an activity's figures are counted for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActivityLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The task queue, or [`OTHER`].
+    pub task_queue: String,
+    /// The activity type, or [`OTHER`].
+    pub activity_type: String,
+}
+
+/// A task queue, for backlog gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The task queue.
+    pub task_queue: String,
+}
+
+type Latency = Family<ActivityLabels, Histogram, fn() -> Histogram>;
+
+/// Figures of activities that the service records as they happen.
+pub struct ActivityMetrics {
+    /// The label sets handed out so far (at most [`MAX_LABEL_SETS`]).
+    seen: Mutex<HashSet<ActivityLabels>>,
+    /// From entering the backlog to a worker taking the task, by labels.
+    pub schedule_to_start: Latency,
+    /// From entering the backlog to a worker taking the task, unlabelled
+    /// (`wharf_schedule_to_start_seconds`, which the benchmarks read).
+    pub schedule_to_start_all: Histogram,
+    /// How long an attempt ran.
+    pub execution: Latency,
+    /// From the activity's first scheduling to its close.
+    pub end_to_end: Latency,
+    /// Tasks taken by a worker (attempts started).
+    pub tasks: Family<ActivityLabels, Counter>,
+    /// Attempts that ended other than completed (failed, timed out,
+    /// trapped, over a limit, lost, cancelled).
+    pub execution_failed: Family<ActivityLabels, Counter>,
+}
+
+impl Default for ActivityMetrics {
     fn default() -> Self {
         Self {
-            buckets: (0..=LATENCY_BUCKETS_US.len())
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            sum_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
+            seen: Mutex::new(HashSet::new()),
+            schedule_to_start: Family::new_with_constructor(dispatch_histogram),
+            schedule_to_start_all: dispatch_histogram(),
+            execution: Family::new_with_constructor(run_histogram),
+            end_to_end: Family::new_with_constructor(run_histogram),
+            tasks: Family::default(),
+            execution_failed: Family::default(),
         }
     }
 }
 
-impl Histogram {
-    /// Records one observation.
-    pub fn observe_us(&self, us: u64) {
-        let i = LATENCY_BUCKETS_US.partition_point(|&b| b < us);
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+impl ActivityMetrics {
+    /// The label set to record an activity under: its own while fewer
+    /// than [`MAX_LABEL_SETS`] are in use, else its namespace's overflow
+    /// set.
+    pub fn labels(&self, namespace: &str, task_queue: &str, activity_type: &str) -> ActivityLabels {
+        let own = ActivityLabels {
+            namespace: namespace.to_owned(),
+            task_queue: task_queue.to_owned(),
+            activity_type: activity_type.to_owned(),
+        };
+        let Ok(mut seen) = self.seen.lock() else {
+            return overflow(namespace);
+        };
+        if seen.contains(&own) {
+            return own;
+        }
+        if seen.len() < MAX_LABEL_SETS {
+            seen.insert(own.clone());
+            return own;
+        }
+        overflow(namespace)
     }
 
-    /// Appends the Prometheus text form (in seconds, cumulative buckets).
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            cumulative += b.load(Ordering::Relaxed);
-            let le = LATENCY_BUCKETS_US
-                .get(i)
-                .map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "{name}_sum {sum}\n{name}_count {}",
-            self.count.load(Ordering::Relaxed)
+    /// Adds these figures to a scrape's registry (the families are shared,
+    /// not copied).
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "activity_schedule_to_start_latency_seconds",
+            "Time from entering the backlog to a worker taking the task.",
+            self.schedule_to_start.clone(),
+        );
+        r.register(
+            "activity_execution_latency_seconds",
+            "How long an attempt ran.",
+            self.execution.clone(),
+        );
+        r.register(
+            "activity_end_to_end_latency_seconds",
+            "Time from an activity's first scheduling to its close, over all attempts.",
+            self.end_to_end.clone(),
+        );
+        r.register(
+            "activity_task",
+            "Tasks taken by a worker (attempts started).",
+            self.tasks.clone(),
+        );
+        r.register(
+            "activity_execution_failed",
+            "Attempts that ended other than completed (failed, timed out, trapped, over a limit, lost, cancelled).",
+            self.execution_failed.clone(),
+        );
+        r.register(
+            "wharf_schedule_to_start_seconds",
+            "Time from entering the backlog to a worker taking the task (all queues).",
+            self.schedule_to_start_all.clone(),
         );
     }
 }
 
-/// Appends a counter in Prometheus text form.
-pub fn render_counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-    );
-}
-
-/// Appends a counter with one `namespace` label per value.
-pub fn render_namespace_counter(out: &mut String, name: &str, help: &str, values: &[(&str, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (ns, v) in values {
-        // Namespace names are letters, digits, '-' and '_': nothing to escape.
-        let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {v}");
+fn overflow(namespace: &str) -> ActivityLabels {
+    ActivityLabels {
+        namespace: namespace.to_owned(),
+        task_queue: OTHER.to_owned(),
+        activity_type: OTHER.to_owned(),
     }
 }
 
-/// Appends a gauge in Prometheus text form.
-pub fn render_gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-    );
+/// A duration in seconds, for a histogram.
+pub fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Encodes a registry as OpenMetrics text.
+pub fn encode(r: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, r);
+    out
+}
+
+/// The content type of [`encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_sets_past_the_cap_fall_into_their_namespaces_overflow_set() {
+        let m = ActivityMetrics::default();
+        for i in 0..MAX_LABEL_SETS {
+            let l = m.labels("ns", &format!("q{i}"), "t");
+            assert_eq!(l.task_queue, format!("q{i}"));
+        }
+        assert_eq!(m.labels("ns", "q0", "t").task_queue, "q0");
+        let past = m.labels("other-ns", "q", "t");
+        assert_eq!(
+            (
+                past.namespace.as_str(),
+                past.task_queue.as_str(),
+                past.activity_type.as_str()
+            ),
+            ("other-ns", OTHER, OTHER)
+        );
+    }
 }

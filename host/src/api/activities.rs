@@ -1,10 +1,11 @@
-//! Activity endpoints: start, list, describe, result, cancel, and completion
-//! from outside (complete, fail, heartbeat by task token or activity id).
+//! Activity endpoints: start, list, describe, result; an operator's
+//! actions (cancel, run now, fail by hand); and completion from outside
+//! (complete, fail, heartbeat by task token or activity id).
 
 use super::extract::{Path, Query};
 use super::types::{
-    ActivityList, ActivityPath, CompleteRequest, ErrorResponse, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, NamespacePath, ResultResponse, StartActivityRequest,
+    ActivityList, ActivityPath, CompleteRequest, ErrorResponse, FailByHandRequest, FailRequest,
+    HeartbeatRequest, HeartbeatResponse, NamespacePath, ResultResponse, StartActivityRequest,
 };
 use super::{body, ApiError, AppState};
 use crate::payload::Payload;
@@ -86,11 +87,25 @@ pub(super) async fn start(
     Ok((status, Json(started)).into_response())
 }
 
+/// The states an activity is stored in, as `?state=` takes them.
+const STATES: [&str; 6] = [
+    "scheduled",
+    "started",
+    "completed",
+    "failed",
+    "cancelled",
+    "timed_out",
+];
+
+/// The `?state=` of open activities past their first attempt.
+const RETRYING: &str = "retrying";
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only activities in this state (`scheduled`, `started`, `completed`,
-    /// `failed`, `cancelled`, `timed_out`).
+    /// `failed`, `cancelled`, `timed_out`), or `retrying`: open and past
+    /// their first attempt (in a backoff, or running attempt 2 or later).
     state: Option<String>,
     /// Only activities of this type.
     #[serde(rename = "type")]
@@ -108,7 +123,7 @@ pub(super) struct ListQuery {
     params(NamespacePath, ListQuery),
     responses(
         (status = 200, description = "Activities, newest first", body = ActivityList),
-        (status = 400, description = "Invalid query", body = ErrorResponse),
+        (status = 400, description = "Invalid query (e.g. an unknown state)", body = ErrorResponse),
         (status = 404, description = "No such namespace", body = ErrorResponse),
     ),
 )]
@@ -117,8 +132,18 @@ pub(super) async fn list(
     Path(ns): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ActivityList>, ApiError> {
+    let retrying = q.state.as_deref() == Some(RETRYING);
+    if let Some(s) = q.state.as_deref().filter(|s| *s != RETRYING) {
+        if !STATES.contains(&s) {
+            return Err(ApiError::bad_request(format!(
+                "state {s:?} is not one of {}, {RETRYING}",
+                STATES.join(", ")
+            )));
+        }
+    }
     let filter = ActivityFilter {
-        state: q.state,
+        state: q.state.filter(|_| !retrying),
+        retrying,
         activity_type: q.activity_type,
         task_queue: q.task_queue,
         limit: q.limit.unwrap_or(100).min(1000),
@@ -210,6 +235,66 @@ pub(super) async fn cancel(
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<ActivityView>, ApiError> {
     Ok(Json(app.service.cancel(&ns, &id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities/{id}/run-now",
+    tag = "activities",
+    params(ActivityPath),
+    responses(
+        (status = 200, description = "The next attempt is queued now instead of after its backoff", body = ActivityView),
+        (status = 400, description = "Invalid activity id", body = ErrorResponse),
+        (status = 404, description = "No such namespace or activity", body = ErrorResponse),
+        (status = 409, description = "The activity is closed or not waiting out a retry backoff", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
+pub(super) async fn run_now(
+    State(app): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<Json<ActivityView>, ApiError> {
+    Ok(Json(app.service.run_now(&ns, &id).await?))
+}
+
+/// The failure type of an activity failed by hand when none is given.
+const FAILED_BY_OPERATOR: &str = "FailedByOperator";
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities/{id}/fail",
+    tag = "activities",
+    params(ActivityPath),
+    request_body = FailByHandRequest,
+    responses(
+        (status = 200, description = "Closed as failed; an attempt in progress is stopped", body = ActivityView),
+        (status = 400, description = "Invalid activity id, reason or type", body = ErrorResponse),
+        (status = 404, description = "No such namespace or activity", body = ErrorResponse),
+        (status = 409, description = "The activity is closed", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
+pub(super) async fn fail_by_hand(
+    State(app): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+    req: Body,
+) -> Result<Json<ActivityView>, ApiError> {
+    let b: FailByHandRequest = body::json(req, 64 << 10).await?;
+    bounds::name("reason", &b.reason, bounds::MAX_REASON_BYTES).map_err(ApiError::bad_request)?;
+    let error_type = match b.error_type {
+        Some(t) => {
+            bounds::id("type", &t).map_err(ApiError::bad_request)?;
+            t
+        }
+        None => FAILED_BY_OPERATOR.into(),
+    };
+    let failure = Failure {
+        error_type,
+        message: b.reason,
+        non_retryable: true,
+        ..Failure::default()
+    };
+    Ok(Json(app.service.fail_by_hand(&ns, &id, failure).await?))
 }
 
 /// The attempt a completion addresses: by task token or by activity id.

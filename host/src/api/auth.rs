@@ -73,9 +73,9 @@ impl Auth {
     }
 
     fn principal(&self, req: &Request) -> Result<Principal, ApiError> {
-        let Some(admin) = &self.admin else {
+        if self.admin.is_none() {
             return Ok(Principal::Admin);
-        };
+        }
         let token = req
             .headers()
             .get(axum::http::header::AUTHORIZATION)
@@ -85,15 +85,22 @@ impl Auth {
             .ok_or_else(|| {
                 unauthorized("this server requires a bearer token (--token or WHARF_TOKEN)")
             })?;
+        self.principal_of_token(token)
+            .ok_or_else(|| unauthorized("invalid or revoked token"))
+    }
+
+    /// Whom a token stands for, if it is the admin token or a live
+    /// namespace token (the dashboard's session cookie holds one).
+    pub(crate) fn principal_of_token(&self, token: &str) -> Option<Principal> {
+        let admin = self.admin.as_ref()?;
         let h = hash(token);
         if &h == admin {
-            return Ok(Principal::Admin);
+            return Some(Principal::Admin);
         }
         self.tokens
             .read()
             .ok()
             .and_then(|t| t.get(&h).map(|(_, ns)| Principal::Tenant(ns.clone())))
-            .ok_or_else(|| unauthorized("invalid or revoked token"))
     }
 }
 

@@ -1,5 +1,5 @@
 //! The HTTP JSON API (axum), under `/api/v1/namespaces/{ns}/`, plus
-//! `/healthz` and `/metrics`.
+//! `/healthz`, `/metrics` and the dashboard at `/ui` (`ui/`).
 //!
 //! Handlers are thin: parse, call the service, shape the answer. They reach
 //! the database and the registry only through the service, which holds the
@@ -13,21 +13,19 @@ pub mod auth;
 mod body;
 mod error;
 mod extract;
+mod metrics;
 mod modules;
 mod namespaces;
 pub mod openapi;
 mod queues;
 pub mod types;
+mod ui;
 
 pub use auth::Auth;
 pub use error::ApiError;
 
-use crate::metrics;
-use crate::service::tenant::UsageView;
 use crate::service::Service;
-use axum::extract::State;
 use axum::Router;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -60,7 +58,7 @@ pub(crate) struct AppState {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(healthz))
-        .routes(routes!(metrics))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(namespaces::create, namespaces::list))
         .routes(routes!(
             namespaces::describe,
@@ -84,6 +82,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(activities::describe))
         .routes(routes!(activities::result))
         .routes(routes!(activities::cancel))
+        .routes(routes!(activities::run_now))
+        .routes(routes!(activities::fail_by_hand))
 }
 
 /// Operations open to anyone: the document itself.
@@ -116,6 +116,7 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
         .merge(public_routes())
         .split_for_parts();
     router
+        .merge(ui::routes())
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -149,110 +150,4 @@ async fn healthz(State(app): State<AppState>) -> (axum::http::StatusCode, &'stat
     } else {
         (axum::http::StatusCode::OK, "ok\n")
     }
-}
-
-/// Reads one counter of a namespace's usage.
-type UsageField = fn(&UsageView) -> u64;
-
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "host",
-    responses((status = 200, description = "Counters, gauges and histograms in Prometheus text form", content_type = "text/plain", body = String)),
-)]
-async fn metrics(State(app): State<AppState>) -> String {
-    let c = app.service.counters();
-    let mut out = String::new();
-    let counters = [
-        (
-            "wharf_activities_started_total",
-            "Activities started.",
-            &c.started,
-        ),
-        ("wharf_attempts_total", "Attempts run.", &c.attempts),
-        (
-            "wharf_activities_completed_total",
-            "Activities completed.",
-            &c.completed,
-        ),
-        (
-            "wharf_activities_failed_total",
-            "Activities failed.",
-            &c.failed,
-        ),
-        (
-            "wharf_activities_cancelled_total",
-            "Activities cancelled.",
-            &c.cancelled,
-        ),
-        (
-            "wharf_activities_timed_out_total",
-            "Activities timed out.",
-            &c.timed_out,
-        ),
-    ];
-    for (name, help, v) in counters {
-        metrics::render_counter(&mut out, name, help, v.load(Ordering::Relaxed));
-    }
-    let (running, capacity, waiting) = app.service.host_slots();
-    for (name, help, v) in [
-        (
-            "wharf_host_attempts_running",
-            "Attempts holding a host slot.",
-            running,
-        ),
-        (
-            "wharf_host_attempt_slots",
-            "Attempts the host runs at once.",
-            capacity,
-        ),
-        (
-            "wharf_host_attempts_waiting",
-            "Attempts waiting for a host slot (namespaces take turns).",
-            waiting,
-        ),
-    ] {
-        metrics::render_gauge(&mut out, name, help, v as u64);
-    }
-    let namespaces = app.service.list_namespaces();
-    let per_namespace: [(&str, &str, UsageField); 5] = [
-        (
-            "wharf_namespace_attempts_total",
-            "Attempts run, by namespace.",
-            |u| u.attempts,
-        ),
-        (
-            "wharf_namespace_fuel_used_total",
-            "Fuel (CPU) used by attempts, by namespace.",
-            |u| u.fuel_used,
-        ),
-        (
-            "wharf_namespace_starts_rate_limited_total",
-            "Starts refused by the namespace's start rate.",
-            |u| u.starts_rate_limited,
-        ),
-        (
-            "wharf_namespace_egress_requests_total",
-            "Outbound HTTP requests of attempts (refused ones included), by namespace.",
-            |u| u.egress_requests,
-        ),
-        (
-            "wharf_namespace_egress_denied_total",
-            "Outbound HTTP requests the egress policy refused, by namespace.",
-            |u| u.egress_denied,
-        ),
-    ];
-    for (name, help, get) in per_namespace {
-        let values: Vec<(&str, u64)> = namespaces
-            .iter()
-            .map(|n| (n.name.as_str(), get(&n.usage)))
-            .collect();
-        metrics::render_namespace_counter(&mut out, name, help, &values);
-    }
-    c.schedule_to_start.render(
-        &mut out,
-        "wharf_schedule_to_start_seconds",
-        "Time from entering the backlog to a worker taking the task.",
-    );
-    out
 }

@@ -615,6 +615,21 @@ pub struct FailRequest {
     pub cancelled: bool,
 }
 
+/// Fails an open activity by hand, whatever attempt it is in: it closes
+/// as failed (never retried) with this failure, and an attempt in
+/// progress is stopped.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailByHandRequest {
+    /// Why: the failure's message (1 to 4000 bytes, no control characters).
+    #[schema(max_length = 4000)]
+    pub reason: String,
+    /// The failure's type; `FailedByOperator` if absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
+    pub error_type: Option<String>,
+}
+
 /// An application error, as Temporal's.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -325,17 +325,18 @@ pub fn quantile_between(before: &str, after: &str, name: &str, q: f64) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Histogram;
+    use crate::metrics::{encode, ActivityMetrics};
+    use prometheus_client::registry::Registry;
 
     #[test]
-    fn histograms_render_and_read_back() {
-        let h = Histogram::default();
+    fn histograms_encode_and_read_back() {
+        let m = ActivityMetrics::default();
         for us in [40, 90, 90, 400, 4000] {
-            h.observe_us(us);
+            m.schedule_to_start_all.observe(us as f64 / 1e6);
         }
-        let mut text = String::new();
-        h.render(&mut text, "x", "test");
-        let b = parse_buckets(&text, "x");
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let b = parse_buckets(&encode(&r), "wharf_schedule_to_start_seconds");
         assert_eq!(b[0], (0.00005, 1));
         assert_eq!(quantile(&b, 0.5), Some(0.0001));
         assert_eq!(quantile(&b, 0.99), Some(0.005));

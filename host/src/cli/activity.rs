@@ -1,11 +1,12 @@
-//! `wharf activity start|describe|result|cancel|list|complete|fail|heartbeat`.
+//! `wharf activity start|describe|result|cancel|run-now|list|complete|fail|heartbeat`.
 
 use super::args::parse_duration;
 use super::client::{parse_json, Client, ClientArgs, Reply};
 use super::table;
 use crate::api::types::{
-    ActivityList, ApplicationError, CompleteRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, ResultResponse, RetryPolicy, StartActivityRequest, Started,
+    ActivityList, ApplicationError, CompleteRequest, FailByHandRequest, FailRequest,
+    HeartbeatRequest, HeartbeatResponse, ResultResponse, RetryPolicy, StartActivityRequest,
+    Started,
 };
 use crate::service::ActivityView;
 use crate::store::activities::Closed;
@@ -41,9 +42,17 @@ pub enum ActivityCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Start the next attempt of an activity waiting out a retry backoff now.
+    RunNow {
+        /// Activity id.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List activities, newest first.
     List {
-        /// Only in this state (scheduled, started, completed, failed, cancelled, timed_out).
+        /// Only in this state (scheduled, started, completed, failed, cancelled, timed_out),
+        /// or retrying: open and past the first attempt.
         #[arg(long)]
         state: Option<String>,
         /// Only of this type.
@@ -68,14 +77,22 @@ pub enum ActivityCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Fail (or acknowledge cancellation of) the current attempt.
+    /// Fail an activity by hand (`fail ID --reason R`: closed as failed, never
+    /// retried, an attempt in progress stopped), or fail (or acknowledge
+    /// cancellation of) the current attempt as a worker (`--task-token` / `--id`).
     Fail {
+        /// Activity id to fail by hand, whatever attempt it is in.
+        #[arg(requires = "reason", conflicts_with_all = ["task_token", "id", "message", "cancelled", "non_retryable", "details"])]
+        activity: Option<String>,
+        /// Why the activity is failed by hand (its failure's message).
+        #[arg(long, requires = "activity")]
+        reason: Option<String>,
         #[command(flatten)]
         target: TargetArgs,
         /// Failure message.
-        #[arg(long, required_unless_present = "cancelled")]
+        #[arg(long, required_unless_present_any = ["cancelled", "activity"])]
         message: Option<String>,
-        /// Failure type.
+        /// Failure type (by hand: FailedByOperator if absent).
         #[arg(long = "type")]
         error_type: Option<String>,
         /// Do not retry.
@@ -102,9 +119,10 @@ pub enum ActivityCommand {
     },
 }
 
-/// Which attempt an external completion is for.
+/// Which attempt an external completion is for (required, but `fail`
+/// takes an activity id in its place).
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 pub struct TargetArgs {
     /// Task token of the attempt.
     #[arg(long)]
@@ -116,8 +134,11 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     /// The task token and activity id of a completion, fail or heartbeat.
-    fn into_parts(self) -> (Option<String>, Option<String>) {
-        (self.task_token, self.id)
+    fn into_parts(self) -> anyhow::Result<(Option<String>, Option<String>)> {
+        if self.task_token.is_none() && self.id.is_none() {
+            anyhow::bail!("give --task-token or --id");
+        }
+        Ok((self.task_token, self.id))
     }
 }
 
@@ -212,6 +233,15 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             });
             Ok(true)
         }
+        ActivityCommand::RunNow { id, client: args } => {
+            let r = Client::new(&args)?
+                .post::<ActivityView>(&id_path(&id, "/run-now"), &json!({}))
+                .await?;
+            r.print(args.json, |v| {
+                println!("activity {id} runs attempt {} now ({})", v.attempt, v.state)
+            });
+            Ok(true)
+        }
         ActivityCommand::List {
             state,
             activity_type,
@@ -259,7 +289,7 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             result,
             client: args,
         } => {
-            let (task_token, activity_id) = target.into_parts();
+            let (task_token, activity_id) = target.into_parts()?;
             let body = CompleteRequest {
                 task_token,
                 activity_id,
@@ -274,6 +304,26 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             Ok(true)
         }
         ActivityCommand::Fail {
+            activity: Some(id),
+            reason,
+            error_type,
+            client: args,
+            ..
+        } => {
+            let body = FailByHandRequest {
+                reason: reason.unwrap_or_default(),
+                error_type,
+            };
+            let r = Client::new(&args)?
+                .post::<ActivityView>(&id_path(&id, "/fail"), &body)
+                .await?;
+            r.print(args.json, |v| {
+                println!("activity {id} is {} (attempt {})", v.state, v.attempt)
+            });
+            Ok(true)
+        }
+        ActivityCommand::Fail {
+            activity: None,
             target,
             message,
             error_type,
@@ -281,8 +331,9 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             details,
             cancelled,
             client: args,
+            reason: _,
         } => {
-            let (task_token, activity_id) = target.into_parts();
+            let (task_token, activity_id) = target.into_parts()?;
             let error = if cancelled {
                 None
             } else {
@@ -316,7 +367,7 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             details,
             client: args,
         } => {
-            let (task_token, activity_id) = target.into_parts();
+            let (task_token, activity_id) = target.into_parts()?;
             let body = HeartbeatRequest {
                 task_token,
                 activity_id,

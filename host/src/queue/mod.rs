@@ -307,6 +307,17 @@ impl TaskQueue {
         self.deployment.lock().ok().and_then(|d| d.clone())
     }
 
+    /// Tasks waiting for a worker (in the backlog or parked at a full
+    /// concurrency gate), and the age of the oldest in the backlog in ms.
+    pub fn backlog(&self) -> (usize, u64) {
+        let (len, oldest) = self
+            .backlog
+            .lock()
+            .map(|b| (b.len(), b.oldest_age_ms()))
+            .unwrap_or_default();
+        (len + self.parked.load(Ordering::Relaxed), oldest)
+    }
+
     /// Snapshot for describe output.
     pub fn stats(&self) -> QueueStats {
         let (backlog, oldest, by_priority, next) = self

@@ -130,6 +130,9 @@ pub fn stored_bytes(field: &str, n: u64) -> Result<(), String> {
     }
 }
 
+/// Longest reason an operator gives for failing an activity by hand.
+pub const MAX_REASON_BYTES: usize = 4000;
+
 /// Checks an identifier: 1 to `max` bytes, no control characters.
 pub fn name(field: &str, s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {

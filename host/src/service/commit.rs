@@ -58,10 +58,12 @@ struct Undo {
 fn redo_of(run_id: i64, event: &Event) -> Option<TimerEvent> {
     match event {
         Event::Ended {
-            ending: Ending::External(_),
+            ending: Ending::External(_) | Ending::Operator(_),
             ..
         }
-        | Event::CancelRequested => None,
+        | Event::CancelRequested
+        | Event::RunNow
+        | Event::FailRequested(_) => None,
         Event::Ended { attempt, ending } => Some(TimerEvent::Unpersisted {
             run_id,
             attempt: *attempt,
@@ -155,6 +157,7 @@ impl Shared {
             stop,
         } = p;
         let written = (progress.state.clone(), progress.attempt);
+        let due_ms = progress.attempt_scheduled_ms;
         let write = self
             .db
             .write_unguarded(move |c| {
@@ -181,7 +184,11 @@ impl Shared {
                 } else {
                     self.timers.set(
                         bounds::later(self.clock.now(), delay),
-                        TimerEvent::Backoff { run_id, attempt },
+                        TimerEvent::Backoff {
+                            run_id,
+                            attempt,
+                            due_ms,
+                        },
                     );
                 }
             }
@@ -217,6 +224,12 @@ impl Shared {
         if let Some(how) = a.progress.state.closed() {
             count_closed(&self.counters, how);
         }
+        let m = &self.counters.activity;
+        let f = &a.fixed;
+        let took = self.clock.now_ms().saturating_sub(f.scheduled_ms);
+        m.end_to_end
+            .get_or_create(&m.labels(&f.namespace, &f.task_queue, &f.activity_type))
+            .observe(took as f64 / 1000.0);
         let queue_key = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
         st.forget_open(&a.fixed, run_id);
         if let Some(t) = st.namespaces.get(&a.fixed.namespace) {

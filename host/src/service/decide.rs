@@ -35,6 +35,8 @@ pub(super) enum Ending {
     Timeout(TimeoutType),
     /// Completed, failed or cancelled by task token or id.
     External(Completion),
+    /// Failed by an operator: closed as failed whatever the retry policy.
+    Operator(Failure),
 }
 
 /// Something that happens to an activity.
@@ -46,6 +48,13 @@ pub(super) enum Event {
     Timer(TimerEvent),
     /// Cancellation was requested.
     CancelRequested,
+    /// An operator asks that the attempt waiting out its retry backoff
+    /// start now.
+    RunNow,
+    /// An operator fails the activity by hand: it closes as failed with
+    /// this failure, whatever its retry policy; an attempt in progress is
+    /// stopped.
+    FailRequested(Failure),
 }
 
 /// What an event does to an activity.
@@ -113,6 +122,44 @@ pub(super) fn decide(a: &Activity, event: Event, now: Now) -> Plan {
         }
         Event::Timer(ev) => super::timeouts::decide(a, ev, now),
         Event::CancelRequested => request_cancel(a, now),
+        Event::RunNow => run_now(a, now),
+        Event::FailRequested(f) => fail_by_hand(a, f, now),
+    }
+}
+
+/// Whether `a` waits out a retry backoff at `now_ms`: scheduled for a
+/// later attempt at a time still to come.
+pub(super) fn in_backoff(a: &Activity, now_ms: u64) -> bool {
+    a.progress.state == RunState::Scheduled
+        && a.progress.attempt > 1
+        && a.progress.attempt_scheduled_ms > now_ms
+}
+
+/// Run now: the attempt waiting out its backoff is due at once. The
+/// backoff timer still set for it then finds the attempt due at another
+/// time and is ignored (see [`super::timeouts`]).
+fn run_now(a: &Activity, now: Now) -> Plan {
+    if !in_backoff(a, now.ms) {
+        return Plan::Ignore;
+    }
+    let mut progress = a.snapshot();
+    progress.attempt_scheduled_ms = now.ms;
+    write(
+        progress,
+        After::Retry {
+            attempt: a.progress.attempt,
+            delay: Duration::ZERO,
+        },
+    )
+}
+
+/// Failed by hand: a waiting activity closes at once; an attempt in
+/// progress ends as failed (its row records the failure) and is stopped.
+fn fail_by_hand(a: &Activity, f: Failure, now: Now) -> Plan {
+    if a.progress.state == RunState::Scheduled {
+        close_waiting(a, Closed::Failed, f, now)
+    } else {
+        end(a, Ending::Operator(f), now)
     }
 }
 
@@ -250,6 +297,15 @@ pub(super) fn end(a: &Activity, ending: Ending, now: Now) -> Plan {
                     outcome(&mut row, "cancelled");
                     cancelled(None)
                 }
+            }
+        }
+        Ending::Operator(f) => {
+            stop_running = true;
+            outcome(&mut row, "failed");
+            Decision::Close {
+                how: Closed::Failed,
+                result: None,
+                failure: Some(f),
             }
         }
     };

@@ -1,15 +1,17 @@
 //! The activity API from outside the attempt: complete, fail or heartbeat
 //! an attempt by its task token or by activity id (asynchronous
-//! completion), and request cancellation.
+//! completion); and an operator's actions on an activity: request
+//! cancellation, run the next attempt now instead of after its backoff,
+//! fail it by hand.
 //!
 //! Requests are checked here (namespace, sizes, that an attempt is in
 //! progress) and become events for [`super::decide`], carried out by
 //! [`Shared::transition`](super::Shared::transition); a caller is answered
 //! once the transition is written, and told (503) if it cannot be.
 
-use super::activity::payloads_json;
+use super::activity::{payloads_json, Activity};
 use super::bounds;
-use super::decide::{Ending, Event};
+use super::decide::{in_backoff, Ending, Event};
 use super::{ActivityView, Service, ServiceError, Shared};
 use crate::payload::Payload;
 use crate::store::activities as rows;
@@ -153,28 +155,75 @@ impl Service {
     /// attempt sees it on its next heartbeat and is stopped after the grace
     /// period if it does not end.
     pub async fn cancel(&self, ns: &str, activity_id: &str) -> Result<ActivityView, ServiceError> {
+        let run_id = self.open_run(ns, activity_id, |_| Ok(()))?;
+        // Already requested: decided as nothing to do.
+        self.shared
+            .transition(run_id, Event::CancelRequested)
+            .await?;
+        self.describe_run(run_id)
+    }
+
+    /// Starts the next attempt of an activity waiting out its retry
+    /// backoff now, instead of when the backoff ends. Refused (409) unless
+    /// the activity is in a backoff.
+    pub async fn run_now(&self, ns: &str, activity_id: &str) -> Result<ActivityView, ServiceError> {
+        let now_ms = self.shared.clock.now_ms();
+        let run_id = self.open_run(ns, activity_id, |a| {
+            if in_backoff(a, now_ms) {
+                return Ok(());
+            }
+            Err(ServiceError::Conflict(format!(
+                "activity {activity_id:?} is not waiting out a retry backoff (it is {}, attempt {}); \
+                 run now applies only between attempts",
+                a.progress.state.as_str(),
+                a.progress.attempt
+            )))
+        })?;
+        self.shared.transition(run_id, Event::RunNow).await?;
+        self.describe_run(run_id)
+    }
+
+    /// Fails an open activity by hand: it closes as failed with `failure`
+    /// whatever its retry policy, and an attempt in progress is stopped.
+    pub async fn fail_by_hand(
+        &self,
+        ns: &str,
+        activity_id: &str,
+        failure: Failure,
+    ) -> Result<ActivityView, ServiceError> {
+        let run_id = self.open_run(ns, activity_id, |_| Ok(()))?;
+        self.shared
+            .transition(run_id, Event::FailRequested(failure))
+            .await?;
+        self.describe_run(run_id)
+    }
+
+    /// The open run of an activity, if `check` accepts it; 409 if the
+    /// activity is closed, 404 if it never existed.
+    fn open_run(
+        &self,
+        ns: &str,
+        activity_id: &str,
+        check: impl FnOnce(&Activity) -> Result<(), ServiceError>,
+    ) -> Result<i64, ServiceError> {
         let s = &self.shared;
         s.check_namespace(ns)?;
-        let run_id = {
-            let st = s.lock();
-            let Some(&run_id) = st.by_id.get(&(ns.to_owned(), activity_id.to_owned())) else {
-                drop(st);
-                return Err(not_open(s, ns, activity_id));
-            };
-            let Some(a) = st.open.get(&run_id) else {
-                return Err(ServiceError::ActivityNotFound(activity_id.to_owned()));
-            };
-            if a.is_closed() {
-                return Err(ServiceError::Conflict(format!(
-                    "activity {activity_id:?} is already closed ({})",
-                    a.progress.state.as_str()
-                )));
-            }
-            run_id
+        let st = s.lock();
+        let Some(&run_id) = st.by_id.get(&(ns.to_owned(), activity_id.to_owned())) else {
+            drop(st);
+            return Err(not_open(s, ns, activity_id));
         };
-        // Already requested: decided as nothing to do.
-        s.transition(run_id, Event::CancelRequested).await?;
-        self.describe_run(run_id)
+        let Some(a) = st.open.get(&run_id) else {
+            return Err(ServiceError::ActivityNotFound(activity_id.to_owned()));
+        };
+        if a.is_closed() {
+            return Err(ServiceError::Conflict(format!(
+                "activity {activity_id:?} is already closed ({})",
+                a.progress.state.as_str()
+            )));
+        }
+        check(a)?;
+        Ok(run_id)
     }
 }
 

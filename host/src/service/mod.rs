@@ -170,8 +170,8 @@ pub struct Counters {
     pub cancelled: AtomicU64,
     /// Closed timed out.
     pub timed_out: AtomicU64,
-    /// From entering the backlog to a worker taking the task.
-    pub schedule_to_start: crate::metrics::Histogram,
+    /// Latencies and task counters by namespace, queue and type.
+    pub activity: crate::metrics::ActivityMetrics,
 }
 
 /// The service. Cheap to clone.
@@ -330,6 +330,26 @@ impl Service {
     /// write succeeds again).
     pub fn storage_full(&self) -> bool {
         self.shared.db.is_full()
+    }
+
+    /// Every task queue in use with its backlog (tasks waiting for a
+    /// worker) and the age of its oldest waiting task in ms, as
+    /// (namespace, queue, backlog, age).
+    pub fn queue_backlogs(&self) -> Vec<(String, String, usize, u64)> {
+        let queues: Vec<_> = self
+            .shared
+            .lock()
+            .queues
+            .iter()
+            .map(|((ns, q), queue)| (ns.clone(), q.clone(), queue.clone()))
+            .collect();
+        queues
+            .into_iter()
+            .map(|(ns, q, queue)| {
+                let (len, age) = queue.backlog();
+                (ns, q, len, age)
+            })
+            .collect()
     }
 
     /// Counters for metrics.

@@ -181,8 +181,15 @@ impl Shared {
                         if a.progress.attempt_scheduled_ms <= now.ms {
                             ready.push((run_id, attempt));
                         } else {
-                            self.timers
-                                .set(scheduled, TimerEvent::Backoff { run_id, attempt });
+                            let due_ms = a.progress.attempt_scheduled_ms;
+                            self.timers.set(
+                                scheduled,
+                                TimerEvent::Backoff {
+                                    run_id,
+                                    attempt,
+                                    due_ms,
+                                },
+                            );
                         }
                     }
                     RunState::AwaitingAsync { task_token } => {

@@ -115,6 +115,7 @@ impl Shared {
             return;
         }
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let ran_from = std::time::Instant::now();
         let Some(report) = self.worker.run(attempt, host_slot).await else {
             // The attempt's task died (a host bug, or shutdown): as a lost
             // worker in Temporal, the attempt counts and is retried.
@@ -124,7 +125,16 @@ impl Shared {
                 .await;
             return;
         };
-        slot.finish(matches!(report.outcome, Outcome::Completed { .. }));
+        let completed = matches!(report.outcome, Outcome::Completed { .. });
+        let m = &self.counters.activity;
+        let labels = m.labels(&fixed.namespace, &fixed.task_queue, &fixed.activity_type);
+        m.execution
+            .get_or_create(&labels)
+            .observe(crate::metrics::seconds(ran_from.elapsed()));
+        if !completed && !matches!(report.outcome, Outcome::WillCompleteAsync) {
+            m.execution_failed.get_or_create(&labels).inc();
+        }
+        slot.finish(completed);
         tenant.account(&report);
         let _ = self
             .end_attempt(
@@ -183,9 +193,16 @@ impl Shared {
         }
         let now = self.clock.read();
         let now_ms = now.ms;
-        self.counters
-            .schedule_to_start
-            .observe_us(u64::try_from(task.enqueued.elapsed().as_micros()).unwrap_or(u64::MAX));
+        let waited = crate::metrics::seconds(task.enqueued.elapsed());
+        let m = &self.counters.activity;
+        let labels = m.labels(
+            &a.fixed.namespace,
+            &a.fixed.task_queue,
+            &a.fixed.activity_type,
+        );
+        m.schedule_to_start_all.observe(waited);
+        m.schedule_to_start.get_or_create(&labels).observe(waited);
+        m.tasks.get_or_create(&labels).inc();
         let (token_bytes, token) = new_token();
         let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
         let stop = StopSignal::new();

@@ -57,7 +57,9 @@ pub(super) fn decide(a: &Activity, ev: TimerEvent, now: Now) -> Plan {
         {
             end(a, Ending::Timeout(TimeoutType::StartToClose), now)
         }
-        TimerEvent::Backoff { attempt, .. } if !started && current(attempt) => {
+        TimerEvent::Backoff {
+            attempt, due_ms, ..
+        } if !started && current(attempt) && a.progress.attempt_scheduled_ms == due_ms => {
             Plan::Dispatch { attempt }
         }
         TimerEvent::CancelGrace { attempt, .. } if started && current(attempt) => stop_or_end(

@@ -24,8 +24,13 @@ pub(crate) enum TimerEvent {
     Heartbeat { run_id: i64, attempt: u32 },
     /// An attempt awaiting asynchronous completion has run too long.
     AsyncStartToClose { run_id: i64, attempt: u32 },
-    /// Backoff is over: the attempt may be dispatched.
-    Backoff { run_id: i64, attempt: u32 },
+    /// Backoff is over: the attempt may be dispatched, if it is still due
+    /// at `due_ms` (run now moves it earlier).
+    Backoff {
+        run_id: i64,
+        attempt: u32,
+        due_ms: u64,
+    },
     /// Cancellation was requested this long ago: stop the attempt.
     CancelGrace { run_id: i64, attempt: u32 },
     /// The end of the attempt could not be written: end it again, as lost

@@ -343,6 +343,9 @@ pub fn save_attempt(c: &Connection, a: &AttemptRow) -> Result<(), StoreError> {
 pub struct ActivityFilter {
     /// Only in this state.
     pub state: Option<String>,
+    /// Only open runs past their first attempt (retrying: in a backoff or
+    /// running attempt 2 or later).
+    pub retrying: bool,
     /// Only of this type.
     pub activity_type: Option<String>,
     /// Only on this queue.
@@ -470,7 +473,8 @@ impl Db {
             let mut s = c.prepare_cached(&format!(
                 "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE namespace=?1 \
                  AND (?2 IS NULL OR state=?2) AND (?3 IS NULL OR activity_type=?3) \
-                 AND (?4 IS NULL OR task_queue=?4) ORDER BY run_id DESC LIMIT ?5"
+                 AND (?4 IS NULL OR task_queue=?4) \
+                 AND (?6 = 0 OR (closed_ms IS NULL AND attempt > 1)) ORDER BY run_id DESC LIMIT ?5"
             ))?;
             let rows = s.query_map(
                 params![
@@ -478,7 +482,8 @@ impl Db {
                     filter.state,
                     filter.activity_type,
                     filter.task_queue,
-                    filter.limit
+                    filter.limit,
+                    filter.retrying
                 ],
                 stored_from,
             )?;

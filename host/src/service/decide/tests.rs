@@ -269,3 +269,92 @@ fn a_cancellation_request_closes_a_waiting_activity_and_tells_a_started_one() {
     ));
     ignored_by([closed(&c)], || Event::CancelRequested, now);
 }
+
+/// Attempt 2 of `a`'s activity, waiting out a backoff until `T0 + 5 s`.
+fn in_backoff_until_5s(c: &crate::clock::ManualClock) -> Activity {
+    let mut a = scheduled(c);
+    a.progress.attempt = 2;
+    a.progress.attempt_scheduled_ms = T0 + 5_000;
+    a
+}
+
+#[test]
+fn run_now_queues_an_attempt_in_backoff_at_once() {
+    let c = clock();
+    c.advance(secs(1));
+    let t = written(decide(&in_backoff_until_5s(&c), Event::RunNow, c.read()));
+    assert_eq!(t.progress.state, RunState::Scheduled);
+    assert_eq!(t.progress.attempt, 2);
+    assert_eq!(t.progress.attempt_scheduled_ms, T0 + 1_000);
+    assert_eq!(
+        t.after,
+        After::Retry {
+            attempt: 2,
+            delay: Duration::ZERO
+        }
+    );
+    assert!(t.attempt_row.is_none() && !t.ends_attempt);
+}
+
+#[test]
+fn run_now_changes_nothing_outside_a_backoff() {
+    let c = clock();
+    // Attempt 1 waiting for a worker, a started or awaiting attempt, a
+    // closed run, and a backoff already over.
+    let mut over = in_backoff_until_5s(&c);
+    c.advance(secs(5));
+    over.progress.attempt_scheduled_ms = T0 + 5_000;
+    ignored_by(
+        [scheduled(&c), running(&c), awaiting(&c), closed(&c), over],
+        || Event::RunNow,
+        c.read(),
+    );
+}
+
+fn by_hand() -> Failure {
+    Failure {
+        error_type: "FailedByOperator".into(),
+        message: "stuck on a bad input".into(),
+        non_retryable: true,
+        ..Failure::default()
+    }
+}
+
+#[test]
+fn failing_by_hand_closes_a_waiting_activity_as_failed() {
+    let c = clock();
+    c.advance(secs(2));
+    for a in [scheduled(&c), in_backoff_until_5s(&c)] {
+        let t = closes(
+            decide(&a, Event::FailRequested(by_hand()), c.read()),
+            Closed::Failed,
+            T0 + 2_000,
+        );
+        assert_eq!(failure_type(&t), "FailedByOperator");
+        assert_eq!(t.after, After::Closed { dequeue: true });
+        assert!(t.attempt_row.is_none());
+    }
+}
+
+#[test]
+fn failing_by_hand_ends_and_stops_an_attempt_in_progress_without_retry() {
+    let c = clock();
+    c.advance(secs(3));
+    let mut cancelling = running(&c);
+    cancelling.progress.cancel_requested = true;
+    for a in [running(&c), awaiting(&c), started_elsewhere(&c), cancelling] {
+        let t = closes(
+            decide(&a, Event::FailRequested(by_hand()), c.read()),
+            Closed::Failed,
+            T0 + 3_000,
+        );
+        assert!(t.ends_attempt && t.stop_running);
+        assert_eq!(failure_type(&t), "FailedByOperator");
+        let row = t.attempt_row.unwrap_or_default();
+        assert_eq!(row.outcome.as_deref(), Some("failed"));
+        assert_eq!(row.failure_type.as_deref(), Some("FailedByOperator"));
+        assert_eq!(row.failure_message.as_deref(), Some("stuck on a bad input"));
+        assert_eq!(row.ended_ms, Some(T0 + 3_000));
+    }
+    ignored_by([closed(&c)], || Event::FailRequested(by_hand()), c.read());
+}

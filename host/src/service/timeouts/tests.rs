@@ -93,12 +93,22 @@ fn async_start_to_close_times_out_an_awaiting_attempt_only() {
 #[test]
 fn backoff_over_dispatches_the_waiting_attempt_only() {
     let c = clock();
-    let ev = |attempt| Event::Timer(TimerEvent::Backoff { run_id: 7, attempt });
+    let ev = |attempt| {
+        Event::Timer(TimerEvent::Backoff {
+            run_id: 7,
+            attempt,
+            due_ms: T0,
+        })
+    };
     assert!(matches!(
         decide(&scheduled(&c), ev(1), c.read()),
         Plan::Dispatch { attempt: 1 }
     ));
     ignored_by([scheduled(&c)], || ev(2), c.read());
+    // Run now moved the attempt earlier: it was queued then, not again.
+    let mut ran_now = scheduled(&c);
+    ran_now.progress.attempt_scheduled_ms = T0 - 500;
+    ignored_by([ran_now], || ev(1), c.read());
     ignored_by([running(&c), awaiting(&c), closed(&c)], || ev(1), c.read());
 }
 
