@@ -52,7 +52,7 @@ pub use deploy::DeployRequest;
 pub use external::{Completion, Target};
 pub use query::{ModuleLoad, QueueView};
 pub use recovery::STORED_STATE_INVALID;
-pub use start::{StartRequest, Started};
+pub use start::{ActivityRef, StartRequest, Started};
 
 use crate::clock::SharedClock;
 use crate::engine::AttemptLimits;
