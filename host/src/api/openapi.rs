@@ -176,8 +176,8 @@ mod tests {
                 );
             }
         }
-        // 27 operations on namespaces, the document, /healthz, /metrics.
-        assert_eq!(ops, 30, "{:#?}", paths.keys().collect::<Vec<_>>());
+        // 28 operations on namespaces, the document, /healthz, /metrics.
+        assert_eq!(ops, 31, "{:#?}", paths.keys().collect::<Vec<_>>());
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
