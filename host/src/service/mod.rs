@@ -42,6 +42,7 @@ mod retention;
 pub mod retry;
 mod run;
 mod start;
+mod started;
 pub mod tenant;
 mod timeouts;
 mod timers;
@@ -187,6 +188,8 @@ pub(crate) struct Shared {
     counters: Counters,
     /// Runs the attempts (see `run.rs`).
     worker: crate::worker::Runner,
+    /// Wakes the task that writes attempts' starts (`started.rs`).
+    started_due: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -203,6 +206,9 @@ struct State {
     open_by_queue: HashMap<(String, String), HashSet<i64>>,
     gates: Arc<Gates>,
     next_run_id: i64,
+    /// Attempts started in memory whose rows do not say so yet
+    /// (`started.rs`): (run id, attempt).
+    unwritten_starts: Vec<(i64, u32)>,
 }
 
 impl Shared {
@@ -295,10 +301,12 @@ impl Service {
                 timers,
                 stopping,
                 counters: Counters::default(),
+                started_due: Arc::default(),
             }
         });
         shared.recover().await?;
         retention::start(Arc::downgrade(&shared));
+        started::start(Arc::downgrade(&shared));
         let service = Self { shared };
         // Files of a namespace deleted just before a crash.
         service.remove_orphaned_contents().await;
