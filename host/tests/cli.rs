@@ -305,3 +305,43 @@ fn module_delete_is_refused_while_deployed_and_removes_unshared_files() {
     let a = s.run_in_namespace("default", "greet", serde_json::json!("Ada"));
     assert_eq!(a["result"], "Hello, Ada!", "{a}");
 }
+
+#[test]
+fn start_batch_reads_json_lines_and_names_each_refused_line() {
+    let dir = common::data_dir_sharing_artifacts();
+    let s = common::Server::start(dir.path(), &[]);
+    s.deploy_example("greet", "q", 10);
+    let lines = [
+        r#"{"activity_id": "l1", "activity_type": "greet", "task_queue": "q", "start_to_close_timeout": "5s"}"#,
+        "",
+        "{not json",
+        r#"{"activity_id": "l1", "activity_type": "greet", "task_queue": "q", "start_to_close_timeout": "5s"}"#,
+        r#"{"activity_type": "greet", "task_queue": "q"}"#,
+    ];
+    let mut child = common::wharf()
+        .args(["activity", "start", "--batch", "-", "--server", &s.base])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.join("\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("line 3: invalid JSON"), "{text}");
+    assert!(
+        text.contains("line 5: ") && text.contains("(invalid_argument)"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("1 started, 1 already existed, 2 refused\n"),
+        "{text}"
+    );
+    s.wait_closed("l1", std::time::Duration::from_secs(10));
+}

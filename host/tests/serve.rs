@@ -719,3 +719,78 @@ fn a_kill_during_a_retention_sweep_loses_no_open_activity_and_no_retained_result
     assert_eq!(kept["result"], kept_result, "{kept}");
     assert_eq!(s.get("activities/old0").0, 404);
 }
+
+#[test]
+fn a_batch_of_starts_answers_each_line_commits_all_and_survives_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.deploy_example("greet", "q", 50);
+    let start = |id: &str| {
+        json!({"activity_id": id, "activity_type": "greet", "task_queue": "q",
+               "input": ["Ada"], "start_to_close_timeout": "10s"})
+    };
+    s.start_activity(start("before"));
+    let n = 300;
+    let mut starts: Vec<Value> = (0..n).map(|i| start(&format!("b{i}"))).collect();
+    let refused = [
+        json!({"activity_type": "greet", "task_queue": "q"}),
+        json!({"activity_type": 5, "task_queue": "q", "start_to_close_timeout": "1s"}),
+        json!({"activity_type": "greet", "task_queue": "q", "start_to_close_timeout": "1s", "priority": 9}),
+        json!({"activity_type": "greet", "task_queue": "q", "start_to_close_timeout": "1s", "input": ["x".repeat(3 << 20)]}),
+    ];
+    starts.extend([start("before"), start("b7")]);
+    starts.extend(refused.iter().cloned());
+    let (status, r) = s.post("activities:batch", &json!({ "starts": starts }));
+    // Killed as soon as the batch is answered: what it created is committed.
+    s.kill();
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (&r["created"], &r["existing"], &r["failed"]),
+        (&json!(n), &json!(2), &json!(refused.len())),
+        "{r}"
+    );
+    let results = r["results"].as_array().unwrap();
+    assert!(results[..n]
+        .iter()
+        .all(|x| x["outcome"] == "created" && x["status"] == 201));
+    assert_eq!(results[n]["outcome"], "existing");
+    assert_eq!(results[n + 1]["outcome"], "existing");
+    assert_eq!(
+        results[n + 1]["activity"]["run_id"],
+        results[7]["activity"]["run_id"]
+    );
+
+    let s = Server::start(dir.path(), &[]);
+    // Each refused line answers as the same start alone does.
+    for (i, bad) in refused.iter().enumerate() {
+        let (status, alone) = s.post("activities", bad);
+        let got = &results[n + 2 + i];
+        assert_eq!(
+            (got["outcome"].as_str(), got["status"].as_u64()),
+            (Some("error"), Some(u64::from(status)))
+        );
+        assert_eq!(
+            got["error"]["code"], alone["error"]["code"],
+            "{got} vs {alone}"
+        );
+    }
+    wait_for(|| {
+        let (_, done) = s.get("activities?state=completed&limit=1000");
+        (done["activities"].as_array()?.len() == n + 1).then_some(())
+    });
+    let (_, all) = s.get("activities?limit=1000");
+    assert_eq!(all["activities"].as_array().unwrap().len(), n + 1);
+
+    let over: Vec<Value> = (0..1001).map(|i| start(&format!("o{i}"))).collect();
+    let (status, e) = s.post("activities:batch", &json!({ "starts": over }));
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("starts has 1001 entries"),
+        "{e}"
+    );
+    let (_, none) = s.get("activities/o0");
+    assert_eq!(none["error"]["code"], "not_found");
+}

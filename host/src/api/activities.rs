@@ -1,10 +1,12 @@
-//! Activity endpoints: start, list, describe, result; an operator's
-//! actions (cancel, run now, fail by hand); and completion from outside
-//! (complete, fail, heartbeat by task token or activity id).
+//! Activity endpoints: start (alone or in a batch), list, describe,
+//! result; an operator's actions (cancel, run now, fail by hand); and
+//! completion from outside (complete, fail, heartbeat by task token or
+//! activity id).
 
 use super::extract::{Path, Query};
 use super::types::{
-    ActivityList, ActivityPath, CompleteRequest, ErrorResponse, FailByHandRequest, FailRequest,
+    ActivityList, ActivityPath, BatchOutcome, BatchStartRequest, BatchStartResponse,
+    BatchStartResult, CompleteRequest, ErrorResponse, FailByHandRequest, FailRequest,
     HeartbeatRequest, HeartbeatResponse, NamespacePath, ResultResponse, StartActivityRequest,
 };
 use super::{body, ApiError, AppState};
@@ -12,7 +14,7 @@ use crate::payload::Payload;
 use crate::service::bounds;
 use crate::service::options::{duration, ActivityOptions};
 use crate::service::ActivityView;
-use crate::service::{Completion, StartRequest, Started, Target};
+use crate::service::{Completion, ServiceError, StartRequest, Started, Target};
 use crate::store::activities::ActivityFilter;
 use crate::worker::Failure;
 use axum::body::Body;
@@ -64,21 +66,7 @@ pub(super) async fn start(
     req: Body,
 ) -> Result<Response, ApiError> {
     let b: StartBody = body::json(req, json_limit(&app)).await?;
-    let options = ActivityOptions::from_value(Value::Object(b.options))
-        .map_err(|e| ApiError::bad_request(format!("invalid options: {e}")))?;
-    let started = app
-        .service
-        .start(
-            &ns,
-            StartRequest {
-                activity_id: b.activity_id,
-                activity_type: b.activity_type,
-                task_queue: b.task_queue,
-                input: b.input.into_iter().map(Payload::from_user_json).collect(),
-                options,
-            },
-        )
-        .await?;
+    let started = app.service.start(&ns, start_request(b)?).await?;
     let status = if started.created {
         StatusCode::CREATED
     } else {
@@ -99,6 +87,106 @@ const STATES: [&str; 6] = [
 
 /// The `?state=` of open activities past their first attempt.
 const RETRYING: &str = "retrying";
+
+/// A start's body as the service takes it.
+fn start_request(b: StartBody) -> Result<StartRequest, ServiceError> {
+    let options = ActivityOptions::from_value(Value::Object(b.options))
+        .map_err(|e| ServiceError::InvalidArgument(format!("invalid options: {e}")))?;
+    Ok(StartRequest {
+        activity_id: b.activity_id,
+        activity_type: b.activity_type,
+        task_queue: b.task_queue,
+        input: b.input.into_iter().map(Payload::from_user_json).collect(),
+        options,
+    })
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    starts: Vec<Value>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/activities:batch",
+    tag = "activities",
+    params(NamespacePath),
+    request_body = BatchStartRequest,
+    responses(
+        (status = 200, description = "Each start's answer in order (created, existing, or its error); every created run is committed", body = BatchStartResponse),
+        (status = 400, description = "Invalid body or more than 1000 starts", body = ErrorResponse),
+        (status = 404, description = "No such namespace", body = ErrorResponse),
+        (status = 413, description = "The body is over the batch limit", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+    ),
+)]
+pub(super) async fn start_batch(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+    req: Body,
+) -> Result<Json<BatchStartResponse>, ApiError> {
+    let limit = json_limit(&app).max(bounds::MAX_BATCH_BODY);
+    let b: BatchBody = body::json(req, limit).await?;
+    bounds::count("starts", b.starts.len(), bounds::MAX_BATCH_STARTS)
+        .map_err(ApiError::bad_request)?;
+    let reqs = b
+        .starts
+        .into_iter()
+        .map(|v| {
+            let b: StartBody = serde_path_to_error::deserialize(v).map_err(|e| {
+                ServiceError::InvalidArgument(format!(
+                    "invalid start: {}",
+                    crate::service::options::path_error(&e)
+                ))
+            })?;
+            start_request(b)
+        })
+        .collect();
+    let answers = app.service.start_batch(&ns, reqs).await?;
+    let (mut created, mut existing, mut failed) = (0, 0, 0);
+    let results = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(Started {
+                created: true,
+                activity,
+            }) => {
+                created += 1;
+                BatchStartResult {
+                    outcome: BatchOutcome::Created,
+                    status: StatusCode::CREATED.as_u16(),
+                    activity: Some(activity),
+                    error: None,
+                }
+            }
+            Ok(Started { activity, .. }) => {
+                existing += 1;
+                BatchStartResult {
+                    outcome: BatchOutcome::Existing,
+                    status: StatusCode::OK.as_u16(),
+                    activity: Some(activity),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                let (status, detail) = ApiError::from(e).into_parts();
+                BatchStartResult {
+                    outcome: BatchOutcome::Error,
+                    status: status.as_u16(),
+                    activity: None,
+                    error: Some(detail),
+                }
+            }
+        })
+        .collect();
+    Ok(Json(BatchStartResponse {
+        created,
+        existing,
+        failed,
+        results,
+    }))
+}
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -32,6 +32,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// The status and the body's detail, for an answer that carries
+    /// several errors (a batch's).
+    pub(crate) fn into_parts(self) -> (StatusCode, super::types::ErrorDetail) {
+        let detail = super::types::ErrorDetail {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
+        (self.status, detail)
+    }
+
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
@@ -49,14 +59,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = super::types::ErrorResponse {
-            error: super::types::ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-            },
-        };
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
+        let retry_after = self.retry_after;
+        let (status, error) = self.into_parts();
+        let body = super::types::ErrorResponse { error };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }

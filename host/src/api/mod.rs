@@ -76,6 +76,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::rollback))
         .routes(routes!(queues::limits, queues::set_limit))
         .routes(routes!(activities::start, activities::list))
+        .routes(routes!(activities::start_batch))
         .routes(routes!(activities::complete))
         .routes(routes!(activities::fail))
         .routes(routes!(activities::heartbeat))

@@ -176,8 +176,8 @@ mod tests {
                 );
             }
         }
-        // 29 operations on namespaces, the document, /healthz, /metrics.
-        assert_eq!(ops, 32, "{:#?}", paths.keys().collect::<Vec<_>>());
+        // 31 operations on namespaces, the document, /healthz, /metrics.
+        assert_eq!(ops, 34, "{:#?}", paths.keys().collect::<Vec<_>>());
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

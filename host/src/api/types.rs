@@ -551,7 +551,58 @@ pub struct StartActivityRequest {
 }
 
 /// The answer to a start.
-pub use crate::service::Started;
+pub use crate::service::{ActivityRef, Started};
+
+/// Starts many activities in one request; each start is checked and
+/// answered on its own, and every new run is committed in one transaction
+/// before the answer.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct BatchStartRequest {
+    /// The starts, each the body of a single start; at most 1000.
+    #[schema(max_items = 1000)]
+    pub starts: Vec<StartActivityRequest>,
+}
+
+/// How one start of a batch went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchOutcome {
+    /// This request created the run.
+    Created,
+    /// A run with the id existed (as a single start, it is returned).
+    Existing,
+    /// The start was refused; `error` says why.
+    Error,
+}
+
+/// One start's answer in a batch, in the order of the request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchStartResult {
+    /// Created, existing or refused.
+    pub outcome: BatchOutcome,
+    /// The status a single start would have answered: 201, 200 or the
+    /// error's.
+    pub status: u16,
+    /// The run, unless refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<ActivityRef>,
+    /// Why it was refused: the code and message a single start gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The answer to a batch of starts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchStartResponse {
+    /// Runs created.
+    pub created: u32,
+    /// Starts that named an existing run.
+    pub existing: u32,
+    /// Starts refused.
+    pub failed: u32,
+    /// One answer per start, in order.
+    pub results: Vec<BatchStartResult>,
+}
 
 /// Activities of a namespace, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -196,6 +196,21 @@ impl Namespace {
         let r = self.request(reqwest::Method::POST, "activities");
         expect_success(r.json(body), "start").await.map(drop)
     }
+
+    /// Starts a batch (`{"starts": [...]}`); refused unless every start
+    /// was created or existed.
+    pub async fn start_batch(&self, body: &Value) -> Result<(), HarnessError> {
+        let r = self.request(reqwest::Method::POST, "activities:batch");
+        let answer = expect_success(r.json(body), "batch start").await?;
+        if answer["failed"] != json!(0) {
+            return Err(HarnessError::Refused {
+                what: "batch start".into(),
+                status: 200,
+                body: answer.to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The server's `/metrics` text.

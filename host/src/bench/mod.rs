@@ -70,6 +70,17 @@ impl Server {
         slots: u32,
         extra: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<String>>,
     ) -> anyhow::Result<Self> {
+        Self::start_binary(&std::env::current_exe()?, sync, slots, extra)
+    }
+
+    /// As [`Self::start`], with another `wharf` binary as the server (to
+    /// compare builds with the same client).
+    fn start_binary(
+        program: &std::path::Path,
+        sync: &str,
+        slots: u32,
+        extra: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<String>>,
+    ) -> anyhow::Result<Self> {
         let dir = tempdir()?;
         let mut args = vec![
             "--sync".to_owned(),
@@ -79,7 +90,7 @@ impl Server {
         ];
         args.extend(extra(&dir)?);
         let process = harness::ServeProcess::start(
-            std::process::Command::new(std::env::current_exe()?),
+            std::process::Command::new(program),
             &dir.join("data"),
             &args,
         )

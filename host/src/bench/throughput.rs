@@ -2,11 +2,14 @@
 //!
 //! Starts a `wharf serve` child per durability mode on a fresh data
 //! directory, uploads the no-op module, then (1) starts N activities through
-//! the HTTP API with many requests in flight and times first start to last
-//! completion, and (2) starts activities at half that rate and reads the
-//! schedule-to-start histogram from `/metrics`.
+//! the HTTP API with many starts in flight (one per request, or `--batch`
+//! per request) and times first start to last completion, (2) starts
+//! activities at half that rate and reads the schedule-to-start histogram
+//! from `/metrics`, and (3) on the idle server, runs no-ops one after
+//! another over one connection (start, then the result's long poll) and
+//! times each start to its result.
 
-use super::harness::{self, cpu_seconds, quantile_between, scrape};
+use super::harness::{self, cpu_seconds, percentile, quantile_between, scrape};
 use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
@@ -27,9 +30,21 @@ pub struct ThroughputArgs {
     /// Activities in the throughput run.
     #[arg(short = 'n', long, default_value_t = 20_000)]
     activities: usize,
-    /// Start requests in flight at once.
+    /// Starts in flight at once (with `--batch`, in requests of that many).
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// Starts per request in the throughput run, 1 to 1000: above 1, through
+    /// `activities:batch`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    batch: u16,
+    /// No-ops run one after another on the idle server for start→result
+    /// latency (0: skip).
+    #[arg(long, default_value_t = 500)]
+    idle: usize,
+    /// The `wharf` binary to serve with (default: this one), to compare a
+    /// build's server under the same client.
+    #[arg(long)]
+    server: Option<PathBuf>,
     /// Worker slots of the benchmark queue.
     #[arg(long, default_value_t = 256)]
     slots: u32,
@@ -43,17 +58,29 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     super::build_kind();
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read {}", args.module.display()))?;
+    let batch = usize::from(args.batch);
     println!(
-        "{} no-op activities through the HTTP API, {} starts in flight, {} worker slots",
-        args.activities, args.concurrency, args.slots
+        "{} no-op activities through the HTTP API, {} starts in flight, {} per request, {} worker slots",
+        args.activities, args.concurrency, batch, args.slots
     );
     println!(
-        "{:<8} {:>14} {:>12} | {:>12} {:>10} {:>10}",
-        "sync", "activities/s", "seconds", "half load/s", "s2s p50", "s2s p99"
+        "{:<8} {:>14} {:>12} | {:>12} {:>10} {:>10} | {:>10} {:>10}",
+        "sync",
+        "activities/s",
+        "seconds",
+        "half load/s",
+        "s2s p50",
+        "s2s p99",
+        "idle p50",
+        "idle p99"
     );
+    let program = match &args.server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
     let mut cpu_notes = Vec::new();
     for sync in ["full", "normal"] {
-        let child = Server::start(sync, args.slots, |_| Ok(Vec::new()))?;
+        let child = Server::start_binary(&program, sync, args.slots, |_| Ok(Vec::new()))?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
@@ -70,12 +97,23 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let cpu0 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
         let t0 = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
-        let workers: Vec<_> = (0..args.concurrency)
+        let requests = args.concurrency.div_ceil(batch).max(1);
+        let workers: Vec<_> = (0..requests)
             .map(|_| {
                 let (ns, body, next, n) = (ns.clone(), body.clone(), next.clone(), args.activities);
                 tokio::spawn(async move {
-                    while next.fetch_add(1, Ordering::Relaxed) < n {
-                        ns.start(&body).await?;
+                    loop {
+                        let from = next.fetch_add(batch, Ordering::Relaxed);
+                        if from >= n {
+                            break;
+                        }
+                        if batch == 1 {
+                            ns.start(&body).await?;
+                        } else {
+                            let k = batch.min(n - from);
+                            let starts = vec![body.as_ref().clone(); k];
+                            ns.start_batch(&json!({ "starts": starts })).await?;
+                        }
                     }
                     anyhow::Ok(())
                 })
@@ -119,21 +157,68 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             quantile_between(&before, &after, "wharf_schedule_to_start_seconds", q)
                 .map_or("-".into(), |s| format!("≤{:.2}ms", s * 1e3))
         };
+        let idle = idle_latency(&child, &args.activity_type, args.idle).await?;
+        let ms = |p| {
+            percentile(&idle, p).map_or("-".into(), |d: Duration| {
+                format!("{:.2}ms", d.as_secs_f64() * 1e3)
+            })
+        };
         println!(
-            "{:<8} {:>14.0} {:>12.2} | {:>12.0} {:>10} {:>10}",
+            "{:<8} {:>14.0} {:>12.2} | {:>12.0} {:>10} {:>10} | {:>10} {:>10}",
             sync,
             rate,
             elapsed.as_secs_f64(),
             half,
             fmt(0.5),
-            fmt(0.99)
+            fmt(0.99),
+            ms(50),
+            ms(99)
         );
     }
     println!("(s2s: schedule-to-start, from the start's commit to a worker taking the task; bucket bounds)");
+    println!("(idle: start→result of one no-op at a time over one connection, start then the result's long poll)");
     for n in cpu_notes {
         println!("{n}");
     }
     Ok(())
+}
+
+/// Runs `n` no-ops one after another on the otherwise idle server over one
+/// HTTP connection: each a start, then its result's long poll. The sorted
+/// times from sending the start to reading the result.
+async fn idle_latency(
+    server: &Server,
+    activity_type: &str,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let ns = server.process.namespace(&http, "default", None);
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("idle-{i}");
+        let body = json!({
+            "activity_id": id,
+            "activity_type": activity_type,
+            "task_queue": "bench",
+            "start_to_close_timeout": "30s",
+        });
+        let t = Instant::now();
+        ns.start(&body).await?;
+        let r = ns.request(
+            reqwest::Method::GET,
+            &format!("activities/{id}/result?wait=30s"),
+        );
+        let result = harness::expect_success(r, "result").await?;
+        times.push(t.elapsed());
+        anyhow::ensure!(
+            result["state"] == "completed",
+            "idle activity {id} did not complete: {result}"
+        );
+    }
+    times.sort();
+    Ok(times)
 }
 
 /// Waits until the server has completed `n` activities in all.

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Activity commands.
 #[derive(clap::Subcommand)]
 pub enum ActivityCommand {
-    /// Start an activity (idempotent by --id).
+    /// Start an activity (idempotent by --id), or many from JSON lines (--batch).
     Start(Box<StartArgs>),
     /// State, options, heartbeat details, last failure and attempt history.
     Describe {
@@ -146,11 +146,21 @@ impl TargetArgs {
 #[derive(clap::Args)]
 pub struct StartArgs {
     /// Activity type.
-    #[arg(long = "type")]
-    activity_type: String,
+    #[arg(long = "type", required_unless_present = "batch")]
+    activity_type: Option<String>,
     /// Task queue.
-    #[arg(long)]
-    task_queue: String,
+    #[arg(long, required_unless_present = "batch")]
+    task_queue: Option<String>,
+    /// Start many: a file of JSON lines, each the body of one start as the
+    /// API takes it (`-`: stdin), sent 1000 to a request; prints a summary
+    /// and every refused line. Excludes the other start options.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "activity_type", "task_queue", "inputs", "id", "start_to_close", "schedule_to_close",
+        "schedule_to_start", "heartbeat_timeout", "max_attempts", "initial_interval", "backoff",
+        "max_interval", "priority", "fairness_key", "fairness_weight", "concurrency_key",
+        "non_retryable_types", "wait",
+    ])]
+    batch: Option<String>,
     /// An argument as JSON; repeat for several.
     #[arg(long = "input")]
     inputs: Vec<String>,
@@ -445,6 +455,9 @@ fn with_flag_names(message: &str) -> String {
 }
 
 async fn start(a: StartArgs) -> anyhow::Result<bool> {
+    if let Some(path) = &a.batch {
+        return super::batch::start_batch(path, &a.client).await;
+    }
     if a.start_to_close.is_none() && a.schedule_to_close.is_none() {
         anyhow::bail!(
             "an activity needs a time limit: --start-to-close (each attempt, e.g. 10s) \
@@ -467,8 +480,9 @@ async fn start(a: StartArgs) -> anyhow::Result<bool> {
         || retry.non_retryable_error_types.is_some();
     let body = StartActivityRequest {
         activity_id: a.id,
-        activity_type: a.activity_type,
-        task_queue: a.task_queue,
+        // Clap requires both without --batch.
+        activity_type: a.activity_type.unwrap_or_default(),
+        task_queue: a.task_queue.unwrap_or_default(),
         input: Some(parse_all(&a.inputs, "--input")?),
         start_to_close_timeout: a.start_to_close,
         schedule_to_close_timeout: a.schedule_to_close,

@@ -5,6 +5,7 @@
 
 mod activity;
 mod args;
+mod batch;
 mod bench;
 mod client;
 mod grants;

@@ -35,6 +35,10 @@ pub const MAX_ERROR_TYPES: usize = 100;
 pub const MAX_GRANTS: usize = 100;
 /// Most arguments of one activity.
 pub const MAX_INPUTS: usize = 100;
+/// Most starts in one batch (`activities:batch`).
+pub const MAX_BATCH_STARTS: usize = 1000;
+/// Largest body of a batch of starts, unless one start's own limit is larger.
+pub const MAX_BATCH_BODY: usize = 64 << 20;
 
 /// Largest retry backoff coefficient (the smallest is 1).
 pub const MAX_BACKOFF_COEFFICIENT: f64 = 100.0;

@@ -42,6 +42,7 @@ mod retention;
 pub mod retry;
 mod run;
 mod start;
+mod started;
 pub mod tenant;
 mod timeouts;
 mod timers;
@@ -52,7 +53,7 @@ pub use deploy::DeployRequest;
 pub use external::{Completion, Target};
 pub use query::{ModuleLoad, QueueView};
 pub use recovery::STORED_STATE_INVALID;
-pub use start::{StartRequest, Started};
+pub use start::{ActivityRef, StartRequest, Started};
 
 use crate::clock::SharedClock;
 use crate::engine::AttemptLimits;
@@ -191,6 +192,8 @@ pub(crate) struct Shared {
     counters: Counters,
     /// Runs the attempts (see `run.rs`).
     worker: crate::worker::Runner,
+    /// Wakes the task that writes attempts' starts (`started.rs`).
+    started_due: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -207,6 +210,9 @@ struct State {
     open_by_queue: HashMap<(String, String), HashSet<i64>>,
     gates: Arc<Gates>,
     next_run_id: i64,
+    /// Attempts started in memory whose rows do not say so yet
+    /// (`started.rs`): (run id, attempt).
+    unwritten_starts: Vec<(i64, u32)>,
 }
 
 impl Shared {
@@ -311,10 +317,12 @@ impl Service {
                 timers,
                 stopping,
                 counters: Counters::default(),
+                started_due: Arc::default(),
             }
         });
         shared.recover().await?;
         retention::start(Arc::downgrade(&shared));
+        started::start(Arc::downgrade(&shared));
         let service = Self { shared };
         // Files of a namespace deleted just before a crash.
         service.remove_orphaned_contents().await;

@@ -255,9 +255,9 @@ impl Shared {
             }),
             stop,
         };
-        let progress = a.snapshot();
         let hb_timeout = a.options.heartbeat_timeout;
         st.tokens.insert(token, task.run_id);
+        self.defer_started(&mut st.unwritten_starts, task.run_id, task.attempt);
         drop(st);
         if let Some(d) = hb_timeout {
             self.timers.set(
@@ -268,13 +268,10 @@ impl Shared {
                 },
             );
         }
-        // Not awaited: the attempt's end is queued behind it on the same
-        // writer, and a crash before it commits merely re-runs this attempt.
-        // Its attempt row is written when it ends (by recovery if the
-        // process dies); describe shows the running attempt from memory.
-        let run_id = task.run_id;
-        self.db
-            .write_detached(move |c| rows::save_progress(c, run_id, &progress));
+        // The row says started only if the attempt outlives the next flush
+        // (`started.rs`); its attempt row is written when it ends (by
+        // recovery if the process dies); describe shows the running attempt
+        // from memory.
         Some(attempt)
     }
 

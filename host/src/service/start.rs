@@ -1,14 +1,17 @@
-//! Starting an activity: validation, idempotency by activity id, the durable
-//! insert, then the backlog.
+//! Starting an activity, alone or in a batch: validation, idempotency by
+//! activity id, the durable insert (one transaction for a whole batch), then
+//! the backlog.
 
 use super::activity::{self, Activity};
 use super::bounds;
 use super::options::{ActivityOptions, IdReusePolicy};
+use super::tenant::Tenant;
 use super::timers::TimerEvent;
 use super::{Service, ServiceError};
 use crate::payload::Payload;
 use crate::queue::{gate, Task};
 use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, Closed, RunState};
+use crate::store::StoreError;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -81,15 +84,139 @@ fn new_id() -> String {
     hex::encode(b)
 }
 
+/// A start that passed its checks: either the existing run it names, or a
+/// new run reserved in memory whose row is still to be written.
+enum Prepared {
+    Existing(Started),
+    New(Reserved),
+}
+
+/// A new run held in memory (open, indexed by id) until its row commits;
+/// undone by [`Service::release`] if the write fails.
+struct Reserved {
+    fixed: Arc<ActivityFixed>,
+    progress: ActivityProgress,
+    key: (String, String),
+    /// The row's options and input JSON, written once and then dropped:
+    /// memory keeps neither.
+    options: Arc<str>,
+    input: Arc<str>,
+    input_bytes: u64,
+}
+
 impl Service {
     /// Starts an activity, or returns the existing run with the same id as
     /// the id reuse policy says. Answers once the start is durable.
     pub async fn start(&self, ns: &str, req: StartRequest) -> Result<Started, ServiceError> {
-        let s = &self.shared;
-        let tenant = s.tenant(ns)?;
-        if *s.stopping.borrow() {
+        let tenant = self.start_tenant(ns)?;
+        let r = match self.prepare(&tenant, ns, req)? {
+            Prepared::Existing(started) => return Ok(started),
+            Prepared::New(r) => r,
+        };
+        let (f, p) = (r.fixed.clone(), r.progress.clone());
+        let (options, input) = (r.options.clone(), r.input.clone());
+        if let Err(e) = self
+            .shared
+            .db
+            .write_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p))
+            .await
+        {
+            self.release(&tenant, &r);
+            return Err(e.into());
+        }
+        Ok(self.scheduled(r))
+    }
+
+    /// Starts many activities: each is checked and answered as
+    /// [`start`](Self::start) would answer it alone (an error of one does
+    /// not stop the others), and every new run is written in one
+    /// transaction before any is answered. A start whose id an earlier
+    /// start of the same batch took answers that run as existing.
+    ///
+    /// An error for the whole batch (the namespace, shutdown) comes before
+    /// anything is started.
+    pub async fn start_batch(
+        &self,
+        ns: &str,
+        reqs: Vec<Result<StartRequest, ServiceError>>,
+    ) -> Result<Vec<Result<Started, ServiceError>>, ServiceError> {
+        let tenant = self.start_tenant(ns)?;
+        let prepared: Vec<Result<Prepared, ServiceError>> = reqs
+            .into_iter()
+            .map(|r| r.and_then(|req| self.prepare(&tenant, ns, req)))
+            .collect();
+        let rows: Vec<_> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Ok(Prepared::New(r)) => Some((
+                    r.fixed.clone(),
+                    r.progress.clone(),
+                    r.options.clone(),
+                    r.input.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let written = if rows.is_empty() {
+            Ok(())
+        } else {
+            self.shared
+                .db
+                .write_unguarded(move |c| {
+                    rows.iter()
+                        .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
+                })
+                .await
+        };
+        if let Err(e) = written {
+            // Nothing of the batch was written: every run it reserved is
+            // undone, and so is an answer naming one of them.
+            let message = e.to_string();
+            let mut undone = std::collections::HashSet::new();
+            for p in &prepared {
+                if let Ok(Prepared::New(r)) = p {
+                    self.release(&tenant, r);
+                    undone.insert(r.fixed.run_id);
+                }
+            }
+            let failed = || ServiceError::Store(StoreError::Commit(message.clone()));
+            return Ok(prepared
+                .into_iter()
+                .map(|p| match p {
+                    Ok(Prepared::Existing(s)) if !undone.contains(&s.activity.run_id) => Ok(s),
+                    Ok(_) => Err(failed()),
+                    Err(e) => Err(e),
+                })
+                .collect());
+        }
+        Ok(prepared
+            .into_iter()
+            .map(|p| match p {
+                Ok(Prepared::Existing(s)) => Ok(s),
+                Ok(Prepared::New(r)) => Ok(self.scheduled(r)),
+                Err(e) => Err(e),
+            })
+            .collect())
+    }
+
+    /// The namespace a start goes to, unless starts are refused there.
+    fn start_tenant(&self, ns: &str) -> Result<Arc<Tenant>, ServiceError> {
+        let tenant = self.shared.tenant(ns)?;
+        if *self.shared.stopping.borrow() {
             return Err(ServiceError::ShuttingDown);
         }
+        Ok(tenant)
+    }
+
+    /// Checks a start and either finds the run it names or reserves a new
+    /// one in memory.
+    fn prepare(
+        &self,
+        tenant: &Tenant,
+        ns: &str,
+        req: StartRequest,
+    ) -> Result<Prepared, ServiceError> {
+        let s = &self.shared;
         req.options
             .validate()
             .map_err(ServiceError::InvalidArgument)?;
@@ -116,10 +243,10 @@ impl Service {
             }
         }
         // Encoded once, here, outside the lock; memory keeps none of it.
-        let input = activity::payloads_json(&req.input);
+        let input: Arc<str> = Arc::from(activity::payloads_json(&req.input));
         let input_bytes = input.len() as u64;
         drop(req.input);
-        let options = serde_json::to_string(&req.options).unwrap_or_default();
+        let options: Arc<str> = Arc::from(serde_json::to_string(&req.options).unwrap_or_default());
         let now = s.clock.read();
         tenant
             .take_start(now.at)
@@ -129,112 +256,118 @@ impl Service {
         let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
         let key = (ns.to_owned(), activity_id.clone());
 
-        let (fixed, progress) = {
-            let mut st = s.lock();
-            if let Some(run_id) = st.by_id.get(&key) {
-                if let Some(a) = st.open.get(run_id) {
-                    let view = ActivityRef::of(&a.fixed, &a.progress);
-                    return Ok(Started {
-                        created: false,
-                        activity: view,
-                    });
-                }
+        let mut st = s.lock();
+        if let Some(run_id) = st.by_id.get(&key) {
+            if let Some(a) = st.open.get(run_id) {
+                let view = ActivityRef::of(&a.fixed, &a.progress);
+                return Ok(Prepared::Existing(Started {
+                    created: false,
+                    activity: view,
+                }));
             }
-            let earlier = if generated {
-                None
-            } else {
-                s.db.latest_run(ns, &activity_id)?
-            };
-            if let Some((f, p)) = earlier {
-                let reuse = match req.options.id_reuse_policy {
-                    IdReusePolicy::RejectDuplicate => false,
-                    IdReusePolicy::AllowDuplicate => true,
-                    IdReusePolicy::AllowDuplicateFailedOnly => {
-                        p.state.closed() != Some(Closed::Completed)
-                    }
-                };
-                if !p.state.is_closed() || !reuse {
-                    return Ok(Started {
-                        created: false,
-                        activity: ActivityRef::of(&f, &p),
-                    });
-                }
-            }
-            if tenant.open.load(Ordering::Relaxed) >= quotas.max_open_activities {
-                return Err(ServiceError::QuotaExceeded(format!(
-                    "namespace {ns:?} has {} open activities, its quota",
-                    quotas.max_open_activities
-                )));
-            }
-            let stored = tenant.stored.load(Ordering::Relaxed);
-            if stored.saturating_add(input_bytes) > quotas.max_stored_bytes {
-                return Err(ServiceError::StoredBytesExceeded(format!(
-                    "namespace {ns:?} stores {stored} bytes of payloads of open activities; \
-                     this input ({input_bytes} bytes) would exceed its quota max_stored_bytes \
-                     = {} bytes (raise it with `wharf namespace update {ns} --quota \
-                     max_stored_bytes=...`, or wait for activities to close)",
-                    quotas.max_stored_bytes
-                )));
-            }
-            tenant.open.fetch_add(1, Ordering::Relaxed);
-            tenant.stored_changed(0, input_bytes);
-            let run_id = st.next_run_id;
-            st.next_run_id += 1;
-            let fixed = Arc::new(ActivityFixed {
-                run_id,
-                namespace: ns.to_owned(),
-                activity_id,
-                activity_type: req.activity_type,
-                task_queue: req.task_queue,
-                scheduled_ms: now.ms,
-            });
-            let progress = ActivityProgress {
-                state: RunState::Scheduled,
-                attempt: 1,
-                attempt_scheduled_ms: now.ms,
-                ..ActivityProgress::default()
-            };
-            st.open.insert(
-                run_id,
-                Activity {
-                    fixed: fixed.clone(),
-                    options: Arc::new(req.options),
-                    progress: progress.clone(),
-                    heartbeat: Vec::new(),
-                    stored: activity::Stored {
-                        input: input_bytes,
-                        heartbeat: 0,
-                    },
-                    last_alive: now.at,
-                    heartbeat_written: None,
-                    running: None,
-                    closed: Arc::new(Notify::new()),
-                },
-            );
-            st.by_id.insert(key.clone(), run_id);
-            st.note_open(&fixed);
-            (fixed, progress)
-        };
-
-        let (f, p) = (fixed.clone(), progress.clone());
-        if let Err(e) =
-            s.db.write_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p))
-                .await
-        {
-            let mut st = s.lock();
-            st.open.remove(&fixed.run_id);
-            st.by_id.remove(&key);
-            st.forget_open(&fixed, fixed.run_id);
-            tenant.open.fetch_sub(1, Ordering::Relaxed);
-            tenant.stored_changed(input_bytes, 0);
-            return Err(e.into());
         }
+        let earlier = if generated {
+            None
+        } else {
+            s.db.latest_run(ns, &activity_id)?
+        };
+        if let Some((f, p)) = earlier {
+            let reuse = match req.options.id_reuse_policy {
+                IdReusePolicy::RejectDuplicate => false,
+                IdReusePolicy::AllowDuplicate => true,
+                IdReusePolicy::AllowDuplicateFailedOnly => {
+                    p.state.closed() != Some(Closed::Completed)
+                }
+            };
+            if !p.state.is_closed() || !reuse {
+                return Ok(Prepared::Existing(Started {
+                    created: false,
+                    activity: ActivityRef::of(&f, &p),
+                }));
+            }
+        }
+        if tenant.open.load(Ordering::Relaxed) >= quotas.max_open_activities {
+            return Err(ServiceError::QuotaExceeded(format!(
+                "namespace {ns:?} has {} open activities, its quota",
+                quotas.max_open_activities
+            )));
+        }
+        let stored = tenant.stored.load(Ordering::Relaxed);
+        if stored.saturating_add(input_bytes) > quotas.max_stored_bytes {
+            return Err(ServiceError::StoredBytesExceeded(format!(
+                "namespace {ns:?} stores {stored} bytes of payloads of open activities; \
+                 this input ({input_bytes} bytes) would exceed its quota max_stored_bytes \
+                 = {} bytes (raise it with `wharf namespace update {ns} --quota \
+                 max_stored_bytes=...`, or wait for activities to close)",
+                quotas.max_stored_bytes
+            )));
+        }
+        tenant.open.fetch_add(1, Ordering::Relaxed);
+        tenant.stored_changed(0, input_bytes);
+        let run_id = st.next_run_id;
+        st.next_run_id += 1;
+        let fixed = Arc::new(ActivityFixed {
+            run_id,
+            namespace: ns.to_owned(),
+            activity_id,
+            activity_type: req.activity_type,
+            task_queue: req.task_queue,
+            scheduled_ms: now.ms,
+        });
+        let progress = ActivityProgress {
+            state: RunState::Scheduled,
+            attempt: 1,
+            attempt_scheduled_ms: now.ms,
+            ..ActivityProgress::default()
+        };
+        st.open.insert(
+            run_id,
+            Activity {
+                fixed: fixed.clone(),
+                options: Arc::new(req.options),
+                progress: progress.clone(),
+                heartbeat: Vec::new(),
+                stored: activity::Stored {
+                    input: input_bytes,
+                    heartbeat: 0,
+                },
+                last_alive: now.at,
+                heartbeat_written: None,
+                running: None,
+                closed: Arc::new(Notify::new()),
+            },
+        );
+        st.by_id.insert(key.clone(), run_id);
+        st.note_open(&fixed);
+        Ok(Prepared::New(Reserved {
+            fixed,
+            progress,
+            key,
+            options,
+            input,
+            input_bytes,
+        }))
+    }
+
+    /// Undoes a reservation whose row was not written.
+    fn release(&self, tenant: &Tenant, r: &Reserved) {
+        let mut st = self.shared.lock();
+        st.open.remove(&r.fixed.run_id);
+        st.by_id.remove(&r.key);
+        st.forget_open(&r.fixed, r.fixed.run_id);
+        tenant.open.fetch_sub(1, Ordering::Relaxed);
+        tenant.stored_changed(r.input_bytes, 0);
+    }
+
+    /// A reserved run whose row is committed: counted, queued, answered.
+    fn scheduled(&self, r: Reserved) -> Started {
+        let s = &self.shared;
         s.counters.started.fetch_add(1, Ordering::Relaxed);
-        s.schedule(fixed.run_id, 1, true);
-        Ok(Started {
+        s.schedule(r.fixed.run_id, 1, true);
+        Started {
             created: true,
-            activity: ActivityRef::of(&fixed, &progress),
-        })
+            activity: ActivityRef::of(&r.fixed, &r.progress),
+        }
     }
 }
 

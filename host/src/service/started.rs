@@ -1,0 +1,71 @@
+//! Writing an attempt's start lazily. A claimed attempt is started in
+//! memory at once, but its row says so only if the attempt is still running
+//! at the next flush, up to [`DEFER`] later. An attempt that ends sooner
+//! (a short activity's usual case) has its start folded into the write of
+//! its end: one write per attempt instead of two, and one commit less
+//! between a start and its result on an idle server.
+//!
+//! Crash semantics are those a start's write already had while it waited in
+//! the group commit: a run whose row still says scheduled is queued again
+//! at the next start with the same attempt number. Only the window is wider
+//! (at most [`DEFER`]); an attempt running longer is recorded as started,
+//! and a crash then counts it as a lost attempt.
+
+use super::Shared;
+use crate::store::activities as rows;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// Longest an attempt runs before its row says started.
+pub(super) const DEFER: Duration = Duration::from_millis(20);
+
+/// Starts the flushing task; it ends with the service.
+pub(super) fn start(shared: Weak<Shared>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(s) = shared.upgrade() else { break };
+            let due = s.started_due.clone();
+            drop(s);
+            // Asleep while no attempt waits to be written.
+            due.notified().await;
+            tokio::time::sleep(DEFER).await;
+            let Some(s) = shared.upgrade() else { break };
+            s.flush_started();
+        }
+    });
+}
+
+impl Shared {
+    /// Notes that attempt `attempt` of `run_id` started and is not yet
+    /// written; the caller holds the state's lock (`unwritten`).
+    pub(super) fn defer_started(&self, unwritten: &mut Vec<(i64, u32)>, run_id: i64, attempt: u32) {
+        if unwritten.is_empty() {
+            self.started_due.notify_one();
+        }
+        unwritten.push((run_id, attempt));
+    }
+
+    /// Writes the start of every noted attempt that is still running.
+    fn flush_started(&self) {
+        let st = &mut *self.lock();
+        let noted = std::mem::take(&mut st.unwritten_starts);
+        let running: Vec<_> = noted
+            .into_iter()
+            .filter_map(|(run_id, attempt)| {
+                let a = st.open.get(&run_id)?;
+                let p = &a.progress;
+                (p.attempt == attempt && p.state.is_started()).then(|| (run_id, a.snapshot()))
+            })
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        // Queued while the lock is held: a later transition of the same run
+        // is written after this, so an older state never overwrites it.
+        self.db.write_detached(move |c| {
+            running
+                .iter()
+                .try_for_each(|(run_id, p)| rows::save_progress(c, *run_id, p))
+        });
+    }
+}
