@@ -74,6 +74,14 @@ pub fn render_namespace_counter(out: &mut String, name: &str, help: &str, values
     }
 }
 
+/// Appends a counter of seconds with one `namespace` label per value.
+pub fn render_namespace_seconds(out: &mut String, name: &str, help: &str, values: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (ns, v) in values {
+        let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {v}");
+    }
+}
+
 /// Appends a gauge in Prometheus text form.
 pub fn render_gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(

@@ -238,6 +238,16 @@ async fn metrics(State(app): State<AppState>) -> String {
             .collect();
         metrics::render_namespace_counter(&mut out, name, help, &values);
     }
+    let cpu: Vec<(&str, f64)> = namespaces
+        .iter()
+        .map(|n| (n.name.as_str(), n.usage.guest_cpu_seconds))
+        .collect();
+    metrics::render_namespace_seconds(
+        &mut out,
+        "wharf_namespace_guest_cpu_seconds_total",
+        "CPU time of the guest threads running attempts, by namespace.",
+        &cpu,
+    );
     c.schedule_to_start.render(
         &mut out,
         "wharf_schedule_to_start_seconds",

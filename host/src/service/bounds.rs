@@ -50,6 +50,8 @@ pub const FAIRNESS_WEIGHT: (f32, f32) = (0.001, 1000.0);
 pub const PRIORITY: (u8, u8) = (1, 5);
 /// Largest concurrency number (worker slots, concurrency limits).
 pub const MAX_CONCURRENT: u32 = 1_000_000;
+/// A namespace's CPU weight, smallest and largest.
+pub const CPU_WEIGHT: (u32, u32) = (1, 1000);
 
 /// Checks a timeout or interval: [`MIN_DURATION`] to [`MAX_DURATION`].
 pub fn duration(field: &str, d: Duration) -> Result<(), String> {
@@ -113,6 +115,16 @@ pub fn concurrent(field: &str, n: u32) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{field} is {n}; it must be 1 to {MAX_CONCURRENT}"))
+    }
+}
+
+/// Checks a namespace's CPU weight: [`CPU_WEIGHT`].
+pub fn cpu_weight(field: &str, w: u32) -> Result<(), String> {
+    let (min, max) = CPU_WEIGHT;
+    if (min..=max).contains(&w) {
+        Ok(())
+    } else {
+        Err(format!("{field} is {w}; it must be {min} to {max}"))
     }
 }
 
@@ -230,5 +242,10 @@ mod tests {
         assert!(id("activity_id", "a\nb").is_err());
         assert!(id("activity_id", "").is_err());
         assert!(id("activity_id", "ünïcode ok").is_ok());
+        assert!(cpu_weight("cpu_weight", 0)
+            .unwrap_err()
+            .contains("cpu_weight is 0; it must be 1 to 1000"));
+        assert!(cpu_weight("cpu_weight", 1000).is_ok());
+        assert!(cpu_weight("cpu_weight", 1001).is_err());
     }
 }

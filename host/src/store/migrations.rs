@@ -26,6 +26,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     migration!("0007_flow"),
     migration!("0008_module_grants"),
     migration!("0009_retention"),
+    migration!("0010_attempt_cpu"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
