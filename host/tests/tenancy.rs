@@ -526,3 +526,90 @@ fn refused_uploads_leave_no_file_are_remembered_and_throttled() {
         "an accepted module keeps its artifact"
     );
 }
+
+#[test]
+fn guest_cpu_goes_by_cpu_weight_and_a_light_tenant_is_not_held_up() {
+    let (s, _d) = auth_server(&[]);
+    let admin = As::new(&s, ADMIN);
+    let one = As::new(&s, &new_tenant(&admin, "one", json!({})));
+    let three = As::new(&s, &new_tenant(&admin, "three", json!({"cpu_weight": 3})));
+    let light = As::new(&s, &new_tenant(&admin, "light", json!({})));
+    let (status, e) = admin.send(
+        admin
+            .http
+            .patch(admin.url("/one"))
+            .json(&json!({"quotas": {"cpu_weight": 1001}})),
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(e.to_string().contains("cpu_weight"), "{e}");
+    for (t, ns) in [(&one, "one"), (&three, "three"), (&light, "light")] {
+        t.install(ns, "q", "adversary");
+    }
+
+    // Both heavy tenants keep more busy loops than the host has cores
+    // running for 3 s, started interleaved so they overlap throughout.
+    for i in 0..6 {
+        for (t, ns) in [(&one, "one"), (&three, "three")] {
+            let (status, e) = t.post(
+                &format!("/{ns}/activities"),
+                json!({"activity_id": format!("loop{i}"), "activity_type": "loop", "task_queue": "q",
+                       "start_to_close_timeout": "3s", "retry_policy": {"maximum_attempts": 1}}),
+            );
+            assert_eq!(status, 201, "{e}");
+        }
+    }
+    // Meanwhile a light tenant's short activities run one after another,
+    // each well within the time the loops hold the host.
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..20 {
+        let t = Instant::now();
+        let (status, _) = light.post(
+            "/light/activities",
+            json!({"activity_id": format!("e{i}"), "activity_type": "echo", "task_queue": "q",
+                   "input": [i], "start_to_close_timeout": "5s"}),
+        );
+        assert_eq!(status, 201);
+        let (_, r) = light.get(&format!("/light/activities/e{i}/result?wait=5s"));
+        assert_eq!(r["state"], "completed", "{r}");
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "light waited {:?}",
+            t.elapsed()
+        );
+    }
+
+    for (t, ns) in [(&one, "one"), (&three, "three")] {
+        for i in 0..6 {
+            let (_, r) = t.get(&format!("/{ns}/activities/loop{i}/result?wait=20s"));
+            assert_eq!(r["closed"], true, "{r}");
+        }
+    }
+    let cpu = |ns: &str| {
+        let (_, d) = admin.get(&format!("/{ns}"));
+        d["namespace"]["usage"]["guest_cpu_seconds"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no guest_cpu_seconds in {d}"))
+    };
+    let (c1, c3) = (cpu("one"), cpu("three"));
+    assert!(c1 > 0.1, "weight 1 ran {c1} s");
+    let ratio = c3 / c1;
+    assert!(
+        (2.4..=3.6).contains(&ratio),
+        "weights 1:3 gave {c1:.3} s : {c3:.3} s ({ratio:.2})"
+    );
+
+    let (_, d) = three.get("/three/activities/loop0");
+    let attempt_cpu = d["attempts"][0]["guest_cpu_seconds"].as_f64().unwrap();
+    assert!(attempt_cpu > 0.0 && attempt_cpu <= c3, "{d}");
+    let (_, metrics) = s.send(
+        admin
+            .http
+            .get(format!("{}/metrics", s.base))
+            .bearer_auth(ADMIN),
+    );
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        metrics.contains("wharf_namespace_guest_cpu_seconds_total{namespace=\"three\"}"),
+        "{metrics}"
+    );
+}

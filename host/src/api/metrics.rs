@@ -12,7 +12,7 @@ use crate::service::tenant::UsageView;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
@@ -112,7 +112,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     ];
     for (name, help, get) in per_namespace {
         let family =
-            Family::<NamespaceLabel, prometheus_client::metrics::counter::Counter>::default();
+            Family::<NamespaceLabel, Counter>::default();
         for n in &namespaces {
             let label = NamespaceLabel {
                 namespace: n.name.clone(),
@@ -121,6 +121,18 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         }
         r.register(name, help, family);
     }
+    let cpu = Family::<NamespaceLabel, Counter<f64, AtomicU64>>::default();
+    for n in &namespaces {
+        let label = NamespaceLabel {
+            namespace: n.name.clone(),
+        };
+        cpu.get_or_create(&label).inc_by(n.usage.guest_cpu_seconds);
+    }
+    r.register(
+        "wharf_namespace_guest_cpu_seconds",
+        "CPU time of the guest threads running attempts, by namespace.",
+        cpu,
+    );
     c.activity.register(&mut r);
     register_backlogs(&mut r, app.service.queue_backlogs());
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode(&r))

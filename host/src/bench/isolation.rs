@@ -6,10 +6,13 @@
 //! B twice: a throughput round (N no-ops with C start requests in flight,
 //! first start to last completion) and a latency round (no-ops started at a
 //! fixed rate, each one's schedule-to-start read from its attempt history,
-//! since the `/metrics` histogram mixes both tenants). The `alone` phase has
-//! A idle; in the `attacked` phase A keeps a backlog of busy loops and
-//! memory bombs deep enough to fill every slot of its quota, starting a new
-//! one as each fails. The table shows both phases and their ratios.
+//! since the `/metrics` histogram mixes both tenants). Three phases side by
+//! side: `B alone` has A idle; in `A+B 1:1` A keeps a backlog of busy loops
+//! and memory bombs deep enough to fill every slot of its quota, starting a
+//! new one as each fails, both namespaces at the default `cpu_weight` of 1;
+//! `A+B 1:4` is the same with B's weight raised to 4. The table shows B's
+//! figures against `B alone`, the guest CPU seconds each tenant used in the
+//! phase, and whether the goals of fair CPU sharing were met.
 
 use super::harness::{self, cpu_seconds, expect_success, percentile, Namespace};
 use super::Server;
@@ -113,7 +116,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
     // Warm up B's module (first instantiation) before anything is measured.
     b.throughput(&args, "warm", 50.min(args.activities)).await?;
 
-    let alone = phase(&args, &b, &child, "alone").await?;
+    let alone = phase(&args, &b, &a, &child, "B alone").await?;
     let stop = Arc::new(AtomicBool::new(false));
     let ended = Arc::new(AtomicUsize::new(0));
     let lanes: Vec<_> = (0..2 * args.adversary_slots as usize)
@@ -126,46 +129,77 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
     // Let A's backlog build and its slots fill before B is measured.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ended_before = ended.load(Ordering::Relaxed);
-    let attacked = phase(&args, &b, &child, "attacked").await;
+    let even = phase(&args, &b, &a, &child, "A+B 1:1").await;
+    let favoured = match even {
+        Ok(_) => match b.set_cpu_weight(4).await {
+            Ok(()) => phase(&args, &b, &a, &child, "A+B 1:4").await,
+            Err(e) => Err(e),
+        },
+        Err(_) => Err(anyhow::anyhow!("not run")),
+    };
     let ended_during = ended.load(Ordering::Relaxed) - ended_before;
     stop.store(true, Ordering::Relaxed);
     for lane in lanes {
         lane.await??;
     }
-    let attacked = attacked?;
+    let (even, favoured) = (even?, favoured?);
     let running = a.usage().await?;
 
     println!(
-        "{:<10} {:>14} {:>10} {:>10} {:>10} {:>16}",
-        "phase", "B activities/s", "s2s p50", "s2s p99", "s2s max", "server CPU/act"
+        "{:<9} {:>10} {:>6} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8} {:>11}",
+        "phase",
+        "B act/s",
+        "×solo",
+        "s2s p50",
+        "s2s p99",
+        "×solo",
+        "s2s max",
+        "B CPU s",
+        "A CPU s",
+        "wall s",
+        "server µs/B"
     );
-    for p in [&alone, &attacked] {
+    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+    for p in [&alone, &even, &favoured] {
         println!(
-            "{:<10} {:>14.0} {:>8} ms {:>7} ms {:>7} ms {:>13.0} µs",
-            p.name, p.rate, p.p50, p.p99, p.max, p.cpu_us
+            "{:<9} {:>10.0} {:>6.2} {:>5} ms {:>5} ms {:>6.2} {:>5} ms {:>9.2} {:>9.2} {:>8.1} {:>11.0}",
+            p.name,
+            p.rate,
+            ratio(p.rate, alone.rate),
+            p.p50,
+            p.p99,
+            ratio(p.p99 as f64, alone.p99.max(1) as f64),
+            p.max,
+            p.b_cpu,
+            p.a_cpu,
+            p.wall,
+            p.cpu_us
         );
     }
-    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    let p99_ok = [&even, &favoured]
+        .iter()
+        .all(|p| p.p99 <= 2 * alone.p99.max(1));
     println!(
-        "{:<10} {:>14.2} {:>10.2} {:>10.2} {:>10.2}",
-        "ratio",
-        ratio(attacked.rate, alone.rate),
-        ratio(attacked.p50 as f64, alone.p50 as f64),
-        ratio(attacked.p99 as f64, alone.p99 as f64),
-        ratio(attacked.max as f64, alone.max as f64),
+        "goals: B ≥ 0.45× solo at 1:1 ({}), ≥ 0.70× at 1:4 ({}), B's p99 ≤ 2× solo ({})",
+        met(ratio(even.rate, alone.rate) >= 0.45),
+        met(ratio(favoured.rate, alone.rate) >= 0.70),
+        met(p99_ok)
     );
     println!(
-        "(ratio: attacked / alone; s2s: schedule-to-start of B's latency round, \
-         from the attempt history, whole ms; server CPU includes tenant A's attempts)"
+        "(×solo: against `B alone`; s2s: schedule-to-start of B's latency round, from the \
+         attempt history, whole ms (a p99 under 1 ms counts as 1 ms); CPU s: guest CPU of \
+         attempts that ended in the phase, from `namespace describe`; server µs/B: the \
+         server's whole CPU, A's attempts included, per B activity of the throughput round)"
     );
     println!(
-        "tenant A: {ended_during} loops and memory bombs ended during the attacked phase; \
+        "tenant A: {ended_during} loops and memory bombs ended during the attacked phases; \
          namespace usage {running}"
     );
     Ok(())
 }
 
-/// Tenant B's figures in one phase.
+/// Tenant B's figures in one phase, and the guest CPU both tenants used.
 struct Phase {
     name: &'static str,
     rate: f64,
@@ -173,14 +207,19 @@ struct Phase {
     p99: u64,
     max: u64,
     cpu_us: f64,
+    b_cpu: f64,
+    a_cpu: f64,
+    wall: f64,
 }
 
 async fn phase(
     args: &IsolationArgs,
     b: &Tenant,
+    a: &Tenant,
     child: &Server,
     name: &'static str,
 ) -> anyhow::Result<Phase> {
+    let (a0, b0, t0) = (a.guest_cpu().await?, b.guest_cpu().await?, Instant::now());
     let cpu0 = cpu_seconds(child.pid());
     let rate = b.throughput(args, name, args.activities).await?;
     let cpu1 = cpu_seconds(child.pid());
@@ -197,6 +236,9 @@ async fn phase(
             (Some(a), Some(b)) => (b - a) * 1e6 / args.activities as f64,
             _ => f64::NAN,
         },
+        b_cpu: b.guest_cpu().await? - b0,
+        a_cpu: a.guest_cpu().await? - a0,
+        wall: t0.elapsed().as_secs_f64(),
     })
 }
 
@@ -370,6 +412,24 @@ impl Tenant {
     /// Activities completed on the whole host (`/metrics`, admin only).
     async fn completed(&self) -> anyhow::Result<u64> {
         Ok(harness::completed(&self.http, &self.server, Some(ADMIN)).await?)
+    }
+
+    /// Guest CPU seconds of the namespace's ended attempts.
+    async fn guest_cpu(&self) -> anyhow::Result<f64> {
+        let usage = self.usage().await?;
+        usage["guest_cpu_seconds"]
+            .as_f64()
+            .with_context(|| format!("no guest_cpu_seconds in {usage}"))
+    }
+
+    /// Sets the namespace's `cpu_weight` quota, as the admin.
+    async fn set_cpu_weight(&self, weight: u32) -> anyhow::Result<()> {
+        let patch = self
+            .as_admin
+            .request(Method::PATCH, "")
+            .json(&json!({"quotas": {"cpu_weight": weight}}));
+        expect_success(patch, "setting cpu_weight").await?;
+        Ok(())
     }
 
     /// The namespace's usage counters, as the admin sees them.

@@ -72,6 +72,11 @@ pub struct AttemptReport {
     /// Wall-clock time from store creation to outcome.
     #[serde(with = "duration_us")]
     pub duration: Duration,
+    /// CPU time of the threads while they ran the attempt (their CPU clock
+    /// around each poll), measured by whoever polls it (the worker layer);
+    /// zero where nobody did.
+    #[serde(with = "duration_us")]
+    pub cpu_time: Duration,
     /// Fuel consumed.
     pub fuel_used: u64,
     /// Peak bytes of memories and tables.
@@ -92,6 +97,7 @@ impl AttemptReport {
             last_heartbeat: None,
             heartbeats: 0,
             duration: Duration::ZERO,
+            cpu_time: Duration::ZERO,
             fuel_used: 0,
             memory_peak: 0,
             egress_requests: 0,
@@ -222,6 +228,7 @@ impl Engine {
             last_heartbeat,
             heartbeats,
             duration: sb.started.elapsed(),
+            cpu_time: Duration::ZERO,
             fuel_used,
             memory_peak,
             egress_requests: sb.egress.requests.load(Ordering::Relaxed),

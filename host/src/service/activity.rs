@@ -189,6 +189,9 @@ pub struct AttemptView {
     pub heartbeat_details: Vec<Value>,
     /// Module `name@version` it ran.
     pub module: Option<String>,
+    /// CPU time the guest threads spent on it, in seconds (absent where no
+    /// guest ran).
+    pub guest_cpu_seconds: Option<f64>,
 }
 
 impl From<AttemptRow> for AttemptView {
@@ -203,6 +206,7 @@ impl From<AttemptRow> for AttemptView {
             log_tail: a.log_tail,
             heartbeat_details: decoded(&payloads_from(a.heartbeat_details.as_deref())),
             module: a.module,
+            guest_cpu_seconds: a.cpu_us.map(|us| us as f64 / 1e6),
         }
     }
 }

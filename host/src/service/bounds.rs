@@ -56,6 +56,8 @@ pub const PRIORITY: (u8, u8) = (1, 5);
 pub const MAX_CONCURRENT: u32 = 1_000_000;
 /// Range of a namespace's `max_stored_bytes`: 1 KiB to 1 TiB.
 pub const STORED_BYTES: (u64, u64) = (1 << 10, 1 << 40);
+/// A namespace's CPU weight, smallest and largest.
+pub const CPU_WEIGHT: (u32, u32) = (1, 1000);
 
 /// Checks a timeout or interval: [`MIN_DURATION`] to [`MAX_DURATION`].
 pub fn duration(field: &str, d: Duration) -> Result<(), String> {
@@ -136,6 +138,16 @@ pub fn stored_bytes(field: &str, n: u64) -> Result<(), String> {
 
 /// Longest reason an operator gives for failing an activity by hand.
 pub const MAX_REASON_BYTES: usize = 4000;
+
+/// Checks a namespace's CPU weight: [`CPU_WEIGHT`].
+pub fn cpu_weight(field: &str, w: u32) -> Result<(), String> {
+    let (min, max) = CPU_WEIGHT;
+    if (min..=max).contains(&w) {
+        Ok(())
+    } else {
+        Err(format!("{field} is {w}; it must be {min} to {max}"))
+    }
+}
 
 /// Checks an identifier: 1 to `max` bytes, no control characters.
 pub fn name(field: &str, s: &str, max: usize) -> Result<(), String> {
@@ -251,5 +263,10 @@ mod tests {
         assert!(id("activity_id", "a\nb").is_err());
         assert!(id("activity_id", "").is_err());
         assert!(id("activity_id", "ünïcode ok").is_ok());
+        assert!(cpu_weight("cpu_weight", 0)
+            .unwrap_err()
+            .contains("cpu_weight is 0; it must be 1 to 1000"));
+        assert!(cpu_weight("cpu_weight", 1000).is_ok());
+        assert!(cpu_weight("cpu_weight", 1001).is_err());
     }
 }

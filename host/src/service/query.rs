@@ -210,6 +210,7 @@ impl Service {
                 log_tail: None,
                 heartbeat_details: a.heartbeat.iter().map(Payload::to_json).collect(),
                 module: Some(r.module.clone()),
+                guest_cpu_seconds: None,
             });
             (a.snapshot(), running)
         });

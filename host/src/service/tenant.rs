@@ -33,6 +33,11 @@ pub struct Quotas {
     pub max_memory_per_attempt: u64,
     /// CPU budget of one attempt in fuel units; `null` is unlimited.
     pub fuel_per_attempt: Option<u64>,
+    /// Share of the host's guest CPU when the attempts of several
+    /// namespaces want more than the host has: each gets CPU time in
+    /// proportion to its weight (1 to 1000; an idle namespace's share goes
+    /// to the others).
+    pub cpu_weight: u32,
     /// Largest module upload, in bytes.
     pub max_module_bytes: u64,
     /// Module versions the namespace may keep.
@@ -69,6 +74,7 @@ impl Default for Quotas {
             max_concurrent_attempts: 100,
             max_memory_per_attempt: 256 << 20,
             fuel_per_attempt: None,
+            cpu_weight: 1,
             max_module_bytes: 64 << 20,
             max_modules: 100,
             max_payload_bytes: 2 << 20,
@@ -108,6 +114,7 @@ impl Quotas {
         )?;
         super::bounds::concurrent("max_concurrent_attempts", self.max_concurrent_attempts)?;
         super::bounds::stored_bytes("max_stored_bytes", self.max_stored_bytes)?;
+        super::bounds::cpu_weight("cpu_weight", self.cpu_weight)?;
         super::bounds::retention("retention", self.retention)?;
         Ok(())
     }
@@ -119,6 +126,7 @@ impl Quotas {
             fuel: self.fuel_per_attempt,
             result_bytes: self.max_payload_bytes,
             heartbeat_bytes: self.max_heartbeat_bytes,
+            cpu_weight: self.cpu_weight,
         }
     }
 }
@@ -128,6 +136,7 @@ impl Quotas {
 pub(crate) struct Usage {
     pub(crate) attempts: AtomicU64,
     pub(crate) fuel_used: AtomicU64,
+    pub(crate) cpu_us: AtomicU64,
     pub(crate) memory_peak: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
     pub(crate) egress_requests: AtomicU64,
@@ -227,6 +236,10 @@ impl Tenant {
         let u = &self.usage;
         u.attempts.fetch_add(1, Ordering::Relaxed);
         u.fuel_used.fetch_add(report.fuel_used, Ordering::Relaxed);
+        u.cpu_us.fetch_add(
+            u64::try_from(report.cpu_time.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         u.memory_peak
             .fetch_max(report.memory_peak as u64, Ordering::Relaxed);
         u.egress_requests
@@ -267,6 +280,9 @@ pub struct UsageView {
     pub attempts: u64,
     /// Fuel (CPU) consumed by them.
     pub fuel_used: u64,
+    /// CPU time of the guest threads running them, in seconds (their
+    /// threads' CPU clocks).
+    pub guest_cpu_seconds: f64,
     /// Highest memory of one attempt, in bytes.
     pub memory_high_water: u64,
     /// Starts refused by the rate limit.
@@ -289,6 +305,7 @@ pub(super) fn view(t: &Tenant) -> NamespaceView {
         usage: UsageView {
             attempts: t.usage.attempts.load(Ordering::Relaxed),
             fuel_used: t.usage.fuel_used.load(Ordering::Relaxed),
+            guest_cpu_seconds: t.usage.cpu_us.load(Ordering::Relaxed) as f64 / 1e6,
             memory_high_water: t.usage.memory_peak.load(Ordering::Relaxed),
             starts_rate_limited: t.usage.rate_limited.load(Ordering::Relaxed),
             egress_requests: t.usage.egress_requests.load(Ordering::Relaxed),

@@ -83,6 +83,9 @@ pub struct AttemptRow {
     pub heartbeat_details: Option<String>,
     /// `name@version` of the module it ran.
     pub module: Option<String>,
+    /// CPU time the guest threads spent on it, in microseconds; `None` for
+    /// an attempt that ran no guest (or was recorded before it was kept).
+    pub cpu_us: Option<u64>,
 }
 
 const FIXED: &str = "run_id, namespace, activity_id, activity_type, task_queue, scheduled_ms";
@@ -319,9 +322,9 @@ pub fn save_heartbeat(
 pub fn save_attempt(c: &Connection, a: &AttemptRow) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT OR REPLACE INTO attempts (run_id, attempt, started_ms, ended_ms, outcome, \
-         failure_type, failure_message, log_tail, heartbeat_details, module) \
+         failure_type, failure_message, log_tail, heartbeat_details, module, cpu_us) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-         COALESCE(?9, (SELECT heartbeat_details FROM activities WHERE run_id = ?1)), ?10)",
+         COALESCE(?9, (SELECT heartbeat_details FROM activities WHERE run_id = ?1)), ?10, ?11)",
     )?
     .execute(params![
         a.run_id,
@@ -334,6 +337,7 @@ pub fn save_attempt(c: &Connection, a: &AttemptRow) -> Result<(), StoreError> {
         a.log_tail,
         a.heartbeat_details,
         a.module,
+        a.cpu_us,
     ])?;
     Ok(())
 }
@@ -496,7 +500,8 @@ impl Db {
         self.read(|c| {
             let mut s = c.prepare_cached(
                 "SELECT run_id, attempt, started_ms, ended_ms, outcome, failure_type, failure_message, \
-                 log_tail, heartbeat_details, module FROM attempts WHERE run_id=?1 ORDER BY attempt",
+                 log_tail, heartbeat_details, module, cpu_us FROM attempts WHERE run_id=?1 \
+                 ORDER BY attempt",
             )?;
             let rows = s.query_map(params![run_id], |r| {
                 Ok(AttemptRow {
@@ -510,6 +515,7 @@ impl Db {
                     log_tail: r.get(7)?,
                     heartbeat_details: r.get(8)?,
                     module: r.get(9)?,
+                    cpu_us: r.get(10)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)

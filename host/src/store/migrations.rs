@@ -27,6 +27,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     migration!("0008_module_grants"),
     migration!("0009_retention"),
     migration!("0010_module_deletion"),
+    migration!("0011_attempt_cpu"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

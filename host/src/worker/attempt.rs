@@ -33,6 +33,9 @@ pub struct AttemptQuotas {
     pub result_bytes: u64,
     /// Largest heartbeat details, in bytes.
     pub heartbeat_bytes: u64,
+    /// The namespace's share of guest CPU against the others that want it
+    /// at the same time (see `worker::fair`); at least 1.
+    pub cpu_weight: u32,
 }
 
 /// Where an attempt's deadline comes from.
@@ -249,6 +252,7 @@ mod tests {
             fuel: Some(5_000),
             result_bytes: 1 << 20,
             heartbeat_bytes: u64::MAX,
+            cpu_weight: 1,
         };
         let l = limits(&base, Some(&quotas), None);
         assert_eq!(l.memory_bytes, 64 << 20);

@@ -12,6 +12,8 @@
 //! * [`attempt`]: the rules: deadline, quota capping, cache scope.
 //! * [`runner`]: what a process's attempts share, and running one.
 //! * `slots`: the host's attempt slots, taken by namespaces in turn.
+//! * `fair`: guest CPU shared between namespaces by their weights, and
+//!   each attempt's CPU time.
 //! * `threads`: the lower-priority runtime guests run on.
 //! * `failure`: outcomes as failures (types, timeouts, log tails).
 //!
@@ -20,6 +22,7 @@
 
 pub mod attempt;
 mod failure;
+mod fair;
 pub mod runner;
 mod slots;
 mod threads;

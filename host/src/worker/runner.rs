@@ -4,8 +4,9 @@
 //! the rules of [`super::attempt`] hold for all of them.
 
 use super::attempt::{self, Attempt};
+use super::fair::CpuShares;
 use super::slots::{HostSlot, HostSlots};
-use super::threads::{GuestRuntime, Threads};
+use super::threads::{guest_threads, GuestRuntime, Threads};
 use crate::engine::{
     ActivityModule, AttemptLimits, AttemptReport, AttemptRequest, Engine, Outcome, ProcessCache,
 };
@@ -39,6 +40,7 @@ struct Inner {
     limits: AttemptLimits,
     cache: ProcessCache,
     slots: Arc<HostSlots>,
+    shares: Arc<CpuShares>,
     guests: GuestRuntime,
 }
 
@@ -51,6 +53,7 @@ impl Runner {
                 limits: cfg.limits,
                 cache: ProcessCache::new(cfg.cache_bytes),
                 slots: HostSlots::new(cfg.max_running.max(1)),
+                shares: CpuShares::new(guest_threads()),
                 guests: GuestRuntime::new(cfg.threads),
             }),
         }
@@ -96,6 +99,8 @@ impl Runner {
     /// died (a host bug, or shutdown). An attempt whose deadline has passed
     /// ends timed out without running.
     pub async fn run(&self, attempt: Attempt, slot: HostSlot) -> Option<AttemptReport> {
+        // Without a tenant, the attempts of a process share one weight.
+        let weight = attempt.quotas.as_ref().map_or(1, |q| q.cpu_weight);
         let (module, request) = self.request(attempt, crate::now_ms());
         if request.limits.timeout == Some(Duration::ZERO) {
             tracing::info!(
@@ -106,13 +111,16 @@ impl Runner {
             return Some(not_run());
         }
         let engine = self.inner.engine.clone();
-        let report = self
-            .inner
-            .guests
-            .run(async move { engine.run_attempt(&module, request).await })
-            .await;
+        let namespace = request.info.namespace.clone();
+        let attempt = self.inner.shares.run(&namespace, weight, async move {
+            engine.run_attempt(&module, request).await
+        });
+        let report = self.inner.guests.run(attempt).await;
         drop(slot);
-        report
+        report.map(|(mut report, cpu)| {
+            report.cpu_time = cpu;
+            report
+        })
     }
 }
 

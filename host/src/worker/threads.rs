@@ -22,6 +22,11 @@ pub enum Threads {
     Caller,
 }
 
+/// How many threads run guests: one per core.
+pub(super) fn guest_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// The guest runtime, if there is one; shut down without waiting when
 /// dropped.
 pub(super) struct GuestRuntime(Option<tokio::runtime::Runtime>);
@@ -33,7 +38,7 @@ impl GuestRuntime {
         if threads == Threads::Caller {
             return Self(None);
         }
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = guest_threads();
         match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("wharf-guest")
