@@ -111,8 +111,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         ),
     ];
     for (name, help, get) in per_namespace {
-        let family =
-            Family::<NamespaceLabel, Counter>::default();
+        let family = Family::<NamespaceLabel, Counter>::default();
         for n in &namespaces {
             let label = NamespaceLabel {
                 namespace: n.name.clone(),

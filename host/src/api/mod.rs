@@ -142,7 +142,9 @@ pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
         (status = 503, description = "The server is up but degraded: the database cannot write (the disk is full); reads still answer", content_type = "text/plain", body = String),
     ),
 )]
-async fn healthz(axum::extract::State(app): axum::extract::State<AppState>) -> (axum::http::StatusCode, &'static str) {
+async fn healthz(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
     if app.service.storage_full() {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
