@@ -360,6 +360,19 @@ fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed
     let (status, e) = s.post("activities", &start);
     assert_eq!(status, 507, "{e}");
     assert_eq!(e["error"]["code"], "storage_full", "{e}");
+    // An upload whose component and artifact have no room: the same 507,
+    // and not remembered as a refused module.
+    let greet = std::fs::read(common::rust_example("greet")).unwrap();
+    let upload = || {
+        s.send(
+            reqwest::blocking::Client::new()
+                .post(s.ns_url("default", "modules?name=greet"))
+                .body(greet.clone()),
+        )
+    };
+    let (status, e) = upload();
+    assert_eq!(status, 507, "{e}");
+    assert_eq!(e["error"]["code"], "storage_full", "{e}");
     let (status, text) = health(&s);
     assert_eq!(status, 503, "{text}");
     assert!(text.starts_with("degraded: storage_full"), "{text}");
@@ -379,6 +392,8 @@ fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed
     let (status, e) = s.post("activities", &start);
     assert_eq!(status, 201, "{e}");
     assert_eq!(health(&s), (200, "ok".to_owned()));
+    let (status, e) = upload();
+    assert_eq!(status, 201, "{e}");
     let (status, e) = s.post(
         "activities/complete",
         &json!({"activity_id": "later", "result": "done"}),

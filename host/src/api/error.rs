@@ -143,7 +143,19 @@ impl From<RegistryError> for ApiError {
                 r
             }
             E::NotFound(_) | E::NamespaceGone(_) => Self::not_found(message),
-            E::Io { .. } | E::Store(_) => {
+            // A full disk is the same answer whichever file had no room;
+            // nothing was kept, and the upload is not remembered as refused.
+            E::Store(e) => ServiceError::Store(e).into(),
+            E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::error!("{message}");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the server's disk is full, so the module cannot be stored; nothing was \
+                     kept, retry once space is freed (no restart is needed)",
+                )
+            }
+            E::Io { .. } => {
                 tracing::error!("{message}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
             }
