@@ -20,6 +20,12 @@ fn new_project_builds_and_its_test_passes(lang: &str) {
     let project = dir.path().join(&name);
     assert!(project.join("README.md").exists() && project.join("wharf.toml").exists());
 
+    // A Rust project gets the examples' lock file, so its dependencies
+    // are the versions `./scripts/build-examples` compiled already.
+    let examples = common::repo().join("examples/rust");
+    if lang == "rust" {
+        std::fs::copy(examples.join("Cargo.lock"), project.join("Cargo.lock")).expect("lock file");
+    }
     let bin = Path::new(env!("CARGO_BIN_EXE_wharf"));
     let path = std::env::join_paths(
         std::iter::once(bin.parent().expect("bin dir").to_owned()).chain(std::env::split_paths(
@@ -32,11 +38,9 @@ fn new_project_builds_and_its_test_passes(lang: &str) {
         .env("WHARF_LOG", "warn")
         // Compiled artifacts shared with the other tests of this binary.
         .env("WHARF_DATA_DIR", common::shared_data_dir())
-        // The SDK's dependencies compiled once for every run of this test.
-        .env(
-            "CARGO_TARGET_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wharf-new-rust"),
-        )
+        // The SDK's dependencies as the examples built them (same release
+        // profile, same locked versions; see above).
+        .env("CARGO_TARGET_DIR", examples.join("target"))
         .output()
         .expect("test.sh runs");
     let (stdout, stderr) = (
