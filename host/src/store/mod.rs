@@ -102,6 +102,31 @@ fn open_conn(path: &Path, durability: Durability) -> Result<Connection, StoreErr
     Ok(conn)
 }
 
+/// Converts, once, a file made before `auto_vacuum = INCREMENTAL` was set
+/// at creation, so that pages freed by retention go back to the file
+/// system. The setting only takes with a `VACUUM`, which rewrites the whole
+/// file (seconds per GiB) and needs as much free space again; a conversion
+/// that fails is logged and tried at the next start (until then freed pages
+/// are reused by new rows, the file only does not shrink).
+fn convert_to_incremental_vacuum(conn: &Connection) {
+    let mode: Result<i64, _> = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0));
+    if !matches!(mode, Ok(0)) {
+        return;
+    }
+    tracing::info!("converting the database to incremental auto-vacuum (one VACUUM, once)");
+    let started = std::time::Instant::now();
+    match conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;") {
+        Ok(()) => tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "database converted to incremental auto-vacuum"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot convert the database to incremental auto-vacuum now; tried again at the next start"
+        ),
+    }
+}
+
 impl Db {
     /// Opens (creating if needed) `wharf.db` in `dir`, runs migrations and
     /// starts the writer thread.
@@ -113,6 +138,7 @@ impl Db {
         let path = dir.join("wharf.db");
         let mut conn = open_conn(&path, durability)?;
         migrations::run(&mut conn)?;
+        convert_to_incremental_vacuum(&conn);
         Ok(Self {
             writer: writer::Writer::start(conn)?,
             readers: Arc::new(Mutex::new(Vec::new())),

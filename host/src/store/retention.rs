@@ -109,6 +109,25 @@ mod tests {
     }
 
     #[test]
+    fn a_file_made_without_incremental_vacuum_is_converted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As an older version made it: tables before any auto_vacuum.
+            let c = Connection::open(dir.path().join("wharf.db")).unwrap();
+            c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+            assert_eq!(count(&c, "PRAGMA auto_vacuum"), 0);
+        }
+        let db = Db::open(dir.path(), Durability::Normal).unwrap();
+        db.read(|c| {
+            assert_eq!(count(c, "PRAGMA auto_vacuum"), 2);
+            assert_eq!(count(c, "SELECT x FROM t"), 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn a_batch_deletes_only_closed_runs_of_the_namespace_before_the_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let conn = super::super::open_conn(&dir.path().join("t.db"), Durability::Normal).unwrap();
