@@ -316,6 +316,7 @@ pub(super) async fn result(
         (status = 404, description = "No such namespace or activity", body = ErrorResponse),
         (status = 409, description = "The activity is closed", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
 pub(super) async fn cancel(
@@ -336,6 +337,7 @@ pub(super) async fn cancel(
         (status = 404, description = "No such namespace or activity", body = ErrorResponse),
         (status = 409, description = "The activity is closed or not waiting out a retry backoff", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
 pub(super) async fn run_now(
@@ -360,6 +362,7 @@ const FAILED_BY_OPERATOR: &str = "FailedByOperator";
         (status = 404, description = "No such namespace or activity", body = ErrorResponse),
         (status = 409, description = "The activity is closed", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
 pub(super) async fn fail_by_hand(
@@ -415,6 +418,7 @@ fn target(task_token: Option<String>, activity_id: Option<String>) -> Result<Tar
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The result is over the payload limit", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
 pub(super) async fn complete(
@@ -441,6 +445,7 @@ pub(super) async fn complete(
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The details are over the payload limit", body = ErrorResponse),
         (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
 pub(super) async fn fail(
@@ -488,6 +493,7 @@ pub(super) async fn fail(
         (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The details are over the heartbeat limit", body = ErrorResponse),
+        (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
 pub(super) async fn heartbeat(
