@@ -347,9 +347,6 @@ pub(super) async fn run_now(
     Ok(Json(app.service.run_now(&ns, &id).await?))
 }
 
-/// The failure type of an activity failed by hand when none is given.
-const FAILED_BY_OPERATOR: &str = "FailedByOperator";
-
 #[utoipa::path(
     post,
     path = "/api/v1/namespaces/{ns}/activities/{id}/fail",
@@ -371,21 +368,11 @@ pub(super) async fn fail_by_hand(
     req: Body,
 ) -> Result<Json<ActivityView>, ApiError> {
     let b: FailByHandRequest = body::json(req, 64 << 10).await?;
-    bounds::name("reason", &b.reason, bounds::MAX_REASON_BYTES).map_err(ApiError::bad_request)?;
-    let error_type = match b.error_type {
-        Some(t) => {
-            bounds::id("type", &t).map_err(ApiError::bad_request)?;
-            t
-        }
-        None => FAILED_BY_OPERATOR.into(),
-    };
-    let failure = Failure {
-        error_type,
-        message: b.reason,
-        non_retryable: true,
-        ..Failure::default()
-    };
-    Ok(Json(app.service.fail_by_hand(&ns, &id, failure).await?))
+    Ok(Json(
+        app.service
+            .fail_by_hand(&ns, &id, b.reason, b.error_type)
+            .await?,
+    ))
 }
 
 /// The attempt a completion addresses: by task token or by activity id.

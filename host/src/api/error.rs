@@ -15,6 +15,20 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// 507 `storage_full`, whichever file had no room: nothing of the
+    /// request was kept, and it may be sent again once space is freed.
+    fn storage_full(cause: &str, what: &str) -> Self {
+        tracing::error!("{cause}");
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            format!(
+                "the server's disk is full, so {what}; nothing was changed, retry once space \
+                 is freed (no restart is needed)"
+            ),
+        )
+    }
+
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -101,13 +115,7 @@ impl From<ServiceError> for ApiError {
             // Nothing was changed (a failed write is undone): the request
             // may be sent again once the database can write.
             E::Store(e) if e.is_full() => {
-                tracing::error!("{message}");
-                Self::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "storage_full",
-                    "the server's disk is full, so the database cannot record this; nothing was \
-                     changed, retry once space is freed (no restart is needed)",
-                )
+                Self::storage_full(&message, "the database cannot record this")
             }
             E::Store(_) => {
                 tracing::error!("{message}");
@@ -147,13 +155,7 @@ impl From<RegistryError> for ApiError {
             // nothing was kept, and the upload is not remembered as refused.
             E::Store(e) => ServiceError::Store(e).into(),
             E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
-                tracing::error!("{message}");
-                Self::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "storage_full",
-                    "the server's disk is full, so the module cannot be stored; nothing was \
-                     kept, retry once space is freed (no restart is needed)",
-                )
+                Self::storage_full(&message, "the module cannot be stored")
             }
             E::Io { .. } => {
                 tracing::error!("{message}");

@@ -30,7 +30,10 @@ pub mod soak;
 pub mod throughput;
 
 use anyhow::Context as _;
+use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// `"debug"` or `"release"`; a debug build warns that its figures are not
 /// representative.
@@ -114,4 +117,43 @@ impl Drop for Server {
         let _ = self.process.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts `n` activities from `body`, with `concurrency` starts in flight:
+/// one per request, or `batch` per `activities:batch` request.
+pub(super) async fn start_many(
+    ns: &harness::Namespace,
+    body: Value,
+    n: usize,
+    concurrency: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let batch = batch.max(1);
+    let body = Arc::new(body);
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency.div_ceil(batch).max(1))
+        .map(|_| {
+            let (ns, body, next) = (ns.clone(), body.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let from = next.fetch_add(batch, Ordering::Relaxed);
+                    if from >= n {
+                        break;
+                    }
+                    if batch == 1 {
+                        ns.start(&body).await?;
+                    } else {
+                        let starts = vec![body.as_ref().clone(); batch.min(n - from)];
+                        ns.start_batch(&serde_json::json!({ "starts": starts }))
+                            .await?;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    Ok(())
 }

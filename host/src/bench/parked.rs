@@ -10,12 +10,10 @@
 //! activity is recovered. Payloads live in SQLite, not in memory, so both
 //! figures per activity should be the same few hundred bytes.
 
-use super::harness::{self, Namespace};
+use super::harness;
 use super::Server;
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// Arguments of `wharf bench parked`.
 #[derive(clap::Args)]
@@ -53,12 +51,12 @@ pub async fn run(args: ParkedArgs) -> anyhow::Result<()> {
     };
     let rss = |pid| harness::rss_bytes(pid).context("cannot read the server's VmRSS");
 
-    start_many(&ns, body(json!([])), 200, args.concurrency).await?;
+    super::start_many(&ns, body(json!([])), 200, args.concurrency, 1).await?;
     let warm = rss(child.pid())?;
-    start_many(&ns, body(json!([])), args.small, args.concurrency).await?;
+    super::start_many(&ns, body(json!([])), args.small, args.concurrency, 1).await?;
     let small = rss(child.pid())?;
     let big = body(json!(["x".repeat(args.input_bytes)]));
-    start_many(&ns, big, args.activities, args.concurrency).await?;
+    super::start_many(&ns, big, args.activities, args.concurrency, 1).await?;
     let large = rss(child.pid())?;
 
     // The same open activities, recovered from SQLite by a new process.
@@ -98,31 +96,5 @@ pub async fn run(args: ParkedArgs) -> anyhow::Result<()> {
         "  restarted, {open} open activities recovered  {:>9.1} MiB",
         mib(recovered)
     );
-    Ok(())
-}
-
-/// Starts `n` activities from `body`, `concurrency` requests in flight.
-async fn start_many(
-    ns: &Namespace,
-    body: Value,
-    n: usize,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    let body = Arc::new(body);
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
-            let (ns, body, next) = (ns.clone(), body.clone(), next.clone());
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    ns.start(&body).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await??;
-    }
     Ok(())
 }

@@ -14,8 +14,6 @@ use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `wharf bench soak`.
@@ -77,11 +75,11 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     .await?;
     ns.upload_and_deploy(&module, "bench", "bench", args.slots)
         .await?;
-    let body = Arc::new(json!({
+    let body = json!({
         "activity_type": args.activity_type,
         "task_queue": "bench",
         "start_to_close_timeout": "30s",
-    }));
+    });
 
     println!(
         "{} no-op activities in windows of {}, retention {}, --sync {}, {} starts in flight",
@@ -99,21 +97,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         let n = args.window.min(args.activities - done);
         let before = scrape(&http, child.base(), None).await?;
         let started = Instant::now();
-        let next = Arc::new(AtomicUsize::new(0));
-        let workers: Vec<_> = (0..args.concurrency)
-            .map(|_| {
-                let (ns, body, next) = (ns.clone(), body.clone(), next.clone());
-                tokio::spawn(async move {
-                    while next.fetch_add(1, Ordering::Relaxed) < n {
-                        ns.start(&body).await?;
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.await??;
-        }
+        super::start_many(&ns, body.clone(), n, args.concurrency, 1).await?;
         done += n;
         wait_completed(&http, &child, done as u64).await?;
         let rate = n as f64 / started.elapsed().as_secs_f64();

@@ -14,7 +14,6 @@ use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,32 +95,14 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         // Throughput: as fast as the server acknowledges.
         let cpu0 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
         let t0 = Instant::now();
-        let next = Arc::new(AtomicUsize::new(0));
-        let requests = args.concurrency.div_ceil(batch).max(1);
-        let workers: Vec<_> = (0..requests)
-            .map(|_| {
-                let (ns, body, next, n) = (ns.clone(), body.clone(), next.clone(), args.activities);
-                tokio::spawn(async move {
-                    loop {
-                        let from = next.fetch_add(batch, Ordering::Relaxed);
-                        if from >= n {
-                            break;
-                        }
-                        if batch == 1 {
-                            ns.start(&body).await?;
-                        } else {
-                            let k = batch.min(n - from);
-                            let starts = vec![body.as_ref().clone(); k];
-                            ns.start_batch(&json!({ "starts": starts })).await?;
-                        }
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.await??;
-        }
+        super::start_many(
+            &ns,
+            body.as_ref().clone(),
+            args.activities,
+            args.concurrency,
+            batch,
+        )
+        .await?;
         wait_completed(&http, &child, args.activities as u64).await?;
         let elapsed = t0.elapsed();
         let rate = args.activities as f64 / elapsed.as_secs_f64();

@@ -17,6 +17,9 @@ use crate::payload::Payload;
 use crate::store::activities as rows;
 use crate::worker::Failure;
 
+/// The failure type of an activity failed by hand when none is given.
+const FAILED_BY_OPERATOR: &str = "FailedByOperator";
+
 /// How an activity is finished from outside, by task token or id.
 #[derive(Clone, Debug)]
 pub enum Completion {
@@ -183,14 +186,28 @@ impl Service {
         self.describe_run(run_id)
     }
 
-    /// Fails an open activity by hand: it closes as failed with `failure`
-    /// whatever its retry policy, and an attempt in progress is stopped.
+    /// Fails an open activity by hand: it closes as failed, non-retryably,
+    /// with `reason` (1 to [`bounds::MAX_REASON_BYTES`] bytes) under
+    /// `error_type` ([`FAILED_BY_OPERATOR`] if `None`), whatever its retry
+    /// policy; an attempt in progress is stopped.
     pub async fn fail_by_hand(
         &self,
         ns: &str,
         activity_id: &str,
-        failure: Failure,
+        reason: String,
+        error_type: Option<String>,
     ) -> Result<ActivityView, ServiceError> {
+        bounds::name("reason", &reason, bounds::MAX_REASON_BYTES)
+            .map_err(ServiceError::InvalidArgument)?;
+        if let Some(t) = &error_type {
+            bounds::id("type", t).map_err(ServiceError::InvalidArgument)?;
+        }
+        let failure = Failure {
+            error_type: error_type.unwrap_or_else(|| FAILED_BY_OPERATOR.into()),
+            message: reason,
+            non_retryable: true,
+            ..Failure::default()
+        };
         let run_id = self.open_run(ns, activity_id, |_| Ok(()))?;
         self.shared
             .transition(run_id, Event::FailRequested(failure))

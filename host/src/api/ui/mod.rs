@@ -301,20 +301,7 @@ async fn act(
         "run-now" => app.service.run_now(&ns, &id).await,
         "fail" => {
             let reason = f.reason.unwrap_or_default();
-            if let Err(e) = crate::service::bounds::name(
-                "reason",
-                &reason,
-                crate::service::bounds::MAX_REASON_BYTES,
-            ) {
-                return html(StatusCode::BAD_REQUEST, pages::message("Refused", &e));
-            }
-            let failure = crate::worker::Failure {
-                error_type: "FailedByOperator".into(),
-                message: reason,
-                non_retryable: true,
-                ..crate::worker::Failure::default()
-            };
-            app.service.fail_by_hand(&ns, &id, failure).await
+            app.service.fail_by_hand(&ns, &id, reason, None).await
         }
         _ => {
             return html(
