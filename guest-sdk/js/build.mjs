@@ -14,7 +14,9 @@
 //
 // and componentizes stage/entry.js from inside stage/.
 import { componentize } from '@bytecodealliance/componentize-js';
-import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import wizer from '@bytecodealliance/wizer';
+import { createHash } from 'node:crypto';
+import { chmod, cp, mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,7 +91,7 @@ async function stageTree(src, dst, depth) {
     } else if (/\.(m?js)$/.test(ent.name)) {
       const kitPath = '../'.repeat(depth) + 'wharf-activity.js';
       const text = await readFile(from, 'utf8');
-      staged.push({ shown: shown(from), text });
+      staged.push({ shown: shown(from), rel: relative(dir, from), text });
       // Same lines as the source: errors and findings keep its line numbers.
       await writeFile(to, text.replace(IMPORT_KIT, (_, pre, q) => `${pre}${q}${kitPath}${q}`));
     } else if (/\.json$/.test(ent.name)) {
@@ -98,11 +100,40 @@ async function stageTree(src, dst, depth) {
   }
 }
 
+/**
+ * Reproducible builds: Wizer runs the module's top level and snapshots what
+ * the engine saw (random hash seeds, clocks, file times and inodes, the
+ * names of temporary directories). With WHARF_FIXED_RUN and WHARF_FIXED_LIB
+ * (guest-sdk/fixed-env, built by scripts/build-js) it runs with those fixed
+ * (fixed-wizer.mjs),
+ * seeded by a hash of the staged sources; returns the path of the program
+ * that starts Wizer so, or null to use Wizer as it is.
+ */
+async function fixedWizer(stage) {
+  const { WHARF_FIXED_RUN: run, WHARF_FIXED_LIB: lib } = process.env;
+  if (!run || !lib) return null;
+  const hash = createHash('sha256');
+  for (const file of ['wharf-activity.js', 'entry.js']) hash.update(await readFile(join(stage, file)));
+  for (const s of [...staged].sort((a, b) => (a.rel < b.rel ? -1 : 1))) hash.update(s.rel).update(s.text);
+  const config = { wizer, run: resolve(run), lib: resolve(lib), seed: hash.digest('hex'), stage };
+  const script = join(wrapperDir, 'wizer.mjs');
+  await writeFile(
+    script,
+    `#!${process.execPath}\n` +
+      `import { run } from ${JSON.stringify(join(kitDir, 'fixed-wizer.mjs'))};\n` +
+      `run(${JSON.stringify(config)});\n`,
+  );
+  await chmod(script, 0o755);
+  return script;
+}
+
 /** Ends the build after its error was printed. */
 class Stop extends Error {}
 
 const started = Date.now();
 const stage = await mkdtemp(join(tmpdir(), 'wharf-build-js-'));
+// Outside the stage: the stage is the guest's view of the file system.
+const wrapperDir = await mkdtemp(join(tmpdir(), 'wharf-build-js-wizer-'));
 try {
   await cp(join(kitDir, 'wharf-activity.js'), join(stage, 'wharf-activity.js'));
   await stageTree(dir, join(stage, 'app'), 1);
@@ -120,6 +151,7 @@ try {
       `export const activities = exportActivities(app.activities ?? app.default, ${JSON.stringify({ http })});\n`,
   );
   const showApp = (file) => shown(join(dir, file));
+  const wizerBin = await fixedWizer(stage);
   process.chdir(stage);
   let component;
   try {
@@ -128,6 +160,7 @@ try {
       witPath: witDir,
       worldName: 'activity',
       disableFeatures: http ? DEFAULT_DISABLED.filter((f) => f !== 'http') : DEFAULT_DISABLED,
+      ...(wizerBin ? { wizerBin } : {}),
     }));
   } catch (e) {
     // componentize-js' own stack says nothing about the author's code.
@@ -142,4 +175,5 @@ try {
   if (!(e instanceof Stop)) throw e;
 } finally {
   await rm(stage, { recursive: true, force: true });
+  await rm(wrapperDir, { recursive: true, force: true });
 }

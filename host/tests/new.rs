@@ -1,6 +1,8 @@
 //! `wharf new` and `wharf build`: a project made for each language builds
 //! with the language's tool and its own test (`test.sh`: `wharf build`, then
-//! `wharf run` to completion and to the typed error) passes.
+//! `wharf run` to completion and to the typed error) passes; building it
+//! again from a clean output gives the same bytes (reproducible builds, so a
+//! re-upload is the same module version).
 
 mod common;
 
@@ -33,14 +35,19 @@ fn new_project_builds_and_its_test_passes(lang: &str) {
         )),
     )
     .expect("PATH");
-    let out = std::process::Command::new(project.join("test.sh"))
-        .env("PATH", path)
-        .env("WHARF_LOG", "warn")
-        // Compiled artifacts shared with the other tests of this binary.
-        .env("WHARF_DATA_DIR", common::shared_data_dir())
-        // The SDK's dependencies as the examples built them (same release
-        // profile, same locked versions; see above).
-        .env("CARGO_TARGET_DIR", examples.join("target"))
+    let command = |program: &Path| {
+        let mut cmd = std::process::Command::new(program);
+        cmd.current_dir(&project)
+            .env("PATH", &path)
+            .env("WHARF_LOG", "warn")
+            // Compiled artifacts shared with the other tests of this binary.
+            .env("WHARF_DATA_DIR", common::shared_data_dir())
+            // The SDK's dependencies as the examples built them (same release
+            // profile, same locked versions; see above).
+            .env("CARGO_TARGET_DIR", examples.join("target"));
+        cmd
+    };
+    let out = command(&project.join("test.sh"))
         .output()
         .expect("test.sh runs");
     let (stdout, stderr) = (
@@ -52,9 +59,18 @@ fn new_project_builds_and_its_test_passes(lang: &str) {
         stdout.contains(&format!("ok: {name} completes")),
         "{stdout}"
     );
+    let component = project.join(format!("build/{name}.wasm"));
+    let first = std::fs::read(&component).expect("the component test.sh built");
+
+    std::fs::remove_file(&component).expect("remove the component");
+    let out = command(bin).arg("build").output().expect("wharf build runs");
+    assert!(out.status.success(), "wharf build again: {out:?}");
+    let second = std::fs::read(&component).expect("the component built again");
     assert!(
-        project.join(format!("build/{name}.wasm")).exists(),
-        "{stdout}"
+        first == second,
+        "{lang}: the same sources built twice differ ({} and {} bytes)",
+        first.len(),
+        second.len()
     );
 }
 
