@@ -340,6 +340,18 @@ fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed
     wait_for("awaiting async", || {
         (s.get("activities/later").1["awaiting_async"] == json!(true)).then_some(())
     });
+    // An attempt that ends while the disk is full, with a result too large
+    // for what SQLite has room for: written, as attempt 1's, once there is
+    // room (not run again).
+    let sleep_ms = 6_000;
+    s.start_activity(json!({
+        "activity_id": "ends-while-full", "activity_type": "sleep", "task_queue": "q",
+        "start_to_close_timeout": "120s", "input": [{"ms": sleep_ms, "pad_bytes": 1_500_000}]
+    }));
+    wait_for("sleeping", || {
+        (s.get("activities/ends-while-full").1["state"] == json!("started")).then_some(())
+    });
+    let sleeping_since = std::time::Instant::now();
 
     let filler = fs.fill();
     // Larger than anything SQLite has room for in its files already.
@@ -388,6 +400,18 @@ fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed
     );
     assert_eq!(a["heartbeat_details"], json!([]), "{a}");
     assert_eq!(s.get("activities/unwritten").0, 404);
+    // The guest has to have ended (nothing outside it shows that before
+    // the write); its end is not written, so the activity reads as before.
+    std::thread::sleep(
+        (Duration::from_millis(sleep_ms) + Duration::from_secs(2))
+            .saturating_sub(sleeping_since.elapsed()),
+    );
+    let (_, a) = s.get("activities/ends-while-full");
+    assert_eq!(
+        (&a["state"], &a["attempt"]),
+        (&json!("started"), &json!(1)),
+        "{a}"
+    );
 
     // Space freed: the same server writes again, no restart.
     std::fs::remove_file(filler).unwrap();
@@ -405,6 +429,13 @@ fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed
         s.wait_closed("later", Duration::from_secs(10))["result"],
         "done"
     );
+    let a = s.wait_closed("ends-while-full", Duration::from_secs(30));
+    assert_eq!(
+        (&a["state"], &a["attempt"]),
+        (&json!("completed"), &json!(1)),
+        "{a}"
+    );
+    assert_eq!(a["result"]["pad"].as_str().map(str::len), Some(1_500_000));
     s.kill();
     let s = server(&data);
     let (_, a) = s.get("activities/later");

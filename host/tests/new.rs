@@ -63,7 +63,10 @@ fn new_project_builds_and_its_test_passes(lang: &str) {
     let first = std::fs::read(&component).expect("the component test.sh built");
 
     std::fs::remove_file(&component).expect("remove the component");
-    let out = command(bin).arg("build").output().expect("wharf build runs");
+    let out = command(bin)
+        .arg("build")
+        .output()
+        .expect("wharf build runs");
     assert!(out.status.success(), "wharf build again: {out:?}");
     let second = std::fs::read(&component).expect("the component built again");
     assert!(

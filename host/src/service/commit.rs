@@ -78,8 +78,7 @@ fn redo_of(run_id: i64, event: &Event) -> Option<TimerEvent> {
 
 impl Shared {
     /// Ends attempt `attempt` of a run as `ending` says. If the write fails,
-    /// the ending is dropped and the attempt is ended again a little later
-    /// (see [`Shared::undo`]).
+    /// it is written again a little later (see [`Shared::undo`]).
     pub(super) async fn end_attempt(
         self: &Arc<Self>,
         run_id: i64,
@@ -105,10 +104,29 @@ impl Shared {
         let now = self.clock.read();
         let pending = {
             let mut st = self.lock();
+            // An ending whose write failed earlier: written again as it was
+            // decided, if the attempt is still where it was.
+            let kept = match timer {
+                Some(TimerEvent::Unpersisted { attempt, .. }) => st.kept_ends.take(run_id, attempt),
+                _ => None,
+            };
             let Some(a) = st.open.get(&run_id) else {
                 return Ok(());
             };
-            match decide(a, event, now) {
+            let plan = match kept {
+                Some(k) if a.progress.state.is_started() && a.progress.attempt == k.attempt => {
+                    Plan::Write(Box::new(Transition {
+                        progress: k.progress,
+                        attempt_row: k.attempt_row,
+                        after: k.after,
+                        ends_attempt: true,
+                        stop_running: false,
+                    }))
+                }
+                Some(_) => return Ok(()),
+                None => decide(a, event, now),
+            };
+            match plan {
                 Plan::Ignore => return Ok(()),
                 Plan::Forget => {
                     if let Some(a) = st.open.get_mut(&run_id) {
@@ -158,18 +176,39 @@ impl Shared {
         } = p;
         let written = (progress.state.clone(), progress.attempt);
         let due_ms = progress.attempt_scheduled_ms;
+        // Shared with the write, and kept if it fails (an attempt's ending).
+        let rows = Arc::new((progress, attempt_row));
+        let to_write = Arc::clone(&rows);
         let write = self
             .db
             .write_unguarded(move |c| {
-                rows::save_progress(c, run_id, &progress)?;
-                if let Some(row) = &attempt_row {
+                let (progress, attempt_row) = &*to_write;
+                rows::save_progress(c, run_id, progress)?;
+                if let Some(row) = attempt_row {
                     rows::save_attempt(c, row)?;
                 }
                 Ok(())
             })
             .await;
         if let Err(e) = write {
-            tracing::error!(run_id, "cannot persist a transition; it is undone: {e}");
+            let kept = match redo {
+                Some(TimerEvent::Unpersisted { attempt, .. }) => {
+                    let (progress, attempt_row) =
+                        Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone());
+                    self.lock()
+                        .kept_ends
+                        .keep(run_id, attempt, progress, attempt_row, after)
+                }
+                _ => false,
+            };
+            if kept {
+                tracing::warn!(
+                    run_id,
+                    "cannot persist an attempt's end; it is kept and written again later: {e}"
+                );
+            } else {
+                tracing::error!(run_id, "cannot persist a transition; it is undone: {e}");
+            }
             self.undo(run_id, &written, undo, redo);
             return Err(e);
         }
@@ -255,10 +294,12 @@ impl Shared {
     /// SQLite, or a restart would undo what was shown. A caller's transition
     /// (complete, fail, cancel by API) is simply refused (503) and may be
     /// sent again. One the host made itself (an attempt's outcome, a timer)
-    /// is tried again after [`REDO_AFTER`]: an ended attempt is then
-    /// recorded as lost and retried, exactly what a restart would do with
-    /// the database as it is (its outcome was never acknowledged to anyone,
-    /// and activities run at least once); a timer fires again.
+    /// is tried again after [`REDO_AFTER`]: an ended attempt's rows are
+    /// written again as they were decided if they could be kept
+    /// ([`super::kept`]), else it is recorded as lost and retried, exactly
+    /// what a restart would do with the database as it is (its outcome was
+    /// never acknowledged to anyone, and activities run at least once); a
+    /// timer fires again.
     fn undo(
         self: &Arc<Self>,
         run_id: i64,

@@ -33,6 +33,7 @@ mod decide;
 mod deploy;
 mod external;
 pub mod grants;
+mod kept;
 mod limits;
 pub mod modules;
 pub mod options;
@@ -213,6 +214,8 @@ struct State {
     /// Attempts started in memory whose rows do not say so yet
     /// (`started.rs`): (run id, attempt).
     unwritten_starts: Vec<(i64, u32)>,
+    /// Attempt endings whose write failed, to write again (`kept.rs`).
+    kept_ends: kept::KeptEnds,
 }
 
 impl Shared {

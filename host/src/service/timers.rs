@@ -33,7 +33,8 @@ pub(crate) enum TimerEvent {
     },
     /// Cancellation was requested this long ago: stop the attempt.
     CancelGrace { run_id: i64, attempt: u32 },
-    /// The end of the attempt could not be written: end it again, as lost
+    /// The end of the attempt could not be written: write it again as it
+    /// was kept (`kept.rs`), or, if it could not be kept, end it as lost
     /// (or by `timeout`, if a timeout ended it).
     Unpersisted {
         run_id: i64,

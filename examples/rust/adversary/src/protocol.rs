@@ -64,16 +64,20 @@ pub struct Sleep {
     ms: u64,
     heartbeat_every_ms: Option<u64>,
     ignore_cancel: bool,
+    pad_bytes: usize,
 }
 
 /// `sleep`, optional arg
-/// `{"ms": u64 = 0, "heartbeat_every_ms": u64 | null, "ignore_cancel": bool = false}`:
+/// `{"ms": u64 = 0, "heartbeat_every_ms": u64 | null, "ignore_cancel": bool = false,
+/// "pad_bytes": usize = 0}`:
 /// sleeps `ms` in slices. With `heartbeat_every_ms`, heartbeats
 /// `{"slept_ms": n}` after every slice of that length and, unless
 /// `ignore_cancel`, stops with "cancelled" once a heartbeat reports a
 /// cancellation request. Returns `{"slept_ms": ms, "started_ms": t0,
 /// "ended_ms": t1}`, the wall-clock span the guest itself saw (ms since the
-/// Unix epoch), so tests can check how many ran at once.
+/// Unix epoch), so tests can check how many ran at once; with `pad_bytes`,
+/// also `"pad"`, a string of that many bytes (a large result at a chosen
+/// time).
 pub fn sleep(args: Option<Sleep>) -> Result<Value, ActivityError> {
     let args = args.unwrap_or_default();
     let started_ms = now_ms();
@@ -90,7 +94,11 @@ pub fn sleep(args: Option<Sleep>) -> Result<Value, ActivityError> {
             return Err(ActivityError::cancelled());
         }
     }
-    Ok(json!({ "slept_ms": args.ms, "started_ms": started_ms, "ended_ms": now_ms() }))
+    let mut result = json!({ "slept_ms": args.ms, "started_ms": started_ms, "ended_ms": now_ms() });
+    if args.pad_bytes > 0 {
+        result["pad"] = json!("p".repeat(args.pad_bytes));
+    }
+    Ok(result)
 }
 
 fn now_ms() -> u64 {
