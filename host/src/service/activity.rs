@@ -59,7 +59,9 @@ pub(crate) struct Activity {
     /// When heartbeat details were last written between transitions.
     pub(crate) heartbeat_written: Option<Instant>,
     pub(crate) running: Option<Running>,
-    pub(crate) closed: Arc<Notify>,
+    /// Wakes those waiting for it to close; made at the first wait (most
+    /// runs have none).
+    pub(crate) closed: Option<Arc<Notify>>,
 }
 
 /// Bytes of an open run's payloads in SQLite.
@@ -78,6 +80,34 @@ impl Stored {
 }
 
 impl Activity {
+    /// An open run as memory keeps it: no payloads, no attempt running here.
+    pub(crate) fn new(
+        fixed: Arc<ActivityFixed>,
+        options: Arc<ActivityOptions>,
+        progress: ActivityProgress,
+        stored: Stored,
+        now: Instant,
+    ) -> Self {
+        Self {
+            fixed,
+            options,
+            progress: lean(progress),
+            heartbeat: Vec::new(),
+            stored,
+            last_alive: now,
+            heartbeat_written: None,
+            running: None,
+            closed: None,
+        }
+    }
+
+    /// What to wait on for it to close.
+    pub(crate) fn closed_notify(&mut self) -> Arc<Notify> {
+        self.closed
+            .get_or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.progress.state.is_closed()
     }
@@ -90,6 +120,18 @@ impl Activity {
             p.heartbeat_details = Some(payloads_json(&self.heartbeat));
         }
         p
+    }
+}
+
+/// `options`, shared with the run started before it when they are the same
+/// (runs started in bulk mostly are): `last` is that run's.
+pub(crate) fn shared_options(
+    last: &mut Option<Arc<ActivityOptions>>,
+    options: ActivityOptions,
+) -> Arc<ActivityOptions> {
+    match last {
+        Some(o) if **o == options => o.clone(),
+        _ => last.insert(Arc::new(options)).clone(),
     }
 }
 

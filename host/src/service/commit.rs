@@ -275,10 +275,7 @@ impl Shared {
             t.open.fetch_sub(1, Ordering::Relaxed);
             t.stored_changed(a.stored.total(), 0);
         }
-        let key = (a.fixed.namespace.clone(), a.fixed.activity_id.clone());
-        if st.by_id.get(&key) == Some(&run_id) {
-            st.by_id.remove(&key);
-        }
+        st.by_id.remove_run(&a.fixed);
         let queue = dequeue
             .then(|| st.queues.get(&queue_key).cloned())
             .flatten();
@@ -286,7 +283,9 @@ impl Shared {
         if let Some(q) = queue {
             q.remove(run_id);
         }
-        a.closed.notify_waiters();
+        if let Some(closed) = &a.closed {
+            closed.notify_waiters();
+        }
     }
 
     /// Puts memory back as it was before a transition whose write failed:

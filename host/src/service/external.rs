@@ -47,8 +47,8 @@ impl Service {
         let st = s.lock();
         let run_id = match target {
             Target::Token(t) => *st.tokens.get(t).ok_or(ServiceError::TokenNotFound)?,
-            Target::Id(id) => match st.by_id.get(&(ns.to_owned(), id.clone())) {
-                Some(r) => *r,
+            Target::Id(id) => match st.by_id.get(ns, id) {
+                Some(r) => r,
                 None => {
                     drop(st);
                     return Err(not_open(s, ns, id));
@@ -226,7 +226,7 @@ impl Service {
         let s = &self.shared;
         s.check_namespace(ns)?;
         let st = s.lock();
-        let Some(&run_id) = st.by_id.get(&(ns.to_owned(), activity_id.to_owned())) else {
+        let Some(run_id) = st.by_id.get(ns, activity_id) else {
             drop(st);
             return Err(not_open(s, ns, activity_id));
         };

@@ -28,6 +28,7 @@
 
 mod activity;
 pub mod bounds;
+mod by_id;
 mod commit;
 mod decide;
 mod deploy;
@@ -200,8 +201,9 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct State {
     namespaces: HashMap<String, Arc<tenant::Tenant>>,
-    open: HashMap<i64, Activity>,
-    by_id: HashMap<(String, String), i64>,
+    /// Boxed: the map's slots stay small, and most are empty.
+    open: HashMap<i64, Box<Activity>>,
+    by_id: by_id::ById,
     tokens: HashMap<String, i64>,
     /// Ordered, so that one namespace's queues are a range (process routing
     /// looks at them without visiting every other namespace's).
@@ -216,6 +218,9 @@ struct State {
     unwritten_starts: Vec<(i64, u32)>,
     /// Attempt endings whose write failed, to write again (`kept.rs`).
     kept_ends: kept::KeptEnds,
+    /// Options of the run started (or recovered) last, shared with the next
+    /// if the same.
+    last_options: Option<Arc<options::ActivityOptions>>,
 }
 
 impl Shared {

@@ -76,11 +76,7 @@ impl Service {
     pub fn describe(&self, ns: &str, activity_id: &str) -> Result<ActivityView, ServiceError> {
         let s = &self.shared;
         s.check_namespace(ns)?;
-        let open = s
-            .lock()
-            .by_id
-            .get(&(ns.to_owned(), activity_id.to_owned()))
-            .copied();
+        let open = s.lock().by_id.get(ns, activity_id);
         let run_id = match open {
             Some(r) => r,
             None => {
@@ -103,11 +99,11 @@ impl Service {
         let s = &self.shared;
         s.check_namespace(ns)?;
         let closed = {
-            let st = s.lock();
-            st.by_id
-                .get(&(ns.to_owned(), activity_id.to_owned()))
-                .and_then(|r| st.open.get(r))
-                .map(|a| (a.fixed.run_id, a.closed.clone()))
+            let mut st = s.lock();
+            let run_id = st.by_id.get(ns, activity_id);
+            run_id
+                .and_then(|r| st.open.get_mut(&r))
+                .map(|a| (a.fixed.run_id, a.closed_notify()))
         };
         if let Some((run_id, notify)) = closed {
             let notified = notify.notified();

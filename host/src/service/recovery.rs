@@ -22,7 +22,6 @@ use crate::store::activities::{self as rows, ActivityProgress, OpenRun, RunState
 use crate::worker::Failure;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// Failure type of an activity whose stored state could not be used after a
 /// restart (options that do not parse or are out of range, an unknown
@@ -148,20 +147,12 @@ impl Shared {
             let mut st = self.lock();
             for (run, options) in open {
                 let run_id = run.fixed.run_id;
-                let a = Activity {
-                    heartbeat: Vec::new(),
-                    stored: Stored {
-                        input: run.input_bytes,
-                        heartbeat: run.heartbeat_bytes,
-                    },
-                    fixed: Arc::new(run.fixed),
-                    options: Arc::new(options),
-                    progress: activity::lean(run.progress),
-                    last_alive: now.at,
-                    heartbeat_written: None,
-                    running: None,
-                    closed: Arc::new(Notify::new()),
+                let stored = Stored {
+                    input: run.input_bytes,
+                    heartbeat: run.heartbeat_bytes,
                 };
+                let options = activity::shared_options(&mut st.last_options, options);
+                let a = Activity::new(Arc::new(run.fixed), options, run.progress, stored, now.at);
                 let attempt = a.progress.attempt;
                 if let Some(d) = a.options.schedule_to_close_timeout {
                     self.timers.set(
@@ -217,12 +208,9 @@ impl Shared {
                     t.open.fetch_add(1, Ordering::Relaxed);
                     t.stored_changed(0, a.stored.total());
                 }
-                st.by_id.insert(
-                    (a.fixed.namespace.clone(), a.fixed.activity_id.clone()),
-                    run_id,
-                );
+                st.by_id.insert(&a.fixed);
                 st.note_open(&a.fixed);
-                st.open.insert(run_id, a);
+                st.open.insert(run_id, Box::new(a));
             }
         }
         for (run_id, attempt) in ready {

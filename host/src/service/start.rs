@@ -14,7 +14,6 @@ use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, Cl
 use crate::store::StoreError;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// A request to start an activity.
 #[derive(Clone, Debug)]
@@ -96,7 +95,6 @@ enum Prepared {
 struct Reserved {
     fixed: Arc<ActivityFixed>,
     progress: ActivityProgress,
-    key: (String, String),
     /// The row's options and input JSON, written once and then dropped:
     /// memory keeps neither.
     options: Arc<str>,
@@ -254,11 +252,10 @@ impl Service {
         // A generated id is 128 random bits: no earlier run can have it.
         let generated = req.activity_id.is_none();
         let activity_id = req.activity_id.clone().unwrap_or_else(new_id);
-        let key = (ns.to_owned(), activity_id.clone());
 
         let mut st = s.lock();
-        if let Some(run_id) = st.by_id.get(&key) {
-            if let Some(a) = st.open.get(run_id) {
+        if let Some(run_id) = st.by_id.get(ns, &activity_id) {
+            if let Some(a) = st.open.get(&run_id) {
                 let view = ActivityRef::of(&a.fixed, &a.progress);
                 return Ok(Prepared::Existing(Started {
                     created: false,
@@ -320,29 +317,18 @@ impl Service {
             attempt_scheduled_ms: now.ms,
             ..ActivityProgress::default()
         };
-        st.open.insert(
-            run_id,
-            Activity {
-                fixed: fixed.clone(),
-                options: Arc::new(req.options),
-                progress: progress.clone(),
-                heartbeat: Vec::new(),
-                stored: activity::Stored {
-                    input: input_bytes,
-                    heartbeat: 0,
-                },
-                last_alive: now.at,
-                heartbeat_written: None,
-                running: None,
-                closed: Arc::new(Notify::new()),
-            },
-        );
-        st.by_id.insert(key.clone(), run_id);
+        let shared = activity::shared_options(&mut st.last_options, req.options);
+        let stored = activity::Stored {
+            input: input_bytes,
+            heartbeat: 0,
+        };
+        let a = Activity::new(fixed.clone(), shared, progress.clone(), stored, now.at);
+        st.open.insert(run_id, Box::new(a));
+        st.by_id.insert(&fixed);
         st.note_open(&fixed);
         Ok(Prepared::New(Reserved {
             fixed,
             progress,
-            key,
             options,
             input,
             input_bytes,
@@ -353,7 +339,7 @@ impl Service {
     fn release(&self, tenant: &Tenant, r: &Reserved) {
         let mut st = self.shared.lock();
         st.open.remove(&r.fixed.run_id);
-        st.by_id.remove(&r.key);
+        st.by_id.remove_run(&r.fixed);
         st.forget_open(&r.fixed, r.fixed.run_id);
         tenant.open.fetch_sub(1, Ordering::Relaxed);
         tenant.stored_changed(r.input_bytes, 0);

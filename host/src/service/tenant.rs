@@ -452,7 +452,7 @@ impl Service {
             for run in &runs {
                 st.open.remove(run);
             }
-            st.by_id.retain(|(n, _), _| n != ns);
+            st.by_id.remove_namespace(ns);
             st.tokens.retain(|_, run| !runs.contains(run));
             st.queues.retain(|(n, _), queue| {
                 let keep = n != ns;

@@ -12,7 +12,7 @@ fn holding(a: crate::service::activity::Activity) -> State {
     if let Some(t) = a.progress.state.task_token() {
         st.tokens.insert(t.to_owned(), 7);
     }
-    st.open.insert(7, a);
+    st.open.insert(7, Box::new(a));
     st
 }
 

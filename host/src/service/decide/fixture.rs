@@ -9,7 +9,6 @@ use crate::service::options::ActivityOptions;
 use crate::store::activities::ActivityFixed;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// When every test activity was scheduled, ms since the Unix epoch.
 pub(in crate::service) const T0: u64 = 1_700_000_000_000;
@@ -34,30 +33,28 @@ pub(in crate::service) fn activity(
     clock: &ManualClock,
 ) -> Activity {
     let started = state.is_started();
-    Activity {
-        fixed: Arc::new(ActivityFixed {
-            run_id: 7,
-            namespace: "ns".into(),
-            activity_id: "a".into(),
-            activity_type: "t".into(),
-            task_queue: "q".into(),
-            scheduled_ms: T0,
-        }),
-        options: Arc::new(options),
-        progress: ActivityProgress {
-            state,
-            attempt: 1,
-            attempt_scheduled_ms: T0,
-            started_ms: started.then_some(T0),
-            ..ActivityProgress::default()
-        },
-        heartbeat: Vec::new(),
-        stored: Default::default(),
-        last_alive: clock.now(),
-        heartbeat_written: None,
-        running: None,
-        closed: Arc::new(Notify::new()),
-    }
+    let fixed = ActivityFixed {
+        run_id: 7,
+        namespace: "ns".into(),
+        activity_id: "a".into(),
+        activity_type: "t".into(),
+        task_queue: "q".into(),
+        scheduled_ms: T0,
+    };
+    let progress = ActivityProgress {
+        state,
+        attempt: 1,
+        attempt_scheduled_ms: T0,
+        started_ms: started.then_some(T0),
+        ..ActivityProgress::default()
+    };
+    Activity::new(
+        Arc::new(fixed),
+        Arc::new(options),
+        progress,
+        Default::default(),
+        clock.now(),
+    )
 }
 
 pub(in crate::service) fn token() -> Option<String> {
