@@ -5,6 +5,7 @@ mod common;
 
 use common::{attempt_gaps, wait_for, Server};
 use serde_json::{json, Value};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn server(args: &[&str]) -> (Server, tempfile::TempDir) {
@@ -641,6 +642,113 @@ fn closed_activities_past_the_namespace_retention_answer_404_as_unknown_ids_do()
     let s = Server::start(dir.path(), &[]);
     assert_eq!(s.get("activities/open").0, 200);
     assert_eq!(s.get("activities/done1").0, 404);
+}
+
+/// `auto_vacuum` of the data directory's database (0: none, 2: incremental).
+fn auto_vacuum(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_kill_during_the_vacuum_that_converts_an_older_file_loses_nothing() {
+    let (s, dir) = server(&[]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "kept", "activity_type": "echo", "task_queue": "q",
+        "input": ["still here"], "start_to_close_timeout": "10s"
+    }));
+    let kept = s.wait_closed("kept", Duration::from_secs(20));
+    s.start_activity(json!({
+        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 600_000}], "start_to_close_timeout": "900s"
+    }));
+    wait_for(|| (s.get("activities/open").1["state"] == "started").then_some(()));
+    s.kill();
+
+    // A file as an older wharf made it (no auto-vacuum), large enough for
+    // its one-time VACUUM to take a while: recent closed runs, kept.
+    const ROWS: i64 = 250_000;
+    let db = dir.path().join("wharf.db");
+    {
+        let mut c = rusqlite::Connection::open(&db).unwrap();
+        let tx = c.transaction().unwrap();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        for i in 0..ROWS {
+            tx.execute(
+                "INSERT INTO activities (namespace, activity_id, activity_type, task_queue, \
+                 state, attempt, input, options, scheduled_ms, attempt_scheduled_ms, result, \
+                 closed_ms) VALUES ('default', ?1, 'echo', 'q', 'completed', 1, '[]', '{}', \
+                 ?2, ?2, ?3, ?2)",
+                rusqlite::params![format!("filler{i}"), now_ms, "r".repeat(300)],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA auto_vacuum = NONE; VACUUM;")
+            .unwrap();
+    }
+    assert_eq!(auto_vacuum(&db), 0);
+    let rows = || -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("SELECT COUNT(*) FROM activities", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = rows();
+
+    // Kill the server once it has said it converts, ever sooner after, until
+    // a kill lands before the conversion is done.
+    let mut landed = false;
+    for delay_ms in [400u64, 200, 100, 50, 20, 0] {
+        let log = dir.path().join("serve.log");
+        let mut child = common::wharf()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("WHARF_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for(|| {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("converting the database")
+                .then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if auto_vacuum(&db) == 0 {
+            eprintln!("killed {delay_ms} ms into the conversion");
+            landed = true;
+            break;
+        }
+        // Converted before the kill: make the file old again and try sooner.
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA auto_vacuum = NONE; VACUUM;")
+            .unwrap();
+    }
+    assert!(landed, "no kill landed during the conversion");
+    assert_eq!(rows(), before, "rows after a kill during VACUUM");
+
+    let s = Server::start(dir.path(), &[]);
+    assert_eq!(auto_vacuum(&db), 2, "converted at the next start");
+    let (status, open) = s.get("activities/open");
+    assert_eq!(status, 200, "{open}");
+    assert!(
+        matches!(open["state"].as_str(), Some("started" | "scheduled")),
+        "{open}"
+    );
+    let (status, again) = s.get("activities/kept");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["result"], kept["result"], "{again}");
+    assert_eq!(s.get("activities/filler123").0, 200);
+    s.kill();
+    assert_eq!(rows(), before);
 }
 
 #[test]
