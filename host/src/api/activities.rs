@@ -200,8 +200,33 @@ pub(super) struct ListQuery {
     activity_type: Option<String>,
     /// Only activities on this task queue.
     task_queue: Option<String>,
-    /// Most activities listed: default 100, at most 1000.
+    /// Only activities whose id starts with this (up to 1000 bytes).
+    #[param(min_length = 1, max_length = 1000)]
+    id_prefix: Option<String>,
+    /// Only activities first scheduled at or after this time (RFC 3339,
+    /// e.g. `2026-11-29T20:00:00Z`).
+    scheduled_after: Option<String>,
+    /// Only activities first scheduled before this time (RFC 3339).
+    scheduled_before: Option<String>,
+    /// Most activities listed: 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time in `field`.
+fn rfc3339_ms(field: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let t = humantime::parse_rfc3339_weak(v).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{field} {v:?} is not an RFC 3339 time such as 2026-11-29T20:00:00Z ({e})"
+        ))
+    })?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Ok(Some(ms))
 }
 
 #[utoipa::path(
@@ -229,12 +254,24 @@ pub(super) async fn list(
             )));
         }
     }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range: 1 to 1000 activities"
+        )));
+    }
+    if let Some(p) = &q.id_prefix {
+        bounds::id("id_prefix", p).map_err(ApiError::bad_request)?;
+    }
     let filter = ActivityFilter {
         state: q.state.filter(|_| !retrying),
         retrying,
         activity_type: q.activity_type,
         task_queue: q.task_queue,
-        limit: q.limit.unwrap_or(100).min(1000),
+        id_prefix: q.id_prefix.filter(|p| !p.is_empty()),
+        scheduled_after_ms: rfc3339_ms("scheduled_after", q.scheduled_after.as_deref())?,
+        scheduled_before_ms: rfc3339_ms("scheduled_before", q.scheduled_before.as_deref())?,
+        limit,
     };
     let list = app.service.list(&ns, &filter)?;
     Ok(Json(ActivityList { activities: list }))

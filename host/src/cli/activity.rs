@@ -61,7 +61,17 @@ pub enum ActivityCommand {
         /// Only on this queue.
         #[arg(long)]
         task_queue: Option<String>,
-        /// At most this many.
+        /// Only those whose id starts with this.
+        #[arg(long)]
+        id_prefix: Option<String>,
+        /// Only those first scheduled at or after this time (RFC 3339, e.g.
+        /// 2026-11-29T20:00:00Z).
+        #[arg(long)]
+        scheduled_after: Option<String>,
+        /// Only those first scheduled before this time (RFC 3339).
+        #[arg(long)]
+        scheduled_before: Option<String>,
+        /// At most this many (1 to 1000).
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[command(flatten)]
@@ -256,6 +266,9 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
             state,
             activity_type,
             task_queue,
+            id_prefix,
+            scheduled_after,
+            scheduled_before,
             limit,
             client: args,
         } => {
@@ -265,6 +278,9 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
                 ("state", state),
                 ("type", activity_type),
                 ("task_queue", task_queue),
+                ("id_prefix", id_prefix),
+                ("scheduled_after", scheduled_after),
+                ("scheduled_before", scheduled_before),
             ] {
                 if let Some(v) = v {
                     q.push(format!("{k}={}", urlencoding::encode(&v)));

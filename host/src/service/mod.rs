@@ -348,6 +348,11 @@ impl Service {
         self.shared.db.is_full()
     }
 
+    /// The service clock's time, ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
     /// Every task queue in use with its backlog (tasks waiting for a
     /// worker) and the age of its oldest waiting task in ms, as
     /// (namespace, queue, backlog, age).

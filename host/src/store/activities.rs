@@ -354,6 +354,12 @@ pub struct ActivityFilter {
     pub activity_type: Option<String>,
     /// Only on this queue.
     pub task_queue: Option<String>,
+    /// Only those whose id starts so.
+    pub id_prefix: Option<String>,
+    /// Only those first scheduled at or after this (ms since the Unix epoch).
+    pub scheduled_after_ms: Option<u64>,
+    /// Only those first scheduled before this.
+    pub scheduled_before_ms: Option<u64>,
     /// At most this many, newest first.
     pub limit: u32,
 }
@@ -478,7 +484,10 @@ impl Db {
                 "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE namespace=?1 \
                  AND (?2 IS NULL OR state=?2) AND (?3 IS NULL OR activity_type=?3) \
                  AND (?4 IS NULL OR task_queue=?4) \
-                 AND (?6 = 0 OR (closed_ms IS NULL AND attempt > 1)) ORDER BY run_id DESC LIMIT ?5"
+                 AND (?6 = 0 OR (closed_ms IS NULL AND attempt > 1)) \
+                 AND (?7 IS NULL OR substr(activity_id, 1, length(?7)) = ?7) \
+                 AND (?8 IS NULL OR scheduled_ms >= ?8) AND (?9 IS NULL OR scheduled_ms < ?9) \
+                 ORDER BY run_id DESC LIMIT ?5"
             ))?;
             let rows = s.query_map(
                 params![
@@ -487,7 +496,14 @@ impl Db {
                     filter.activity_type,
                     filter.task_queue,
                     filter.limit,
-                    filter.retrying
+                    filter.retrying,
+                    filter.id_prefix,
+                    filter
+                        .scheduled_after_ms
+                        .map(|ms| ms.min(i64::MAX as u64) as i64),
+                    filter
+                        .scheduled_before_ms
+                        .map(|ms| ms.min(i64::MAX as u64) as i64),
                 ],
                 stored_from,
             )?;

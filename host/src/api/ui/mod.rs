@@ -230,8 +230,19 @@ pub(crate) struct ListFilter {
     #[serde(rename = "type")]
     pub(crate) activity_type: Option<String>,
     pub(crate) task_queue: Option<String>,
+    pub(crate) id_prefix: Option<String>,
+    /// Scheduled within this much of now (`5m`, `1h`, `24h`, `7d`).
+    pub(crate) since: Option<String>,
     pub(crate) limit: Option<u32>,
 }
+
+/// The time ranges the activities page offers, by their `since` value.
+pub(crate) const SINCE: [(&str, &str, u64); 4] = [
+    ("5m", "last 5 minutes", 5 * 60_000),
+    ("1h", "last hour", 3_600_000),
+    ("24h", "last 24 hours", 86_400_000),
+    ("7d", "last 7 days", 7 * 86_400_000),
+];
 
 async fn activities(
     State(app): State<AppState>,
@@ -256,6 +267,12 @@ async fn activities(
         retrying,
         activity_type: nonempty(&f.activity_type),
         task_queue: nonempty(&f.task_queue),
+        id_prefix: nonempty(&f.id_prefix),
+        scheduled_after_ms: SINCE
+            .iter()
+            .find(|(v, _, _)| f.since.as_deref() == Some(*v))
+            .map(|(_, _, ms)| app.service.now_ms().saturating_sub(*ms)),
+        scheduled_before_ms: None,
         limit: f.limit.unwrap_or(50).clamp(1, 500),
     };
     match app.service.list(&ns, &filter) {

@@ -41,6 +41,16 @@ pre{background:#f4f4f4;padding:.5em;overflow:auto;max-height:20em;white-space:pr
 .failed,.timed_out{color:#b00020}.completed{color:#1b7f3a}form.inline{display:inline}\
 fieldset{border:1px solid #ccc;margin:.5em 0}";
 
+/// Live pages: every 2 s the page is fetched again and its `<main>` swapped
+/// in, until someone changes a field of one of its forms (what they typed
+/// or chose must stay); without JavaScript, a reload every 3 s instead.
+const LIVE: &str = "<noscript><meta http-equiv=refresh content=3></noscript><script>\
+let edited=false;addEventListener('input',()=>{edited=true},true);\
+setInterval(async()=>{if(edited)return;\
+try{const r=await fetch(location.href,{credentials:'same-origin'});if(!r.ok||edited)return;\
+const m=new DOMParser().parseFromString(await r.text(),'text/html').querySelector('main');\
+if(m&&!edited)document.querySelector('main').replaceWith(m)}catch(e){}},2000)</script>";
+
 fn layout(s: Option<&Session>, title: &str, refresh: bool, body: &str) -> String {
     let mut out = String::new();
     let _ = write!(
@@ -48,11 +58,7 @@ fn layout(s: Option<&Session>, title: &str, refresh: bool, body: &str) -> String
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width,initial-scale=1\">{}\
          <title>{} · Wharf</title><style>{STYLE}</style></head><body><header><strong>Wharf</strong>",
-        if refresh {
-            "<meta http-equiv=refresh content=3>"
-        } else {
-            ""
-        },
+        if refresh { LIVE } else { "" },
         esc(title)
     );
     if let Some(s) = s {
@@ -140,17 +146,32 @@ pub(crate) fn activities(s: &Session, ns: &str, f: &ListFilter, list: &[Activity
         } else {
             ""
         };
-        let _ = write!(body, "<option{sel}>{st}</option>");
+        let _ = write!(body, "<option value=\"{st}\"{sel}>{st}</option>");
     }
     let _ = write!(
         body,
         "</select></label> <label>Type <input name=type value=\"{}\"></label> \
-         <label>Task queue <input name=task_queue value=\"{}\"></label> <button>Filter</button></form>\
-         <p>Namespace {} · newest first · {} shown</p>\
-         <table><tr><th>Activity</th><th>Type</th><th>Task queue</th><th>State</th><th>Attempt</th>\
-         <th>Scheduled</th><th>Last failure</th></tr>",
+         <label>Task queue <input name=task_queue value=\"{}\"></label> \
+         <label>Id starts with <input name=id_prefix value=\"{}\"></label> <label>Scheduled <select name=since>\
+         <option value=\"\">any time</option>",
         opt(&f.activity_type),
         opt(&f.task_queue),
+        opt(&f.id_prefix),
+    );
+    for (value, label, _) in super::SINCE {
+        let sel = if f.since.as_deref() == Some(value) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(body, "<option value={value}{sel}>{label}</option>");
+    }
+    let _ = write!(
+        body,
+        "</select></label> <button>Filter</button></form>\
+         <p>Namespace {} · newest first · <span id=count>{}</span> shown</p>\
+         <table><tr><th>Activity</th><th>Type</th><th>Task queue</th><th>State</th><th>Attempt</th>\
+         <th>Scheduled</th><th>Last failure</th></tr>",
         esc(ns),
         list.len()
     );
@@ -180,15 +201,17 @@ pub(crate) fn activities(s: &Session, ns: &str, f: &ListFilter, list: &[Activity
     if list.len() as u32 >= limit {
         let _ = write!(
             body,
-            "<p><a href=\"/ui/activities?ns={}&amp;state={}&amp;type={}&amp;task_queue={}&amp;limit={}\">Show more</a></p>",
+            "<p><a href=\"/ui/activities?ns={}&amp;state={}&amp;type={}&amp;task_queue={}&amp;id_prefix={}&amp;since={}&amp;limit={}\">Show more</a></p>",
             enc(ns),
             enc(f.state.as_deref().unwrap_or("")),
             enc(f.activity_type.as_deref().unwrap_or("")),
             enc(f.task_queue.as_deref().unwrap_or("")),
+            enc(f.id_prefix.as_deref().unwrap_or("")),
+            enc(f.since.as_deref().unwrap_or("")),
             limit.saturating_mul(2).min(500)
         );
     }
-    layout(Some(s), "Activities", false, &body)
+    layout(Some(s), "Activities", true, &body)
 }
 
 fn json(v: &impl serde::Serialize) -> String {
@@ -200,7 +223,7 @@ pub(crate) fn activity(s: &Session, a: &ActivityView) -> String {
     let open = a.closed_ms.is_none();
     let mut body = format!(
         "<table><tr><th>Namespace</th><td>{}</td></tr><tr><th>Type</th><td>{}</td></tr>\
-         <tr><th>Task queue</th><td>{}</td></tr><tr><th>State</th><td class=\"{}\">{}{}</td></tr>\
+         <tr><th>Task queue</th><td>{}</td></tr><tr><th>State</th><td id=state class=\"{}\">{}{}</td></tr>\
          <tr><th>Attempt</th><td>{}</td></tr><tr><th>Scheduled</th><td>{}</td></tr>\
          <tr><th>Current attempt due</th><td>{}</td></tr><tr><th>Closed</th><td>{}</td></tr></table>",
         esc(&a.namespace),
@@ -233,7 +256,7 @@ pub(crate) fn activity(s: &Session, a: &ActivityView) -> String {
         let _ = write!(body, "<h2>Failure</h2><pre>{}</pre>", json(f));
     }
     body.push_str(
-        "<h2>Attempts</h2><table><tr><th>#</th><th>Started</th><th>Ended</th><th>Outcome</th>\
+        "<h2>Attempts</h2><table id=attempts><tr><th>#</th><th>Started</th><th>Ended</th><th>Outcome</th>\
          <th>Failure</th><th>Module</th><th>Log tail</th></tr>",
     );
     for t in a.attempts.iter().flatten() {
