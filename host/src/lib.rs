@@ -25,6 +25,7 @@
 //! * [`store`]: SQLite, its migrations and the group-commit writer.
 //! * [`clock`]: the time every decision is given, injected so that tests
 //!   control it.
+//! * [`otlp`]: export of the service's traces to an OpenTelemetry collector.
 //! * [`payload`]: values as Temporal carries them, shared by every layer.
 
 pub mod api;
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod metrics;
+pub mod otlp;
 pub mod payload;
 pub mod queue;
 pub mod registry;

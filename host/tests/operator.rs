@@ -1,6 +1,8 @@
 //! An operator's actions on activities, end to end through the real
 //! server, API and CLI: find what is retrying, start its next attempt now
-//! instead of after its backoff, fail an activity by hand.
+//! instead of after its backoff, fail an activity by hand; and the traces
+//! `--otlp-endpoint` exports, received by an OTLP/HTTP endpoint of the
+//! test's own.
 
 mod common;
 
@@ -226,4 +228,158 @@ fn metrics_carry_temporal_names_by_namespace_queue_and_type() {
         ),
         Some(4.0)
     );
+}
+
+/// An OTLP/HTTP endpoint: accepts every POST and keeps its JSON body.
+fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                // Requests one after another on the connection.
+                loop {
+                    let mut len = 0usize;
+                    let mut first = String::new();
+                    if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    assert!(first.starts_with("POST /v1/traces "), "{first}");
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    kept.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+/// A span's attribute, as the string OTLP/JSON carries it.
+fn attr<'a>(span: &'a Value, key: &str) -> &'a str {
+    span["attributes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|kv| kv["key"] == key))
+        .and_then(|kv| {
+            kv["value"]["stringValue"]
+                .as_str()
+                .or(kv["value"]["intValue"].as_str())
+        })
+        .unwrap_or("")
+}
+
+fn nanos(span: &Value, field: &str) -> u128 {
+    span[field]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_activity_and_its_attempts_are_traced_to_an_otlp_endpoint() {
+    let (url, got) = otlp_receiver();
+    let dir = common::data_dir_sharing_artifacts();
+    let s = Server::start(dir.path(), &["--otlp-endpoint", &url]);
+    s.deploy_example("flaky", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "traced", "activity_type": "flaky", "task_queue": "q",
+        "start_to_close_timeout": "10s",
+        "input": [{"succeed_on_attempt": 2, "retry_delay_ms": 10}]
+    }));
+    let done = s.wait_closed("traced", Duration::from_secs(20));
+    assert_eq!(done["state"], "completed", "{done}");
+
+    let spans: Vec<Value> = wait_for(|| {
+        let bodies = got.lock().unwrap().clone();
+        let spans: Vec<Value> = bodies
+            .iter()
+            .flat_map(|b| {
+                b["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        spans
+            .iter()
+            .any(|s| s["name"] == "activity")
+            .then_some(spans)
+    });
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    let trace = spans[0]["traceId"].as_str().unwrap();
+    assert!(
+        spans.iter().all(|s| s["traceId"] == trace),
+        "one trace: {spans:?}"
+    );
+
+    let activity = spans.iter().find(|s| s["name"] == "activity").unwrap();
+    assert!(activity.get("parentSpanId").is_none(), "{activity}");
+    assert_eq!(attr(activity, "wharf.activity_id"), "traced");
+    assert_eq!(attr(activity, "wharf.state"), "completed");
+    assert_eq!(attr(activity, "wharf.attempts"), "2");
+    assert_eq!(activity["status"]["code"], 1);
+
+    let attempts: Vec<&Value> = spans.iter().filter(|s| s["name"] == "attempt").collect();
+    assert_eq!(attempts.len(), 2, "{names:?}");
+    for a in &attempts {
+        assert_eq!(a["parentSpanId"], activity["spanId"], "{a}");
+        let n = attr(a, "wharf.attempt");
+        let (outcome, error) = if n == "1" {
+            ("failed", 2)
+        } else {
+            ("completed", 1)
+        };
+        assert_eq!(attr(a, "wharf.outcome"), outcome, "{a}");
+        assert_eq!(a["status"]["code"], error, "{a}");
+        assert!(attr(a, "wharf.module").starts_with("flaky@"), "{a}");
+        if n == "1" {
+            assert_eq!(attr(a, "wharf.failure_type"), "FlakyError", "{a}");
+        }
+        let (start, end) = (nanos(a, "startTimeUnixNano"), nanos(a, "endTimeUnixNano"));
+        let parts: Vec<&Value> = spans
+            .iter()
+            .filter(|s| s["parentSpanId"] == a["spanId"])
+            .collect();
+        let mut part_names: Vec<&str> = parts.iter().filter_map(|p| p["name"].as_str()).collect();
+        part_names.sort_unstable();
+        assert_eq!(
+            part_names,
+            ["commit", "dispatch", "instantiate", "run"],
+            "attempt {n}"
+        );
+        for p in parts {
+            let (ps, pe) = (nanos(p, "startTimeUnixNano"), nanos(p, "endTimeUnixNano"));
+            assert!(ps <= pe, "{p}");
+            match p["name"].as_str() {
+                Some("dispatch") => assert_eq!(pe, start, "{p}"),
+                Some("commit") => assert!(ps == end && pe >= end, "{p}"),
+                _ => assert!(ps >= start && pe <= end, "{p}"),
+            }
+        }
+    }
+    s.kill();
 }

@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// the instance pool's 1000); when more are ready, namespaces take turns.
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_running: u32,
+    /// Export a trace of every activity (a span per activity and per
+    /// attempt, with dispatch, instantiate, run and commit) to this
+    /// OpenTelemetry collector, over OTLP/HTTP with JSON
+    /// (e.g. http://127.0.0.1:4318; spans go to its /v1/traces).
+    #[arg(long, env = "WHARF_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Budget of each module's `wharf:activity/cache` on this process.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     cache_size: usize,
@@ -88,6 +94,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         cache_bytes: args.cache_size,
         max_running: args.max_running as usize,
+        traces: match &args.otlp_endpoint {
+            Some(url) => Some(crate::otlp::Exporter::start(url)?),
+            None => None,
+        },
         ..ServiceConfig::default()
     };
     let worker_queue = cfg.worker_task_queue.clone();

@@ -72,6 +72,11 @@ pub struct AttemptReport {
     /// Wall-clock time from store creation to outcome.
     #[serde(with = "duration_us")]
     pub duration: Duration,
+    /// Of that, the time until the instance was ready (from store creation:
+    /// instantiation, start functions included); all of it if instantiation
+    /// never finished.
+    #[serde(with = "duration_us")]
+    pub instantiate: Duration,
     /// CPU time of the threads while they ran the attempt (their CPU clock
     /// around each poll), measured by whoever polls it (the worker layer);
     /// zero where nobody did.
@@ -97,6 +102,7 @@ impl AttemptReport {
             last_heartbeat: None,
             heartbeats: 0,
             duration: Duration::ZERO,
+            instantiate: Duration::ZERO,
             cpu_time: Duration::ZERO,
             fuel_used: 0,
             memory_peak: 0,
@@ -201,8 +207,11 @@ impl Engine {
         let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
         let (deadline, stop) = (sb.deadline, sb.stop.clone());
         let store = &mut sb.store;
+        let started = sb.started;
+        let instantiated = std::sync::OnceLock::new();
         let result = guarded(deadline, &stop, async {
             let instance = module.pre.instantiate_async(&mut *store).await?;
+            let _ = instantiated.set(started.elapsed());
             instance
                 .wharf_activity_activities()
                 .call_run(&mut *store, &req.activity_type, &args)
@@ -222,12 +231,14 @@ impl Engine {
         // Response bodies the guest left unread are in the resource table;
         // dropping it writes their log lines before the log is read.
         drop(state.table);
+        let duration = sb.started.elapsed();
         AttemptReport {
             outcome,
             log: sb.log.contents(),
             last_heartbeat,
             heartbeats,
-            duration: sb.started.elapsed(),
+            duration,
+            instantiate: instantiated.get().copied().unwrap_or(duration),
             cpu_time: Duration::ZERO,
             fuel_used,
             memory_peak,

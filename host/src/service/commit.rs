@@ -212,6 +212,13 @@ impl Shared {
             self.undo(run_id, &written, undo, redo);
             return Err(e);
         }
+        let (progress, attempt_row) = &*rows;
+        self.trace_written(
+            run_id,
+            progress,
+            attempt_row.as_ref(),
+            undo.progress.as_ref(),
+        );
         if let Some(stop) = stop {
             stop.trigger();
         }

@@ -241,6 +241,8 @@ pub(super) fn end(a: &Activity, ending: Ending, now: Now) -> Plan {
             let report = *report;
             row.module = Some(module);
             row.cpu_us = Some(u64::try_from(report.cpu_time.as_micros()).unwrap_or(u64::MAX));
+            row.instantiate_us =
+                Some(u64::try_from(report.instantiate.as_micros()).unwrap_or(u64::MAX));
             row.log_tail = Some(log_tail(&report.log).to_owned()).filter(|l| !l.is_empty());
             outcome(&mut row, report.outcome.kind());
             heartbeat = report.last_heartbeat;

@@ -49,6 +49,7 @@ pub mod tenant;
 mod timeouts;
 mod timers;
 pub mod tokens;
+mod traces;
 
 pub use activity::{ActivityView, AttemptView};
 pub use deploy::DeployRequest;
@@ -134,6 +135,8 @@ pub struct ServiceConfig {
     /// more are ready, namespaces take turns. Keep it below the engine's
     /// instance pool.
     pub max_running: usize,
+    /// Where activities' and attempts' spans go, if anywhere.
+    pub traces: Option<Arc<crate::otlp::Exporter>>,
 }
 
 impl Default for ServiceConfig {
@@ -146,6 +149,7 @@ impl Default for ServiceConfig {
             attempt_limits: AttemptLimits::default(),
             cache_bytes: crate::engine::DEFAULT_CACHE_BYTES,
             max_running: 900,
+            traces: None,
         }
     }
 }

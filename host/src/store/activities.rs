@@ -86,6 +86,10 @@ pub struct AttemptRow {
     /// CPU time the guest threads spent on it, in microseconds; `None` for
     /// an attempt that ran no guest (or was recorded before it was kept).
     pub cpu_us: Option<u64>,
+    /// Wall time until its instance was ready, in microseconds: for its
+    /// trace only, not stored.
+    #[serde(skip)]
+    pub instantiate_us: Option<u64>,
 }
 
 const FIXED: &str = "run_id, namespace, activity_id, activity_type, task_queue, scheduled_ms";
@@ -532,6 +536,7 @@ impl Db {
                     heartbeat_details: r.get(8)?,
                     module: r.get(9)?,
                     cpu_us: r.get(10)?,
+                    instantiate_us: None,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
