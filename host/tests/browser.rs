@@ -288,9 +288,44 @@ fn an_operator_finds_a_retrying_activity_runs_it_now_watches_heartbeats_and_canc
     b.accept();
     b.wait_text("#state", |t| t.contains("cancel"));
 
+    // The queue: deployment, slots, and its three finished attempts in the
+    // last hour's chart.
     b.go(&format!("{base}/ui/namespaces/shop/task-queues/orders"));
     b.wait_text("h1", |t| t == "Task queue orders");
+    let summary = b.text("main table");
+    assert!(summary.contains("flaky@1"), "{summary}");
+    let peak = b.script(
+        "return [...document.querySelectorAll('svg.chart')].map(s => \
+         [...s.querySelectorAll('rect')].reduce((n, r) => n + Number(r.textContent), 0));",
+    );
+    // All three in the last hour; the last minute has those of the last
+    // 60 s (all of them, unless this machine is very slow).
+    assert_eq!(
+        peak[1],
+        json!(3),
+        "attempts in the last minute and hour: {peak}"
+    );
+    assert!(peak[0].as_u64() <= Some(3), "{peak}");
     b.screenshot("task-queue");
+
+    // Deploy a second version to a new queue, then roll back to the first.
+    let greet = std::fs::read(common::rust_example("greet")).unwrap();
+    let (status, e) = tenant.upload_bytes("shop", "flaky", greet);
+    assert_eq!(status, 201, "{e}");
+    for version in [2, 1] {
+        b.go(&format!("{base}/ui/modules"));
+        let form = format!("form[action='/ui/namespaces/shop/modules/flaky/{version}/deploy']");
+        b.type_into(&format!("{form} input[name=queue]"), "orders-next");
+        b.click(&format!("{form} button"));
+        b.accept();
+        b.wait_text("h1", |t| t == "Task queue orders-next");
+        let summary = b.text("main table");
+        assert!(summary.contains(&format!("flaky@{version}")), "{summary}");
+    }
+    b.go(&format!("{base}/ui/modules"));
+    let modules = b.wait_text("main table", |t| t.contains("orders-next"));
+    assert!(modules.contains("orders"), "{modules}");
+    b.screenshot("modules");
 
     // Another namespace's pages answer as if they did not exist.
     for path in [

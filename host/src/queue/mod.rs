@@ -153,6 +153,11 @@ pub struct QueueStats {
     pub completed_per_second: f64,
     /// Of those, attempts that did not complete.
     pub failed_per_second: f64,
+    /// Attempts that finished (completed or failed) in each of the last 60
+    /// seconds, oldest first.
+    pub finished_last_minute: Vec<u64>,
+    /// The same in each of the last 60 minutes.
+    pub finished_last_hour: Vec<u64>,
 }
 
 impl TaskQueue {
@@ -332,6 +337,10 @@ impl TaskQueue {
                 )
             })
             .unwrap_or_default();
+        let (completed, failed) = (self.completed.history(), self.failed.history());
+        let sum = |a: Vec<u64>, b: &[u64]| -> Vec<u64> {
+            a.iter().zip(b).map(|(x, y)| x.saturating_add(*y)).collect()
+        };
         QueueStats {
             backlog,
             backlog_oldest_age_ms: oldest,
@@ -349,6 +358,8 @@ impl TaskQueue {
             finished_per_second: self.completed.per_second() + self.failed.per_second(),
             completed_per_second: self.completed.per_second(),
             failed_per_second: self.failed.per_second(),
+            finished_last_minute: sum(completed.0, &failed.0),
+            finished_last_hour: sum(completed.1, &failed.1),
         }
     }
 

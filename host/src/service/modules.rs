@@ -155,6 +155,17 @@ impl Service {
         self.check_namespace(ns)?;
         Ok(self.shared.db.list_modules(ns)?)
     }
+
+    /// The task queues of namespace `ns` that have a deployment, with it.
+    pub fn list_deployments(
+        &self,
+        ns: &str,
+    ) -> Result<Vec<crate::store::flow::DeploymentRow>, ServiceError> {
+        self.check_namespace(ns)?;
+        let mut rows = self.shared.db.deployments()?;
+        rows.retain(|d| d.namespace == ns);
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/namespaces/{ns}/task-queues/{q}", get(queue))
         .route("/ui/task-queues", get(queues))
         .route("/ui/modules", get(modules))
+        .route(
+            "/ui/namespaces/{ns}/modules/{name}/{version}/deploy",
+            post(deploy),
+        )
         .route("/ui/namespaces", get(namespaces))
 }
 
@@ -201,6 +205,9 @@ struct CsrfForm {
     csrf: String,
     #[serde(default)]
     reason: Option<String>,
+    /// The task queue to deploy a module version to.
+    #[serde(default)]
+    queue: Option<String>,
 }
 
 async fn logout(
@@ -402,8 +409,46 @@ async fn modules(
         Ok(ns) => ns,
         Err(ns) => return not_found(&ns),
     };
-    match app.service.list_modules(&ns) {
-        Ok(list) => html(StatusCode::OK, pages::modules(&s, &ns, &list)),
+    let listed = app
+        .service
+        .list_modules(&ns)
+        .and_then(|m| Ok((m, app.service.list_deployments(&ns)?)));
+    match listed {
+        Ok((list, deployed)) => html(StatusCode::OK, pages::modules(&s, &ns, &list, &deployed)),
+        Err(e) => error_page(e),
+    }
+}
+
+/// Deploys a module version to a task queue (an earlier version: a
+/// rollback), then shows the queue.
+async fn deploy(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, name, version)): Path<(String, String, u32)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return see_other("/ui/login");
+    };
+    if let Err(why) = check_post(&s, &headers, &f.csrf) {
+        return forbidden(why);
+    }
+    if !s.sees(&ns) {
+        return not_found(&ns);
+    }
+    let queue = f.queue.unwrap_or_default();
+    let req = crate::service::DeployRequest {
+        module: name,
+        version: Some(version),
+        max_concurrent: None,
+        ramp_percent: None,
+    };
+    match app.service.deploy(&ns, &queue, req).await {
+        Ok(_) => see_other(&format!(
+            "/ui/namespaces/{}/task-queues/{}",
+            pages::enc(&ns),
+            pages::enc(&queue)
+        )),
         Err(e) => error_page(e),
     }
 }

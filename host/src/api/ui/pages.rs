@@ -24,7 +24,7 @@ pub(crate) fn esc(s: &str) -> String {
     out
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     urlencoding::encode(s).into_owned()
 }
 
@@ -303,14 +303,135 @@ pub(crate) fn activity(s: &Session, a: &ActivityView) -> String {
     layout(Some(s), &format!("Activity {}", a.activity_id), open, &body)
 }
 
-/// A task queue: backlog, running, slots, rates, deployment.
-pub(crate) fn queue(s: &Session, q: &QueueView) -> String {
-    let body = format!(
-        "<p><a href=\"/ui/activities?ns={}&amp;task_queue={}\">Its activities</a></p><pre>{}</pre>",
-        enc(&q.namespace),
-        enc(&q.name),
-        json(q)
+/// Bars of `values` (oldest first) as an inline SVG, with `unit` per bar
+/// in its title.
+fn bars(values: &[u64], unit: &str) -> String {
+    let (w, h) = (600u64, 80u64);
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    let n = values.len().max(1) as u64;
+    let bw = w / n;
+    let mut out = format!(
+        "<svg class=chart width={w} height={} viewBox=\"0 0 {w} {}\" role=img>\
+         <title>peak {max} per {unit}</title><line x1=0 y1={h} x2={w} y2={h} stroke=\"#999\"/>",
+        h + 14,
+        h + 14
     );
+    for (i, v) in values.iter().enumerate() {
+        let bh = v.saturating_mul(h) / max;
+        let _ = write!(
+            out,
+            "<rect x={} y={} width={} height={bh} fill=\"#1b3a5c\"><title>{v}</title></rect>",
+            i as u64 * bw,
+            h - bh,
+            bw.saturating_sub(1).max(1),
+        );
+    }
+    let _ = write!(
+        out,
+        "<text x=0 y={} font-size=11>peak {max} per {unit}</text></svg>",
+        h + 12
+    );
+    out
+}
+
+/// A task queue: deployment, slots, backlog by priority and fairness key,
+/// rates, limits, what goes next, throughput over the last minute and hour.
+pub(crate) fn queue(s: &Session, q: &QueueView) -> String {
+    let st = &q.stats;
+    let rate = match st.rate_limit.rate {
+        None => "unlimited".to_owned(),
+        Some(0.0) => "paused".to_owned(),
+        Some(r) => format!("{r}/s, burst {}", st.rate_limit.burst),
+    };
+    let mut body = format!(
+        "<p><a href=\"/ui/activities?ns={ns}&amp;task_queue={qn}\">Its activities</a></p>\
+         <table><tr><th>Deployment</th><td>{dep}{rollout}</td></tr>\
+         <tr><th>Module load</th><td>{load}</td></tr>\
+         <tr><th>Running / slots</th><td id=running>{} / {}</td></tr>\
+         <tr><th>Backlog</th><td id=backlog>{} (oldest {} ms)</td></tr>\
+         <tr><th>In backoff</th><td>{}</td></tr><tr><th>Awaiting completion</th><td>{}</td></tr>\
+         <tr><th>Waiting on concurrency limits</th><td>{}</td></tr>\
+         <tr><th>Rate limit</th><td>{}</td></tr>\
+         <tr><th>Per second (last minute)</th><td>dispatched {:.1}, completed {:.1}, failed {:.1}</td></tr></table>",
+        st.running,
+        st.slots,
+        st.backlog,
+        st.backlog_oldest_age_ms,
+        q.in_backoff,
+        q.awaiting_async,
+        st.waiting_on_limits,
+        esc(&rate),
+        st.dispatched_per_second,
+        st.completed_per_second,
+        st.failed_per_second,
+        ns = enc(&q.namespace),
+        qn = enc(&q.name),
+        dep = esc(q.deployment.as_deref().unwrap_or("none")),
+        load = q
+            .module_load
+            .as_ref()
+            .map(|l| format!("{:?} in {:.1} ms", l.source, l.ms))
+            .unwrap_or_default(),
+        rollout = q
+            .rollout
+            .as_ref()
+            .map(|r| format!(", rolling out {} to {}%", esc(&r.module), r.percent))
+            .unwrap_or_default(),
+    );
+    let _ = write!(
+        body,
+        "<h2>Finished attempts</h2><p>Last minute, per second</p>{}<p>Last hour, per minute</p>{}",
+        bars(&st.finished_last_minute, "second"),
+        bars(&st.finished_last_hour, "minute"),
+    );
+    body.push_str(
+        "<h2>Backlog by priority</h2><table><tr><th>Priority</th><th>Waiting</th>\
+         <th>Oldest (ms)</th><th>By fairness key (weight)</th></tr>",
+    );
+    for p in &st.backlog_by_priority {
+        let keys = p
+            .fairness_keys
+            .iter()
+            .map(|k| {
+                let key = if k.key.is_empty() { "(none)" } else { &k.key };
+                format!("{}: {} ({})", esc(key), k.count, k.weight)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{keys}</td></tr>",
+            p.priority, p.count, p.oldest_age_ms
+        );
+    }
+    body.push_str("</table>");
+    if !q.concurrency_limits.is_empty() {
+        body.push_str(
+            "<h2>Concurrency limits</h2><table><tr><th>Limit</th><th>At most</th>\
+             <th>Running</th><th>Waiting</th></tr>",
+        );
+        for g in &q.concurrency_limits {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.key),
+                g.max_concurrent.map(|m| m.to_string()).unwrap_or_default(),
+                g.running,
+                g.waiting
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("<h2>Next to go</h2><ol id=next>");
+    for id in &q.next_activities {
+        let _ = write!(
+            body,
+            "<li><a href=\"{}\">{}</a></li>",
+            activity_href(&q.namespace, id),
+            esc(id)
+        );
+    }
+    body.push_str("</ol>");
     layout(Some(s), &format!("Task queue {}", q.name), true, &body)
 }
 
@@ -341,22 +462,55 @@ pub(crate) fn modules(
     s: &Session,
     ns: &str,
     list: &[crate::store::modules::ModuleRecord],
+    deployed: &[crate::store::flow::DeploymentRow],
 ) -> String {
     let mut body = format!(
-        "<p>Namespace {}</p><table><tr><th>Module</th><th>Version</th><th>Activity types</th>\
-         <th>Size</th><th>SHA-256</th><th>Uploaded</th></tr>",
+        "<p>Namespace {}. Deploying a version to a queue switches the queue to it at once \
+         (an earlier version: a rollback).</p><table><tr><th>Module</th><th>Version</th>\
+         <th>Activity types</th><th>Size</th><th>SHA-256</th><th>Uploaded</th><th>Serves</th>\
+         <th>Deploy</th></tr>",
         esc(ns)
     );
     for m in list {
+        let serves = deployed
+            .iter()
+            .filter_map(|d| {
+                let q = format!(
+                    "<a href=\"/ui/namespaces/{}/task-queues/{}\">{}</a>",
+                    enc(ns),
+                    enc(&d.task_queue),
+                    esc(&d.task_queue)
+                );
+                if d.module_name != m.name {
+                    None
+                } else if d.module_version == m.version {
+                    Some(q)
+                } else if d.ramp_version == Some(m.version) {
+                    Some(format!("{q} ({}%)", d.ramp_percent.unwrap_or(0)))
+                } else {
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} bytes</td><td><code>{}</code></td><td>{}</td></tr>",
-            esc(&m.name),
-            m.version,
+            "<tr><td>{name}</td><td>{v}</td><td>{}</td><td>{} bytes</td><td><code>{}</code></td>\
+             <td>{}</td><td>{serves}</td><td><form class=inline method=post \
+             action=\"/ui/namespaces/{}/modules/{}/{v}/deploy\" \
+             onsubmit=\"return confirm('Deploy {js}@{v} to task queue '+this.queue.value+'?')\">\
+             <input type=hidden name=csrf value=\"{csrf}\"><input name=queue placeholder=\"task queue\" \
+             required maxlength=1000 size=12> <button>Deploy</button></form></td></tr>",
             esc(&m.activity_types.join(", ")),
             m.size,
             esc(&m.sha256),
             time(Some(m.created_ms)),
+            enc(ns),
+            enc(&m.name),
+            name = esc(&m.name),
+            v = m.version,
+            js = esc(&m.name.replace(['\'', '\\'], "")),
+            csrf = s.csrf,
         );
     }
     body.push_str("</table>");
