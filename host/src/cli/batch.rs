@@ -7,7 +7,7 @@ use crate::api::types::BatchStartResponse;
 use crate::service::bounds::MAX_BATCH_STARTS;
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _, Write as _};
 
 /// Reads the lines of `path` (`-`: stdin) and starts them; true when no
 /// line was refused.
@@ -29,6 +29,12 @@ pub(super) async fn start_batch(path: &str, args: &ClientArgs) -> anyhow::Result
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
+    // Progress on a terminal only (a pipe or log would get every rewrite).
+    let total = lines.clone().count();
+    let progress = Progress {
+        shown: !args.json && std::io::stderr().is_terminal() && total > MAX_BATCH_STARTS,
+        total,
+    };
     for (i, line) in lines {
         match serde_json::from_str::<Value>(line) {
             Ok(v) => chunk.push((i + 1, v)),
@@ -40,11 +46,13 @@ pub(super) async fn start_batch(path: &str, args: &ClientArgs) -> anyhow::Result
         }
         if chunk.len() == MAX_BATCH_STARTS {
             send(&c, std::mem::take(&mut chunk), &mut results).await?;
+            progress.show(results.len());
         }
     }
     if !chunk.is_empty() {
         send(&c, chunk, &mut results).await?;
     }
+    progress.done();
     results.sort_by_key(|(line, _)| *line);
     let count = |o: &str| results.iter().filter(|(_, r)| r["outcome"] == o).count();
     let (created, existing, failed) = (count("created"), count("existing"), count("error"));
@@ -73,6 +81,27 @@ pub(super) async fn start_batch(path: &str, args: &ClientArgs) -> anyhow::Result
         println!("{created} started, {existing} already existed, {failed} refused");
     }
     Ok(failed == 0)
+}
+
+/// A line on stderr rewritten as batches go.
+struct Progress {
+    shown: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn show(&self, done: usize) {
+        if self.shown {
+            eprint!("\rstarted {done} of {} lines...", self.total);
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn done(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
 }
 
 /// Sends one batch; each line's answer goes to `results`.
