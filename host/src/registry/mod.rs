@@ -307,7 +307,8 @@ impl Registry {
         Ok(loaded)
     }
 
-    fn cached(&self, sha256: &str) -> Option<Arc<LoadedModule>> {
+    /// The module of content `sha256` if this process has it in memory.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<LoadedModule>> {
         self.loaded.lock().ok()?.get(sha256).cloned()
     }
 

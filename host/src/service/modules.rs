@@ -156,6 +156,15 @@ impl Service {
         Ok(self.shared.db.list_modules(ns)?)
     }
 
+    /// How the module of content `sha256` was loaded in this process (how
+    /// long compiling or mapping it took), if it is in memory.
+    pub fn module_load(&self, sha256: &str) -> Option<super::ModuleLoad> {
+        self.shared
+            .registry
+            .cached(sha256)
+            .map(|m| super::ModuleLoad::of(&m))
+    }
+
     /// The task queues of namespace `ns` that have a deployment, with it.
     pub fn list_deployments(
         &self,

@@ -63,7 +63,7 @@ pub struct ModuleLoad {
 }
 
 impl ModuleLoad {
-    fn of(m: &LoadedModule) -> Self {
+    pub(crate) fn of(m: &LoadedModule) -> Self {
         Self {
             source: m.source,
             ms: m.load_time.as_secs_f64() * 1000.0,

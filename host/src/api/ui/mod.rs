@@ -414,7 +414,16 @@ async fn modules(
         .list_modules(&ns)
         .and_then(|m| Ok((m, app.service.list_deployments(&ns)?)));
     match listed {
-        Ok((list, deployed)) => html(StatusCode::OK, pages::modules(&s, &ns, &list, &deployed)),
+        Ok((list, deployed)) => {
+            let loads: Vec<_> = list
+                .iter()
+                .map(|m| app.service.module_load(&m.sha256))
+                .collect();
+            html(
+                StatusCode::OK,
+                pages::modules(&s, &ns, &list, &loads, &deployed),
+            )
+        }
         Err(e) => error_page(e),
     }
 }

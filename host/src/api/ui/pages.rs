@@ -256,16 +256,19 @@ pub(crate) fn activity(s: &Session, a: &ActivityView) -> String {
         let _ = write!(body, "<h2>Failure</h2><pre>{}</pre>", json(f));
     }
     body.push_str(
-        "<h2>Attempts</h2><table id=attempts><tr><th>#</th><th>Started</th><th>Ended</th><th>Outcome</th>\
+        "<h2>Attempts</h2><table id=attempts><tr><th>#</th><th>Started</th><th>Ended</th><th>Took</th><th>Outcome</th>\
          <th>Failure</th><th>Module</th><th>Log tail</th></tr>",
     );
     for t in a.attempts.iter().flatten() {
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
             t.attempt,
             time(Some(t.started_ms)),
             time(t.ended_ms),
+            t.ended_ms
+                .map(|e| format!("{} ms", e.saturating_sub(t.started_ms)))
+                .unwrap_or_default(),
             esc(t.outcome.as_deref().unwrap_or("")),
             esc(t.outcome.as_deref().unwrap_or("")),
             match (&t.failure_type, &t.failure_message) {
@@ -462,16 +465,23 @@ pub(crate) fn modules(
     s: &Session,
     ns: &str,
     list: &[crate::store::modules::ModuleRecord],
+    loads: &[Option<crate::service::ModuleLoad>],
     deployed: &[crate::store::flow::DeploymentRow],
 ) -> String {
     let mut body = format!(
         "<p>Namespace {}. Deploying a version to a queue switches the queue to it at once \
          (an earlier version: a rollback).</p><table><tr><th>Module</th><th>Version</th>\
-         <th>Activity types</th><th>Size</th><th>SHA-256</th><th>Uploaded</th><th>Serves</th>\
+         <th>Activity types</th><th>Size</th><th>SHA-256</th><th>Uploaded</th>\
+         <th>Loaded in this process</th><th>Serves</th>\
          <th>Deploy</th></tr>",
         esc(ns)
     );
-    for m in list {
+    for (i, m) in list.iter().enumerate() {
+        let load = loads
+            .get(i)
+            .and_then(|l| l.as_ref())
+            .map(|l| format!("{:?} in {:.1} ms", l.source, l.ms))
+            .unwrap_or_default();
         let serves = deployed
             .iter()
             .filter_map(|d| {
@@ -496,7 +506,7 @@ pub(crate) fn modules(
         let _ = write!(
             body,
             "<tr><td>{name}</td><td>{v}</td><td>{}</td><td>{} bytes</td><td><code>{}</code></td>\
-             <td>{}</td><td>{serves}</td><td><form class=inline method=post \
+             <td>{}</td><td>{load}</td><td>{serves}</td><td><form class=inline method=post \
              action=\"/ui/namespaces/{}/modules/{}/{v}/deploy\" \
              onsubmit=\"return confirm('Deploy {js}@{v} to task queue '+this.queue.value+'?')\">\
              <input type=hidden name=csrf value=\"{csrf}\"><input name=queue placeholder=\"task queue\" \
@@ -517,19 +527,31 @@ pub(crate) fn modules(
     layout(Some(s), "Modules", false, &body)
 }
 
-/// Namespaces the visitor may see, with quotas and usage.
+/// Namespaces the visitor may see, with usage, egress counters and quotas.
 pub(crate) fn namespaces(s: &Session, list: &[NamespaceView]) -> String {
     let mut body = String::from(
-        "<table><tr><th>Namespace</th><th>Open activities</th><th>Quotas and usage</th></tr>",
+        "<table><tr><th>Namespace</th><th>Open activities</th><th>Running attempts</th>\
+         <th>Stored payloads</th><th>Attempts</th><th>Guest CPU</th><th>Starts rate-limited</th>\
+         <th>Outbound HTTP (refused)</th><th>Quotas</th></tr>",
     );
     for n in list {
+        let u = &n.usage;
         let _ = write!(
             body,
-            "<tr><td><a href=\"/ui/activities?ns={}\">{}</a></td><td>{}</td><td><pre>{}</pre></td></tr>",
+            "<tr><td><a href=\"/ui/activities?ns={}\">{}</a></td><td>{}</td><td>{}</td>\
+             <td>{} bytes</td><td>{}</td><td>{:.3} s</td><td>{}</td><td>{} ({})</td>\
+             <td><pre>{}</pre></td></tr>",
             enc(&n.name),
             esc(&n.name),
             n.open_activities,
-            json(n)
+            n.running_attempts,
+            n.stored_bytes,
+            u.attempts,
+            u.guest_cpu_seconds,
+            u.starts_rate_limited,
+            u.egress_requests,
+            u.egress_denied,
+            json(&n.quotas)
         );
     }
     body.push_str("</table>");
