@@ -644,6 +644,27 @@ fn closed_activities_past_the_namespace_retention_answer_404_as_unknown_ids_do()
     assert_eq!(s.get("activities/done1").0, 404);
 }
 
+/// Before a kill during maintenance: a closed activity with a result
+/// ("kept", returned as described) and one running ("open"); the server is
+/// killed.
+fn kept_and_open_then_killed(s: Server) -> Value {
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "kept", "activity_type": "echo", "task_queue": "q",
+        "input": ["still here"], "start_to_close_timeout": "10s"
+    }));
+    let kept = s.wait_closed("kept", Duration::from_secs(20));
+    assert_eq!(kept["state"], "completed", "{kept}");
+    assert_eq!(kept["result"], json!(["still here"]));
+    s.start_activity(json!({
+        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 600_000}], "start_to_close_timeout": "900s"
+    }));
+    wait_for(|| (s.get("activities/open").1["state"] == "started").then_some(()));
+    s.kill();
+    kept
+}
+
 /// `auto_vacuum` of the data directory's database (0: none, 2: incremental).
 fn auto_vacuum(db: &Path) -> i64 {
     let c = rusqlite::Connection::open(db).unwrap();
@@ -654,18 +675,7 @@ fn auto_vacuum(db: &Path) -> i64 {
 #[test]
 fn a_kill_during_the_vacuum_that_converts_an_older_file_loses_nothing() {
     let (s, dir) = server(&[]);
-    s.deploy_example("adversary", "q", 10);
-    s.start_activity(json!({
-        "activity_id": "kept", "activity_type": "echo", "task_queue": "q",
-        "input": ["still here"], "start_to_close_timeout": "10s"
-    }));
-    let kept = s.wait_closed("kept", Duration::from_secs(20));
-    s.start_activity(json!({
-        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
-        "input": [{"ms": 600_000}], "start_to_close_timeout": "900s"
-    }));
-    wait_for(|| (s.get("activities/open").1["state"] == "started").then_some(()));
-    s.kill();
+    let kept = kept_and_open_then_killed(s);
 
     // A file as an older wharf made it (no auto-vacuum), large enough for
     // its one-time VACUUM to take a while: recent closed runs, kept.
@@ -754,21 +764,7 @@ fn a_kill_during_the_vacuum_that_converts_an_older_file_loses_nothing() {
 #[test]
 fn a_kill_during_a_retention_sweep_loses_no_open_activity_and_no_retained_result() {
     let (s, dir) = server(&[]);
-    s.deploy_example("adversary", "q", 10);
-    s.start_activity(json!({
-        "activity_id": "kept", "activity_type": "echo", "task_queue": "q",
-        "input": ["still here"], "start_to_close_timeout": "10s"
-    }));
-    let kept = s.wait_closed("kept", Duration::from_secs(20));
-    assert_eq!(kept["state"], "completed", "{kept}");
-    let kept_result = kept["result"].clone();
-    assert_eq!(kept_result, json!(["still here"]));
-    s.start_activity(json!({
-        "activity_id": "open", "activity_type": "sleep", "task_queue": "q",
-        "input": [{"ms": 600_000}], "start_to_close_timeout": "900s"
-    }));
-    wait_for(|| (s.get("activities/open").1["state"] == "started").then_some(()));
-    s.kill();
+    let kept_result = kept_and_open_then_killed(s)["result"].clone();
 
     // Runs closed long ago, past the default 7 days: a sweep of many batches.
     const OLD: i64 = 100_000;

@@ -103,6 +103,34 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The visitor; `None` sends them to the login form.
+/// The visitor of a page of namespace `ns`: else the answer to give (to
+/// the login form, or 404 for a namespace they may not see).
+fn viewer(app: &AppState, headers: &HeaderMap, ns: &str) -> Result<Session, Box<Response>> {
+    let s = session(app, headers).ok_or_else(|| Box::new(see_other("/ui/login")))?;
+    if s.sees(ns) {
+        Ok(s)
+    } else {
+        Err(Box::new(not_found(ns)))
+    }
+}
+
+/// As [`viewer`], for a form posted to a page of `ns`: also checks the
+/// form's CSRF field and the request's origin.
+fn poster(
+    app: &AppState,
+    headers: &HeaderMap,
+    ns: &str,
+    csrf: &str,
+) -> Result<Session, Box<Response>> {
+    let s = session(app, headers).ok_or_else(|| Box::new(see_other("/ui/login")))?;
+    check_post(&s, headers, csrf).map_err(|why| Box::new(forbidden(why)))?;
+    if s.sees(ns) {
+        Ok(s)
+    } else {
+        Err(Box::new(not_found(ns)))
+    }
+}
+
 fn session(app: &AppState, headers: &HeaderMap) -> Option<Session> {
     if !app.auth.enabled() {
         return Some(Session {
@@ -293,12 +321,10 @@ async fn activity(
     headers: HeaderMap,
     Path((ns, id)): Path<(String, String)>,
 ) -> Response {
-    let Some(s) = session(&app, &headers) else {
-        return see_other("/ui/login");
+    let s = match viewer(&app, &headers, &ns) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
-    if !s.sees(&ns) {
-        return not_found(&ns);
-    }
     match app.service.describe(&ns, &id) {
         Ok(a) => html(StatusCode::OK, pages::activity(&s, &a)),
         Err(e) => error_page(e),
@@ -311,14 +337,8 @@ async fn act(
     Path((ns, id, action)): Path<(String, String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let Some(s) = session(&app, &headers) else {
-        return see_other("/ui/login");
-    };
-    if let Err(why) = check_post(&s, &headers, &f.csrf) {
-        return forbidden(why);
-    }
-    if !s.sees(&ns) {
-        return not_found(&ns);
+    if let Err(answer) = poster(&app, &headers, &ns, &f.csrf) {
+        return *answer;
     }
     let done = match action.as_str() {
         "cancel" => app.service.cancel(&ns, &id).await,
@@ -345,12 +365,10 @@ async fn queue(
     headers: HeaderMap,
     Path((ns, q)): Path<(String, String)>,
 ) -> Response {
-    let Some(s) = session(&app, &headers) else {
-        return see_other("/ui/login");
+    let s = match viewer(&app, &headers, &ns) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
-    if !s.sees(&ns) {
-        return not_found(&ns);
-    }
     match app.service.describe_queue(&ns, &q) {
         Ok(v) => html(StatusCode::OK, pages::queue(&s, &v)),
         Err(e) => error_page(e),
@@ -436,14 +454,8 @@ async fn deploy(
     Path((ns, name, version)): Path<(String, String, u32)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let Some(s) = session(&app, &headers) else {
-        return see_other("/ui/login");
-    };
-    if let Err(why) = check_post(&s, &headers, &f.csrf) {
-        return forbidden(why);
-    }
-    if !s.sees(&ns) {
-        return not_found(&ns);
+    if let Err(answer) = poster(&app, &headers, &ns, &f.csrf) {
+        return *answer;
     }
     let queue = f.queue.unwrap_or_default();
     let req = crate::service::DeployRequest {
