@@ -120,7 +120,8 @@ impl Drop for Server {
 }
 
 /// Starts `n` activities from `body`, with `concurrency` starts in flight:
-/// one per request, or `batch` per `activities:batch` request.
+/// one per request, or `batch` per `activities:batch` request. On a
+/// terminal, a line on stderr counts them as they go.
 pub(super) async fn start_many(
     ns: &harness::Namespace,
     body: Value,
@@ -131,29 +132,51 @@ pub(super) async fn start_many(
     let batch = batch.max(1);
     let body = Arc::new(body);
     let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprint!("\rstarted {} of {n}...", done.load(Ordering::Relaxed));
+            }
+        })
+    });
     let workers: Vec<_> = (0..concurrency.div_ceil(batch).max(1))
         .map(|_| {
-            let (ns, body, next) = (ns.clone(), body.clone(), next.clone());
+            let (ns, body, next, done) = (ns.clone(), body.clone(), next.clone(), done.clone());
             tokio::spawn(async move {
                 loop {
                     let from = next.fetch_add(batch, Ordering::Relaxed);
                     if from >= n {
                         break;
                     }
+                    let count = batch.min(n - from);
                     if batch == 1 {
                         ns.start(&body).await?;
                     } else {
-                        let starts = vec![body.as_ref().clone(); batch.min(n - from)];
+                        let starts = vec![body.as_ref().clone(); count];
                         ns.start_batch(&serde_json::json!({ "starts": starts }))
                             .await?;
                     }
+                    done.fetch_add(count, Ordering::Relaxed);
                 }
                 anyhow::Ok(())
             })
         })
         .collect();
-    for w in workers {
-        w.await??;
+    let finished = async {
+        for w in workers {
+            w.await??;
+        }
+        anyhow::Ok(())
     }
-    Ok(())
+    .await;
+    if let Some(p) = progress {
+        p.abort();
+        eprint!("\r\x1b[2K");
+    }
+    finished
 }
