@@ -343,6 +343,16 @@ fn an_activity_and_its_attempts_are_traced_to_an_otlp_endpoint() {
     assert_eq!(attr(activity, "wharf.attempts"), "2");
     assert_eq!(activity["status"]["code"], 1);
 
+    let start = spans
+        .iter()
+        .find(|s| s["name"] == "start")
+        .expect("a start span");
+    assert_eq!(start["parentSpanId"], activity["spanId"], "{start}");
+    assert_eq!(
+        nanos(start, "startTimeUnixNano"),
+        nanos(activity, "startTimeUnixNano")
+    );
+
     let attempts: Vec<&Value> = spans.iter().filter(|s| s["name"] == "attempt").collect();
     assert_eq!(attempts.len(), 2, "{names:?}");
     for a in &attempts {

@@ -349,6 +349,7 @@ impl Service {
     fn scheduled(&self, r: Reserved) -> Started {
         let s = &self.shared;
         s.counters.started.fetch_add(1, Ordering::Relaxed);
+        s.trace_start(&r.fixed);
         s.schedule(r.fixed.run_id, 1, true);
         Started {
             created: true,

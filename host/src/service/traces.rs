@@ -1,15 +1,36 @@
 //! The spans of a written transition, for `wharf serve --otlp-endpoint`
-//! ([`crate::otlp`]): once an attempt's end is written, a span for the
-//! attempt with its parts (dispatch: due to started; instantiate; run:
-//! instance ready to outcome; commit: outcome to written); once a run
-//! closes, a span for the activity, from first scheduled to closed, parent
-//! of its attempts.
+//! ([`crate::otlp`]): once a new run's row is written, a `start` span (the
+//! start request from accepted to written); once an attempt's end is
+//! written, a span for the attempt with its parts (dispatch: due to
+//! started; instantiate; run: instance ready to outcome; commit: outcome to
+//! written); once a run closes, a span for the activity, from first
+//! scheduled to closed, parent of the others.
 
 use super::Shared;
 use crate::otlp::{Attr, RunTrace, Span};
-use crate::store::activities::{ActivityProgress, AttemptRow, Closed};
+use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow, Closed};
 
 impl Shared {
+    /// Emits the `start` span of a run whose row was just written.
+    pub(super) fn trace_start(&self, f: &ActivityFixed) {
+        let Some(traces) = &self.cfg.traces else {
+            return;
+        };
+        traces.emit(Span {
+            trace: RunTrace::of(&f.namespace, f.run_id, f.scheduled_ms),
+            what: "start".into(),
+            parent: Some("activity".into()),
+            name: "start".into(),
+            start_ms: f.scheduled_ms,
+            end_ms: self.clock.now_ms(),
+            attributes: vec![
+                ("wharf.activity_id", Attr::Str(f.activity_id.clone())),
+                ("wharf.task_queue", Attr::Str(f.task_queue.clone())),
+            ],
+            error: false,
+        });
+    }
+
     /// Emits the spans of a transition of run `run_id` just written:
     /// `progress` and `row` as written, `before` the progress it replaced.
     pub(super) fn trace_written(
