@@ -505,7 +505,7 @@ pub(crate) fn modules(
             .join(", ");
         let _ = write!(
             body,
-            "<tr><td>{name}</td><td>{v}</td><td>{}</td><td>{} bytes</td><td><code>{}</code></td>\
+            "<tr><td>{name}</td><td>{v}</td><td>{}</td><td>{} bytes</td><td><code title=\"{sha}\">{}</code></td>\
              <td>{}</td><td>{load}</td><td>{serves}</td><td><form class=inline method=post \
              action=\"/ui/namespaces/{}/modules/{}/{v}/deploy\" \
              onsubmit=\"return confirm('Deploy {js}@{v} to task queue '+this.queue.value+'?')\">\
@@ -513,13 +513,14 @@ pub(crate) fn modules(
              required maxlength=1000 size=12> <button>Deploy</button></form></td></tr>",
             esc(&m.activity_types.join(", ")),
             m.size,
-            esc(&m.sha256),
+            esc(m.sha256.get(..12).unwrap_or(&m.sha256)),
             time(Some(m.created_ms)),
             enc(ns),
             enc(&m.name),
             name = esc(&m.name),
             v = m.version,
             js = esc(&m.name.replace(['\'', '\\'], "")),
+            sha = esc(&m.sha256),
             csrf = s.csrf,
         );
     }
