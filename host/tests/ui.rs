@@ -203,6 +203,25 @@ fn the_dashboard_keeps_the_token_in_a_cookie_a_tenant_to_its_namespace_and_forms
         .send()
         .unwrap();
     assert_eq!(r.status(), 409);
+    // A form field is checked as the API would check it: a 2 000-byte task
+    // queue name is refused and nothing is deployed; so is an id prefix
+    // with a control character.
+    let long = "q".repeat(2000);
+    let r = http()
+        .post(format!("{base}/ui/namespaces/shop/modules/greet/1/deploy"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", field.as_str()), ("queue", long.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap_or_default().contains("task_queue"));
+    let (_, body) = page(base, &cookie, "/ui/modules");
+    assert!(!body.contains(&long[..100]), "{body}");
+    let (status, body) = page(base, &cookie, "/ui/activities?id_prefix=a%01b");
+    assert!(
+        status == 400 && body.contains("id_prefix"),
+        "{status}: {body}"
+    );
 
     let admin_cookie = log_in(base, ADMIN);
     let (_, body) = page(base, &admin_cookie, "/ui/namespaces");

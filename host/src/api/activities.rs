@@ -76,7 +76,7 @@ pub(super) async fn start(
 }
 
 /// The states an activity is stored in, as `?state=` takes them.
-const STATES: [&str; 6] = [
+pub(crate) const STATES: [&str; 6] = [
     "scheduled",
     "started",
     "completed",
@@ -86,7 +86,7 @@ const STATES: [&str; 6] = [
 ];
 
 /// The `?state=` of open activities past their first attempt.
-const RETRYING: &str = "retrying";
+pub(crate) const RETRYING: &str = "retrying";
 
 /// A start's body as the service takes it.
 fn start_request(b: StartBody) -> Result<StartRequest, ServiceError> {
@@ -260,15 +260,12 @@ pub(super) async fn list(
             "limit {limit} is out of range: 1 to 1000 activities"
         )));
     }
-    if let Some(p) = &q.id_prefix {
-        bounds::id("id_prefix", p).map_err(ApiError::bad_request)?;
-    }
     let filter = ActivityFilter {
         state: q.state.filter(|_| !retrying),
         retrying,
         activity_type: q.activity_type,
         task_queue: q.task_queue,
-        id_prefix: q.id_prefix.filter(|p| !p.is_empty()),
+        id_prefix: q.id_prefix,
         scheduled_after_ms: rfc3339_ms("scheduled_after", q.scheduled_after.as_deref())?,
         scheduled_before_ms: rfc3339_ms("scheduled_before", q.scheduled_before.as_deref())?,
         limit,

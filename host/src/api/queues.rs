@@ -55,15 +55,6 @@ pub(super) async fn deploy(
     req: Body,
 ) -> Result<Json<DeploymentResponse>, ApiError> {
     let b: DeployBody = body::json(req, 64 << 10).await?;
-    let check = || {
-        bounds::id("task_queue", &queue)?;
-        bounds::id("module", &b.module)?;
-        match b.max_concurrent {
-            Some(n) => bounds::concurrent("max_concurrent", n),
-            None => Ok(()),
-        }
-    };
-    check().map_err(ApiError::bad_request)?;
     let req = DeployRequest {
         module: b.module,
         version: b.version,

@@ -37,11 +37,16 @@ impl Service {
     ) -> Result<DeploymentRow, ServiceError> {
         let s = &self.shared;
         s.check_namespace(ns)?;
-        if task_queue.is_empty() {
-            return Err(ServiceError::InvalidArgument(
-                "task queue name is empty".into(),
-            ));
-        }
+        // Here, not in each caller: the API and the dashboard both deploy.
+        let check = || {
+            super::bounds::id("task_queue", task_queue)?;
+            super::bounds::id("module", &req.module)?;
+            match req.max_concurrent {
+                Some(n) => super::bounds::concurrent("max_concurrent", n),
+                None => Ok(()),
+            }
+        };
+        check().map_err(ServiceError::InvalidArgument)?;
         if task_queue == s.cfg.worker_task_queue {
             return Err(ServiceError::InvalidArgument(format!(
                 "{task_queue:?} is this process's own queue; it serves every module deployed in the namespace"

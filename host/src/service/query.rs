@@ -125,6 +125,9 @@ impl Service {
         filter: &ActivityFilter,
     ) -> Result<Vec<ActivityView>, ServiceError> {
         self.check_namespace(ns)?;
+        if let Some(p) = &filter.id_prefix {
+            super::bounds::id("id_prefix", p).map_err(ServiceError::InvalidArgument)?;
+        }
         let rows = self.shared.db.list_activities(ns, filter)?;
         Ok(rows
             .iter()

@@ -296,7 +296,7 @@ async fn activities(
     }
     let nonempty = |o: &Option<String>| o.clone().filter(|v| !v.is_empty());
     let state = nonempty(&f.state);
-    let retrying = state.as_deref() == Some("retrying");
+    let retrying = state.as_deref() == Some(super::activities::RETRYING);
     let filter = crate::store::activities::ActivityFilter {
         state: state.filter(|_| !retrying),
         retrying,
@@ -310,10 +310,9 @@ async fn activities(
         scheduled_before_ms: None,
         limit: f.limit.unwrap_or(50).clamp(1, 500),
     };
-    match app.service.list(&ns, &filter) {
-        Ok(list) => html(StatusCode::OK, pages::activities(&s, &ns, &f, &list)),
-        Err(e) => error_page(e),
-    }
+    shown(app.service.list(&ns, &filter), |list| {
+        pages::activities(&s, &ns, &f, &list)
+    })
 }
 
 async fn activity(
@@ -325,10 +324,7 @@ async fn activity(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    match app.service.describe(&ns, &id) {
-        Ok(a) => html(StatusCode::OK, pages::activity(&s, &a)),
-        Err(e) => error_page(e),
-    }
+    shown(app.service.describe(&ns, &id), |a| pages::activity(&s, &a))
 }
 
 async fn act(
@@ -369,10 +365,9 @@ async fn queue(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    match app.service.describe_queue(&ns, &q) {
-        Ok(v) => html(StatusCode::OK, pages::queue(&s, &v)),
-        Err(e) => error_page(e),
-    }
+    shown(app.service.describe_queue(&ns, &q), |v| {
+        pages::queue(&s, &v)
+    })
 }
 
 /// `?ns=` of the pages of one namespace.
@@ -431,19 +426,13 @@ async fn modules(
         .service
         .list_modules(&ns)
         .and_then(|m| Ok((m, app.service.list_deployments(&ns)?)));
-    match listed {
-        Ok((list, deployed)) => {
-            let loads: Vec<_> = list
-                .iter()
-                .map(|m| app.service.module_load(&m.sha256))
-                .collect();
-            html(
-                StatusCode::OK,
-                pages::modules(&s, &ns, &list, &loads, &deployed),
-            )
-        }
-        Err(e) => error_page(e),
-    }
+    shown(listed, |(list, deployed)| {
+        let loads: Vec<_> = list
+            .iter()
+            .map(|m| app.service.module_load(&m.sha256))
+            .collect();
+        pages::modules(&s, &ns, &list, &loads, &deployed)
+    })
 }
 
 /// Deploys a module version to a task queue (an earlier version: a
@@ -492,6 +481,17 @@ fn not_found(ns: &str) -> Response {
         StatusCode::NOT_FOUND,
         pages::message("Not found", &format!("namespace {ns:?} not found")),
     )
+}
+
+/// The page `render` makes of what the service answered, or its error.
+fn shown<T>(
+    answer: Result<T, crate::service::ServiceError>,
+    render: impl FnOnce(T) -> String,
+) -> Response {
+    match answer {
+        Ok(v) => html(StatusCode::OK, render(v)),
+        Err(e) => error_page(e),
+    }
 }
 
 /// A service error as a page with the status the API would answer.

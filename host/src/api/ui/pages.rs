@@ -131,16 +131,10 @@ pub(crate) fn activities(s: &Session, ns: &str, f: &ListFilter, list: &[Activity
          <label>State <select name=state>",
         esc(ns)
     );
-    for st in [
-        "",
-        "retrying",
-        "scheduled",
-        "started",
-        "completed",
-        "failed",
-        "cancelled",
-        "timed_out",
-    ] {
+    let states = ["", crate::api::activities::RETRYING]
+        .into_iter()
+        .chain(crate::api::activities::STATES);
+    for st in states {
         let sel = if f.state.as_deref().unwrap_or("") == st {
             " selected"
         } else {
