@@ -16,6 +16,7 @@ pub mod flow;
 pub mod lock;
 mod migrations;
 pub mod modules;
+mod readers;
 pub mod retention;
 mod run_state;
 pub mod temporal;
@@ -26,7 +27,7 @@ pub use writer::Durability;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +77,7 @@ fn disk_full(e: &rusqlite::Error) -> bool {
 #[derive(Clone)]
 pub struct Db {
     writer: writer::Writer,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    path: Arc<PathBuf>,
+    readers: Arc<readers::Readers>,
 }
 
 /// PRAGMAs every connection gets, in one place.
@@ -87,8 +87,21 @@ const PRAGMAS: &[(&str, &str)] = &[
     ("auto_vacuum", "INCREMENTAL"),
     ("journal_mode", "WAL"),
     ("foreign_keys", "ON"),
-    ("busy_timeout", "5000"),
 ];
+
+/// How long a connection waits on a locked database before giving up (about
+/// 5 s): the `retry`th call sleeps and says whether to try again. SQLite's
+/// own busy timeout sleeps 1, 2, 5 ... up to 100 ms between tries, so a lock
+/// held for a millisecond could cost a reader tens of them.
+fn busy(retry: i32) -> bool {
+    let retry = u32::try_from(retry).unwrap_or(0);
+    if retry >= 100 + 4_990 {
+        return false;
+    }
+    let pause = if retry < 100 { 100 } else { 1_000 };
+    std::thread::sleep(std::time::Duration::from_micros(pause));
+    true
+}
 
 fn open_conn(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|source| StoreError::Open {
@@ -99,6 +112,7 @@ fn open_conn(path: &Path, durability: Durability) -> Result<Connection, StoreErr
         conn.pragma_update(None, k, v)?;
     }
     conn.pragma_update(None, "synchronous", durability.pragma())?;
+    conn.busy_handler(Some(busy))?;
     Ok(conn)
 }
 
@@ -141,8 +155,7 @@ impl Db {
         convert_to_incremental_vacuum(&conn);
         Ok(Self {
             writer: writer::Writer::start(conn)?,
-            readers: Arc::new(Mutex::new(Vec::new())),
-            path: Arc::new(path),
+            readers: Arc::new(readers::Readers::new(path)?),
         })
     }
 
@@ -188,16 +201,6 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.readers.lock().ok().and_then(|mut r| r.pop());
-        let conn = match conn {
-            Some(c) => c,
-            // Readers never write, so their synchronous setting is moot.
-            None => open_conn(&self.path, Durability::Full)?,
-        };
-        let result = f(&conn);
-        if let Ok(mut r) = self.readers.lock() {
-            r.push(conn);
-        }
-        result
+        self.readers.read(f)
     }
 }

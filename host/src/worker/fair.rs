@@ -10,6 +10,17 @@
 //! polls, namespaces that all want CPU get it in proportion to their
 //! weights, and a namespace over its share waits while one under it runs.
 //!
+//! A poll runs until the guest's next epoch check. When an attempt of a
+//! namespace finds every thread taken by polls of namespaces at or past its
+//! virtual time, the running polls are asked to yield at once (the engine's
+//! epoch is advanced, which guests notice within microseconds): a light
+//! tenant's attempt then waits for a thread microseconds, not a tick, which
+//! is what lets its throughput hold beside a tenant whose guests never stop.
+//! The same is asked when an attempt begins while every thread is taken, so
+//! that its first poll does not wait a tick for a thread to look for new
+//! work. At most one such request is outstanding; the next poll to end
+//! answers it.
+//!
 //! A namespace that stops wanting CPU saves up no credit: one new to the
 //! scheduler (nothing under way) starts at the current virtual time, and
 //! one whose attempts waited on something else (a host call) for a while
@@ -39,6 +50,8 @@ const WINDOW: Duration = Duration::from_millis(100);
 /// The polls that may run at once and who waits for one. Cheap to share.
 pub(super) struct CpuShares {
     state: Mutex<State>,
+    /// Makes the running polls yield soon (advances the engine's epoch).
+    preempt: Box<dyn Fn() + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -49,6 +62,8 @@ struct State {
     polling: usize,
     /// Namespaces with attempts under way.
     namespaces: HashMap<Arc<str>, Share>,
+    /// The running polls were asked to yield and none has ended since.
+    preempting: bool,
 }
 
 #[derive(Default)]
@@ -76,13 +91,15 @@ struct Ticket {
 }
 
 impl CpuShares {
-    /// `capacity` polls at once (the guest threads).
-    pub(super) fn new(capacity: usize) -> Arc<Self> {
+    /// `capacity` polls at once (the guest threads); `preempt` makes the
+    /// running polls yield soon.
+    pub(super) fn new(capacity: usize, preempt: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 capacity: capacity.max(1),
                 ..State::default()
             }),
+            preempt: Box::new(preempt),
         })
     }
 
@@ -99,7 +116,16 @@ impl CpuShares {
         future: F,
     ) -> Fair<F> {
         let namespace: Arc<str> = namespace.into();
-        self.lock().register(&namespace, weight);
+        // The attempt's first poll waits for a guest thread to finish its
+        // current poll before it can even queue here: ask them to finish now.
+        let preempt = {
+            let mut st = self.lock();
+            st.register(&namespace, weight);
+            st.polling >= st.capacity && st.preempt_for(&namespace)
+        };
+        if preempt {
+            (self.preempt)();
+        }
         Fair {
             inner: Box::pin(future),
             shares: self.clone(),
@@ -195,6 +221,24 @@ impl State {
         false
     }
 
+    /// Whether the running polls should be asked to yield for `ns`, which
+    /// just queued: some running poll belongs to another namespace at or
+    /// past `ns`'s virtual time, and no request is outstanding. Marks the
+    /// request as made.
+    fn preempt_for(&mut self, ns: &Arc<str>) -> bool {
+        if self.preempting {
+            return false;
+        }
+        let Some(mine) = self.namespaces.get(ns).map(|s| s.vtime) else {
+            return false;
+        };
+        self.preempting = self
+            .namespaces
+            .iter()
+            .any(|(n, s)| n != ns && s.polling > 0 && s.vtime >= mine);
+        self.preempting
+    }
+
     /// A poll of `ns` ended having used `cpu` at `weight`: charge it, free
     /// its thread and give it to whoever is next. Returns the wakers of the
     /// attempts granted a poll, to be woken outside the lock.
@@ -214,6 +258,7 @@ impl State {
         again: Option<(Arc<Ticket>, Waker)>,
     ) -> Vec<Waker> {
         self.polling = self.polling.saturating_sub(1);
+        self.preempting = false;
         if let Some(share) = self.namespaces.get_mut(ns) {
             share.polling = share.polling.saturating_sub(1);
             let step = cpu.as_nanos().saturating_mul(SCALE) / u128::from(weight.max(1));
@@ -332,10 +377,14 @@ impl<F: Future> Future for Fair<F> {
                 *task = Some(cx.waker().clone());
             }
         }
-        let admitted =
-            this.shares
-                .lock()
-                .enter(&this.namespace, &this.ticket, &mut this.queued, cx.waker());
+        let (admitted, preempt) = {
+            let mut st = this.shares.lock();
+            let admitted = st.enter(&this.namespace, &this.ticket, &mut this.queued, cx.waker());
+            (admitted, !admitted && st.preempt_for(&this.namespace))
+        };
+        if preempt {
+            (this.shares.preempt)();
+        }
         if !admitted {
             return Poll::Pending;
         }
@@ -529,9 +578,50 @@ mod tests {
         assert!(s.namespaces.is_empty(), "idle namespaces are forgotten");
     }
 
+    #[test]
+    fn an_attempt_behind_other_namespaces_polls_asks_them_to_yield_once() {
+        let (a, b) = (ns("a"), ns("b"));
+        let mut s = one_thread();
+        assert!(attempt(&mut s, &a, 1).1);
+        // A's second attempt waits its turn without disturbing A's poll.
+        s.register(&a, 1);
+        assert!(!s.preempt_for(&a), "not against its own namespace");
+        // B arrives level with A: A's running poll is asked to yield, once.
+        s.register(&b, 1);
+        assert!(s.preempt_for(&b));
+        assert!(!s.preempt_for(&b), "one request outstanding at a time");
+        // The poll ends and A polls again: B may ask again.
+        s.leave(&a, Duration::from_millis(1), 1);
+        assert!(attempt(&mut s, &a, 1).1);
+        assert!(s.preempt_for(&b));
+        let mut s = one_thread();
+        assert!(attempt(&mut s, &a, 1).1);
+        s.register(&b, 1);
+        s.namespaces.get_mut(&b).expect("registered").vtime += 1;
+        assert!(!s.preempt_for(&b), "a namespace past the running one's share waits");
+    }
+
+    #[tokio::test]
+    async fn a_light_attempt_does_not_wait_out_a_heavy_poll() {
+        let preempted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = preempted.clone();
+        let shares = CpuShares::new(1, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        // A poll of A is under way (granted, not yet ended).
+        let heavy = shares.run("a", 1, std::future::pending::<()>());
+        {
+            let mut st = shares.lock();
+            let t = Arc::<Ticket>::default();
+            assert!(st.enter(&heavy.namespace, &t, &mut false, &waker()));
+        }
+        let _light = shares.run("b", 1, async {});
+        assert_eq!(preempted.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn attempts_measure_their_cpu_time() {
-        let shares = CpuShares::new(1);
+        let shares = CpuShares::new(1, || {});
         let (out, cpu) = shares
             .run("a", 1, async {
                 let t = std::time::Instant::now();

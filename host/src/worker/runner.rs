@@ -47,13 +47,16 @@ struct Inner {
 impl Runner {
     /// A runner of attempts on `engine`.
     pub fn new(engine: Engine, cfg: RunnerConfig) -> Self {
+        // Advancing the epoch early makes running guests yield at their next
+        // check; deadlines go by the clock, so they are not shortened.
+        let epoch = engine.wasmtime().clone();
         Self {
             inner: Arc::new(Inner {
                 engine,
                 limits: cfg.limits,
                 cache: ProcessCache::new(cfg.cache_bytes),
                 slots: HostSlots::new(cfg.max_running.max(1)),
-                shares: CpuShares::new(guest_threads()),
+                shares: CpuShares::new(guest_threads(), move || epoch.increment_epoch()),
                 guests: GuestRuntime::new(cfg.threads),
             }),
         }
