@@ -36,6 +36,7 @@ pub mod engine;
 pub mod metrics;
 pub mod otlp;
 pub mod payload;
+pub mod priority;
 pub mod queue;
 pub mod registry;
 pub mod service;

@@ -84,6 +84,7 @@ pub fn main() -> ExitCode {
         quiet_on_closed_stdout();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .on_thread_start(crate::priority::short_slice)
         .enable_all()
         .build()
     {

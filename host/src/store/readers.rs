@@ -113,8 +113,8 @@ mod tests {
     fn reads_beyond_the_bound_wait_for_a_connection_and_all_succeed() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("t.db");
-        let setup = super::super::open_conn(&path, super::super::Durability::Normal)
-            .expect("database");
+        let setup =
+            super::super::open_conn(&path, super::super::Durability::Normal).expect("database");
         setup
             .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (7);")
             .expect("table");

@@ -71,7 +71,10 @@ impl Writer {
         let flag = full.clone();
         std::thread::Builder::new()
             .name("wharf-db-writer".into())
-            .spawn(move || run(conn, rx, &flag))
+            .spawn(move || {
+                crate::priority::short_slice();
+                run(conn, rx, &flag)
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
         Ok(Self { jobs, full })
     }

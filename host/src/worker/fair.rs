@@ -598,7 +598,10 @@ mod tests {
         assert!(attempt(&mut s, &a, 1).1);
         s.register(&b, 1);
         s.namespaces.get_mut(&b).expect("registered").vtime += 1;
-        assert!(!s.preempt_for(&b), "a namespace past the running one's share waits");
+        assert!(
+            !s.preempt_for(&b),
+            "a namespace past the running one's share waits"
+        );
     }
 
     #[tokio::test]

@@ -50,7 +50,10 @@ impl GuestRuntime {
             // scheduler even saw it. Looking there at every poll costs an
             // atomic load.
             .global_queue_interval(1)
-            .on_thread_start(|| lower_thread_priority(GUEST_NICE))
+            .on_thread_start(|| {
+                crate::priority::lower(GUEST_NICE);
+                crate::priority::default_slice();
+            })
             .enable_all()
             .build()
         {
@@ -89,18 +92,4 @@ impl Drop for GuestRuntime {
             rt.shutdown_background();
         }
     }
-}
-
-/// Lowers the calling thread's priority by `nice` (Linux: priorities are per
-/// thread). A failure leaves the thread at normal priority.
-fn lower_thread_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id; no memory
-    // is shared with them.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
 }
