@@ -84,10 +84,31 @@ impl Readers {
                 }
             },
         };
-        let result = f(&conn);
-        self.lock().idle.push(conn);
-        self.returned.notify_one();
-        result
+        let lent = Lent {
+            readers: self,
+            conn: Some(conn),
+        };
+        match &lent.conn {
+            Some(c) => f(c),
+            // Present until the guard is dropped.
+            None => Err(StoreError::Corrupt("no reader connection".into())),
+        }
+    }
+}
+
+/// A connection lent to one read; back in the pool when dropped, whether
+/// the read returned or panicked.
+struct Lent<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.readers.lock().idle.push(c);
+            self.readers.returned.notify_one();
+        }
     }
 }
 
@@ -139,6 +160,12 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), MAX);
         assert_eq!(readers.lock().open, MAX);
+        // A read that panics gives its connection back.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            readers.read(|_| -> Result<(), StoreError> { panic!("a read that panics") })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(readers.lock().idle.len(), MAX);
         // Readers cannot write.
         let write = readers.read(|c| Ok(c.execute("INSERT INTO t VALUES (8)", [])?));
         assert!(write.is_err());
