@@ -83,8 +83,16 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         quiet_on_closed_stdout();
     }
+    // The servers' API and dispatch threads preempt guests when they wake;
+    // other commands (`wharf run` and the benchmarks run guests on these
+    // threads) keep the default.
+    let serves = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .on_thread_start(crate::priority::short_slice)
+        .on_thread_start(move || {
+            if serves {
+                crate::priority::short_slice();
+            }
+        })
         .enable_all()
         .build()
     {
