@@ -6,9 +6,10 @@
 //! of the default: when they wake, the kernel (Linux 6.12 or later, EEVDF
 //! with custom slices) lets them preempt a running guest at once rather
 //! than after the guest's slice. Measured in `wharf bench isolation` with
-//! a busy tenant filling both cores: a light tenant's schedule-to-start p50
-//! 2 ms → 1 ms, p99 3-6 ms → 3 ms. Both settings are hints; a kernel that
-//! refuses them leaves the thread as it was.
+//! a busy tenant filling both cores (alternating runs of builds with and
+//! without): a light tenant's schedule-to-start p50 2 ms → 1 ms, p99
+//! 4-5 ms → 2-3 ms. Both settings are hints; a kernel that refuses them
+//! leaves the thread as it was.
 
 /// Lowers the calling thread's priority by `nice` (Linux: priorities are
 /// per thread).
@@ -47,34 +48,32 @@ pub fn default_slice() {
 /// Sets the calling thread's time slice to `runtime` ns (0: the default).
 #[cfg(target_os = "linux")]
 fn set_slice(runtime: u64) {
-    {
-        /// The kernel's `struct sched_attr` (first version, 48 bytes).
-        #[repr(C)]
-        struct SchedAttr {
-            size: u32,
-            policy: u32,
-            flags: u64,
-            nice: i32,
-            priority: u32,
-            runtime: u64,
-            deadline: u64,
-            period: u64,
-        }
-        let attr = SchedAttr {
-            size: std::mem::size_of::<SchedAttr>() as u32,
-            policy: libc::SCHED_OTHER as u32,
-            flags: 0,
-            // SAFETY: reads the calling thread's own nice value.
-            nice: unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
-            priority: 0,
-            runtime,
-            deadline: 0,
-            period: 0,
-        };
-        // SAFETY: `attr` is a valid sched_attr of the size it states, alive
-        // for the call; thread id 0 is the calling thread.
-        unsafe {
-            libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0);
-        }
+    /// The kernel's `struct sched_attr` (first version, 48 bytes).
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        // SAFETY: reads the calling thread's own nice value.
+        nice: unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
+        priority: 0,
+        runtime,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: `attr` is a valid sched_attr of the size it states, alive
+    // for the call; thread id 0 is the calling thread.
+    unsafe {
+        libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0);
     }
 }

@@ -221,8 +221,8 @@ impl State {
         false
     }
 
-    /// Whether the running polls should be asked to yield for `ns`, which
-    /// just queued: some running poll belongs to another namespace at or
+    /// Whether the running polls should be asked to yield for `ns`, whose
+    /// attempt just began or queued: some running poll belongs to another namespace at or
     /// past `ns`'s virtual time, and no request is outstanding. Marks the
     /// request as made.
     fn preempt_for(&mut self, ns: &Arc<str>) -> bool {
