@@ -8,7 +8,9 @@
 //! details and last failure are in SQLite, read when an attempt starts or
 //! the API shows the activity, so that a parked activity costs the same few
 //! hundred bytes whatever it carries. Only an attempt running here keeps the
-//! heartbeat details it reported, until it ends.
+//! heartbeat details it reported, until it ends; and a small input may be
+//! held from the start to the first attempt, within a process-wide budget
+//! ([`super::held`]).
 
 use super::options::ActivityOptions;
 use crate::engine::StopSignal;
@@ -54,6 +56,9 @@ pub(crate) struct Activity {
     /// Bytes its payloads take in SQLite (input and heartbeat details),
     /// counted in its namespace's stored bytes.
     pub(crate) stored: Stored,
+    /// Its input, held in memory for the first attempt (see
+    /// [`super::held`]); `None` once taken, or when it was not held.
+    pub(crate) input: Option<super::held::HeldInput>,
     /// Last sign of life of the current attempt (start or heartbeat).
     pub(crate) last_alive: Instant,
     /// When heartbeat details were last written between transitions.
@@ -94,6 +99,7 @@ impl Activity {
             progress: lean(progress),
             heartbeat: Vec::new(),
             stored,
+            input: None,
             last_alive: now,
             heartbeat_written: None,
             running: None,

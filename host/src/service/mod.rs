@@ -34,6 +34,7 @@ mod decide;
 mod deploy;
 mod external;
 pub mod grants;
+mod held;
 mod kept;
 mod limits;
 pub mod modules;
@@ -200,6 +201,8 @@ pub(crate) struct Shared {
     worker: crate::worker::Runner,
     /// Wakes the task that writes attempts' starts (`started.rs`).
     started_due: Arc<tokio::sync::Notify>,
+    /// Small inputs kept from a start to its first attempt (`held.rs`).
+    held: held::HeldInputs,
 }
 
 #[derive(Default)]
@@ -330,6 +333,7 @@ impl Service {
                 stopping,
                 counters: Counters::default(),
                 started_due: Arc::default(),
+                held: held::HeldInputs::default(),
             }
         });
         shared.recover().await?;

@@ -40,6 +40,17 @@ impl AttemptHooks for Hooks {
     }
 }
 
+/// The arguments encoded in a run's input; a stored input that is no
+/// longer a list of payloads fails the run.
+fn input_args(input: &str) -> Result<Vec<Payload>, Failure> {
+    serde_json::from_str::<Vec<Payload>>(input).map_err(|_| Failure {
+        error_type: super::STORED_STATE_INVALID.into(),
+        message: "the stored input of this activity is not a list of payloads".into(),
+        non_retryable: true,
+        ..Failure::default()
+    })
+}
+
 /// A task token: random bytes for the guest, their hex form for the API.
 fn new_token() -> (Vec<u8>, String) {
     let mut b = [0u8; 24];
@@ -55,13 +66,25 @@ impl Shared {
         slot: Slot,
     ) {
         let found = {
-            let st = self.lock();
-            st.open.get(&task.run_id).and_then(|a| {
+            let mut st = self.lock();
+            let st = &mut *st;
+            st.open.get_mut(&task.run_id).and_then(|a| {
                 let f = a.fixed.clone();
-                st.namespaces.get(&f.namespace).cloned().map(|t| (t, f))
+                // Only a first attempt: a later one may have heartbeat details.
+                let held = if a.progress.attempt == 1 {
+                    a.input.take()
+                } else {
+                    None
+                };
+                st.namespaces
+                    .get(&f.namespace)
+                    .cloned()
+                    .map(|t| (t, f, held))
             })
         };
-        let Some((tenant, fixed)) = found else { return };
+        let Some((tenant, fixed, held)) = found else {
+            return;
+        };
         // This process's own queue runs whichever deployed module has the type.
         let deployment = if fixed.task_queue == self.cfg.worker_task_queue {
             self.route(&fixed.namespace, &fixed.activity_type, task.run_id)
@@ -78,8 +101,12 @@ impl Shared {
         };
         // Then a host slot: when the host is full, namespaces take turns.
         let host_slot = self.worker.slot(&fixed.namespace).await;
-        // Read only now: a task waiting in the backlog holds no payload.
-        let payloads = self.stored_payloads(task.run_id).await;
+        // Read only now: a task waiting in the backlog holds no payload
+        // beyond a small input held for it.
+        let payloads = match held {
+            Some(input) => input_args(input.text()).map(|args| (args, Vec::new())),
+            None => self.stored_payloads(task.run_id).await,
+        };
         let Some(mut attempt) = self.claim(&task, &deployment.name, module, &module_label) else {
             return;
         };
@@ -162,14 +189,7 @@ impl Shared {
             Ok(Err(e)) => return Err(unavailable(e.to_string())),
             Err(e) => return Err(unavailable(e.to_string())),
         };
-        let Ok(args) = serde_json::from_str::<Vec<Payload>>(&stored.input) else {
-            return Err(Failure {
-                error_type: super::STORED_STATE_INVALID.into(),
-                message: "the stored input of this activity is not a list of payloads".into(),
-                non_retryable: true,
-                ..Failure::default()
-            });
-        };
+        let args = input_args(&stored.input)?;
         Ok((args, payloads_from(stored.heartbeat_details.as_deref())))
     }
 

@@ -322,7 +322,8 @@ impl Service {
             input: input_bytes,
             heartbeat: 0,
         };
-        let a = Activity::new(fixed.clone(), shared, progress.clone(), stored, now.at);
+        let mut a = Activity::new(fixed.clone(), shared, progress.clone(), stored, now.at);
+        a.input = s.held.hold(&input);
         st.open.insert(run_id, Box::new(a));
         st.by_id.insert(&fixed);
         st.note_open(&fixed);
