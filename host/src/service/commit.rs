@@ -89,6 +89,25 @@ impl Shared {
             .await
     }
 
+    /// As [`Shared::end_attempt`], freeing `held` (the namespace's slot the
+    /// attempt ran in) once the ending is decided, before it is written: a
+    /// slow commit then does not hold back the namespace's next attempts,
+    /// while the ending's time still comes before the next attempt's start.
+    pub(super) async fn end_attempt_freeing<H>(
+        self: &Arc<Self>,
+        run_id: i64,
+        attempt: u32,
+        ending: Ending,
+        held: H,
+    ) -> Result<(), StoreError> {
+        let pending = self.decide_now(run_id, Event::Ended { attempt, ending });
+        drop(held);
+        match pending {
+            Some(p) => self.commit(p).await,
+            None => Ok(()),
+        }
+    }
+
     /// Decides `event` for a run at the clock's time and carries the plan
     /// out.
     pub(super) async fn transition(
@@ -96,6 +115,15 @@ impl Shared {
         run_id: i64,
         event: Event,
     ) -> Result<(), StoreError> {
+        match self.decide_now(run_id, event) {
+            Some(p) => self.commit(p).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Decides `event` for a run at the clock's time and applies the plan
+    /// in memory; what is left to write, if anything.
+    fn decide_now(self: &Arc<Self>, run_id: i64, event: Event) -> Option<Pending> {
         let redo = redo_of(run_id, &event);
         let timer = match &event {
             Event::Timer(ev) => Some(*ev),
@@ -110,9 +138,7 @@ impl Shared {
                 Some(TimerEvent::Unpersisted { attempt, .. }) => st.kept_ends.take(run_id, attempt),
                 _ => None,
             };
-            let Some(a) = st.open.get(&run_id) else {
-                return Ok(());
-            };
+            let a = st.open.get(&run_id)?;
             let plan = match kept {
                 Some(k) if a.progress.state.is_started() && a.progress.attempt == k.attempt => {
                     Plan::Write(Box::new(Transition {
@@ -123,42 +149,39 @@ impl Shared {
                         stop_running: false,
                     }))
                 }
-                Some(_) => return Ok(()),
+                Some(_) => return None,
                 None => decide(a, event, now),
             };
             match plan {
-                Plan::Ignore => return Ok(()),
+                Plan::Ignore => return None,
                 Plan::Forget => {
                     if let Some(a) = st.open.get_mut(&run_id) {
                         a.running = None;
                     }
-                    return Ok(());
+                    return None;
                 }
                 Plan::Stop(reason) => {
                     if let Some(r) = st.open.get_mut(&run_id).and_then(|a| a.running.as_mut()) {
                         r.reason = Some(reason);
                         r.stop.trigger();
                     }
-                    return Ok(());
+                    return None;
                 }
                 Plan::Dispatch { attempt } => {
                     drop(st);
                     self.schedule(run_id, attempt, false);
-                    return Ok(());
+                    return None;
                 }
                 Plan::Rearm(at) => {
                     if let Some(ev) = timer {
                         self.timers.set(at, ev);
                     }
-                    return Ok(());
+                    return None;
                 }
                 Plan::Write(t) => apply(&mut st, run_id, *t, redo),
             }
         };
-        match pending {
-            Some(p) => self.commit(p).await,
-            None => Ok(()),
-        }
+        pending
     }
 
     /// Writes an applied transition, then makes it visible. If the write

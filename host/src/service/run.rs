@@ -96,7 +96,7 @@ impl Shared {
         let module_label = format!("{}@{version}", deployment.name);
         // A namespace at its concurrency quota waits here (its task stays
         // scheduled, schedule-to-start keeps counting); others run.
-        let Ok(_tenant_slot) = tenant.slots.clone().acquire_owned().await else {
+        let Ok(tenant_slot) = tenant.slots.clone().acquire_owned().await else {
             return;
         };
         // Then a host slot: when the host is full, namespaces take turns.
@@ -137,7 +137,12 @@ impl Shared {
             slot.finish(false);
             // A failed write is logged, and the attempt ended again later.
             let _ = self
-                .end_attempt(task.run_id, task.attempt, Ending::Failed(failure))
+                .end_attempt_freeing(
+                    task.run_id,
+                    task.attempt,
+                    Ending::Failed(failure),
+                    tenant_slot,
+                )
                 .await;
             return;
         }
@@ -148,7 +153,7 @@ impl Shared {
             // worker in Temporal, the attempt counts and is retried.
             drop(slot);
             let _ = self
-                .end_attempt(task.run_id, task.attempt, Ending::WorkerLost)
+                .end_attempt_freeing(task.run_id, task.attempt, Ending::WorkerLost, tenant_slot)
                 .await;
             return;
         };
@@ -164,10 +169,11 @@ impl Shared {
         slot.finish(completed);
         tenant.account(&report);
         let _ = self
-            .end_attempt(
+            .end_attempt_freeing(
                 task.run_id,
                 task.attempt,
                 Ending::Report(Box::new(report), module_label),
+                tenant_slot,
             )
             .await;
     }
