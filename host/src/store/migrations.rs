@@ -28,6 +28,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     migration!("0009_retention"),
     migration!("0010_module_deletion"),
     migration!("0011_attempt_cpu"),
+    migration!("0012_no_open_index"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
