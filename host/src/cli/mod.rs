@@ -80,14 +80,14 @@ fn quiet_on_closed_stdout() {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
+    let serves = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
+    if !serves {
         quiet_on_closed_stdout();
     }
-    // The servers' API and dispatch threads preempt guests when they wake;
-    // other commands (`wharf run` and the benchmarks run guests on these
-    // threads) keep the default.
-    let serves = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // The servers' API and dispatch threads preempt guests when they
+        // wake; other commands (`wharf run` and the benchmarks run guests on
+        // these threads) keep the default.
         .on_thread_start(move || {
             if serves {
                 crate::priority::short_slice();

@@ -78,34 +78,20 @@ fn redo_of(run_id: i64, event: &Event) -> Option<TimerEvent> {
 
 impl Shared {
     /// Ends attempt `attempt` of a run as `ending` says. If the write fails,
-    /// it is written again a little later (see [`Shared::undo`]).
-    pub(super) async fn end_attempt(
-        self: &Arc<Self>,
-        run_id: i64,
-        attempt: u32,
-        ending: Ending,
-    ) -> Result<(), StoreError> {
-        self.transition(run_id, Event::Ended { attempt, ending })
-            .await
-    }
-
-    /// As [`Shared::end_attempt`], freeing `held` (the namespace's slot the
-    /// attempt ran in) once the ending is decided, before it is written: a
-    /// slow commit then does not hold back the namespace's next attempts,
-    /// while the ending's time still comes before the next attempt's start.
-    pub(super) async fn end_attempt_freeing<H>(
+    /// it is written again a little later (see [`Shared::undo`]). `held`
+    /// (the namespace's slot the attempt ran in, if any) is freed once the
+    /// ending is decided, before it is written: a slow commit then does not
+    /// hold back the namespace's next attempts, while the ending's time
+    /// still comes before the next attempt's start.
+    pub(super) async fn end_attempt<H>(
         self: &Arc<Self>,
         run_id: i64,
         attempt: u32,
         ending: Ending,
         held: H,
     ) -> Result<(), StoreError> {
-        let pending = self.decide_now(run_id, Event::Ended { attempt, ending });
-        drop(held);
-        match pending {
-            Some(p) => self.commit(p).await,
-            None => Ok(()),
-        }
+        self.transition_freeing(run_id, Event::Ended { attempt, ending }, held)
+            .await
     }
 
     /// Decides `event` for a run at the clock's time and carries the plan
@@ -115,7 +101,20 @@ impl Shared {
         run_id: i64,
         event: Event,
     ) -> Result<(), StoreError> {
-        match self.decide_now(run_id, event) {
+        self.transition_freeing(run_id, event, ()).await
+    }
+
+    /// As [`Shared::transition`], dropping `held` once the plan is applied
+    /// in memory, before anything is written.
+    async fn transition_freeing<H>(
+        self: &Arc<Self>,
+        run_id: i64,
+        event: Event,
+        held: H,
+    ) -> Result<(), StoreError> {
+        let pending = self.decide_now(run_id, event);
+        drop(held);
+        match pending {
             Some(p) => self.commit(p).await,
             None => Ok(()),
         }

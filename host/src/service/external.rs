@@ -99,7 +99,7 @@ impl Service {
         }
         let (run_id, attempt) = self.resolve(ns, &target)?;
         self.shared
-            .end_attempt(run_id, attempt, Ending::External(completion))
+            .end_attempt(run_id, attempt, Ending::External(completion), ())
             .await?;
         self.describe_run(run_id)
     }

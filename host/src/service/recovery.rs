@@ -107,7 +107,9 @@ impl Shared {
         }
         for (run_id, attempt) in lost {
             // A failed write is logged, and the attempt ended again later.
-            let _ = self.end_attempt(run_id, attempt, Ending::WorkerLost).await;
+            let _ = self
+                .end_attempt(run_id, attempt, Ending::WorkerLost, ())
+                .await;
         }
         Ok(())
     }

@@ -137,7 +137,7 @@ impl Shared {
             slot.finish(false);
             // A failed write is logged, and the attempt ended again later.
             let _ = self
-                .end_attempt_freeing(
+                .end_attempt(
                     task.run_id,
                     task.attempt,
                     Ending::Failed(failure),
@@ -153,7 +153,7 @@ impl Shared {
             // worker in Temporal, the attempt counts and is retried.
             drop(slot);
             let _ = self
-                .end_attempt_freeing(task.run_id, task.attempt, Ending::WorkerLost, tenant_slot)
+                .end_attempt(task.run_id, task.attempt, Ending::WorkerLost, tenant_slot)
                 .await;
             return;
         };
@@ -169,7 +169,7 @@ impl Shared {
         slot.finish(completed);
         tenant.account(&report);
         let _ = self
-            .end_attempt_freeing(
+            .end_attempt(
                 task.run_id,
                 task.attempt,
                 Ending::Report(Box::new(report), module_label),

@@ -107,6 +107,16 @@ impl CpuShares {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` on the state under the lock; if `f` says the running polls
+    /// should yield, asks them to, after the lock is released.
+    fn deciding<R>(&self, f: impl FnOnce(&mut State) -> (R, bool)) -> R {
+        let (r, preempt) = f(&mut self.lock());
+        if preempt {
+            (self.preempt)();
+        }
+        r
+    }
+
     /// `future` (one attempt of `namespace`), polled only when its
     /// namespace's turn comes, counting the CPU time its polls use.
     pub(super) fn run<F: Future>(
@@ -118,14 +128,10 @@ impl CpuShares {
         let namespace: Arc<str> = namespace.into();
         // The attempt's first poll waits for a guest thread to finish its
         // current poll before it can even queue here: ask them to finish now.
-        let preempt = {
-            let mut st = self.lock();
+        self.deciding(|st| {
             st.register(&namespace, weight);
-            st.polling >= st.capacity && st.preempt_for(&namespace)
-        };
-        if preempt {
-            (self.preempt)();
-        }
+            ((), st.polling >= st.capacity && st.preempt_for(&namespace))
+        });
         Fair {
             inner: Box::pin(future),
             shares: self.clone(),
@@ -222,9 +228,9 @@ impl State {
     }
 
     /// Whether the running polls should be asked to yield for `ns`, whose
-    /// attempt just began or queued: some running poll belongs to another namespace at or
-    /// past `ns`'s virtual time, and no request is outstanding. Marks the
-    /// request as made.
+    /// attempt just began or queued: some running poll belongs to another
+    /// namespace at or past `ns`'s virtual time, and no request is
+    /// outstanding. Marks the request as made.
     fn preempt_for(&mut self, ns: &Arc<str>) -> bool {
         if self.preempting {
             return false;
@@ -377,14 +383,10 @@ impl<F: Future> Future for Fair<F> {
                 *task = Some(cx.waker().clone());
             }
         }
-        let (admitted, preempt) = {
-            let mut st = this.shares.lock();
+        let admitted = this.shares.deciding(|st| {
             let admitted = st.enter(&this.namespace, &this.ticket, &mut this.queued, cx.waker());
             (admitted, !admitted && st.preempt_for(&this.namespace))
-        };
-        if preempt {
-            (this.shares.preempt)();
-        }
+        });
         if !admitted {
             return Poll::Pending;
         }
