@@ -39,6 +39,11 @@ pub struct InstantiateArgs {
     /// Restarts to time per module (the median is shown).
     #[arg(long, default_value_t = 5)]
     restarts: usize,
+    /// Measure every module this many times, interleaved (A B A B ...),
+    /// and print each module's medians: on a machine whose speed drifts,
+    /// side-by-side figures then see the same drift.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
 }
 
 /// An allocator to measure with.
@@ -138,22 +143,24 @@ async fn compare(args: &InstantiateArgs, root: &Path, cores: usize) -> anyhow::R
                 threads: Threads::Caller,
             },
         );
+        let mut loaded = Vec::with_capacity(args.modules.len());
         for (label, path) in &args.modules {
             let registry = Registry::new(engine.clone(), &root.join(label));
-            let (module, _) = registry.load_file(path).await?;
-            let m = measure(&runner, &module.module, label, args, cores).await?;
-            println!(
-                "{:<10} {:<22} {:>9.1} {:>9.1} {:>9.1} {:>11.1} {:>7.1} {:>13.0} {:>15.0}",
-                label,
-                format!("{:?}", engine.allocator()),
-                us(m.p50),
-                us(m.p99),
-                us(m.mean),
-                us(m.cpu_p50),
-                m.faults,
-                m.one_core,
-                m.all_cores
-            );
+            loaded.push(registry.load_file(path).await?.0);
+        }
+        let mut rounds: Vec<Vec<AttemptCost>> = args.modules.iter().map(|_| Vec::new()).collect();
+        for _ in 0..args.rounds {
+            for (((label, _), module), costs) in args.modules.iter().zip(&loaded).zip(&mut rounds) {
+                let m = measure(&runner, &module.module, label, args, cores).await?;
+                print_row(label, engine.allocator(), &m);
+                costs.push(m);
+            }
+        }
+        if args.rounds > 1 {
+            println!("medians of {} rounds:", args.rounds);
+            for ((label, _), costs) in args.modules.iter().zip(&rounds) {
+                print_row(label, engine.allocator(), &AttemptCost::median(costs));
+            }
         }
     }
 
@@ -179,6 +186,21 @@ async fn compare(args: &InstantiateArgs, root: &Path, cores: usize) -> anyhow::R
         args.restarts
     );
     Ok(())
+}
+
+fn print_row(label: &str, allocator: crate::engine::Allocator, m: &AttemptCost) {
+    println!(
+        "{:<10} {:<22} {:>9.1} {:>9.1} {:>9.1} {:>11.1} {:>7.1} {:>13.0} {:>15.0}",
+        label,
+        format!("{allocator:?}"),
+        us(m.p50),
+        us(m.p99),
+        us(m.mean),
+        us(m.cpu_p50),
+        m.faults,
+        m.one_core,
+        m.all_cores
+    );
 }
 
 /// Uploads `path` into a fresh data dir, then loads it back `restarts`
@@ -244,6 +266,28 @@ struct AttemptCost {
     faults: f64,
     one_core: f64,
     all_cores: f64,
+}
+
+impl AttemptCost {
+    /// Each figure's median over rounds (figure by figure, so the row need
+    /// not be one round's).
+    fn median(rounds: &[AttemptCost]) -> AttemptCost {
+        fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            v[v.len() / 2]
+        }
+        let of = |f: fn(&AttemptCost) -> Duration| mid(rounds.iter().map(f).collect());
+        let of_f = |f: fn(&AttemptCost) -> f64| mid(rounds.iter().map(f).collect());
+        AttemptCost {
+            p50: of(|m| m.p50),
+            p99: of(|m| m.p99),
+            mean: of(|m| m.mean),
+            cpu_p50: of(|m| m.cpu_p50),
+            faults: of_f(|m| m.faults),
+            one_core: of_f(|m| m.one_core),
+            all_cores: of_f(|m| m.all_cores),
+        }
+    }
 }
 
 async fn measure(
