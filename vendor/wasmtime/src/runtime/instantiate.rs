@@ -25,6 +25,13 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Per defined function, the text offsets of its body and of its
+    /// array-to-wasm trampoline (`u32::MAX` where there is none), filled on
+    /// first use: a module whose start function takes `ref.func` of
+    /// thousands of functions (a dynamically linked component filling its
+    /// shared table) would otherwise look both up in `index` for each
+    /// function in every instantiation.
+    funcref_offsets: crate::sync::OnceLock<Box<[(u32, u32)]>>,
 }
 
 impl CompiledModule {
@@ -58,6 +65,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            funcref_offsets: crate::sync::OnceLock::new(),
         };
         ret.register_profiling(profiler)?;
 
@@ -160,6 +168,31 @@ impl CompiledModule {
                 } else {
                     None
                 }
+            }
+            _ => None,
+        }
+    }
+
+    /// The text offsets of the body and of the array-to-wasm trampoline of
+    /// the defined function `index`, if it has both.
+    #[inline]
+    pub fn funcref_offsets(&self, index: DefinedFuncIndex) -> Option<(usize, usize)> {
+        let table = self.funcref_offsets.get_or_init(|| {
+            let module = self.module_index();
+            let start = |key| self.index.func_loc(key).map_or(u32::MAX, |loc| loc.start);
+            self.module
+                .defined_func_indices()
+                .map(|i| {
+                    (
+                        start(FuncKey::DefinedWasmFunction(module, i)),
+                        start(FuncKey::ArrayToWasmTrampoline(module, i)),
+                    )
+                })
+                .collect()
+        });
+        match table.get(wasmtime_environ::EntityRef::index(index)) {
+            Some(&(wasm, array)) if wasm != u32::MAX && array != u32::MAX => {
+                Some((usize::try_from(wasm).ok()?, usize::try_from(array).ok()?))
             }
             _ => None,
         }

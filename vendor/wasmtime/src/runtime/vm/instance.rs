@@ -866,6 +866,12 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().func_refs().at(func.func_ref);
+        if let Some(func_ref) =
+            self.initialize_funcref_from_offsets(registry, type_index, vmctx_offset, def_index)
+        {
+            return Some(func_ref);
+        }
+        let module = self.env_module();
         let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
         let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
         // SAFETY: the type/offset/keys here are all valid for the defined
@@ -878,6 +884,44 @@ impl Instance {
                 array_to_wasm_key,
                 wasm_key,
             )
+        }
+    }
+
+    /// `initialize_and_return_funcref` for a defined function, with the
+    /// code offsets the module keeps per function instead of two lookups
+    /// by key; `None` when the module has no such offsets for it.
+    fn initialize_funcref_from_offsets(
+        &self,
+        registry: &ModuleRegistry,
+        type_index: VMSharedTypeIndex,
+        vmctx_offset: u32,
+        def_index: DefinedFuncIndex,
+    ) -> Option<NonNull<VMFuncRef>> {
+        let module = self.runtime_module()?;
+        let (wasm, array) = module.compiled_module().funcref_offsets(def_index)?;
+        let text = registry.store_code(module.engine_code())?.text();
+        let array_call = VmPtr::from(NonNull::from(text.get(array..)?).cast());
+        let wasm_call = Some(VmPtr::from(
+            NonNull::new(
+                text.get(wasm..)?
+                    .as_ptr()
+                    .cast::<VMWasmCallFunction>()
+                    .cast_mut(),
+            )?,
+        ));
+        let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
+        // SAFETY: as in `initialize_and_return_funcref`: the offset is the
+        // one `self.offsets` gives for this function's `VMFuncRef`, inside
+        // our `VMContext`.
+        unsafe {
+            let func_ref_ptr = self.vmctx_plus_offset_raw::<VMFuncRef>(vmctx_offset);
+            func_ref_ptr.write(VMFuncRef {
+                array_call,
+                wasm_call,
+                vmctx,
+                type_index,
+            });
+            Some(func_ref_ptr)
         }
     }
 
