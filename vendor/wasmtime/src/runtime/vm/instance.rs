@@ -899,6 +899,14 @@ impl Instance {
     ) -> Option<NonNull<VMFuncRef>> {
         let module = self.runtime_module()?;
         let (wasm, array) = module.compiled_module().funcref_offsets(def_index)?;
+        // Without guest debugging a store runs the engine's code itself
+        // (`StoreCode::new`), so the store's registry need not be searched.
+        #[cfg(not(feature = "debug"))]
+        let text = {
+            let _ = registry;
+            module.engine_code().text()
+        };
+        #[cfg(feature = "debug")]
         let text = registry.store_code(module.engine_code())?.text();
         let array_call = VmPtr::from(NonNull::from(text.get(array..)?).cast());
         let wasm_call = Some(VmPtr::from(
