@@ -15,6 +15,7 @@ use super::http::{EgressStats, OutboundHttp};
 use super::limits::{AttemptLimits, Limiter};
 use super::log::AttemptLog;
 use super::outcome::{ApplicationError, Interrupt, Outcome};
+use super::ticker::Ticking;
 use super::vars::ConfigGrants;
 use super::{context, ActivityModule, Engine};
 use crate::payload::{self, Payload};
@@ -130,6 +131,8 @@ struct Sandbox {
     stop: StopSignal,
     started: Instant,
     egress: Arc<EgressStats>,
+    /// Keeps the epoch advancing while this sandbox's guest may run.
+    _ticking: Ticking,
 }
 
 impl Engine {
@@ -194,6 +197,7 @@ impl Engine {
             stop,
             started,
             egress,
+            _ticking: self.inner.ticker.enter(),
         }
     }
 

@@ -21,6 +21,7 @@ mod http;
 mod limits;
 mod log;
 mod outcome;
+mod ticker;
 mod vars;
 
 pub use attempt::{AttemptReport, AttemptRequest, Grants};
@@ -34,8 +35,8 @@ pub use outcome::{ApplicationError, Outcome};
 pub use vars::ConfigGrants;
 
 use context::{ActivityPre, AttemptState};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use ticker::Ticker;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 /// Default budget of one module's `wharf:activity/cache` on a process.
@@ -66,12 +67,12 @@ struct Inner {
     engine: wasmtime::Engine,
     linker: Linker<AttemptState>,
     allocator: Allocator,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
@@ -92,27 +93,22 @@ impl Engine {
         context::Activity::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(EngineError::Config)?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (weak, stop, tick) = (engine.weak(), ticker_stop.clone(), cfg.epoch_tick);
-        std::thread::Builder::new()
-            .name("wharf-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| EngineError::Config(e.into()))?;
+        let weak = engine.weak();
+        let ticker = Ticker::start(cfg.epoch_tick, move || match weak.upgrade() {
+            Some(engine) => {
+                engine.increment_epoch();
+                true
+            }
+            None => false,
+        })
+        .map_err(|e| EngineError::Config(e.into()))?;
         tracing::debug!(?allocator, "engine ready");
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 allocator,
-                ticker_stop,
+                ticker,
             }),
         })
     }
