@@ -71,6 +71,19 @@ export async function loadComponent(file) {
     return modules.get(name);
   };
 
+  // The process cache lives as long as this loaded component, as the host
+  // keeps it across the attempts of one module on one process.
+  const cached = new Map();
+  const cache = {
+    get: (key) => cached.get(key),
+    set(key, value) {
+      cached.set(key, Uint8Array.from(value));
+    },
+    delete(key) {
+      cached.delete(key);
+    },
+  };
+
   async function instance(context) {
     const shim = new WASIShim({ sandbox: { preopens: {}, env: {}, args: [], enableNetwork: false } });
     const imports = shim.getImportObject();
@@ -85,6 +98,7 @@ export async function loadComponent(file) {
       ...imports,
       'wharf:activity/context': context,
       'wharf:activity/config': config,
+      'wharf:activity/cache': cache,
     });
     return inst.activities ?? inst['wharf:activity/activities@0.1.0'];
   }
