@@ -301,7 +301,14 @@ fn outbox_redelivers_a_result_after_the_server_comes_back() {
     let _guard = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let mut server = TemporalServer::start(dir.path()).unwrap();
-    let worker = rust_worker(&server, dir.path(), "wharf-outbox", &[]).unwrap();
+    // Uncompressed gRPC here; the scenarios' worker uses the default gzip.
+    let worker = rust_worker(
+        &server,
+        dir.path(),
+        "wharf-outbox",
+        &["--grpc-compression", "none"],
+    )
+    .unwrap();
     let mut py = driver_for(&server, &worker, "outbox")
         .stdout(Stdio::piped())
         .spawn()

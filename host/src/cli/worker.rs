@@ -13,6 +13,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// gRPC compression on the worker's connection to its server.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Compression {
+    Gzip,
+    None,
+}
+
 /// Arguments of `wharf worker`.
 #[derive(clap::Args)]
 pub struct WorkerArgs {
@@ -68,6 +75,11 @@ pub struct WorkerArgs {
     /// API key, sent as a bearer token (Temporal Cloud).
     #[arg(long, env = "TEMPORAL_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// gRPC compression to the server: `gzip` (the Temporal client's
+    /// default) or `none` (less CPU per task when bandwidth is cheap, e.g.
+    /// a worker next to its server).
+    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    grpc_compression: Compression,
     #[command(flatten)]
     grants: GrantArgs,
     /// Memories and tables of one attempt.
@@ -182,6 +194,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             }),
             api_key: args.api_key,
             identity: identity.clone(),
+            compress: args.grpc_compression == Compression::Gzip,
         },
         namespace: args.namespace.clone(),
         task_queue: args.task_queue.clone(),
