@@ -441,7 +441,6 @@ function warmUp(table, run) {
   }
 }
 
-
 // componentize-js runs its generated bindings (the code that lifts an
 // export's arguments and lowers its result) in a realm of their own, apart
 // from the module's. A realm makes its built-in classes (Promise,

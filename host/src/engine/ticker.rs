@@ -45,7 +45,7 @@ impl Ticker {
                         continue;
                     }
                     std::thread::sleep(every);
-                    if !tick() {
+                    if shared.stop.load(Ordering::Acquire) || !tick() {
                         break;
                     }
                 }
@@ -132,18 +132,18 @@ mod tests {
         assert!(passes(&ticks, now + 5), "stopped while a second guest runs");
 
         drop(second);
-        // At most the tick already under way lands after the last guest.
-        std::thread::sleep(Duration::from_millis(20));
+        // The thread checks for guests before each sleep, so at most the
+        // tick already under way lands after the last guest is gone.
         let parked = ticks.load(Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(
-            ticks.load(Ordering::Relaxed),
-            parked,
-            "ticked after the last guest"
+        std::thread::sleep(Duration::from_millis(200));
+        let after = ticks.load(Ordering::Relaxed);
+        assert!(
+            after <= parked + 1,
+            "ticked after the last guest: {parked} -> {after}"
         );
 
         let _again = ticker.enter();
-        assert!(passes(&ticks, parked), "did not wake for the next guest");
+        assert!(passes(&ticks, after), "did not wake for the next guest");
         ticker.stop();
     }
 

@@ -908,28 +908,16 @@ impl Instance {
         };
         #[cfg(feature = "debug")]
         let text = registry.store_code(module.engine_code())?.text();
-        let array_call = VmPtr::from(NonNull::from(text.get(array..)?).cast());
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                text.get(wasm..)?
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )?,
-        ));
-        let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
-        // SAFETY: as in `initialize_and_return_funcref`: the offset is the
-        // one `self.offsets` gives for this function's `VMFuncRef`, inside
-        // our `VMContext`.
+        // SAFETY: `vmctx_offset` is `def_index`'s `VMFuncRef` slot (our
+        // caller computed it from `self.offsets`), and the offsets are that
+        // function's code.
         unsafe {
-            let func_ref_ptr = self.vmctx_plus_offset_raw::<VMFuncRef>(vmctx_offset);
-            func_ref_ptr.write(VMFuncRef {
-                array_call,
-                wasm_call,
-                vmctx,
+            Some(self.write_funcref(
+                vmctx_offset,
                 type_index,
-            });
-            Some(func_ref_ptr)
+                text.get(array..)?,
+                text.get(wasm..)?,
+            ))
         }
     }
 
@@ -1005,20 +993,36 @@ impl Instance {
         )
         .expect("module not in store");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
+        // SAFETY: `vmctx_offset` is this function's `VMFuncRef` slot, as
+        // our caller promises.
+        unsafe {
+            Some(self.write_funcref(
+                vmctx_offset,
+                type_index,
+                module_with_code.function(array_to_wasm_key),
+                module_with_code.function(wasm_key),
+            ))
+        }
+    }
 
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
-
+    /// Writes the `VMFuncRef` at `vmctx_offset` for the code at
+    /// `array_code` (its array-to-wasm trampoline) and `wasm_code` (its
+    /// body), and returns a pointer to it.
+    ///
+    /// # Safety
+    ///
+    /// `vmctx_offset` must be the offset `self.offsets` gives for a
+    /// `VMFuncRef` inside our `VMContext`, and the code must be the
+    /// function's of that slot, with signature `type_index`.
+    unsafe fn write_funcref(
+        &self,
+        vmctx_offset: u32,
+        type_index: VMSharedTypeIndex,
+        array_code: &[u8],
+        wasm_code: &[u8],
+    ) -> NonNull<VMFuncRef> {
+        let array_call = VmPtr::from(NonNull::from(array_code).cast());
+        let wasm_call = Some(VmPtr::from(NonNull::from(wasm_code).cast::<VMWasmCallFunction>()));
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
         // SAFETY: the offset calculated here should be correct with
@@ -1035,8 +1039,7 @@ impl Instance {
                 type_index,
             });
         }
-
-        Some(func_ref_ptr)
+        func_ref_ptr
     }
 
     /// Get the passive elements segment at the given index.
