@@ -38,6 +38,7 @@ pub mod otlp;
 pub mod payload;
 pub mod priority;
 pub mod queue;
+pub mod random;
 pub mod registry;
 pub mod service;
 pub mod store;

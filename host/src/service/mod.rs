@@ -159,7 +159,7 @@ impl Default for ServiceConfig {
 /// routed to an earlier run (whose caches are gone) are not picked up.
 fn process_queue_name() -> String {
     let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
+    crate::random::fill(&mut b);
     format!("wharf-worker-{}-{}", std::process::id(), hex::encode(b))
 }
 

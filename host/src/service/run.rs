@@ -54,7 +54,7 @@ fn input_args(input: &str) -> Result<Vec<Payload>, Failure> {
 /// A task token: random bytes for the guest, their hex form for the API.
 fn new_token() -> (Vec<u8>, String) {
     let mut b = [0u8; 24];
-    let _ = getrandom::fill(&mut b);
+    crate::random::fill(&mut b);
     (b.to_vec(), hex::encode(b))
 }
 

@@ -79,7 +79,7 @@ impl ActivityRef {
 
 fn new_id() -> String {
     let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
+    crate::random::fill(&mut b);
     hex::encode(b)
 }
 

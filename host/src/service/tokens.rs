@@ -14,7 +14,7 @@ pub fn hash(token: &str) -> String {
 /// A new random secret (256 bits, hex) with a prefix saying what it is.
 pub fn new_secret(prefix: &str) -> String {
     let mut b = [0u8; 32];
-    let _ = getrandom::fill(&mut b);
+    crate::random::fill_secret(&mut b);
     format!("{prefix}{}", hex::encode(b))
 }
 

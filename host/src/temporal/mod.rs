@@ -172,8 +172,7 @@ pub struct WorkerConfig {
 /// so a workflow can route follow-up activities to the same process.
 pub fn worker_task_queue_name(identity: &str) -> String {
     let mut random = [0u8; 4];
-    // Uniqueness across restarts matters more than the quality of the bytes.
-    let _ = getrandom::fill(&mut random);
+    crate::random::fill(&mut random);
     let clean: String = identity
         .chars()
         .map(|c| {

@@ -54,7 +54,7 @@ fn secret() -> &'static [u8; 32] {
     static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
     SECRET.get_or_init(|| {
         let mut b = [0u8; 32];
-        let _ = getrandom::fill(&mut b);
+        crate::random::fill_secret(&mut b);
         b
     })
 }
