@@ -883,6 +883,17 @@ fn an_upload_is_compiled_once_and_a_restart_maps_the_artifacts() {
         }));
         let a = s.wait_closed(&name, Duration::from_secs(10));
         assert_eq!(a["result"], format!("Hello, {}!", l.dir()), "{a}");
+        // The restarted module's activity types are its record's: still
+        // exactly what it exports.
+        let typo = format!("{name}-typo");
+        s.start_activity(json!({
+            "activity_id": typo, "activity_type": "gret", "task_queue": name,
+            "start_to_close_timeout": "10s"
+        }));
+        let a = s.wait_closed(&typo, Duration::from_secs(10));
+        assert_eq!(a["last_failure"]["type"], "UnknownActivityType", "{a}");
+        let message = a["last_failure"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("it exports: greet"), "{a}");
     }
     assert_eq!(
         artifacts(dir.path()),

@@ -137,7 +137,7 @@ async fn load_modules(
                 )
             })?;
             let module = registry
-                .get(&record.sha256)
+                .get(&record)
                 .await
                 .with_context(|| format!("cannot load module {spec}"))?;
             ServedModule {

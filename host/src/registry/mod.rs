@@ -134,6 +134,18 @@ pub struct LoadedModule {
     pending: Mutex<Option<Pending>>,
 }
 
+/// How a component came to be loaded, for [`Registry::finish_load`].
+struct Loaded {
+    /// The artifact compiled in this process, if it was.
+    pending: Option<Pending>,
+    source: LoadSource,
+    /// When the load began, for [`LoadedModule::load_time`].
+    started: Instant,
+    /// Activity types already known (the module's record), or `None` to
+    /// list them in a fresh instance.
+    known_types: Option<Vec<String>>,
+}
+
 /// The quotas an upload is checked under: those of the namespace that
 /// sends it.
 #[derive(Clone, Debug)]
@@ -273,25 +285,36 @@ impl Registry {
         .ok_or_else(|| RegistryError::NamespaceGone(namespace.to_owned()))
     }
 
-    /// Loads a recorded module by its content hash: from memory, from its
-    /// artifact, or by recompiling the kept component.
-    pub async fn get(&self, sha256: &str) -> Result<Arc<LoadedModule>, RegistryError> {
+    /// Loads a recorded module: from memory, from its artifact, or by
+    /// recompiling the kept component.
+    ///
+    /// From an intact artifact, the activity types are the record's: they
+    /// were listed from this very content when it was uploaded, so a
+    /// restart does not run an instance per module to list them again.
+    /// A recompiled component is listed afresh.
+    pub async fn get(&self, record: &ModuleRecord) -> Result<Arc<LoadedModule>, RegistryError> {
+        let sha256 = record.sha256.as_str();
         if let Some(m) = self.cached(sha256) {
             return Ok(m);
         }
         let path = self.components_dir.join(format!("{sha256}.wasm"));
         let bytes = match self.artifacts.load(self.engine.wasmtime(), sha256) {
             Some(c) => {
+                // A record without types (an unreadable column) is listed.
+                let known = Some(record.activity_types.clone()).filter(|t| !t.is_empty());
                 return self
                     .finish_load(
                         sha256.to_owned(),
                         c,
-                        None,
-                        LoadSource::Artifact,
-                        Instant::now(),
+                        Loaded {
+                            pending: None,
+                            source: LoadSource::Artifact,
+                            started: Instant::now(),
+                            known_types: known,
+                        },
                         &UploadLimits::default(),
                     )
-                    .await
+                    .await;
             }
             None => tokio::fs::read(&path)
                 .await
@@ -332,9 +355,12 @@ impl Registry {
                 .finish_load(
                     sha256.to_owned(),
                     c,
-                    None,
-                    LoadSource::Artifact,
-                    started,
+                    Loaded {
+                        pending: None,
+                        source: LoadSource::Artifact,
+                        started,
+                        known_types: None,
+                    },
                     limits,
                 )
                 .await?;
@@ -357,9 +383,12 @@ impl Registry {
             .finish_load(
                 sha256.to_owned(),
                 component,
-                Some(pending),
-                LoadSource::Compiled,
-                started,
+                Loaded {
+                    pending: Some(pending),
+                    source: LoadSource::Compiled,
+                    started,
+                    known_types: None,
+                },
                 limits,
             )
             .await?;
@@ -413,18 +442,25 @@ impl Registry {
         &self,
         sha256: String,
         component: Component,
-        pending: Option<Pending>,
-        source: LoadSource,
-        started: Instant,
+        how: Loaded,
         limits: &UploadLimits,
     ) -> Result<Arc<LoadedModule>, RegistryError> {
+        let Loaded {
+            pending,
+            source,
+            started,
+            known_types,
+        } = how;
         validate::check_exports(self.engine.wasmtime(), &component)?;
         validate::check_pool_share(&component)?;
         let module = self
             .engine
             .link(&component)
             .map_err(|e| RegistryError::Link(e.to_string()))?;
-        let activity_types = self.activity_types(&module, limits).await?;
+        let activity_types = match known_types {
+            Some(types) => types,
+            None => self.activity_types(&module, limits).await?,
+        };
         let loaded = Arc::new(LoadedModule {
             sha256: sha256.clone(),
             activity_types,

@@ -152,7 +152,7 @@ impl Shared {
                 .ok_or_else(|| {
                     ServiceError::ModuleNotFound(format!("{}@{version}", row.module_name))
                 })?;
-            Ok::<_, ServiceError>(self.registry.get(&record.sha256).await?)
+            Ok::<_, ServiceError>(self.registry.get(&record).await?)
         };
         let module = load(row.module_version).await?;
         let ramp = match (row.ramp_version, row.ramp_percent) {
