@@ -345,3 +345,31 @@ fn start_batch_reads_json_lines_and_names_each_refused_line() {
     );
     s.wait_closed("l1", std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
+    let huge = u64::MAX.to_string();
+    for (bench, option, value) in [
+        ("instantiate", "--attempts", huge.as_str()),
+        ("instantiate", "--restarts", "0"),
+        ("throughput", "--concurrency", huge.as_str()),
+        ("throughput", "--idle", huge.as_str()),
+        ("throughput", "--latency-run", "100000y"),
+        ("soak", "--window", "0"),
+    ] {
+        let out = common::wharf()
+            .args(["bench", bench, option, value, "--module", "noop.wasm"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bench} {option} {value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(option) && !stderr.contains("panicked"),
+            "{bench} {option} {value}: {stderr}"
+        );
+    }
+}

@@ -30,18 +30,20 @@ pub struct InstantiateArgs {
     /// Activity type to call.
     #[arg(long, default_value = "noop")]
     activity_type: String,
-    /// Attempts per measurement.
-    #[arg(short = 'n', long, default_value_t = 10_000)]
+    /// Attempts per measurement, 1 to 5 000 000 (each is timed and kept).
+    #[arg(short = 'n', long, default_value_t = 10_000,
+          value_parser = super::count(1..=5_000_000))]
     attempts: usize,
     /// Allocators to measure attempts with.
     #[arg(long, value_delimiter = ',', default_value = "pooling,on-demand")]
     allocators: Vec<AllocatorChoice>,
-    /// Restarts to time per module (the median is shown).
-    #[arg(long, default_value_t = 5)]
+    /// Restarts to time per module, 1 to 10 000 (the median is shown).
+    #[arg(long, default_value_t = 5,
+          value_parser = super::count(1..=10_000))]
     restarts: usize,
     /// Measure every module this many times, interleaved (A B A B ...),
     /// and print each module's medians: on a machine whose speed drifts,
-    /// side-by-side figures then see the same drift.
+    /// side-by-side figures then see the same drift (1 to 100).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
 }
@@ -98,7 +100,6 @@ struct Readiness {
 /// Runs the measurements and prints both tables.
 pub async fn run(args: InstantiateArgs) -> anyhow::Result<()> {
     super::build_kind();
-    anyhow::ensure!(args.attempts > 0, "-n must be at least 1");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let root = super::tempdir()?;
     let result = compare(&args, &root, cores).await;
@@ -222,7 +223,7 @@ fn print_row(label: &str, allocator: crate::engine::Allocator, m: &AttemptCost) 
 }
 
 /// Uploads `path` into a fresh data dir, then loads it back `restarts`
-/// times as restarted processes would.
+/// times as restarted processes would, each time running one attempt.
 async fn readiness(
     dir: &Path,
     path: &Path,
@@ -242,7 +243,7 @@ async fn readiness(
     let runner = bench_runner(&engine, cores);
     let mut times = Vec::with_capacity(args.restarts);
     let mut firsts = Vec::with_capacity(args.restarts);
-    for _ in 0..args.restarts.max(1) {
+    for _ in 0..args.restarts {
         // A new registry has nothing in memory, like a new process.
         let registry = Registry::new(engine.clone(), dir);
         let t = Instant::now();

@@ -37,26 +37,30 @@ pub struct IsolationArgs {
     /// Activity type tenant B starts.
     #[arg(long, default_value = "noop")]
     activity_type: String,
-    /// Activities in each throughput round of tenant B.
-    #[arg(short = 'n', long, default_value_t = 1_000)]
+    /// Activities in each throughput round of tenant B (1 to 1 000 000).
+    #[arg(short = 'n', long, default_value_t = 1_000, value_parser = super::count(1..=1_000_000))]
     activities: usize,
-    /// Tenant B's start requests in flight in the throughput round.
-    #[arg(long, default_value_t = 32)]
+    /// Tenant B's start requests in flight in the throughput round (1 to
+    /// 100 000).
+    #[arg(long, default_value_t = 32, value_parser = super::count(1..=100_000))]
     concurrency: usize,
-    /// Tenant B's starts per second in the latency round.
-    #[arg(long, default_value_t = 100)]
+    /// Tenant B's starts per second in the latency round (1 to 100 000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: u32,
-    /// How long each latency round lasts.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// How long each latency round lasts (100 ms to 1 h).
+    #[arg(long, default_value = "5s",
+          value_parser = super::duration(Duration::from_millis(100), Duration::from_secs(3600)))]
     latency_run: Duration,
-    /// Tenant A's quota of concurrent attempts (all kept busy).
-    #[arg(long, default_value_t = 4)]
+    /// Tenant A's quota of concurrent attempts, all kept busy (1 to 1 000).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     adversary_slots: u32,
-    /// Tenant A's memory per attempt, in MiB (what a memory bomb reaches).
-    #[arg(long, default_value_t = 64)]
+    /// Tenant A's memory per attempt, in MiB (what a memory bomb reaches), 1
+    /// to 4 096.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     adversary_memory_mib: u64,
-    /// Start-to-close timeout of tenant A's busy loops.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    /// Start-to-close timeout of tenant A's busy loops (100 ms to 1 h).
+    #[arg(long, default_value = "2s",
+          value_parser = super::duration(Duration::from_millis(100), Duration::from_secs(3600)))]
     loop_timeout: Duration,
 }
 

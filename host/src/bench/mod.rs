@@ -46,6 +46,32 @@ fn build_kind() -> &'static str {
     }
 }
 
+/// The parser of a count option: a value outside `range` is refused with
+/// an error naming the option, before anything is sized by it.
+fn count(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(range)
+}
+
+/// The parser of a duration option (`5s`, `1m`), refused outside
+/// `min..=max`.
+fn duration(
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> impl Fn(&str) -> Result<std::time::Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+        if (min..=max).contains(&d) {
+            Ok(d)
+        } else {
+            Err(format!(
+                "{s} is not from {} to {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ))
+        }
+    }
+}
+
 /// A fresh temporary directory.
 fn tempdir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(

@@ -18,17 +18,17 @@ use serde_json::{json, Value};
 /// Arguments of `wharf bench parked`.
 #[derive(clap::Args)]
 pub struct ParkedArgs {
-    /// Activities with a large input.
-    #[arg(short = 'n', long, default_value_t = 600)]
+    /// Activities with a large input (1 to 1 000 000).
+    #[arg(short = 'n', long, default_value_t = 600, value_parser = super::count(1..=1_000_000))]
     activities: usize,
-    /// Bytes of each large input (one JSON string).
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Bytes of each large input (one JSON string), 0 to 64 MiB.
+    #[arg(long, default_value_t = 1 << 20, value_parser = super::count(0..=64 << 20))]
     input_bytes: usize,
-    /// Activities with no input, for the fixed cost of one.
-    #[arg(long, default_value_t = 20_000)]
+    /// Activities with no input, for the fixed cost of one (0 to 10 000 000).
+    #[arg(long, default_value_t = 20_000, value_parser = super::count(0..=10_000_000))]
     small: usize,
-    /// Start requests in flight at once.
-    #[arg(long, default_value_t = 16)]
+    /// Start requests in flight at once (1 to 100 000).
+    #[arg(long, default_value_t = 16, value_parser = super::count(1..=100_000))]
     concurrency: usize,
     /// Durability of the server (`full` or `normal`).
     #[arg(long, default_value = "normal")]

@@ -31,14 +31,14 @@ pub struct SchedulerArgs {
     /// Activity type to start.
     #[arg(long, default_value = "noop")]
     activity_type: String,
-    /// Activities per round.
-    #[arg(short = 'n', long, default_value_t = 5_000)]
+    /// Activities per round (1 to 10 000 000).
+    #[arg(short = 'n', long, default_value_t = 5_000, value_parser = super::count(1..=10_000_000))]
     activities: usize,
-    /// Rounds per queue.
-    #[arg(long, default_value_t = 6)]
+    /// Rounds per queue (1 to 100).
+    #[arg(long, default_value_t = 6, value_parser = super::count(1..=100))]
     rounds: usize,
-    /// Start requests in flight at once.
-    #[arg(long, default_value_t = 256)]
+    /// Start requests in flight at once (1 to 100 000).
+    #[arg(long, default_value_t = 256, value_parser = super::count(1..=100_000))]
     concurrency: usize,
     /// Worker slots of each queue.
     #[arg(long, default_value_t = 256)]

@@ -25,17 +25,17 @@ pub struct SoakArgs {
     /// Activity type to start.
     #[arg(long, default_value = "noop")]
     activity_type: String,
-    /// Activities in the whole run.
-    #[arg(short = 'n', long, default_value_t = 1_000_000)]
+    /// Activities in the whole run (1 to 1 000 000 000).
+    #[arg(short = 'n', long, default_value_t = 1_000_000, value_parser = super::count(1..=1_000_000_000))]
     activities: usize,
-    /// Activities per printed window.
-    #[arg(long, default_value_t = 100_000)]
+    /// Activities per printed window (1 to 1 000 000 000).
+    #[arg(long, default_value_t = 100_000, value_parser = super::count(1..=1_000_000_000))]
     window: usize,
     /// Retention of the namespace's closed activities.
     #[arg(long, default_value = "1m")]
     retention: String,
-    /// Start requests in flight at once.
-    #[arg(long, default_value_t = 256)]
+    /// Start requests in flight at once (1 to 100 000).
+    #[arg(long, default_value_t = 256, value_parser = super::count(1..=100_000))]
     concurrency: usize,
     /// Worker slots of the benchmark queue.
     #[arg(long, default_value_t = 256)]

@@ -26,19 +26,23 @@ pub struct ThroughputArgs {
     /// Activity type to start.
     #[arg(long, default_value = "noop")]
     activity_type: String,
-    /// Activities in the throughput run.
-    #[arg(short = 'n', long, default_value_t = 20_000)]
+    /// Activities in the throughput run, 1 to 10 000 000.
+    #[arg(short = 'n', long, default_value_t = 20_000,
+          value_parser = super::count(1..=10_000_000))]
     activities: usize,
-    /// Starts in flight at once (with `--batch`, in requests of that many).
-    #[arg(long, default_value_t = 256)]
+    /// Starts in flight at once, 1 to 100 000 (with `--batch`, in requests
+    /// of that many).
+    #[arg(long, default_value_t = 256,
+          value_parser = super::count(1..=100_000))]
     concurrency: usize,
     /// Starts per request in the throughput run, 1 to 1000: above 1, through
     /// `activities:batch`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     batch: u16,
     /// No-ops run one after another on the idle server for start→result
-    /// latency (0: skip).
-    #[arg(long, default_value_t = 500)]
+    /// latency, 0 to 1 000 000 (0: skip).
+    #[arg(long, default_value_t = 500,
+          value_parser = super::count(0..=1_000_000))]
     idle: usize,
     /// The `wharf` binary to serve with (default: this one), to compare a
     /// build's server under the same client.
@@ -47,8 +51,9 @@ pub struct ThroughputArgs {
     /// Worker slots of the benchmark queue.
     #[arg(long, default_value_t = 256)]
     slots: u32,
-    /// How long the half-load latency run lasts.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// How long the half-load latency run lasts (100 ms to 1 h).
+    #[arg(long, default_value = "5s",
+          value_parser = super::duration(Duration::from_millis(100), Duration::from_secs(3600)))]
     latency_run: Duration,
 }
 
