@@ -76,14 +76,7 @@ pub(super) async fn start(
 }
 
 /// The states an activity is stored in, as `?state=` takes them.
-pub(crate) const STATES: [&str; 6] = [
-    "scheduled",
-    "started",
-    "completed",
-    "failed",
-    "cancelled",
-    "timed_out",
-];
+pub(crate) use crate::store::activities::STATES;
 
 /// The `?state=` of open activities past their first attempt.
 pub(crate) const RETRYING: &str = "retrying";

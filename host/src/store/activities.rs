@@ -13,10 +13,11 @@
 //! them when it starts ([`Db::run_payloads`]), and a progress written
 //! without one keeps the stored value ([`save_progress`]).
 
-pub use super::run_state::{Closed, RunState};
+pub use super::run_state::{Closed, RunState, STATES};
 use super::{Db, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+use std::sync::LazyLock;
 
 /// The part of an activity fixed at start.
 #[derive(Clone, Debug)]
@@ -241,6 +242,35 @@ pub fn fail_unreadable(
     Ok(())
 }
 
+/// The list query: a namespace's runs newest first, every filter optional
+/// (`?2`-`?9`, NULL or 0 for none), `?5` the limit.
+///
+/// One walk of `activities_by_state` (namespace, state, run_id) per state,
+/// newest first, each stopping at the limit, merged: a page reads at most
+/// six times its limit of rows, however many runs the namespace holds. (A
+/// single walk by namespace would read and sort all of them for each page:
+/// the state filter is optional, so it is no index constraint there.)
+fn list_sql() -> String {
+    let walks: Vec<String> = STATES
+        .iter()
+        .map(|state| {
+            format!(
+                "SELECT * FROM (SELECT {FIXED}, {PROGRESS}, input, options FROM activities \
+                 WHERE namespace=?1 AND state='{state}' AND (?2 IS NULL OR ?2='{state}') \
+                 AND (?3 IS NULL OR activity_type=?3) AND (?4 IS NULL OR task_queue=?4) \
+                 AND (?6 = 0 OR (closed_ms IS NULL AND attempt > 1)) \
+                 AND (?7 IS NULL OR substr(activity_id, 1, length(?7)) = ?7) \
+                 AND (?8 IS NULL OR scheduled_ms >= ?8) AND (?9 IS NULL OR scheduled_ms < ?9) \
+                 ORDER BY run_id DESC LIMIT ?5)"
+            )
+        })
+        .collect();
+    format!(
+        "{} ORDER BY run_id DESC LIMIT ?5",
+        walks.join(" UNION ALL ")
+    )
+}
+
 /// Inserts a new activity run with its options (JSON) and input (JSON
 /// array of payloads).
 pub fn insert_activity(
@@ -250,11 +280,14 @@ pub fn insert_activity(
     input: &str,
     p: &ActivityProgress,
 ) -> Result<(), StoreError> {
-    c.prepare_cached(&format!(
-        "INSERT INTO activities ({FIXED}, options, input, {PROGRESS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
-    ))?
-    .execute(params![
+    // Built once: every start runs it.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO activities ({FIXED}, options, input, {PROGRESS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+        )
+    });
+    c.prepare_cached(&SQL)?.execute(params![
         f.run_id,
         f.namespace,
         f.activity_id,
@@ -484,15 +517,8 @@ impl Db {
         filter: &ActivityFilter,
     ) -> Result<Vec<StoredRun>, StoreError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE namespace=?1 \
-                 AND (?2 IS NULL OR state=?2) AND (?3 IS NULL OR activity_type=?3) \
-                 AND (?4 IS NULL OR task_queue=?4) \
-                 AND (?6 = 0 OR (closed_ms IS NULL AND attempt > 1)) \
-                 AND (?7 IS NULL OR substr(activity_id, 1, length(?7)) = ?7) \
-                 AND (?8 IS NULL OR scheduled_ms >= ?8) AND (?9 IS NULL OR scheduled_ms < ?9) \
-                 ORDER BY run_id DESC LIMIT ?5"
-            ))?;
+            static SQL: LazyLock<String> = LazyLock::new(list_sql);
+            let mut s = c.prepare_cached(&SQL)?;
             let rows = s.query_map(
                 params![
                     namespace,
@@ -600,4 +626,104 @@ pub struct QueueRateRow {
     pub set_by: Option<String>,
     /// When.
     pub set_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page of the list walks the state index by namespace and state,
+    /// never a whole namespace.
+    #[test]
+    fn the_list_walks_the_index_by_namespace_and_state() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrations::run(&mut c).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", list_sql()))
+            .unwrap()
+            .query_map(
+                params![
+                    "default",
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    100,
+                    0,
+                    None::<String>,
+                    None::<i64>,
+                    None::<i64>
+                ],
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let walks: Vec<&String> = plan.iter().filter(|l| l.contains("activities")).collect();
+        assert_eq!(walks.len(), STATES.len(), "{plan:?}");
+        for w in walks {
+            assert!(
+                w.contains("activities_by_state (namespace=? AND state=?)"),
+                "{plan:?}"
+            );
+        }
+    }
+
+    /// The merged walks answer as one query would: newest first, filtered,
+    /// at most the limit.
+    #[test]
+    fn the_list_merges_states_newest_first_within_the_limit() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrations::run(&mut c).unwrap();
+        for run_id in 1..=40i64 {
+            let state = STATES[(run_id as usize * 7) % STATES.len()];
+            let closed = matches!(state, "scheduled" | "started").then_some(());
+            c.execute(
+                "INSERT INTO activities (run_id, namespace, activity_id, activity_type, \
+                 task_queue, scheduled_ms, options, input, state, attempt, \
+                 attempt_scheduled_ms, closed_ms) \
+                 VALUES (?1, ?2, ?3, 't', 'q', ?1, '{}', '[]', ?4, 1, ?1, ?5)",
+                params![
+                    run_id,
+                    if run_id % 10 == 0 { "other" } else { "default" },
+                    format!("a{run_id}"),
+                    state,
+                    closed.map_or(Some(run_id), |()| None),
+                ],
+            )
+            .unwrap();
+        }
+        let ids = |state: Option<&str>, limit: u32| -> Vec<i64> {
+            c.prepare(&list_sql())
+                .unwrap()
+                .query_map(
+                    params![
+                        "default",
+                        state,
+                        None::<String>,
+                        None::<String>,
+                        limit,
+                        0,
+                        None::<String>,
+                        None::<i64>,
+                        None::<i64>
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let expect = |state: Option<&str>, limit: usize| -> Vec<i64> {
+            (1..=40i64)
+                .rev()
+                .filter(|id| id % 10 != 0)
+                .filter(|id| state.is_none_or(|s| STATES[(*id as usize * 7) % STATES.len()] == s))
+                .take(limit)
+                .collect()
+        };
+        assert_eq!(ids(None, 7), expect(None, 7));
+        assert_eq!(ids(None, 100), expect(None, 100));
+        assert_eq!(ids(Some("failed"), 3), expect(Some("failed"), 3));
+        assert_eq!(ids(Some("started"), 100), expect(Some("started"), 100));
+    }
 }

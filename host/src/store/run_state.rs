@@ -4,6 +4,16 @@
 //! A row whose columns name no state, or contradict each other, cannot be
 //! read; recovery fails such a run instead of guessing.
 
+/// Every name the `state` column holds, as [`RunState::as_str`] gives them.
+pub const STATES: [&str; 6] = [
+    "scheduled",
+    "started",
+    "completed",
+    "failed",
+    "cancelled",
+    "timed_out",
+];
+
 /// How a closed run ended; stored as the `state` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closed {
@@ -184,6 +194,7 @@ mod tests {
                 s.closed_ms(),
             );
             assert_eq!(back, Ok(s.clone()), "{s:?}");
+            assert!(STATES.contains(&s.as_str()), "{s:?}");
         }
     }
 
