@@ -854,3 +854,80 @@ fn zero_quotas_are_refused_and_numbers_are_shown_short() {
     );
     healthy(&s);
 }
+
+/// Bytes of request bodies the server holds now, from `/metrics`.
+fn body_bytes_held(s: &Server) -> Option<u64> {
+    let text = reqwest::blocking::get(format!("{}/metrics", s.base))
+        .and_then(|r| r.text())
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("wharf_request_body_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Many large bodies at once cannot take the host's memory: they share
+/// `--max-body-memory`. A body that finds it spent gets a 503 with
+/// `Retry-After`, one that could never fit a 413 naming it, and the bytes
+/// of a body come back once its request is over.
+#[test]
+fn request_bodies_share_one_memory_budget_and_give_it_back() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
+    let port = s.base.rsplit(':').next().unwrap();
+
+    // An upload that stops sending after 700 000 of its 900 000 bytes.
+    let mut slow = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(
+        slow,
+        "POST /api/v1/namespaces/default/modules?name=slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/octet-stream\r\ncontent-length: 900000\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(&vec![b'x'; 700_000]).unwrap();
+    slow.flush().unwrap();
+    wait_for("the partial upload is held", || {
+        body_bytes_held(&s).filter(|b| *b >= 700_000)
+    });
+
+    // A start whose 400 000 bytes do not fit beside it.
+    let big = json!({
+        "activity_type": "greet", "task_queue": "q",
+        "input": ["y".repeat(400_000)], "start_to_close_timeout": "10s"
+    });
+    let resp = reqwest::blocking::Client::new()
+        .post(s.url("activities"))
+        .json(&big)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let e: Value = resp.json().unwrap();
+    assert_eq!(e["error"]["code"], "bodies_memory_full", "{e}");
+    assert!(message(&e).contains("--max-body-memory"), "{e}");
+
+    // A body declared larger than the whole budget is refused as too large.
+    let (status, e) = s.send(
+        reqwest::blocking::Client::new()
+            .post(s.url("activities"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 2 << 20]),
+    );
+    assert_eq!(status, 413, "{e}");
+    assert!(message(&e).contains("--max-body-memory"), "{e}");
+
+    // The stalled upload's bytes come back when its client goes away, and
+    // the same start then fits.
+    drop(slow);
+    wait_for("the budget is given back", || {
+        body_bytes_held(&s).filter(|b| *b == 0)
+    });
+    let (status, e) = s.post("activities", &big);
+    assert_eq!(status, 201, "{e}");
+    healthy(&s);
+}

@@ -56,7 +56,7 @@ struct StartBody {
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "An argument is over the payload limit", body = ErrorResponse),
         (status = 429, description = "The namespace's start rate or open activities quota is exhausted", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
         (status = 507, description = "The input would take the namespace's open activities over its max_stored_bytes quota (code stored_bytes_quota_exceeded), or the server's disk is full (code storage_full)", body = ErrorResponse),
     ),
 )]
@@ -65,7 +65,7 @@ pub(super) async fn start(
     Path(ns): Path<String>,
     req: Body,
 ) -> Result<Response, ApiError> {
-    let b: StartBody = body::json(req, json_limit(&app)).await?;
+    let b: StartBody = body::json(&app.bodies, req, json_limit(&app)).await?;
     let started = app.service.start(&ns, start_request(b)?).await?;
     let status = if started.created {
         StatusCode::CREATED
@@ -110,7 +110,7 @@ struct BatchBody {
         (status = 400, description = "Invalid body or more than 1000 starts", body = ErrorResponse),
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "The body is over the batch limit", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn start_batch(
@@ -119,7 +119,7 @@ pub(super) async fn start_batch(
     req: Body,
 ) -> Result<Json<BatchStartResponse>, ApiError> {
     let limit = json_limit(&app).max(bounds::MAX_BATCH_BODY);
-    let b: BatchBody = body::json(req, limit).await?;
+    let b: BatchBody = body::json(&app.bodies, req, limit).await?;
     bounds::count("starts", b.starts.len(), bounds::MAX_BATCH_STARTS)
         .map_err(ApiError::bad_request)?;
     let reqs = b
@@ -385,7 +385,7 @@ pub(super) async fn run_now(
         (status = 400, description = "Invalid activity id, reason or type", body = ErrorResponse),
         (status = 404, description = "No such namespace or activity", body = ErrorResponse),
         (status = 409, description = "The activity is closed", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -394,7 +394,7 @@ pub(super) async fn fail_by_hand(
     Path((ns, id)): Path<(String, String)>,
     req: Body,
 ) -> Result<Json<ActivityView>, ApiError> {
-    let b: FailByHandRequest = body::json(req, 64 << 10).await?;
+    let b: FailByHandRequest = body::json(&app.bodies, req, 64 << 10).await?;
     Ok(Json(
         app.service
             .fail_by_hand(&ns, &id, b.reason, b.error_type)
@@ -431,7 +431,7 @@ fn target(task_token: Option<String>, activity_id: Option<String>) -> Result<Tar
         (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The result is over the payload limit", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -440,7 +440,7 @@ pub(super) async fn complete(
     Path(ns): Path<String>,
     req: Body,
 ) -> Result<Json<ActivityView>, ApiError> {
-    let b: CompleteRequest = body::json(req, json_limit(&app)).await?;
+    let b: CompleteRequest = body::json(&app.bodies, req, json_limit(&app)).await?;
     let target = target(b.task_token, b.activity_id)?;
     let completion = Completion::Completed(Payload::from_user_json(b.result));
     Ok(Json(app.service.complete(&ns, target, completion).await?))
@@ -458,7 +458,7 @@ pub(super) async fn complete(
         (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The details are over the payload limit", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -467,7 +467,7 @@ pub(super) async fn fail(
     Path(ns): Path<String>,
     req: Body,
 ) -> Result<Json<ActivityView>, ApiError> {
-    let b: FailRequest = body::json(req, json_limit(&app)).await?;
+    let b: FailRequest = body::json(&app.bodies, req, json_limit(&app)).await?;
     let target = target(b.task_token, b.activity_id)?;
     let completion = match (b.cancelled, b.error) {
         (true, None) => Completion::Cancelled,
@@ -507,6 +507,7 @@ pub(super) async fn fail(
         (status = 404, description = "No such namespace, activity or live task token", body = ErrorResponse),
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The details are over the heartbeat limit", body = ErrorResponse),
+        (status = 503, description = "The server holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -515,7 +516,7 @@ pub(super) async fn heartbeat(
     Path(ns): Path<String>,
     req: Body,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
-    let b: HeartbeatRequest = body::json(req, json_limit(&app)).await?;
+    let b: HeartbeatRequest = body::json(&app.bodies, req, json_limit(&app)).await?;
     let target = target(b.task_token, b.activity_id)?;
     let details = b.details.into_iter().map(Payload::from_user_json).collect();
     let cancel_requested = app.service.heartbeat(&ns, target, details).await?;

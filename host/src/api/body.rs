@@ -1,24 +1,142 @@
 //! Reading request bodies with our own limits and error shape (axum's
 //! default rejections are plain text).
+//!
+//! Besides each route's own limit, every body is read out of one budget of
+//! the host ([`BodyBudget`], `wharf serve --max-body-memory`): the bytes a
+//! body holds are taken from it as they arrive and given back when the
+//! handler is done with them. Without it, many large uploads at once (each
+//! within its own limit) could hold more memory than the host has, since
+//! an upload waits for its turn to compile with its bytes in hand. A body
+//! that finds the budget spent is refused at once with a 503 and
+//! `Retry-After` rather than waiting, so that a slow sender cannot queue
+//! others behind it.
 
 use super::ApiError;
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
+use axum::http::StatusCode;
+use bytes::{Bytes, BytesMut};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Reads at most `limit` bytes; more is a 413 naming the limit.
-pub(crate) async fn bytes(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes, ApiError> {
-    to_bytes(body, limit).await.map_err(|_| {
-        ApiError::too_large(format!("{what} is larger than the limit of {limit} bytes"))
+/// Smallest and largest `--max-body-memory`.
+pub const BODY_MEMORY_RANGE: std::ops::RangeInclusive<usize> = (1 << 20)..=(1 << 40);
+
+/// Bytes of request bodies the host holds at once, over all requests.
+#[derive(Debug)]
+pub struct BodyBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `total` bytes, clamped to [`BODY_MEMORY_RANGE`].
+    pub fn new(total: usize) -> Arc<Self> {
+        let total = total.clamp(*BODY_MEMORY_RANGE.start(), *BODY_MEMORY_RANGE.end());
+        Arc::new(Self {
+            bytes: Arc::new(Semaphore::new(total)),
+            total,
+        })
+    }
+
+    /// Bytes held by bodies now.
+    pub fn held(&self) -> usize {
+        self.total.saturating_sub(self.bytes.available_permits())
+    }
+
+    /// The budget's size.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    fn spent(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bodies_memory_full",
+            format!(
+                "the server holds request bodies up to its limit of {} bytes \
+                 (--max-body-memory) for other requests now; retry shortly",
+                self.total
+            ),
+        )
+        .retry_after(1)
+    }
+}
+
+/// A body read into memory, holding its bytes of the budget until dropped.
+pub(crate) struct Held {
+    pub(crate) bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads at most `limit` bytes out of `budget`; more is a 413 naming the
+/// limit, a spent budget a 503.
+pub(crate) async fn bytes(
+    budget: &BodyBudget,
+    mut body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<Held, ApiError> {
+    let too_large =
+        || ApiError::too_large(format!("{what} is larger than the limit of {limit} bytes"));
+    let mut buf = BytesMut::new();
+    // A declared length is refused before anything is read, and otherwise
+    // allocated once (memory that is never written stays untouched).
+    if let Some(declared) = body.size_hint().exact() {
+        let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+        if declared > limit {
+            return Err(too_large());
+        }
+        if declared > budget.total {
+            return Err(ApiError::too_large(format!(
+                "{what} ({declared} bytes) is larger than all the memory the server gives \
+                 request bodies ({} bytes, --max-body-memory)",
+                budget.total
+            )));
+        }
+        buf.reserve(declared);
+    }
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read {what}: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len().saturating_add(data.len()) > limit {
+            return Err(too_large());
+        }
+        let n = u32::try_from(data.len()).map_err(|_| too_large())?;
+        let taken = budget
+            .bytes
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| budget.spent())?;
+        match &mut held {
+            Some(h) => h.merge(taken),
+            None => held = Some(taken),
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(Held {
+        bytes: buf.freeze(),
+        _budget: held,
     })
 }
 
-/// Reads and parses a JSON body; an empty body parses as `{}`.
-pub(crate) async fn json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let raw = bytes(body, limit, "the request body").await?;
-    let raw: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
+/// Reads and parses a JSON body; an empty body parses as `{}`. Its bytes
+/// go back to the budget once parsed.
+pub(crate) async fn json<T: DeserializeOwned>(
+    budget: &BodyBudget,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let held = bytes(budget, body, limit, "the request body").await?;
+    let raw: &[u8] = if held.bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
-        &raw
+        &held.bytes
     };
     let de = &mut serde_json::Deserializer::from_slice(raw);
     serde_path_to_error::deserialize(de).map_err(|e| {

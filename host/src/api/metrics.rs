@@ -79,6 +79,16 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             "Attempts waiting for a host slot (namespaces take turns).",
             waiting,
         ),
+        (
+            "wharf_request_body_bytes",
+            "Bytes of request bodies held in memory now.",
+            app.bodies.held(),
+        ),
+        (
+            "wharf_request_body_bytes_limit",
+            "Most bytes of request bodies held in memory at once (--max-body-memory).",
+            app.bodies.total(),
+        ),
     ] {
         r.register(name, help, ConstGauge::new(gauge(v)));
     }

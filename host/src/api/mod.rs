@@ -22,6 +22,7 @@ pub mod types;
 mod ui;
 
 pub use auth::Auth;
+pub use body::{BodyBudget, BODY_MEMORY_RANGE};
 pub use error::ApiError;
 
 use crate::service::Service;
@@ -50,6 +51,8 @@ pub(crate) struct AppState {
     pub(crate) service: Service,
     pub(crate) limits: ApiLimits,
     pub(crate) auth: Arc<Auth>,
+    /// Memory of request bodies, shared by every request.
+    pub(crate) bodies: Arc<BodyBudget>,
 }
 
 /// Every operation behind authentication. Each `routes!` call mounts the
@@ -100,11 +103,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Builds the router over a running service.
-pub fn router(service: Service, limits: ApiLimits, auth: Arc<Auth>) -> Router {
+pub fn router(
+    service: Service,
+    limits: ApiLimits,
+    auth: Arc<Auth>,
+    bodies: Arc<BodyBudget>,
+) -> Router {
     let state = AppState {
         service,
         limits,
         auth,
+        bodies,
     };
     let (router, _) = routes()
         .fallback(|| async { ApiError::not_found("no such endpoint") })

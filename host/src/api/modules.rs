@@ -37,7 +37,7 @@ pub(super) struct UploadQuery {
         (status = 413, description = "Larger than the namespace's or the host's module limit", body = ErrorResponse),
         (status = 422, description = "Not a component of the wharf:activity world", body = ErrorResponse),
         (status = 429, description = "The namespace's module quota is reached", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was kept", body = ErrorResponse),
     ),
 )]
@@ -55,8 +55,12 @@ pub(super) async fn upload(
     let upload = app
         .service
         .begin_upload(&ns, &name, app.limits.module_bytes)?;
-    let bytes = body::bytes(req, upload.max_bytes(), "the module").await?;
-    let (record, created) = app.service.upload_module(upload, bytes.to_vec()).await?;
+    // Held (in the body budget) until the module is compiled and stored.
+    let mut held = body::bytes(&app.bodies, req, upload.max_bytes(), "the module").await?;
+    // Not a copy: the bytes were read into one buffer of their own.
+    let bytes = Vec::from(std::mem::take(&mut held.bytes));
+    let (record, created) = app.service.upload_module(upload, bytes).await?;
+    drop(held);
     let status = if created {
         StatusCode::CREATED
     } else {

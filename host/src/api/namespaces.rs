@@ -31,11 +31,11 @@ use utoipa::IntoParams;
         (status = 400, description = "Invalid name or quotas", body = ErrorResponse),
         (status = 409, description = "The namespace exists", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn create(State(app): State<AppState>, req: Body) -> Result<Response, ApiError> {
-    let b: CreateBody = body::json(req, 64 << 10).await?;
+    let b: CreateBody = body::json(&app.bodies, req, 64 << 10).await?;
     let quotas: Quotas = match b.quotas {
         Some(q) => serde_json::from_value(q)
             .map_err(|e| ApiError::bad_request(format!("invalid quotas: {e}")))?,
@@ -91,7 +91,7 @@ pub(super) async fn describe(
         (status = 400, description = "Invalid quotas or egress policy", body = ErrorResponse),
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn update(
@@ -99,7 +99,7 @@ pub(super) async fn update(
     Path(ns): Path<String>,
     req: Body,
 ) -> Result<Json<NamespaceResponse>, ApiError> {
-    let b: Value = body::json(req, 64 << 10).await?;
+    let b: Value = body::json(&app.bodies, req, 64 << 10).await?;
     // `{"quotas": {...}, "egress": {...}}`, either part optional; a bare
     // object is a quota patch.
     let (quotas, egress) = match b.as_object() {
@@ -281,7 +281,7 @@ pub(super) async fn list_config(
         (status = 400, description = "Invalid name, value or grants", body = ErrorResponse),
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn set_config(
@@ -289,7 +289,7 @@ pub(super) async fn set_config(
     Path((ns, key)): Path<(String, String)>,
     req: Body,
 ) -> Result<Json<VarResponse>, ApiError> {
-    let b: SetVarBody = body::json(req, 128 << 10).await?;
+    let b: SetVarBody = body::json(&app.bodies, req, 128 << 10).await?;
     let check = || {
         use crate::service::bounds;
         bounds::count("grants", b.grants.len(), bounds::MAX_GRANTS)?;

@@ -46,7 +46,7 @@ pub(super) async fn describe(
         (status = 409, description = "A rollout is in progress that this would not continue", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 422, description = "The module cannot be loaded", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn deploy(
@@ -54,7 +54,7 @@ pub(super) async fn deploy(
     Path((ns, queue)): Path<(String, String)>,
     req: Body,
 ) -> Result<Json<DeploymentResponse>, ApiError> {
-    let b: DeployBody = body::json(req, 64 << 10).await?;
+    let b: DeployBody = body::json(&app.bodies, req, 64 << 10).await?;
     let req = DeployRequest {
         module: b.module,
         version: b.version,
@@ -117,7 +117,7 @@ pub(super) async fn limits(
         (status = 400, description = "Invalid request", body = ErrorResponse),
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn set_limit(
@@ -126,7 +126,7 @@ pub(super) async fn set_limit(
     principal: Option<Extension<super::auth::Principal>>,
     req: Body,
 ) -> Result<Json<LimitResponse>, ApiError> {
-    let b: LimitBody = body::json(req, 64 << 10).await?;
+    let b: LimitBody = body::json(&app.bodies, req, 64 << 10).await?;
     let check = || {
         bounds::id("key", &b.key)?;
         match b.max_concurrent {
@@ -161,7 +161,7 @@ fn who(principal: Option<Extension<super::auth::Principal>>) -> String {
         (status = 400, description = "Invalid request", body = ErrorResponse),
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
-        (status = 503, description = "The server is shutting down", body = ErrorResponse),
+        (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn config(
@@ -170,7 +170,7 @@ pub(super) async fn config(
     principal: Option<Extension<super::auth::Principal>>,
     req: Body,
 ) -> Result<Json<RateLimitResponse>, ApiError> {
-    let b: ConfigBody = body::json(req, 64 << 10).await?;
+    let b: ConfigBody = body::json(&app.bodies, req, 64 << 10).await?;
     let rate_limit = app
         .service
         .set_queue_rate(&ns, &queue, b.rate, b.burst, &who(principal))

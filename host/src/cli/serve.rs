@@ -64,6 +64,21 @@ pub struct ServeArgs {
     /// Budget of each module's `wharf:activity/cache` on this process.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     cache_size: usize,
+    /// Request bodies (uploads, starts) held in memory at once over all
+    /// requests, 1MiB to 1TiB; a body that finds it spent is refused with
+    /// 503 and Retry-After.
+    #[arg(long, default_value = "1GiB", value_parser = body_memory)]
+    max_body_memory: usize,
+}
+
+/// A size within [`api::BODY_MEMORY_RANGE`].
+fn body_memory(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if api::BODY_MEMORY_RANGE.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{s:?} is outside 1MiB to 1TiB"))
+    }
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -121,7 +136,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let _ = std::io::stdout().flush();
 
-    let app = api::router(service.clone(), ApiLimits::default(), auth);
+    let app = api::router(
+        service.clone(),
+        ApiLimits::default(),
+        auth,
+        api::BodyBudget::new(args.max_body_memory),
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
