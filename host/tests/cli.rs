@@ -375,7 +375,7 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
 }
 
 #[test]
-fn serve_refuses_a_body_memory_outside_its_range_naming_the_option() {
+fn serve_refuses_body_limits_outside_their_ranges_naming_the_option() {
     for value in ["512KiB", "2000GiB", "0"] {
         let dir = tempfile::tempdir().unwrap();
         let out = common::wharf()
@@ -394,6 +394,27 @@ fn serve_refuses_a_body_memory_outside_its_range_naming_the_option() {
         assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
         assert!(
             stderr.contains("--max-body-memory") && stderr.contains("1MiB to 1TiB"),
+            "{value}: {stderr}"
+        );
+    }
+    for value in ["0s", "500ms", "2h"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = common::wharf()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--body-idle-timeout",
+                value,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(
+            stderr.contains("--body-idle-timeout") && stderr.contains("1s to 1h"),
             "{value}: {stderr}"
         );
     }

@@ -931,3 +931,38 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     assert_eq!(status, 201, "{e}");
     healthy(&s);
 }
+
+/// A body that stops arriving is cut off with a 408 once
+/// `--body-idle-timeout` passes, and its bytes go back to the budget: a
+/// sender that stalls cannot keep the memory.
+#[test]
+fn a_stalled_body_is_cut_off_and_its_memory_given_back() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--body-idle-timeout", "1s"]);
+    let port = s.base.rsplit(':').next().unwrap();
+    let mut slow = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        slow,
+        "POST /api/v1/namespaces/default/modules?name=slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/octet-stream\r\ncontent-length: 900000\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(&vec![b'x'; 300_000]).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match slow.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    wait_for("the budget is given back", || {
+        body_bytes_held(&s).filter(|b| *b == 0)
+    });
+    healthy(&s);
+}

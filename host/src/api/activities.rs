@@ -57,6 +57,7 @@ struct StartBody {
         (status = 413, description = "An argument is over the payload limit", body = ErrorResponse),
         (status = 429, description = "The namespace's start rate or open activities quota is exhausted", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
         (status = 507, description = "The input would take the namespace's open activities over its max_stored_bytes quota (code stored_bytes_quota_exceeded), or the server's disk is full (code storage_full)", body = ErrorResponse),
     ),
 )]
@@ -111,6 +112,7 @@ struct BatchBody {
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "The body is over the batch limit", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn start_batch(
@@ -386,6 +388,7 @@ pub(super) async fn run_now(
         (status = 404, description = "No such namespace or activity", body = ErrorResponse),
         (status = 409, description = "The activity is closed", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -432,6 +435,7 @@ fn target(task_token: Option<String>, activity_id: Option<String>) -> Result<Tar
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The result is over the payload limit", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -459,6 +463,7 @@ pub(super) async fn complete(
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The details are over the payload limit", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]
@@ -508,6 +513,7 @@ pub(super) async fn fail(
         (status = 409, description = "The attempt is over or the activity closed", body = ErrorResponse),
         (status = 413, description = "The details are over the heartbeat limit", body = ErrorResponse),
         (status = 503, description = "The server holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was changed", body = ErrorResponse),
     ),
 )]

@@ -9,7 +9,9 @@
 //! an upload waits for its turn to compile with its bytes in hand. A body
 //! that finds the budget spent is refused at once with a 503 and
 //! `Retry-After` rather than waiting, so that a slow sender cannot queue
-//! others behind it.
+//! others behind it. A body that stops arriving for the budget's idle time
+//! (`--body-idle-timeout`) is cut off with a 408, so a sender that stalls
+//! cannot keep its bytes of the budget either.
 
 use super::ApiError;
 use axum::body::Body;
@@ -19,25 +21,35 @@ use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Smallest and largest `--max-body-memory`.
 pub const BODY_MEMORY_RANGE: std::ops::RangeInclusive<usize> = (1 << 20)..=(1 << 40);
 
-/// Bytes of request bodies the host holds at once, over all requests.
+/// Shortest and longest `--body-idle-timeout`.
+pub const BODY_IDLE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(3600);
+
+/// Bytes of request bodies the host holds at once, over all requests, and
+/// how long a body may stop arriving.
 #[derive(Debug)]
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
     total: usize,
+    idle: Duration,
 }
 
 impl BodyBudget {
-    /// A budget of `total` bytes, clamped to [`BODY_MEMORY_RANGE`].
-    pub fn new(total: usize) -> Arc<Self> {
+    /// A budget of `total` bytes and an idle time, each clamped to its range
+    /// ([`BODY_MEMORY_RANGE`], [`BODY_IDLE_RANGE`]).
+    pub fn new(total: usize, idle: Duration) -> Arc<Self> {
         let total = total.clamp(*BODY_MEMORY_RANGE.start(), *BODY_MEMORY_RANGE.end());
+        let idle = idle.clamp(*BODY_IDLE_RANGE.start(), *BODY_IDLE_RANGE.end());
         Arc::new(Self {
             bytes: Arc::new(Semaphore::new(total)),
             total,
+            idle,
         })
     }
 
@@ -99,7 +111,20 @@ pub(crate) async fn bytes(
         buf.reserve(declared);
     }
     let mut held: Option<OwnedSemaphorePermit> = None;
-    while let Some(frame) = body.frame().await {
+    let stalled = || {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_stalled",
+            format!(
+                "{what} stopped arriving for {} s (--body-idle-timeout); send it again",
+                budget.idle.as_secs()
+            ),
+        )
+    };
+    while let Some(frame) = tokio::time::timeout(budget.idle, body.frame())
+        .await
+        .map_err(|_| stalled())?
+    {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read {what}: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;

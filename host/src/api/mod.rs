@@ -22,7 +22,7 @@ pub mod types;
 mod ui;
 
 pub use auth::Auth;
-pub use body::{BodyBudget, BODY_MEMORY_RANGE};
+pub use body::{BodyBudget, BODY_IDLE_RANGE, BODY_MEMORY_RANGE};
 pub use error::ApiError;
 
 use crate::service::Service;

@@ -38,6 +38,7 @@ pub(super) struct UploadQuery {
         (status = 422, description = "Not a component of the wharf:activity world", body = ErrorResponse),
         (status = 429, description = "The namespace's module quota is reached", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
         (status = 507, description = "The server's disk is full (code storage_full); nothing was kept", body = ErrorResponse),
     ),
 )]

@@ -32,6 +32,7 @@ use utoipa::IntoParams;
         (status = 409, description = "The namespace exists", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn create(State(app): State<AppState>, req: Body) -> Result<Response, ApiError> {
@@ -92,6 +93,7 @@ pub(super) async fn describe(
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn update(
@@ -282,6 +284,7 @@ pub(super) async fn list_config(
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn set_config(

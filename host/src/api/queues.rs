@@ -47,6 +47,7 @@ pub(super) async fn describe(
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 422, description = "The module cannot be loaded", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn deploy(
@@ -118,6 +119,7 @@ pub(super) async fn limits(
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn set_limit(
@@ -162,6 +164,7 @@ fn who(principal: Option<Extension<super::auth::Principal>>) -> String {
         (status = 404, description = "No such namespace", body = ErrorResponse),
         (status = 413, description = "Request body too large", body = ErrorResponse),
         (status = 503, description = "The server is shutting down, or holds its limit of request bodies in memory for other requests (code bodies_memory_full; retry after Retry-After)", body = ErrorResponse),
+        (status = 408, description = "The body stopped arriving for the server's idle time (code body_stalled)", body = ErrorResponse),
     ),
 )]
 pub(super) async fn config(

@@ -69,6 +69,20 @@ pub struct ServeArgs {
     /// 503 and Retry-After.
     #[arg(long, default_value = "1GiB", value_parser = body_memory)]
     max_body_memory: usize,
+    /// How long a request body may stop arriving before the request is cut
+    /// off with 408 and its memory given back, 1s to 1h.
+    #[arg(long, default_value = "30s", value_parser = body_idle)]
+    body_idle_timeout: Duration,
+}
+
+/// A duration within [`api::BODY_IDLE_RANGE`].
+fn body_idle(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if api::BODY_IDLE_RANGE.contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("{s:?} is outside 1s to 1h"))
+    }
 }
 
 /// A size within [`api::BODY_MEMORY_RANGE`].
@@ -140,7 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         service.clone(),
         ApiLimits::default(),
         auth,
-        api::BodyBudget::new(args.max_body_memory),
+        api::BodyBudget::new(args.max_body_memory, args.body_idle_timeout),
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
