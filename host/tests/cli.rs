@@ -375,47 +375,53 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
 }
 
 #[test]
-fn serve_refuses_body_limits_outside_their_ranges_naming_the_option() {
-    for value in ["512KiB", "2000GiB", "0"] {
+fn settings_outside_their_ranges_are_refused_naming_the_option() {
+    let huge = u64::MAX.to_string();
+    for (command, option, value, range) in [
+        ("serve", "--max-body-memory", "512KiB", "1MiB to 1TiB"),
+        ("serve", "--max-body-memory", "2000GiB", "1MiB to 1TiB"),
+        ("serve", "--body-idle-timeout", "500ms", "1s to 1h"),
+        ("serve", "--body-idle-timeout", "2h", "1s to 1h"),
+        ("serve", "--payload-limit", "0", "1KiB to 256MiB"),
+        ("serve", "--payload-limit", huge.as_str(), "1KiB to 256MiB"),
+        ("serve", "--payload-limit", "99999999999GiB", "too large"),
+        ("serve", "--memory-limit", "8GiB", "1MiB to 4GiB"),
+        ("serve", "--cache-size", "17GiB", "0 to 16GiB"),
+        ("serve", "--cancel-grace", "2h", "0s to 1h"),
+        ("serve", "--shutdown-grace", "100000y", "0s to 1h"),
+        ("serve", "--max-concurrent", "0", "1..=1000000"),
+        (
+            "worker",
+            "--max-activities-per-second",
+            "NaN",
+            "0.001 to 1000000",
+        ),
+        (
+            "worker",
+            "--task-queue-activities-per-second",
+            "0",
+            "0.001 to 1000000",
+        ),
+        ("worker", "--payload-limit", "0", "1KiB to 256MiB"),
+        ("run", "--memory-limit", "0", "1MiB to 4GiB"),
+        ("run", "--start-to-close", "0s", "1ms"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let out = common::wharf()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--max-body-memory",
-                value,
-            ])
+            .args([command, option, value])
             .arg("--data-dir")
             .arg(dir.path())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
-        assert!(
-            stderr.contains("--max-body-memory") && stderr.contains("1MiB to 1TiB"),
-            "{value}: {stderr}"
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{command} {option} {value}: {stderr}"
         );
-    }
-    for value in ["0s", "500ms", "2h"] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = common::wharf()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--body-idle-timeout",
-                value,
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
         assert!(
-            stderr.contains("--body-idle-timeout") && stderr.contains("1s to 1h"),
-            "{value}: {stderr}"
+            stderr.contains(option) && stderr.contains(range),
+            "{command} {option} {value}: {stderr}"
         );
     }
 }

@@ -52,25 +52,7 @@ fn count(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueP
     clap::builder::RangedU64ValueParser::<usize>::new().range(range)
 }
 
-/// The parser of a duration option (`5s`, `1m`), refused outside
-/// `min..=max`.
-fn duration(
-    min: std::time::Duration,
-    max: std::time::Duration,
-) -> impl Fn(&str) -> Result<std::time::Duration, String> + Clone + Send + Sync + 'static {
-    move |s| {
-        let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-        if (min..=max).contains(&d) {
-            Ok(d)
-        } else {
-            Err(format!(
-                "{s} is not from {} to {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ))
-        }
-    }
-}
+use crate::cli::args::duration_in as duration;
 
 /// A fresh temporary directory.
 fn tempdir() -> anyhow::Result<PathBuf> {

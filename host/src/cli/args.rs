@@ -30,6 +30,74 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration (try 10s): {e}"))
 }
 
+/// The parser of a duration option (`5s`, `1m`), refused outside
+/// `min..=max` with an error that gives the range.
+pub fn duration_in(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let d = parse_duration(s)?;
+        if (min..=max).contains(&d) {
+            Ok(d)
+        } else {
+            Err(format!(
+                "{s} is not from {} to {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ))
+        }
+    }
+}
+
+/// The parser of a size option (`64MiB`), refused outside `range` with an
+/// error that gives the range in the unit it is written in (`show`).
+pub fn size_in(
+    range: std::ops::RangeInclusive<usize>,
+    show: &'static str,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let n = parse_size(s)?;
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("{s} is not from {show}"))
+        }
+    }
+}
+
+/// `--memory-limit` of an attempt: 1 MiB to 4 GiB (a 32-bit memory's most).
+pub fn memory_limit() -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    size_in((1 << 20)..=(4 << 30), "1MiB to 4GiB")
+}
+
+/// `--payload-limit`: 1 KiB to 256 MiB.
+pub fn payload_limit() -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    size_in((1 << 10)..=(256 << 20), "1KiB to 256MiB")
+}
+
+/// `--cancel-grace` and `--shutdown-grace`: 0 s to 1 h.
+pub fn grace() -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    duration_in(Duration::ZERO, Duration::from_secs(3600))
+}
+
+/// A rate in activities per second, within the API's rate range.
+pub fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    let (min, max) = (
+        crate::service::bounds::MIN_RATE,
+        crate::service::bounds::MAX_RATE,
+    );
+    if (min..=max).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("{s} is not from {min} to {max}"))
+    }
+}
+
 /// Splits a module reference `NAME[@VERSION]` into name and version.
 pub fn parse_module_ref(spec: &str) -> anyhow::Result<(&str, Option<u32>)> {
     match spec.split_once('@') {

@@ -4,7 +4,7 @@
 //! API's own types (`api/types.rs`); their text output uses `table.rs`.
 
 mod activity;
-mod args;
+pub(crate) mod args;
 mod batch;
 mod bench;
 mod client;

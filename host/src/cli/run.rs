@@ -1,7 +1,7 @@
 //! `wharf run`: one attempt of one activity, straight from a component file.
 //! The author's inner loop: no server, no database, the same sandbox.
 
-use super::args::{parse_duration, parse_size};
+use super::args::{duration_in, grace, memory_limit};
 use super::client::parse_json;
 use super::grants::GrantArgs;
 use crate::engine::{
@@ -10,6 +10,7 @@ use crate::engine::{
 };
 use crate::payload::Payload;
 use crate::registry::{LoadSource, LoadedModule, Registry};
+use crate::service::bounds;
 use crate::worker::{file_module_name, Attempt, Deadline, Runner, RunnerConfig, Threads};
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -35,20 +36,23 @@ pub struct RunArgs {
     /// Attempt number the activity sees.
     #[arg(long, default_value_t = 1)]
     attempt: u32,
-    /// Wall-clock limit of the attempt.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Wall-clock limit of the attempt, 1ms to 10 years.
+    #[arg(long, default_value = "10s",
+          value_parser = duration_in(bounds::MIN_DURATION, bounds::MAX_DURATION))]
     start_to_close: Duration,
-    /// Limit on all memories and tables of the instance.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    /// Limit on all memories and tables of the instance, 1MiB to 4GiB.
+    #[arg(long, default_value = "256MiB", value_parser = memory_limit())]
     memory_limit: usize,
     /// CPU budget in fuel units (unlimited if absent).
     #[arg(long)]
     fuel: Option<u64>,
-    /// Request cancellation this long after the start (to try cancellation).
-    #[arg(long, value_parser = parse_duration)]
+    /// Request cancellation this long after the start (to try cancellation),
+    /// 0s to 10 years.
+    #[arg(long, value_parser = duration_in(Duration::ZERO, bounds::MAX_DURATION))]
     cancel_after: Option<Duration>,
-    /// After a cancellation request, stop an attempt that ignores it this late.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// After a cancellation request, stop an attempt that ignores it this
+    /// late, 0s to 1h.
+    #[arg(long, default_value = "1s", value_parser = grace())]
     cancel_grace: Duration,
     #[command(flatten)]
     grants: GrantArgs,

@@ -1,9 +1,10 @@
 //! `wharf serve`: the embedded mode. One process, one SQLite file.
 
-use super::args::{parse_duration, parse_size};
+use super::args::{duration_in, grace, memory_limit, payload_limit, size_in};
 use crate::api::{self, auth, ApiLimits, Auth};
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
+use crate::service::bounds;
 use crate::service::{tokens, Service, ServiceConfig};
 use crate::store::lock::DataDirLock;
 use crate::store::{Db, Durability};
@@ -29,16 +30,20 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value = "full")]
     sync: Durability,
     /// Worker slots of a queue unless its deployment says otherwise.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(bounds::MAX_CONCURRENT)))]
     max_concurrent: u32,
-    /// How long a running attempt may ignore a cancellation request.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// How long a running attempt may ignore a cancellation request, 0s to
+    /// 1h.
+    #[arg(long, default_value = "10s", value_parser = grace())]
     cancel_grace: Duration,
-    /// On SIGTERM/Ctrl-C, how long running attempts may take to finish.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// On SIGTERM/Ctrl-C, how long running attempts may take to finish, 0s
+    /// to 1h.
+    #[arg(long, default_value = "30s", value_parser = grace())]
     shutdown_grace: Duration,
-    /// Largest payload (argument, result, heartbeat details).
-    #[arg(long, default_value = "2MiB", value_parser = parse_size)]
+    /// Largest payload (argument, result, heartbeat details), 1KiB to
+    /// 256MiB.
+    #[arg(long, default_value = "2MiB", value_parser = payload_limit())]
     payload_limit: usize,
     /// Require bearer tokens: an admin token is made at the first start and
     /// printed once (or taken from --admin-token-file). Once a data
@@ -48,8 +53,9 @@ pub struct ServeArgs {
     /// File holding the admin token to use (implies --auth).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
-    /// Memories and tables of one attempt.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    /// Memories and tables of one attempt, 1MiB to 4GiB (a 32-bit
+    /// memory's most).
+    #[arg(long, default_value = "256MiB", value_parser = memory_limit())]
     memory_limit: usize,
     /// Attempts running at once on this host over all namespaces (at most
     /// the instance pool's 1000); when more are ready, namespaces take turns.
@@ -61,38 +67,20 @@ pub struct ServeArgs {
     /// (e.g. http://127.0.0.1:4318; spans go to its /v1/traces).
     #[arg(long, env = "WHARF_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
-    /// Budget of each module's `wharf:activity/cache` on this process.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    /// Budget of each module's `wharf:activity/cache` on this process, 0
+    /// (no cache) to 16GiB.
+    #[arg(long, default_value = "64MiB", value_parser = size_in(0..=(16 << 30), "0 to 16GiB"))]
     cache_size: usize,
     /// Request bodies (uploads, starts) held in memory at once over all
     /// requests, 1MiB to 1TiB; a body that finds it spent is refused with
     /// 503 and Retry-After.
-    #[arg(long, default_value = "1GiB", value_parser = body_memory)]
+    #[arg(long, default_value = "1GiB", value_parser = size_in(api::BODY_MEMORY_RANGE, "1MiB to 1TiB"))]
     max_body_memory: usize,
     /// How long a request body may stop arriving before the request is cut
     /// off with 408 and its memory given back, 1s to 1h.
-    #[arg(long, default_value = "30s", value_parser = body_idle)]
+    #[arg(long, default_value = "30s",
+          value_parser = duration_in(*api::BODY_IDLE_RANGE.start(), *api::BODY_IDLE_RANGE.end()))]
     body_idle_timeout: Duration,
-}
-
-/// A duration within [`api::BODY_IDLE_RANGE`].
-fn body_idle(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if api::BODY_IDLE_RANGE.contains(&d) {
-        Ok(d)
-    } else {
-        Err(format!("{s:?} is outside 1s to 1h"))
-    }
-}
-
-/// A size within [`api::BODY_MEMORY_RANGE`].
-fn body_memory(s: &str) -> Result<usize, String> {
-    let n = parse_size(s)?;
-    if api::BODY_MEMORY_RANGE.contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{s:?} is outside 1MiB to 1TiB"))
-    }
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.

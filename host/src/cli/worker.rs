@@ -1,7 +1,7 @@
 //! `wharf worker --temporal HOST:PORT`: serve a Temporal task queue with
 //! Wasm activities. See [`crate::temporal`].
 
-use super::args::{parse_duration, parse_module_ref, parse_size};
+use super::args::{grace, memory_limit, parse_module_ref, payload_limit, rate};
 use super::grants::GrantArgs;
 use crate::engine::{AttemptLimits, Engine, EngineConfig};
 use crate::registry::Registry;
@@ -44,15 +44,16 @@ pub struct WorkerArgs {
     /// Wharf namespace whose registry `NAME[@VERSION]` modules come from.
     #[arg(long, default_value = "default")]
     module_namespace: String,
-    /// Most attempts running at once in this process.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Most attempts running at once in this process, 1 to 1000000.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::service::bounds::MAX_CONCURRENT)))]
     max_concurrent: u32,
-    /// Most activities per second this worker starts.
-    #[arg(long, value_name = "R")]
+    /// Most activities per second this worker starts, 0.001 to 1000000.
+    #[arg(long, value_name = "R", value_parser = rate)]
     max_activities_per_second: Option<f64>,
     /// Most activities per second the server hands out from the task queue
-    /// to all its workers.
-    #[arg(long, value_name = "R")]
+    /// to all its workers, 0.001 to 1000000.
+    #[arg(long, value_name = "R", value_parser = rate)]
     task_queue_activities_per_second: Option<f64>,
     /// Identity reported to the server (default: PID@HOST).
     #[arg(long)]
@@ -82,21 +83,24 @@ pub struct WorkerArgs {
     grpc_compression: Compression,
     #[command(flatten)]
     grants: GrantArgs,
-    /// Memories and tables of one attempt.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    /// Memories and tables of one attempt, 1MiB to 4GiB.
+    #[arg(long, default_value = "256MiB", value_parser = memory_limit())]
     memory_limit: usize,
     /// CPU budget of one attempt in fuel units (unlimited if absent).
     #[arg(long)]
     fuel: Option<u64>,
-    /// Largest result or heartbeat payload an attempt may produce.
-    #[arg(long, default_value = "2MiB", value_parser = parse_size)]
+    /// Largest result or heartbeat payload an attempt may produce, 1KiB to
+    /// 256MiB.
+    #[arg(long, default_value = "2MiB", value_parser = payload_limit())]
     payload_limit: usize,
-    /// How long an attempt may ignore a cancellation before it is stopped.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// How long an attempt may ignore a cancellation before it is stopped,
+    /// 0s to 1h.
+    #[arg(long, default_value = "10s", value_parser = grace())]
     cancel_grace: Duration,
     /// On SIGTERM/Ctrl-C, how long running attempts may take to finish
-    /// before they are cancelled (and reported as retryable failures).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// before they are cancelled (and reported as retryable failures), 0s to
+    /// 1h.
+    #[arg(long, default_value = "30s", value_parser = grace())]
     shutdown_grace: Duration,
     /// Durability of the journal and outbox: `full` survives power loss,
     /// `normal` a process crash.
