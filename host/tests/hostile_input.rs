@@ -876,12 +876,15 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
     let port = s.base.rsplit(':').next().unwrap();
 
-    // An upload that stops sending after 700 000 of its 900 000 bytes.
+    // An upload without a declared length (chunked) that stops after
+    // 700 000 bytes: it holds what it sent.
     let mut slow = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
     write!(
         slow,
         "POST /api/v1/namespaces/default/modules?name=slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\
-         content-type: application/octet-stream\r\ncontent-length: 900000\r\n\r\n"
+         content-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+         {:x}\r\n",
+        700_000
     )
     .unwrap();
     slow.write_all(&vec![b'x'; 700_000]).unwrap();
@@ -890,7 +893,7 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
         body_bytes_held(&s).filter(|b| *b >= 700_000)
     });
 
-    // A start whose 400 000 bytes do not fit beside it.
+    // A start whose 400 000 declared bytes do not fit beside it.
     let big = json!({
         "activity_type": "greet", "task_queue": "q",
         "input": ["y".repeat(400_000)], "start_to_close_timeout": "10s"

@@ -2,8 +2,9 @@
 //! default rejections are plain text).
 //!
 //! Besides each route's own limit, every body is read out of one budget of
-//! the host ([`BodyBudget`], `wharf serve --max-body-memory`): the bytes a
-//! body holds are taken from it as they arrive and given back when the
+//! the host ([`BodyBudget`], `wharf serve --max-body-memory`): a body with
+//! a declared length takes that many bytes of it before it is read, one
+//! without takes its bytes as they arrive, and both give them back when the
 //! handler is done with them. Without it, many large uploads at once (each
 //! within its own limit) could hold more memory than the host has, since
 //! an upload waits for its turn to compile with its bytes in hand. A body
@@ -63,6 +64,15 @@ impl BodyBudget {
         self.total
     }
 
+    /// Takes `n` bytes of the budget, or answers why not.
+    fn take(&self, n: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let n = u32::try_from(n).map_err(|_| self.spent())?;
+        self.bytes
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| self.spent())
+    }
+
     fn spent(&self) -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -94,9 +104,13 @@ pub(crate) async fn bytes(
     let too_large =
         || ApiError::too_large(format!("{what} is larger than the limit of {limit} bytes"));
     let mut buf = BytesMut::new();
-    // A declared length is refused before anything is read, and otherwise
-    // allocated once (memory that is never written stays untouched).
-    if let Some(declared) = body.size_hint().exact() {
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    // A declared length takes its bytes of the budget, and its buffer, at
+    // once: the budget then counts what is allocated, and a body refused
+    // for the budget has cost nothing. (The server's HTTP layer ends a body
+    // at its declared length.)
+    let declared = body.size_hint().exact();
+    if let Some(declared) = declared {
         let declared = usize::try_from(declared).unwrap_or(usize::MAX);
         if declared > limit {
             return Err(too_large());
@@ -108,9 +122,9 @@ pub(crate) async fn bytes(
                 budget.total
             )));
         }
+        held = Some(budget.take(declared)?);
         buf.reserve(declared);
     }
-    let mut held: Option<OwnedSemaphorePermit> = None;
     let stalled = || {
         ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -132,15 +146,13 @@ pub(crate) async fn bytes(
         if buf.len().saturating_add(data.len()) > limit {
             return Err(too_large());
         }
-        let n = u32::try_from(data.len()).map_err(|_| too_large())?;
-        let taken = budget
-            .bytes
-            .clone()
-            .try_acquire_many_owned(n)
-            .map_err(|_| budget.spent())?;
-        match &mut held {
-            Some(h) => h.merge(taken),
-            None => held = Some(taken),
+        // Without a declared length, the bytes are taken as they arrive.
+        if declared.is_none() {
+            let taken = budget.take(data.len())?;
+            match &mut held {
+                Some(h) => h.merge(taken),
+                None => held = Some(taken),
+            }
         }
         buf.extend_from_slice(&data);
     }
