@@ -969,3 +969,62 @@ fn a_stalled_body_is_cut_off_and_its_memory_given_back() {
     });
     healthy(&s);
 }
+
+/// The number of task queues the server holds, from `/metrics`.
+fn task_queues(s: &Server) -> Option<u64> {
+    let text = reqwest::blocking::get(format!("{}/metrics", s.base))
+        .and_then(|r| r.text())
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("wharf_task_queues "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Starts on ever new queue names cost memory only while their activities
+/// are open: once closed, their queues are dropped, and a queue with a
+/// deployment or a backlog is kept.
+#[test]
+fn queues_of_closed_activities_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.upload("greet", &common::rust_example("greet"));
+    s.deploy("greet", "kept", 4);
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_id": "waits", "activity_type": "greet", "task_queue": "waiting",
+                "input": ["Ada"], "start_to_close_timeout": "10s"}),
+    );
+    assert_eq!(status, 201, "{e}");
+    let starts: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"activity_type": "greet", "task_queue": format!("q-{i}"),
+                   "schedule_to_close_timeout": "1ms"})
+        })
+        .collect();
+    let (status, e) = s.post("activities:batch", &json!({ "starts": starts }));
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["created"], 300, "{e}");
+    let queues = wait_for("the timed-out activities' queues are dropped", || {
+        task_queues(&s).filter(|n| *n < 10)
+    });
+    // Left: the deployed queue (and the namespace's own queue it serves)
+    // and the queue whose activity still waits.
+    assert!(queues >= 2, "{queues}");
+    let (status, q) = s.get("task-queues/kept");
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["deployment"], "greet@1", "{q}");
+    let (status, d) = s.get("activities/waits");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["state"], "scheduled", "{d}");
+    // A start to a dropped name makes its queue again and runs once it is
+    // deployed.
+    s.deploy("greet", "q-7", 1);
+    let (status, e) = s.post(
+        "activities",
+        &json!({"activity_id": "again", "activity_type": "greet", "task_queue": "q-7",
+                "input": ["Ada"], "start_to_close_timeout": "10s"}),
+    );
+    assert_eq!(status, 201, "{e}");
+    let closed = s.wait_closed("again", Duration::from_secs(30));
+    assert_eq!(closed["state"], "completed", "{closed}");
+}

@@ -80,6 +80,11 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             waiting,
         ),
         (
+            "wharf_task_queues",
+            "Task queues held in memory (a queue with nothing deployed, waiting, running or configured is dropped within seconds).",
+            app.service.queue_count(),
+        ),
+        (
             "wharf_request_body_bytes",
             "Bytes of request bodies held in memory now.",
             app.bodies.held(),

@@ -302,6 +302,18 @@ impl TaskQueue {
         self.closed.cancel();
     }
 
+    /// Whether the queue holds nothing but its name: no deployment or
+    /// dispatcher, no task waiting, parked or running, and no rate set. Such
+    /// a queue is as good as a new one of the same name.
+    pub fn is_idle(&self) -> bool {
+        !self.dispatcher.load(Ordering::SeqCst)
+            && self.running.load(Ordering::Relaxed) == 0
+            && self.parked.load(Ordering::Relaxed) == 0
+            && self.deployment().is_none()
+            && self.backlog.lock().is_ok_and(|b| b.is_empty())
+            && self.limit.lock().is_ok_and(|l| l.config.rate.is_none())
+    }
+
     /// True exactly once: for the caller that should start the dispatcher.
     pub fn claim_dispatcher(&self) -> bool {
         !self.dispatcher.swap(true, Ordering::SeqCst)

@@ -350,6 +350,11 @@ impl Service {
         self.shared.worker.slot_usage()
     }
 
+    /// Task queues held in memory, over all namespaces.
+    pub fn queue_count(&self) -> usize {
+        self.shared.lock().queues.len()
+    }
+
     /// Whether the database's last write failed for a full disk (until a
     /// write succeeds again).
     pub fn storage_full(&self) -> bool {
