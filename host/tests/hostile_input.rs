@@ -855,14 +855,19 @@ fn zero_quotas_are_refused_and_numbers_are_shown_short() {
     healthy(&s);
 }
 
-/// Bytes of request bodies the server holds now, from `/metrics`.
-fn body_bytes_held(s: &Server) -> Option<u64> {
+/// A gauge's value on the server's `/metrics`.
+fn gauge(s: &Server, name: &str) -> Option<u64> {
     let text = reqwest::blocking::get(format!("{}/metrics", s.base))
         .and_then(|r| r.text())
         .ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("wharf_request_body_bytes "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Bytes of request bodies the server holds now.
+fn body_bytes_held(s: &Server) -> Option<u64> {
+    gauge(s, "wharf_request_body_bytes")
 }
 
 /// Many large bodies at once cannot take the host's memory: they share
@@ -970,14 +975,9 @@ fn a_stalled_body_is_cut_off_and_its_memory_given_back() {
     healthy(&s);
 }
 
-/// The number of task queues the server holds, from `/metrics`.
+/// The number of task queues the server holds.
 fn task_queues(s: &Server) -> Option<u64> {
-    let text = reqwest::blocking::get(format!("{}/metrics", s.base))
-        .and_then(|r| r.text())
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("wharf_task_queues "))
-        .and_then(|v| v.trim().parse().ok())
+    gauge(s, "wharf_task_queues")
 }
 
 /// Starts on ever new queue names cost memory only while their activities
@@ -989,11 +989,7 @@ fn queues_of_closed_activities_are_dropped() {
     let s = Server::start(dir.path(), &[]);
     s.upload("greet", &common::rust_example("greet"));
     s.deploy("greet", "kept", 4);
-    let (status, e) = s.post(
-        "activities",
-        &json!({"activity_id": "waits", "activity_type": "greet", "task_queue": "waiting",
-                "input": ["Ada"], "start_to_close_timeout": "10s"}),
-    );
+    let (status, e) = greet(&s, "waits", "waiting", json!({}));
     assert_eq!(status, 201, "{e}");
     let starts: Vec<Value> = (0..300)
         .map(|i| {
@@ -1019,12 +1015,45 @@ fn queues_of_closed_activities_are_dropped() {
     // A start to a dropped name makes its queue again and runs once it is
     // deployed.
     s.deploy("greet", "q-7", 1);
-    let (status, e) = s.post(
-        "activities",
-        &json!({"activity_id": "again", "activity_type": "greet", "task_queue": "q-7",
-                "input": ["Ada"], "start_to_close_timeout": "10s"}),
-    );
+    let (status, e) = greet(&s, "again", "q-7", json!({}));
     assert_eq!(status, 201, "{e}");
     let closed = s.wait_closed("again", Duration::from_secs(30));
     assert_eq!(closed["state"], "completed", "{closed}");
+}
+
+/// A page of the activity list carries at most 16 MiB of payloads, however
+/// large they are: it ends early and says so, newest first, and always
+/// holds at least one activity.
+#[test]
+fn a_list_page_of_large_payloads_is_cut_short_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let big = "z".repeat(1_900_000);
+    for i in 0..12 {
+        let (status, e) = s.post(
+            "activities",
+            &json!({"activity_id": format!("big-{i:02}"), "activity_type": "greet",
+                    "task_queue": "nobody", "input": [big], "start_to_close_timeout": "10s"}),
+        );
+        assert_eq!(status, 201, "{e}");
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["activity_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, page) = s.get("activities?limit=100");
+    assert_eq!(status, 200);
+    assert_eq!(page["truncated"], true);
+    let got = ids(&page);
+    assert!(!got.is_empty() && got.len() < 12, "{got:?}");
+    let newest: Vec<String> = (0..12).rev().map(|i| format!("big-{i:02}")).collect();
+    assert_eq!(got, newest[..got.len()], "newest first");
+    let (_, page) = s.get("activities?limit=3");
+    assert_eq!(page["truncated"], false);
+    assert_eq!(ids(&page), newest[..3]);
+    healthy(&s);
 }

@@ -265,8 +265,11 @@ pub(super) async fn list(
         scheduled_before_ms: rfc3339_ms("scheduled_before", q.scheduled_before.as_deref())?,
         limit,
     };
-    let list = app.service.list(&ns, &filter)?;
-    Ok(Json(ActivityList { activities: list }))
+    let page = app.service.list(&ns, &filter)?;
+    Ok(Json(ActivityList {
+        activities: page.activities,
+        truncated: page.truncated,
+    }))
 }
 
 #[utoipa::path(

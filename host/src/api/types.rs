@@ -609,6 +609,13 @@ pub struct BatchStartResponse {
 pub struct ActivityList {
     /// The activities (without attempt history).
     pub activities: Vec<ActivityView>,
+    /// True when more activities matched within the limit than one answer
+    /// carries (16 MiB of payloads; at least one activity is always
+    /// given): the page ends before them. Ask for the rest with
+    /// `scheduled_before` set to the last one's scheduled time, or a
+    /// narrower filter.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// An activity's result, or its state while it is open.

@@ -307,6 +307,12 @@ pub async fn run(cmd: ActivityCommand) -> anyhow::Result<bool> {
                     ]);
                 }
                 table::print(&t);
+                if v.truncated {
+                    println!(
+                        "(more activities match than one answer carries; narrow the filter, \
+                         or go on with --scheduled-before the last one's scheduled time)"
+                    );
+                }
             });
             Ok(true)
         }

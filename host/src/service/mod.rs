@@ -55,7 +55,7 @@ mod traces;
 pub use activity::{ActivityView, AttemptView};
 pub use deploy::DeployRequest;
 pub use external::{Completion, Target};
-pub use query::{ModuleLoad, QueueView};
+pub use query::{ActivityPage, ModuleLoad, QueueView};
 pub use recovery::STORED_STATE_INVALID;
 pub use start::{ActivityRef, StartRequest, Started};
 

@@ -13,6 +13,16 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A page of the activity list.
+#[derive(Debug)]
+pub struct ActivityPage {
+    /// The activities, newest first.
+    pub activities: Vec<ActivityView>,
+    /// More activities matched than the page's payload bytes allow; it
+    /// ends before them.
+    pub truncated: bool,
+}
+
 /// A task queue as the API shows it.
 #[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
@@ -118,21 +128,23 @@ impl Service {
         self.describe(ns, activity_id)
     }
 
-    /// Lists activities, newest first.
-    pub fn list(
-        &self,
-        ns: &str,
-        filter: &ActivityFilter,
-    ) -> Result<Vec<ActivityView>, ServiceError> {
+    /// Lists activities, newest first, in one page of at most the filter's
+    /// limit and [`MAX_LIST_BYTES`](crate::store::activities::MAX_LIST_BYTES)
+    /// of payloads.
+    pub fn list(&self, ns: &str, filter: &ActivityFilter) -> Result<ActivityPage, ServiceError> {
         self.check_namespace(ns)?;
         if let Some(p) = &filter.id_prefix {
             super::bounds::id("id_prefix", p).map_err(ServiceError::InvalidArgument)?;
         }
-        let rows = self.shared.db.list_activities(ns, filter)?;
-        Ok(rows
-            .iter()
-            .map(|r| activity::view(r, &r.progress))
-            .collect())
+        let page = self.shared.db.list_activities(ns, filter)?;
+        Ok(ActivityPage {
+            activities: page
+                .runs
+                .iter()
+                .map(|r| activity::view(r, &r.progress))
+                .collect(),
+            truncated: page.truncated,
+        })
     }
 
     /// Describes a task queue; a queue nobody used yet is simply empty (task

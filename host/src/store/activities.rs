@@ -160,6 +160,34 @@ pub struct StoredRun {
     pub options: String,
 }
 
+impl StoredRun {
+    /// Bytes of its payloads and options, as stored.
+    pub fn payload_bytes(&self) -> usize {
+        let p = &self.progress;
+        [&p.heartbeat_details, &p.last_failure, &p.result]
+            .into_iter()
+            .flatten()
+            .fold(self.input.len() + self.options.len(), |n, s| {
+                n.saturating_add(s.len())
+            })
+    }
+}
+
+/// Most bytes of payloads one page of the list carries: a page of 1000
+/// runs with inputs and results at the payload limit would otherwise take
+/// gigabytes of memory for one request.
+pub const MAX_LIST_BYTES: usize = 16 << 20;
+
+/// One page of the list.
+#[derive(Debug)]
+pub struct ListPage {
+    /// The runs, newest first.
+    pub runs: Vec<StoredRun>,
+    /// More runs matched within the limit than [`MAX_LIST_BYTES`] of
+    /// payloads held; the page ends before them (it holds at least one).
+    pub truncated: bool,
+}
+
 /// An open run as recovery reads it: without payloads, with the bytes
 /// they take in the database.
 #[derive(Clone, Debug)]
@@ -510,12 +538,12 @@ impl Db {
     }
 
     /// Runs of a namespace matching `filter`, newest first, with their
-    /// payloads.
+    /// payloads, up to [`MAX_LIST_BYTES`] of them.
     pub fn list_activities(
         &self,
         namespace: &str,
         filter: &ActivityFilter,
-    ) -> Result<Vec<StoredRun>, StoreError> {
+    ) -> Result<ListPage, StoreError> {
         self.read(|c| {
             static SQL: LazyLock<String> = LazyLock::new(list_sql);
             let mut s = c.prepare_cached(&SQL)?;
@@ -537,7 +565,21 @@ impl Db {
                 ],
                 stored_from,
             )?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut page = ListPage {
+                runs: Vec::new(),
+                truncated: false,
+            };
+            let mut bytes = 0usize;
+            for row in rows {
+                let row = row?;
+                bytes = bytes.saturating_add(row.payload_bytes());
+                if bytes > MAX_LIST_BYTES && !page.runs.is_empty() {
+                    page.truncated = true;
+                    break;
+                }
+                page.runs.push(row);
+            }
+            Ok(page)
         })
     }
 

@@ -310,8 +310,8 @@ async fn activities(
         scheduled_before_ms: None,
         limit: f.limit.unwrap_or(50).clamp(1, 500),
     };
-    shown(app.service.list(&ns, &filter), |list| {
-        pages::activities(&s, &ns, &f, &list)
+    shown(app.service.list(&ns, &filter), |page| {
+        pages::activities(&s, &ns, &f, &page.activities)
     })
 }
 
