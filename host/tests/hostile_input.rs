@@ -1055,5 +1055,10 @@ fn a_list_page_of_large_payloads_is_cut_short_and_says_so() {
     let (_, page) = s.get("activities?limit=3");
     assert_eq!(page["truncated"], false);
     assert_eq!(ids(&page), newest[..3]);
+    // The dashboard says so too.
+    let ui = reqwest::blocking::get(format!("{}/ui/activities?ns=default&limit=100", s.base))
+        .and_then(|r| r.text())
+        .unwrap();
+    assert!(ui.contains("id=truncated"), "{ui}");
     healthy(&s);
 }

@@ -311,7 +311,7 @@ async fn activities(
         limit: f.limit.unwrap_or(50).clamp(1, 500),
     };
     shown(app.service.list(&ns, &filter), |page| {
-        pages::activities(&s, &ns, &f, &page.activities)
+        pages::activities(&s, &ns, &f, &page)
     })
 }
 

@@ -4,8 +4,8 @@
 use super::{ListFilter, Session};
 use crate::api::auth::Principal;
 use crate::service::tenant::NamespaceView;
-use crate::service::ActivityView;
 use crate::service::QueueView;
+use crate::service::{ActivityPage, ActivityView};
 use std::fmt::Write as _;
 
 /// Escapes text for HTML content and attribute values.
@@ -124,7 +124,8 @@ fn time(ms: Option<u64>) -> String {
 }
 
 /// The activities list with its filters.
-pub(crate) fn activities(s: &Session, ns: &str, f: &ListFilter, list: &[ActivityView]) -> String {
+pub(crate) fn activities(s: &Session, ns: &str, f: &ListFilter, page: &ActivityPage) -> String {
+    let list = &page.activities;
     let opt = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
     let mut body = format!(
         "<form method=get action=\"/ui/activities\"><input type=hidden name=ns value=\"{}\">\
@@ -163,11 +164,17 @@ pub(crate) fn activities(s: &Session, ns: &str, f: &ListFilter, list: &[Activity
     let _ = write!(
         body,
         "</select></label> <button>Filter</button></form>\
-         <p>Namespace {} · newest first · <span id=count>{}</span> shown</p>\
+         <p>Namespace {} · newest first · <span id=count>{}</span> shown{}</p>\
          <table><tr><th>Activity</th><th>Type</th><th>Task queue</th><th>State</th><th>Attempt</th>\
          <th>Scheduled</th><th>Last failure</th></tr>",
         esc(ns),
-        list.len()
+        list.len(),
+        if page.truncated {
+            " · <span id=truncated>more match than one page carries (16 MiB of payloads): \
+             narrow the filter</span>"
+        } else {
+            ""
+        }
     );
     for a in list {
         let _ = write!(
