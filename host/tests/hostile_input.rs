@@ -1062,3 +1062,56 @@ fn a_list_page_of_large_payloads_is_cut_short_and_says_so() {
     assert!(ui.contains("id=truncated"), "{ui}");
     healthy(&s);
 }
+
+/// A connection that sends no request is closed after the header read
+/// timeout (30 s), so idle connections cannot use up the server's file
+/// descriptors; and at most `--max-connections` are served at once, the
+/// next one being served as soon as one closes.
+#[test]
+fn idle_connections_are_closed_and_their_number_is_bounded() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--max-connections", "2"]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+
+    // Both slots are taken: a third client is not answered...
+    let (tx, rx) = std::sync::mpsc::channel();
+    let base = s.base.clone();
+    std::thread::spawn(move || {
+        let status = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap()
+            .get(format!("{base}/healthz"))
+            .send()
+            .map(|r| r.status().as_u16());
+        let _ = tx.send(status);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "served beyond --max-connections"
+    );
+    // ...until one of them closes.
+    let mut idle = idle.into_iter();
+    drop(idle.next());
+    let status = rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap();
+    assert_eq!(status, 200);
+
+    // The other, which never sent a request, is closed by the server.
+    let mut quiet = idle.next().unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = quiet.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server answered an empty connection");
+    assert!(
+        t.elapsed() < Duration::from_secs(300),
+        "an idle connection stayed open"
+    );
+    healthy(&s);
+}

@@ -13,6 +13,7 @@ pub mod auth;
 mod body;
 mod error;
 mod extract;
+pub mod listen;
 mod metrics;
 mod modules;
 mod namespaces;

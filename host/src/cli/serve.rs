@@ -81,6 +81,14 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s",
           value_parser = duration_in(*api::BODY_IDLE_RANGE.start(), *api::BODY_IDLE_RANGE.end()))]
     body_idle_timeout: Duration,
+    /// Connections served at once, 1 to 1000000; more wait until one
+    /// closes. A connection that sends no request headers for 30 s is
+    /// closed.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(
+              i64::from(*api::listen::MAX_CONNECTIONS_RANGE.start())
+                  ..=i64::from(*api::listen::MAX_CONNECTIONS_RANGE.end())))]
+    max_connections: u32,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -144,10 +152,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth,
         api::BodyBudget::new(args.max_body_memory, args.body_idle_timeout),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    api::listen::serve(listener, app, args.max_connections, shutdown_signal()).await;
     eprintln!(
         "shutting down: letting running attempts finish (up to {:?})",
         args.shutdown_grace
