@@ -357,21 +357,22 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
         ("throughput", "--latency-run", "100000y"),
         ("soak", "--window", "0"),
     ] {
-        let out = common::wharf()
-            .args(["bench", bench, option, value, "--module", "noop.wasm"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{bench} {option} {value}: {stderr}"
+        let stderr = refused_naming(
+            common::wharf().args(["bench", bench, option, value, "--module", "noop.wasm"]),
+            option,
         );
-        assert!(
-            stderr.contains(option) && !stderr.contains("panicked"),
-            "{bench} {option} {value}: {stderr}"
-        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// Runs `command`, asserts that it is refused as a usage error (exit code
+/// 2) naming `option`, and returns what it printed on stderr.
+fn refused_naming(command: &mut std::process::Command, option: &str) -> String {
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{option}: {stderr}");
+    assert!(stderr.contains(option), "{option}: {stderr}");
+    stderr
 }
 
 #[test]
@@ -390,6 +391,7 @@ fn settings_outside_their_ranges_are_refused_naming_the_option() {
         ("serve", "--cancel-grace", "2h", "0s to 1h"),
         ("serve", "--shutdown-grace", "100000y", "0s to 1h"),
         ("serve", "--max-concurrent", "0", "1..=1000000"),
+        ("serve", "--max-connections", "0", "1..=1000000"),
         (
             "worker",
             "--max-activities-per-second",
@@ -407,20 +409,15 @@ fn settings_outside_their_ranges_are_refused_naming_the_option() {
         ("run", "--start-to-close", "0s", "1ms"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = common::wharf()
-            .args([command, option, value])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{command} {option} {value}: {stderr}"
+        let stderr = refused_naming(
+            common::wharf()
+                .args([command, option, value])
+                .arg("--data-dir")
+                .arg(dir.path()),
+            option,
         );
         assert!(
-            stderr.contains(option) && stderr.contains(range),
+            stderr.contains(range),
             "{command} {option} {value}: {stderr}"
         );
     }

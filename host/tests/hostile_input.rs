@@ -870,30 +870,40 @@ fn body_bytes_held(s: &Server) -> Option<u64> {
     gauge(s, "wharf_request_body_bytes")
 }
 
+/// A module upload, framed by `framing` (a length or chunked), that sends
+/// `prefix` and `bytes` bytes of its body and then nothing more.
+fn stalled_upload(s: &Server, framing: &str, prefix: &str, bytes: usize) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let addr = s.base.trim_start_matches("http://");
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        slow,
+        "POST /api/v1/namespaces/default/modules?name=slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/octet-stream\r\n{framing}\r\n\r\n{prefix}"
+    )
+    .unwrap();
+    slow.write_all(&vec![b'x'; bytes]).unwrap();
+    slow.flush().unwrap();
+    slow
+}
+
 /// Many large bodies at once cannot take the host's memory: they share
 /// `--max-body-memory`. A body that finds it spent gets a 503 with
 /// `Retry-After`, one that could never fit a 413 naming it, and the bytes
 /// of a body come back once its request is over.
 #[test]
 fn request_bodies_share_one_memory_budget_and_give_it_back() {
-    use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
-    let port = s.base.rsplit(':').next().unwrap();
 
     // An upload without a declared length (chunked) that stops after
     // 700 000 bytes: it holds what it sent.
-    let mut slow = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-    write!(
-        slow,
-        "POST /api/v1/namespaces/default/modules?name=slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\
-         content-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n\
-         {:x}\r\n",
-        700_000
-    )
-    .unwrap();
-    slow.write_all(&vec![b'x'; 700_000]).unwrap();
-    slow.flush().unwrap();
+    let slow = stalled_upload(
+        &s,
+        "transfer-encoding: chunked",
+        &format!("{:x}\r\n", 700_000),
+        700_000,
+    );
     wait_for("the partial upload is held", || {
         body_bytes_held(&s).filter(|b| *b >= 700_000)
     });
@@ -945,20 +955,12 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
 /// sender that stalls cannot keep the memory.
 #[test]
 fn a_stalled_body_is_cut_off_and_its_memory_given_back() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--body-idle-timeout", "1s"]);
-    let port = s.base.rsplit(':').next().unwrap();
-    let mut slow = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut slow = stalled_upload(&s, "content-length: 900000", "", 300_000);
     slow.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    write!(
-        slow,
-        "POST /api/v1/namespaces/default/modules?name=slow HTTP/1.1\r\nhost: 127.0.0.1\r\n\
-         content-type: application/octet-stream\r\ncontent-length: 900000\r\n\r\n"
-    )
-    .unwrap();
-    slow.write_all(&vec![b'x'; 300_000]).unwrap();
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
     while !answer.windows(4).any(|w| w == b"\r\n\r\n") {

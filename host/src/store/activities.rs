@@ -674,32 +674,40 @@ pub struct QueueRateRow {
 mod tests {
     use super::*;
 
+    /// Runs `sql` (the list query, or its plan) over namespace `default`
+    /// with only `state` and `limit` set.
+    fn list<T>(
+        c: &Connection,
+        sql: &str,
+        state: Option<&str>,
+        limit: u32,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
+        let none = None::<String>;
+        c.prepare(sql)
+            .unwrap()
+            .query_map(
+                params!["default", state, none, none, limit, 0, none, none, none],
+                row,
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// A page of the list walks the state index by namespace and state,
     /// never a whole namespace.
     #[test]
     fn the_list_walks_the_index_by_namespace_and_state() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::migrations::run(&mut c).unwrap();
-        let plan: Vec<String> = c
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", list_sql()))
-            .unwrap()
-            .query_map(
-                params![
-                    "default",
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    100,
-                    0,
-                    None::<String>,
-                    None::<i64>,
-                    None::<i64>
-                ],
-                |r| r.get::<_, String>(3),
-            )
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan: Vec<String> = list(
+            &c,
+            &format!("EXPLAIN QUERY PLAN {}", list_sql()),
+            None,
+            100,
+            |r| r.get(3),
+        );
         let walks: Vec<&String> = plan.iter().filter(|l| l.contains("activities")).collect();
         assert_eq!(walks.len(), STATES.len(), "{plan:?}");
         for w in walks {
@@ -735,25 +743,7 @@ mod tests {
             .unwrap();
         }
         let ids = |state: Option<&str>, limit: u32| -> Vec<i64> {
-            c.prepare(&list_sql())
-                .unwrap()
-                .query_map(
-                    params![
-                        "default",
-                        state,
-                        None::<String>,
-                        None::<String>,
-                        limit,
-                        0,
-                        None::<String>,
-                        None::<i64>,
-                        None::<i64>
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
+            list(&c, &list_sql(), state, limit, |r| r.get(0))
         };
         let expect = |state: Option<&str>, limit: usize| -> Vec<i64> {
             (1..=40i64)
