@@ -1117,3 +1117,35 @@ fn idle_connections_are_closed_and_their_number_is_bounded() {
     );
     healthy(&s);
 }
+
+/// A client of ours whose runtime sat still while the server closed its
+/// idle connection (as the test harness's does between requests) must not
+/// send its next request on that connection: it does not reuse one idle
+/// longer than `CLIENT_IDLE_TIMEOUT`, well under the server's 30 s.
+#[test]
+fn a_client_idle_past_the_servers_keep_alive_is_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = wharf::api::listen::client().build().unwrap();
+    let healthz = || {
+        rt.block_on(async {
+            http.get(format!("{}/healthz", s.base))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    assert_eq!(healthz().unwrap(), 200);
+    // The runtime is not driven here, so the client cannot see the close.
+    std::thread::sleep(wharf::api::listen::HEADER_READ_TIMEOUT + Duration::from_secs(5));
+    let again = healthz();
+    assert_eq!(
+        again.as_ref().ok(),
+        Some(&200),
+        "a request after 35 s idle: {again:?}"
+    );
+}

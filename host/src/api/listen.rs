@@ -30,6 +30,20 @@ use tower::ServiceExt as _;
 /// from when the server starts waiting for them.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long our own clients (the CLI, the benchmarks, the test harness)
+/// keep an idle connection for another request: well under
+/// [`HEADER_READ_TIMEOUT`], after which the server closes it. A client
+/// that has not yet seen that close (its runtime was not running while it
+/// waited) would otherwise send on the closed connection and fail with
+/// "connection closed before message completed".
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A builder for a client of this API that keeps idle connections only
+/// [`CLIENT_IDLE_TIMEOUT`].
+pub fn client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(CLIENT_IDLE_TIMEOUT)
+}
+
 /// Smallest and largest `--max-connections`.
 pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 

@@ -87,7 +87,7 @@ pub async fn run(args: IsolationArgs) -> anyhow::Result<()> {
             file.to_string_lossy().into_owned(),
         ])
     })?;
-    let http = reqwest::Client::builder()
+    let http = crate::api::listen::client()
         .pool_max_idle_per_host(args.concurrency.max(64))
         .build()?;
     let api = Api {

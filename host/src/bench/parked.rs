@@ -39,7 +39,7 @@ pub struct ParkedArgs {
 pub async fn run(args: ParkedArgs) -> anyhow::Result<()> {
     super::build_kind();
     let mut child = Server::start(&args.sync, 1, |_| Ok(Vec::new()))?;
-    let http = reqwest::Client::new();
+    let http = crate::api::listen::client().build()?;
     let ns = child.process.namespace(&http, "default", None);
     let body = |input: Value| {
         json!({

@@ -77,7 +77,7 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read {}", args.module.display()))?;
     let child = Server::start(&args.sync, args.slots, |_| Ok(Vec::new()))?;
-    let http = reqwest::Client::builder()
+    let http = crate::api::listen::client()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let ns = child.process.namespace(&http, "default", None);

@@ -85,7 +85,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     let mut cpu_notes = Vec::new();
     for sync in ["full", "normal"] {
         let child = Server::start_binary(&program, sync, args.slots, |_| Ok(Vec::new()))?;
-        let http = reqwest::Client::builder()
+        let http = crate::api::listen::client()
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
         let ns = child.process.namespace(&http, "default", None);
@@ -177,7 +177,7 @@ async fn idle_latency(
     activity_type: &str,
     n: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    let http = reqwest::Client::builder()
+    let http = crate::api::listen::client()
         .pool_max_idle_per_host(1)
         .build()?;
     let ns = server.process.namespace(&http, "default", None);

@@ -50,7 +50,7 @@ impl Client {
     /// A client for `args`' server and namespace.
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         Ok(Self {
-            http: reqwest::Client::builder().build()?,
+            http: crate::api::listen::client().build()?,
             // An empty namespace addresses the namespace administration.
             base: format!(
                 "{}/api/v1/namespaces{}{}",

@@ -315,7 +315,10 @@ impl Server {
         let (child, base) = spawn_serve(command, data_dir, args)
             .unwrap_or_else(|e| panic!("wharf serve did not start: {e}"));
         let timeout = std::time::Duration::from_secs(90);
-        let async_http = reqwest::Client::builder().timeout(timeout).build().unwrap();
+        let async_http = wharf::api::listen::client()
+            .timeout(timeout)
+            .build()
+            .unwrap();
         Server {
             child,
             default_ns: Namespace::new(
@@ -326,6 +329,7 @@ impl Server {
             base,
             data_dir: data_dir.to_owned(),
             http: reqwest::blocking::Client::builder()
+                .pool_idle_timeout(wharf::api::listen::CLIENT_IDLE_TIMEOUT)
                 .timeout(timeout)
                 .build()
                 .unwrap(),
