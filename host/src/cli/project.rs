@@ -3,9 +3,9 @@
 //! (`guest-sdk/templates/`), and built with the language's own tool.
 //!
 //! A project is a directory with a `wharf.toml` naming it and its language.
-//! `wharf build` runs cargo for `wasm32-wasip2` (the project's
-//! `rust-toolchain.toml` has rustup fetch the toolchain and target on first
-//! use), the JS kit (`scripts/build-js`, which runs `npm ci` for
+//! `wharf build` runs cargo for `wasm32-wasip2` (after `rustup toolchain
+//! install`, which fetches the toolchain and target the project's
+//! `rust-toolchain.toml` names), the JS kit (`scripts/build-js`, which runs `npm ci` for
 //! componentize-js on first use) or the Python kit (`scripts/build-python`,
 //! which installs componentize-py), and leaves the component at
 //! `build/NAME.wasm` whatever the language. The kits and the Rust SDK are
@@ -87,7 +87,7 @@ impl Lang {
                     include_str!("../../../guest-sdk/templates/rust/lib.rs.tmpl"),
                 ),
                 // The toolchain the SDK is built and tested with, with its
-                // wasm32-wasip2 target: rustup fetches both on first use.
+                // wasm32-wasip2 target: `wharf build` installs both.
                 (
                     "rust-toolchain.toml",
                     include_str!("../../../rust-toolchain.toml"),
@@ -255,6 +255,22 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     match lang {
         Lang::Rust => {
+            // The project's rust-toolchain.toml names the toolchain and its
+            // wasm32-wasip2 target; rustup no longer fetches them on first
+            // use everywhere (RUSTUP_AUTO_INSTALL), so ask for them. A
+            // no-op when they are there; without rustup, cargo decides.
+            if let Ok(status) = Command::new("rustup")
+                .args(["toolchain", "install"])
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .status()
+            {
+                anyhow::ensure!(
+                    status.success(),
+                    "rustup could not install the toolchain of {} ({status})",
+                    dir.join("rust-toolchain.toml").display()
+                );
+            }
             run(Command::new("cargo")
                 .args(["build", "--release", "--target", "wasm32-wasip2"])
                 .current_dir(dir))?;
