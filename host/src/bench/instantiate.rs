@@ -140,6 +140,11 @@ async fn compare(args: &InstantiateArgs, root: &Path, cores: usize) -> anyhow::R
             ..EngineConfig::default()
         })?;
         let runner = bench_runner(&engine, cores);
+        println!(
+            "({:?}: {} engine shards)",
+            engine.allocator(),
+            engine.shards()
+        );
         let mut loaded = Vec::with_capacity(args.modules.len());
         for (label, path) in &args.modules {
             let registry = Registry::new(engine.clone(), &root.join(label));

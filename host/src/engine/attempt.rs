@@ -6,7 +6,7 @@
 //! deadline is enforced twice: by epoch interruption while the guest runs wasm
 //! code, and by a timer while it waits in a host call (a sleep, say).
 
-use super::cache::CacheScope;
+use super::cache::CacheHandle;
 use super::context::{
     ActivityInfo, AttemptHooks, AttemptState, NoHooks, StopSignal, WitActivityError,
 };
@@ -43,7 +43,7 @@ pub struct AttemptRequest {
     /// Stops the attempt from outside.
     pub stop: StopSignal,
     /// The module's cache on this process (`wharf:activity/cache`).
-    pub cache: Option<Arc<CacheScope>>,
+    pub cache: Option<CacheHandle>,
     /// What the attempt may reach beyond the sandbox (default: nothing).
     pub grants: Grants,
 }
@@ -124,6 +124,8 @@ mod duration_us {
 
 /// One attempt's store with what is needed to judge how it ended.
 struct Sandbox {
+    /// The engine shard the store belongs to: the calling thread's.
+    shard: usize,
     store: Store<AttemptState>,
     log: AttemptLog,
     deadline: Option<Instant>,
@@ -142,10 +144,11 @@ impl Engine {
         limits: &AttemptLimits,
         hooks: Arc<dyn AttemptHooks>,
         stop: StopSignal,
-        cache: Option<Arc<CacheScope>>,
+        cache: Option<CacheHandle>,
         grants: Grants,
     ) -> Sandbox {
         let started = Instant::now();
+        let shard = super::shard::home(self.shards());
         let log = AttemptLog::new(limits.log_bytes);
         // A deadline past what the clock holds is no deadline.
         let deadline = limits.timeout.and_then(|t| started.checked_add(t));
@@ -173,7 +176,7 @@ impl Engine {
             heartbeats: 0,
             cache,
         };
-        let mut store = Store::new(&self.inner.engine, state);
+        let mut store = Store::new(&self.shard(shard).engine, state);
         store.limiter(|s| &mut s.limiter);
         let fuel = limits.fuel.unwrap_or(u64::MAX);
         // Cannot fail: fuel is enabled in every engine configuration.
@@ -190,6 +193,7 @@ impl Engine {
             Ok(UpdateDeadline::Yield(1))
         });
         Sandbox {
+            shard,
             store,
             log,
             deadline,
@@ -209,12 +213,12 @@ impl Engine {
             req.info, &limits, req.hooks, req.stop, req.cache, req.grants,
         );
         let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
-        let (deadline, stop) = (sb.deadline, sb.stop.clone());
+        let (deadline, stop, home) = (sb.deadline, sb.stop.clone(), sb.shard);
         let store = &mut sb.store;
         let started = sb.started;
         let instantiated = std::sync::OnceLock::new();
         let result = guarded(deadline, &stop, async {
-            let instance = module.pre.instantiate_async(&mut *store).await?;
+            let instance = module.on(home).instantiate_async(&mut *store).await?;
             let _ = instantiated.set(started.elapsed());
             instance
                 .wharf_activity_activities()
@@ -265,10 +269,10 @@ impl Engine {
             None,
             Grants::default(),
         );
-        let (deadline, stop) = (sb.deadline, sb.stop.clone());
+        let (deadline, stop, home) = (sb.deadline, sb.stop.clone(), sb.shard);
         let store = &mut sb.store;
         guarded(deadline, &stop, async {
-            let instance = module.pre.instantiate_async(&mut *store).await?;
+            let instance = module.on(home).instantiate_async(&mut *store).await?;
             instance
                 .wharf_activity_activities()
                 .call_activity_types(&mut *store)

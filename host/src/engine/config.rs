@@ -81,7 +81,16 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
     /// Maximum wasm stack per attempt.
     pub max_wasm_stack: usize,
+    /// Wasmtime engines to split attempts over, one per core up to
+    /// [`MAX_SHARDS`] (see `shard.rs`). Each has a pool of `max_instances`:
+    /// a thread's attempts all use its one shard.
+    pub shards: usize,
 }
+
+/// Most shards an engine has: each pool reserves address space for every
+/// memory it may hold (about 16 TiB at the defaults), and a process has
+/// 128 TiB.
+pub const MAX_SHARDS: usize = 4;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -91,6 +100,9 @@ impl Default for EngineConfig {
             max_memory_bytes: 4 << 30,
             epoch_tick: Duration::from_millis(1),
             max_wasm_stack: 1 << 20,
+            shards: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_SHARDS),
         }
     }
 }
@@ -107,8 +119,37 @@ pub enum Allocator {
     OnDemand,
 }
 
-/// Builds the wasmtime engine, falling back as the module docs describe.
-pub(super) fn build_engine(cfg: &EngineConfig) -> wasmtime::Result<(wasmtime::Engine, Allocator)> {
+/// Builds the shards' wasmtime engines, all configured as the first, which
+/// falls back as the module docs describe. A pool that cannot reserve its
+/// address space ends the list there (the first is always built).
+pub(super) fn build_engines(
+    cfg: &EngineConfig,
+) -> wasmtime::Result<(Vec<wasmtime::Engine>, Allocator)> {
+    let (first, allocator) = build_engine(cfg)?;
+    let mut engines = vec![first];
+    while engines.len() < cfg.shards.clamp(1, MAX_SHARDS) {
+        let pool = match allocator {
+            Allocator::PoolingPagemapScan => Some(pooling(cfg, true)),
+            Allocator::Pooling => Some(pooling(cfg, false)),
+            Allocator::OnDemand => None,
+        };
+        match wasmtime::Engine::new(&base_config(cfg, pool)) {
+            Ok(engine) => engines.push(engine),
+            Err(e) => {
+                tracing::warn!(
+                    "engine shard {} could not be built ({e:#}); running with {}",
+                    engines.len(),
+                    engines.len()
+                );
+                break;
+            }
+        }
+    }
+    Ok((engines, allocator))
+}
+
+/// Builds one wasmtime engine, falling back as the module docs describe.
+fn build_engine(cfg: &EngineConfig) -> wasmtime::Result<(wasmtime::Engine, Allocator)> {
     if cfg.pooling {
         match wasmtime::Engine::new(&base_config(cfg, Some(pooling(cfg, true)))) {
             Ok(engine) => return Ok((engine, Allocator::PoolingPagemapScan)),

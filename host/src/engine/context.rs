@@ -130,7 +130,7 @@ pub(crate) struct AttemptState {
     pub(crate) heartbeat_limit: usize,
     pub(crate) last_heartbeat: Option<Vec<Payload>>,
     pub(crate) heartbeats: u64,
-    pub(crate) cache: Option<Arc<super::cache::CacheScope>>,
+    pub(crate) cache: Option<super::cache::CacheHandle>,
 }
 
 impl WasiView for AttemptState {

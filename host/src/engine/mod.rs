@@ -1,12 +1,15 @@
 //! The sandbox: wasmtime set up to run untrusted activity components.
 //!
-//! One [`Engine`] per process holds the wasmtime engine, the linker with
-//! everything a guest may import (WASI with nothing granted, outbound HTTP
-//! under the attempt's egress policy, `wharf:activity/context`,
-//! `wharf:activity/config` and `wharf:activity/cache`), and the epoch
-//! ticker. An [`ActivityModule`] is a compiled component with its imports
-//! resolved once (`InstancePre`); [`Engine::run_attempt`] makes a fresh
-//! instance of it for every attempt and returns a typed [`Outcome`].
+//! One [`Engine`] per process holds its shards (see [`shard`]: a wasmtime
+//! engine each, with its instance pool and the linker with everything a
+//! guest may import: WASI with nothing granted, outbound HTTP under the
+//! attempt's egress policy, `wharf:activity/context`,
+//! `wharf:activity/config` and `wharf:activity/cache`) and the epoch
+//! ticker that advances them all. An [`ActivityModule`] is a compiled
+//! component with its imports resolved once (`InstancePre`) on every
+//! shard; [`Engine::run_attempt`] makes a fresh instance of it on the
+//! calling thread's shard for every attempt and returns a typed
+//! [`Outcome`].
 //!
 //! This layer knows nothing of storage, the HTTP API or retries; callers
 //! reach it through [`AttemptRequest`] (with the attempt's [`Grants`]) and
@@ -21,12 +24,13 @@ mod http;
 mod limits;
 mod log;
 mod outcome;
+pub mod shard;
 mod ticker;
 mod vars;
 
 pub use attempt::{AttemptReport, AttemptRequest, Grants};
-pub use cache::{CacheError, CacheScope, ProcessCache};
-pub use config::{Allocator, EngineConfig, PoolShare};
+pub use cache::{CacheError, CacheHandle, CacheScope, ProcessCache};
+pub use config::{Allocator, EngineConfig, PoolShare, MAX_SHARDS};
 pub use context::{ActivityInfo, AttemptHooks, NoHooks, StopSignal};
 pub use egress::{Denial, EgressLimits, EgressPolicy, EgressRules};
 pub use limits::AttemptLimits;
@@ -35,6 +39,7 @@ pub use outcome::{ApplicationError, Outcome};
 pub use vars::ConfigGrants;
 
 use context::{ActivityPre, AttemptState};
+use std::path::Path;
 use std::sync::Arc;
 use ticker::Ticker;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -64,10 +69,16 @@ pub struct Engine {
 }
 
 struct Inner {
-    engine: wasmtime::Engine,
-    linker: Linker<AttemptState>,
+    /// Never empty; the first compiles and checks uploads.
+    shards: Box<[Shard]>,
     allocator: Allocator,
     ticker: Arc<Ticker>,
+}
+
+/// One wasmtime engine, with its own instance pool, and its linker.
+struct Shard {
+    engine: wasmtime::Engine,
+    linker: Linker<AttemptState>,
 }
 
 impl Drop for Inner {
@@ -76,46 +87,79 @@ impl Drop for Inner {
     }
 }
 
-/// A compiled activity component, linked and ready to instantiate.
+/// A compiled activity component, linked and ready to instantiate on each
+/// of its engine's shards.
 #[derive(Clone)]
 pub struct ActivityModule {
-    pre: ActivityPre<AttemptState>,
+    pres: Arc<[ActivityPre<AttemptState>]>,
+}
+
+impl ActivityModule {
+    /// The module as loaded on shard `index` (of the engine it was linked
+    /// by).
+    fn on(&self, index: usize) -> &ActivityPre<AttemptState> {
+        &self.pres[index % self.pres.len()]
+    }
 }
 
 impl Engine {
-    /// Builds the engine and starts its epoch ticker.
+    /// Builds the engine's shards and starts its epoch ticker.
     pub fn new(cfg: &EngineConfig) -> Result<Self, EngineError> {
-        let (engine, allocator) = config::build_engine(cfg).map_err(EngineError::Config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(EngineError::Config)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(EngineError::Config)?;
-        context::Activity::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(EngineError::Config)?;
-
-        let weak = engine.weak();
-        let ticker = Ticker::start(cfg.epoch_tick, move || match weak.upgrade() {
-            Some(engine) => {
+        let (engines, allocator) = config::build_engines(cfg).map_err(EngineError::Config)?;
+        let shards = engines
+            .into_iter()
+            .map(|engine| {
+                let mut linker = Linker::new(&engine);
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(EngineError::Config)?;
+                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+                    .map_err(EngineError::Config)?;
+                context::Activity::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(EngineError::Config)?;
+                Ok(Shard { engine, linker })
+            })
+            .collect::<Result<Box<[_]>, EngineError>>()?;
+        let weak: Vec<_> = shards.iter().map(|s| s.engine.weak()).collect();
+        let ticker = Ticker::start(cfg.epoch_tick, move || {
+            let mut any = false;
+            for engine in weak.iter().filter_map(|w| w.upgrade()) {
                 engine.increment_epoch();
-                true
+                any = true;
             }
-            None => false,
+            any
         })
         .map_err(|e| EngineError::Config(e.into()))?;
-        tracing::debug!(?allocator, "engine ready");
+        tracing::debug!(?allocator, shards = shards.len(), "engine ready");
         Ok(Self {
             inner: Arc::new(Inner {
-                engine,
-                linker,
+                shards,
                 allocator,
                 ticker,
             }),
         })
     }
 
-    /// The underlying wasmtime engine (for compiling and loading artifacts).
+    /// Advances every shard's epoch now: running guests yield at their
+    /// next check.
+    pub fn yield_guests(&self) {
+        for s in &self.inner.shards {
+            s.engine.increment_epoch();
+        }
+    }
+
+    /// How many shards the engine has.
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    fn shard(&self, index: usize) -> &Shard {
+        &self.inner.shards[index % self.inner.shards.len()]
+    }
+
+    /// The first shard's wasmtime engine, which compiles and checks
+    /// components (every shard is configured alike, so its artifacts load
+    /// on all).
     pub fn wasmtime(&self) -> &wasmtime::Engine {
-        &self.inner.engine
+        &self.shard(0).engine
     }
 
     /// Which instance allocator is in use.
@@ -124,14 +168,32 @@ impl Engine {
     }
 
     /// Resolves a component's imports against this host and checks that it
-    /// exports the activities interface.
-    pub fn link(&self, component: &Component) -> Result<ActivityModule, EngineError> {
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(component)
-            .map_err(EngineError::Link)?;
-        let pre = ActivityPre::new(pre).map_err(EngineError::Link)?;
-        Ok(ActivityModule { pre })
+    /// exports the activities interface. `component` was loaded by
+    /// [`Engine::wasmtime`] from the artifact at `artifact`, which the other
+    /// shards then map too.
+    pub fn link(
+        &self,
+        component: &Component,
+        artifact: &Path,
+    ) -> Result<ActivityModule, EngineError> {
+        let mut pres = Vec::with_capacity(self.shards());
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            let own;
+            let component = if i == 0 {
+                component
+            } else {
+                // SAFETY: the artifact was checked and mapped by the first
+                // shard just before; every shard has the same configuration.
+                own = unsafe { Component::deserialize_file(&shard.engine, artifact) }
+                    .map_err(EngineError::Link)?;
+                &own
+            };
+            let pre = shard
+                .linker
+                .instantiate_pre(component)
+                .map_err(EngineError::Link)?;
+            pres.push(ActivityPre::new(pre).map_err(EngineError::Link)?);
+        }
+        Ok(ActivityModule { pres: pres.into() })
     }
 }

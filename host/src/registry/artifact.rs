@@ -77,7 +77,12 @@ impl ArtifactCache {
 
     /// Loads the artifact of `sha256` if present and intact. Anything else
     /// (missing, truncated, tampered, refused by wasmtime) is `None`, logged.
-    pub(super) fn load(&self, engine: &wasmtime::Engine, sha256: &str) -> Option<Component> {
+    /// With the component comes the file it maps.
+    pub(super) fn load(
+        &self,
+        engine: &wasmtime::Engine,
+        sha256: &str,
+    ) -> Option<(Component, PathBuf)> {
         let (artifact, sidecar) = self.paths(sha256);
         let expected = std::fs::read_to_string(&sidecar).ok()?;
         match file_digest(&artifact) {
@@ -95,7 +100,7 @@ impl ArtifactCache {
         // configuration (its checksum matches the sidecar written with it),
         // and wasmtime checks the header and version again.
         match unsafe { Component::deserialize_file(engine, &artifact) } {
-            Ok(c) => Some(c),
+            Ok(c) => Some((c, artifact)),
             Err(e) => {
                 tracing::warn!(path = %artifact.display(), "artifact refused ({e:#}); recompiling");
                 None

@@ -299,13 +299,14 @@ impl Registry {
         }
         let path = self.components_dir.join(format!("{sha256}.wasm"));
         let bytes = match self.artifacts.load(self.engine.wasmtime(), sha256) {
-            Some(c) => {
+            Some((c, file)) => {
                 // A record without types (an unreadable column) is listed.
                 let known = Some(record.activity_types.clone()).filter(|t| !t.is_empty());
                 return self
                     .finish_load(
                         sha256.to_owned(),
                         c,
+                        &file,
                         Loaded {
                             pending: None,
                             source: LoadSource::Artifact,
@@ -350,11 +351,12 @@ impl Registry {
         validate::check_core_instances(&bytes)?;
         let started = Instant::now();
         let engine = self.engine.wasmtime();
-        if let Some(c) = self.artifacts.load(engine, sha256) {
+        if let Some((c, file)) = self.artifacts.load(engine, sha256) {
             let loaded = self
                 .finish_load(
                     sha256.to_owned(),
                     c,
+                    &file,
                     Loaded {
                         pending: None,
                         source: LoadSource::Artifact,
@@ -377,12 +379,14 @@ impl Registry {
         drop(compiled);
         // SAFETY: written just now by this process from this engine's own
         // compiler; mapped from the file like any artifact.
-        let component = unsafe { Component::deserialize_file(engine, pending.path()) }
+        let file = pending.path().to_owned();
+        let component = unsafe { Component::deserialize_file(engine, &file) }
             .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
         let loaded = self
             .finish_load(
                 sha256.to_owned(),
                 component,
+                &file,
                 Loaded {
                     pending: Some(pending),
                     source: LoadSource::Compiled,
@@ -442,6 +446,7 @@ impl Registry {
         &self,
         sha256: String,
         component: Component,
+        file: &Path,
         how: Loaded,
         limits: &UploadLimits,
     ) -> Result<Arc<LoadedModule>, RegistryError> {
@@ -455,7 +460,7 @@ impl Registry {
         validate::check_pool_share(&component)?;
         let module = self
             .engine
-            .link(&component)
+            .link(&component, file)
             .map_err(|e| RegistryError::Link(e.to_string()))?;
         let activity_types = match known_types {
             Some(types) => types,

@@ -8,7 +8,8 @@ use super::fair::CpuShares;
 use super::slots::{HostSlot, HostSlots};
 use super::threads::{guest_threads, GuestRuntime, Threads};
 use crate::engine::{
-    ActivityModule, AttemptLimits, AttemptReport, AttemptRequest, Engine, Outcome, ProcessCache,
+    ActivityModule, AttemptLimits, AttemptReport, AttemptRequest, CacheHandle, Engine, Outcome,
+    ProcessCache,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,14 +50,14 @@ impl Runner {
     pub fn new(engine: Engine, cfg: RunnerConfig) -> Self {
         // Advancing the epoch early makes running guests yield at their next
         // check; deadlines go by the clock, so they are not shortened.
-        let epoch = engine.wasmtime().clone();
+        let epoch = engine.clone();
         Self {
             inner: Arc::new(Inner {
                 engine,
                 limits: cfg.limits,
                 cache: ProcessCache::new(cfg.cache_bytes),
                 slots: HostSlots::new(cfg.max_running.max(1)),
-                shares: CpuShares::new(guest_threads(), move || epoch.increment_epoch()),
+                shares: CpuShares::new(guest_threads(), move || epoch.yield_guests()),
                 guests: GuestRuntime::new(cfg.threads),
             }),
         }
@@ -84,7 +85,11 @@ impl Runner {
         let (deadline_ms, timeout) = attempt::deadline(&a.info, a.deadline, now_ms);
         a.info.deadline_ms = deadline_ms;
         let limits = attempt::limits(&self.inner.limits, a.quotas.as_ref(), timeout);
-        let cache = self.inner.cache.scope(&a.info.namespace, &a.module_name);
+        let cache = CacheHandle::new(
+            self.inner.cache.clone(),
+            a.info.namespace.clone(),
+            a.module_name,
+        );
         let request = AttemptRequest {
             activity_type: a.info.activity_type.clone(),
             args: a.args,

@@ -4,6 +4,8 @@
 //! then delays only other guests, while the operating system keeps the
 //! control plane responsive.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// How much lower guests run. Not too low: when the control plane is busy
 /// (thousands of starts a second) guests must still finish, or worker slots
 /// stay taken and the backlog waits (nice 10 showed 1 s schedule-to-start
@@ -39,6 +41,7 @@ impl GuestRuntime {
             return Self(None);
         }
         let workers = guest_threads();
+        let next = AtomicUsize::new(0);
         match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("wharf-guest")
@@ -50,7 +53,9 @@ impl GuestRuntime {
             // scheduler even saw it. Looking there at every poll costs an
             // atomic load.
             .global_queue_interval(1)
-            .on_thread_start(|| {
+            .on_thread_start(move || {
+                // Each guest thread's attempts use a shard of their own.
+                crate::engine::shard::pin_thread(next.fetch_add(1, Ordering::Relaxed));
                 crate::priority::lower(GUEST_NICE);
                 crate::priority::default_slice();
             })
