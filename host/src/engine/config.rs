@@ -41,6 +41,9 @@
 //! * eager table initialisation (`table_lazy_init(false)`): JS 1728 µs
 //!   against 289 µs, Python 830 µs against 875 µs (its shared table is
 //!   filled at instantiation either way), so tables stay lazy.
+//!
+//! Every shard's engine (see `shard.rs`) is built from these same settings,
+//! so one compile serves them all.
 
 use std::time::Duration;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
