@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::engine::{
-    ActivityInfo, ActivityModule, AttemptLimits, Engine, EngineConfig, NoHooks, Outcome,
-    StopSignal, DEFAULT_CACHE_BYTES,
+    ActivityModule, AttemptLimits, Engine, EngineConfig, Outcome, DEFAULT_CACHE_BYTES,
 };
 use wharf::registry::Registry;
 use wharf::worker::{Attempt, Deadline, Runner, RunnerConfig, Threads};
@@ -28,24 +26,17 @@ fn attempt(
         .unwrap();
     rt.block_on(async {
         let slot = runner.slot("default").await;
-        let attempt = Attempt {
-            module: module.clone(),
-            module_name: "adversary".into(),
-            info: ActivityInfo {
-                namespace: "default".into(),
-                activity_type: activity_type.into(),
-                ..ActivityInfo::default()
-            },
-            deadline: Deadline::Timeouts {
-                start_to_close: Some(start_to_close),
-                schedule_to_close: None,
-            },
-            args: Vec::new(),
-            quotas: None,
-            grants: Default::default(),
-            hooks: Arc::new(NoHooks),
-            stop: StopSignal::new(),
+        let deadline = Deadline::Timeouts {
+            start_to_close: Some(start_to_close),
+            schedule_to_close: None,
         };
+        let attempt = Attempt::bare(
+            module.clone(),
+            "adversary",
+            "default",
+            activity_type,
+            deadline,
+        );
         runner
             .run(attempt, slot)
             .await

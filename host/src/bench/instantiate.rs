@@ -8,8 +8,7 @@
 
 use super::harness::percentile;
 use crate::engine::{
-    ActivityInfo, ActivityModule, AttemptLimits, Engine, EngineConfig, NoHooks, Outcome,
-    StopSignal, DEFAULT_CACHE_BYTES,
+    ActivityModule, AttemptLimits, Engine, EngineConfig, Outcome, DEFAULT_CACHE_BYTES,
 };
 use crate::registry::{LoadSource, Registry};
 use crate::store::{Db, Durability};
@@ -409,25 +408,18 @@ struct Noop {
 impl Noop {
     async fn attempt(&self) -> anyhow::Result<()> {
         let slot = self.runner.slot("default").await;
-        let attempt = Attempt {
-            module: self.module.clone(),
-            module_name: self.name.clone(),
-            info: ActivityInfo {
-                namespace: "default".into(),
-                activity_type: self.activity_type.clone(),
-                ..ActivityInfo::default()
-            },
-            // The base limit's timeout, as any attempt without timeouts.
-            deadline: Deadline::Timeouts {
-                start_to_close: None,
-                schedule_to_close: None,
-            },
-            args: Vec::new(),
-            quotas: None,
-            grants: Default::default(),
-            hooks: Arc::new(NoHooks),
-            stop: StopSignal::new(),
+        // The base limit's timeout, as any attempt without timeouts.
+        let deadline = Deadline::Timeouts {
+            start_to_close: None,
+            schedule_to_close: None,
         };
+        let attempt = Attempt::bare(
+            self.module.clone(),
+            &self.name,
+            "default",
+            &self.activity_type,
+            deadline,
+        );
         let report = self
             .runner
             .run(attempt, slot)

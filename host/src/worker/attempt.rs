@@ -16,7 +16,7 @@
 //!   filled the cache) while other modules and tenants see none of them.
 
 use crate::engine::{
-    ActivityInfo, ActivityModule, AttemptHooks, AttemptLimits, Grants, StopSignal,
+    ActivityInfo, ActivityModule, AttemptHooks, AttemptLimits, Grants, NoHooks, StopSignal,
 };
 use crate::payload::Payload;
 use std::sync::Arc;
@@ -81,6 +81,34 @@ pub struct Attempt {
     pub hooks: Arc<dyn AttemptHooks>,
     /// Stops the attempt from outside.
     pub stop: StopSignal,
+}
+
+impl Attempt {
+    /// An attempt of `activity_type` of `module` in `namespace` with no
+    /// arguments, tenant, grants or callbacks (benchmarks, tests).
+    pub fn bare(
+        module: ActivityModule,
+        module_name: &str,
+        namespace: &str,
+        activity_type: &str,
+        deadline: Deadline,
+    ) -> Self {
+        Self {
+            module,
+            module_name: module_name.into(),
+            info: ActivityInfo {
+                namespace: namespace.into(),
+                activity_type: activity_type.into(),
+                ..ActivityInfo::default()
+            },
+            deadline,
+            args: Vec::new(),
+            quotas: None,
+            grants: Grants::default(),
+            hooks: Arc::new(NoHooks),
+            stop: StopSignal::new(),
+        }
+    }
 }
 
 /// The name a module loaded from a file is known by: the file's name
