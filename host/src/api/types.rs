@@ -493,7 +493,8 @@ pub struct RetryPolicy {
 #[serde(deny_unknown_fields)]
 pub struct StartActivityRequest {
     /// Activity id (up to 1000 bytes), the idempotency key in the
-    /// namespace; a new id is made when absent.
+    /// namespace; when absent, a new id is made: 32 hex digits, the start's
+    /// time in milliseconds then 80 random bits, so ids sort by start time.
     #[schema(max_length = 1000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activity_id: Option<String>,
