@@ -20,8 +20,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Most distinct (namespace, task queue, activity type) label sets kept.
@@ -76,28 +77,69 @@ type Latency = Family<ActivityLabels, Histogram, fn() -> Histogram>;
 
 /// Figures of activities that the service records as they happen.
 pub struct ActivityMetrics {
-    /// The label sets handed out so far (at most [`MAX_LABEL_SETS`]).
-    seen: Mutex<HashSet<ActivityLabels>>,
+    /// The label sets resolved so far, by a hash of their labels: their
+    /// own sets (at most [`MAX_LABEL_SETS`]) and namespaces' overflow sets.
+    seen: Mutex<Seen>,
     /// From entering the backlog to a worker taking the task, by labels.
-    pub schedule_to_start: Latency,
+    schedule_to_start: Latency,
     /// From entering the backlog to a worker taking the task, unlabelled
     /// (`wharf_schedule_to_start_seconds`, which the benchmarks read).
-    pub schedule_to_start_all: Histogram,
+    schedule_to_start_all: Histogram,
     /// How long an attempt ran.
-    pub execution: Latency,
+    execution: Latency,
     /// From the activity's first scheduling to its close.
-    pub end_to_end: Latency,
+    end_to_end: Latency,
     /// Tasks taken by a worker (attempts started).
-    pub tasks: Family<ActivityLabels, Counter>,
+    tasks: Family<ActivityLabels, Counter>,
     /// Attempts that ended other than completed (failed, timed out,
     /// trapped, over a limit, lost, cancelled).
-    pub execution_failed: Family<ActivityLabels, Counter>,
+    execution_failed: Family<ActivityLabels, Counter>,
+}
+
+#[derive(Default)]
+struct Seen {
+    by_hash: HashMap<u64, Vec<Arc<ActivityFigures>>>,
+    /// Own (not overflow) label sets among them.
+    own: usize,
+    hasher: RandomState,
+}
+
+impl Seen {
+    fn hash(&self, namespace: &str, task_queue: &str, activity_type: &str) -> u64 {
+        self.hasher.hash_one((namespace, task_queue, activity_type))
+    }
+
+    fn find(&self, hash: u64, ns: &str, tq: &str, ty: &str) -> Option<Arc<ActivityFigures>> {
+        let same = |f: &&Arc<ActivityFigures>| {
+            let l = &f.labels;
+            l.namespace == ns && l.task_queue == tq && l.activity_type == ty
+        };
+        self.by_hash.get(&hash)?.iter().find(same).cloned()
+    }
+}
+
+/// One label set's figures, resolved once for an activity: recording an
+/// attempt's figures then looks nothing up by labels (the families' maps
+/// are read when a label set is first used, not for every activity).
+pub struct ActivityFigures {
+    labels: ActivityLabels,
+    schedule_to_start: Histogram,
+    execution: Histogram,
+    end_to_end: Histogram,
+    tasks: Counter,
+}
+
+impl ActivityFigures {
+    /// The label set its figures are recorded under.
+    pub fn labels(&self) -> &ActivityLabels {
+        &self.labels
+    }
 }
 
 impl Default for ActivityMetrics {
     fn default() -> Self {
         Self {
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(Seen::default()),
             schedule_to_start: Family::new_with_constructor(dispatch_histogram),
             schedule_to_start_all: dispatch_histogram(),
             execution: Family::new_with_constructor(run_histogram),
@@ -109,26 +151,68 @@ impl Default for ActivityMetrics {
 }
 
 impl ActivityMetrics {
-    /// The label set to record an activity under: its own while fewer
-    /// than [`MAX_LABEL_SETS`] are in use, else its namespace's overflow
-    /// set.
-    pub fn labels(&self, namespace: &str, task_queue: &str, activity_type: &str) -> ActivityLabels {
-        let own = ActivityLabels {
-            namespace: namespace.to_owned(),
-            task_queue: task_queue.to_owned(),
-            activity_type: activity_type.to_owned(),
-        };
-        let Ok(mut seen) = self.seen.lock() else {
-            return overflow(namespace);
-        };
-        if seen.contains(&own) {
-            return own;
+    /// The figures to record an activity under: its own label set while
+    /// fewer than [`MAX_LABEL_SETS`] are in use, else its namespace's
+    /// overflow set.
+    pub fn figures(
+        &self,
+        namespace: &str,
+        task_queue: &str,
+        activity_type: &str,
+    ) -> Arc<ActivityFigures> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let hash = seen.hash(namespace, task_queue, activity_type);
+        if let Some(f) = seen.find(hash, namespace, task_queue, activity_type) {
+            return f;
         }
-        if seen.len() < MAX_LABEL_SETS {
-            seen.insert(own.clone());
-            return own;
+        let (labels, hash) = if seen.own < MAX_LABEL_SETS {
+            seen.own += 1;
+            let labels = ActivityLabels {
+                namespace: namespace.to_owned(),
+                task_queue: task_queue.to_owned(),
+                activity_type: activity_type.to_owned(),
+            };
+            (labels, hash)
+        } else {
+            let hash = seen.hash(namespace, OTHER, OTHER);
+            if let Some(f) = seen.find(hash, namespace, OTHER, OTHER) {
+                return f;
+            }
+            (overflow(namespace), hash)
+        };
+        let figures = Arc::new(ActivityFigures {
+            schedule_to_start: self.schedule_to_start.get_or_create(&labels).clone(),
+            execution: self.execution.get_or_create(&labels).clone(),
+            end_to_end: self.end_to_end.get_or_create(&labels).clone(),
+            tasks: self.tasks.get_or_create(&labels).clone(),
+            labels,
+        });
+        seen.by_hash.entry(hash).or_default().push(figures.clone());
+        figures
+    }
+
+    /// A worker took an activity's task after `waited` seconds in the
+    /// backlog.
+    pub fn task_taken(&self, f: &ActivityFigures, waited: f64) {
+        self.schedule_to_start_all.observe(waited);
+        f.schedule_to_start.observe(waited);
+        f.tasks.inc();
+    }
+
+    /// An attempt ran for `seconds`; `failed` if it ended other than
+    /// completed.
+    pub fn attempt_ran(&self, f: &ActivityFigures, seconds: f64, failed: bool) {
+        f.execution.observe(seconds);
+        if failed {
+            // Made at the first failure: a label set that never failed
+            // reports no series, as before.
+            self.execution_failed.get_or_create(&f.labels).inc();
         }
-        overflow(namespace)
+    }
+
+    /// An activity closed `seconds` after it was first scheduled.
+    pub fn closed(&self, f: &ActivityFigures, seconds: f64) {
+        f.end_to_end.observe(seconds);
     }
 
     /// Adds these figures to a scrape's registry (the families are shared,
@@ -199,11 +283,15 @@ mod tests {
     fn label_sets_past_the_cap_fall_into_their_namespaces_overflow_set() {
         let m = ActivityMetrics::default();
         for i in 0..MAX_LABEL_SETS {
-            let l = m.labels("ns", &format!("q{i}"), "t");
-            assert_eq!(l.task_queue, format!("q{i}"));
+            let f = m.figures("ns", &format!("q{i}"), "t");
+            assert_eq!(f.labels().task_queue, format!("q{i}"));
         }
-        assert_eq!(m.labels("ns", "q0", "t").task_queue, "q0");
-        let past = m.labels("other-ns", "q", "t");
+        let first = m.figures("ns", "q0", "t");
+        assert_eq!(first.labels().task_queue, "q0");
+        assert!(Arc::ptr_eq(&first, &m.figures("ns", "q0", "t")));
+        let past = m.figures("other-ns", "q", "t");
+        assert!(Arc::ptr_eq(&past, &m.figures("other-ns", "q2", "t2")));
+        let past = past.labels();
         assert_eq!(
             (
                 past.namespace.as_str(),

@@ -346,8 +346,9 @@ mod tests {
     #[test]
     fn histograms_encode_and_read_back() {
         let m = ActivityMetrics::default();
+        let f = m.figures("ns", "q", "t");
         for us in [40, 90, 90, 400, 4000] {
-            m.schedule_to_start_all.observe(us as f64 / 1e6);
+            m.task_taken(&f, us as f64 / 1e6);
         }
         let mut r = Registry::default();
         m.register(&mut r);

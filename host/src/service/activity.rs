@@ -14,6 +14,7 @@
 
 use super::options::ActivityOptions;
 use crate::engine::StopSignal;
+use crate::metrics::{ActivityFigures, ActivityMetrics};
 use crate::payload::Payload;
 use crate::store::activities::{ActivityFixed, ActivityProgress, AttemptRow, StoredRun};
 use crate::worker::{Failure, TimeoutType};
@@ -67,6 +68,8 @@ pub(crate) struct Activity {
     /// Wakes those waiting for it to close; made at the first wait (most
     /// runs have none).
     pub(crate) closed: Option<Arc<Notify>>,
+    /// Where its figures are recorded; resolved at its first claim.
+    pub(crate) figures: Option<Arc<ActivityFigures>>,
 }
 
 /// Bytes of an open run's payloads in SQLite.
@@ -104,7 +107,16 @@ impl Activity {
             heartbeat_written: None,
             running: None,
             closed: None,
+            figures: None,
         }
+    }
+
+    /// Where its figures are recorded (resolved once, then kept).
+    pub(crate) fn figures(&mut self, m: &ActivityMetrics) -> Arc<ActivityFigures> {
+        let f = &self.fixed;
+        self.figures
+            .get_or_insert_with(|| m.figures(&f.namespace, &f.task_queue, &f.activity_type))
+            .clone()
     }
 
     /// What to wait on for it to close.

@@ -286,18 +286,15 @@ impl Shared {
     /// namespace's count of open activities, and its waiters are woken.
     fn closed(&self, run_id: i64, dequeue: bool) {
         let mut st = self.lock();
-        let Some(a) = st.open.remove(&run_id) else {
+        let Some(mut a) = st.open.remove(&run_id) else {
             return;
         };
         if let Some(how) = a.progress.state.closed() {
             count_closed(&self.counters, how);
         }
         let m = &self.counters.activity;
-        let f = &a.fixed;
-        let took = self.clock.now_ms().saturating_sub(f.scheduled_ms);
-        m.end_to_end
-            .get_or_create(&m.labels(&f.namespace, &f.task_queue, &f.activity_type))
-            .observe(took as f64 / 1000.0);
+        let took = self.clock.now_ms().saturating_sub(a.fixed.scheduled_ms);
+        m.closed(&a.figures(m), took as f64 / 1000.0);
         let queue_key = (a.fixed.namespace.clone(), a.fixed.task_queue.clone());
         st.forget_open(&a.fixed, run_id);
         if let Some(t) = st.namespaces.get(&a.fixed.namespace) {

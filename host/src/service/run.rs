@@ -10,6 +10,7 @@ use super::decide::Ending;
 use super::timers::TimerEvent;
 use super::{ServiceConfig, Shared};
 use crate::engine::{ActivityInfo, AttemptHooks, AttemptLimits, Engine, Outcome, StopSignal};
+use crate::metrics::ActivityFigures;
 use crate::payload::Payload;
 use crate::queue::{Deployment, Slot, Task};
 use crate::registry::LoadedModule;
@@ -107,7 +108,9 @@ impl Shared {
             Some(input) => input_args(input.text()).map(|args| (args, Vec::new())),
             None => self.stored_payloads(task.run_id).await,
         };
-        let Some(mut attempt) = self.claim(&task, &deployment.name, module, &module_label) else {
+        let Some((mut attempt, figures)) =
+            self.claim(&task, &deployment.name, module, &module_label)
+        else {
             return;
         };
         attempt.quotas = Some(tenant.quotas().per_attempt());
@@ -158,14 +161,9 @@ impl Shared {
             return;
         };
         let completed = matches!(report.outcome, Outcome::Completed { .. });
-        let m = &self.counters.activity;
-        let labels = m.labels(&fixed.namespace, &fixed.task_queue, &fixed.activity_type);
-        m.execution
-            .get_or_create(&labels)
-            .observe(crate::metrics::seconds(ran_from.elapsed()));
-        if !completed && !matches!(report.outcome, Outcome::WillCompleteAsync) {
-            m.execution_failed.get_or_create(&labels).inc();
-        }
+        let failed = !completed && !matches!(report.outcome, Outcome::WillCompleteAsync);
+        let ran = crate::metrics::seconds(ran_from.elapsed());
+        self.counters.activity.attempt_ran(&figures, ran, failed);
         slot.finish(completed);
         tenant.account(&report);
         let _ = self
@@ -208,7 +206,7 @@ impl Shared {
         module_name: &str,
         module: &LoadedModule,
         module_label: &str,
-    ) -> Option<Attempt> {
+    ) -> Option<(Attempt, Arc<ActivityFigures>)> {
         let mut st = self.lock();
         let a = st.open.get_mut(&task.run_id)?;
         if a.is_closed()
@@ -220,15 +218,8 @@ impl Shared {
         let now = self.clock.read();
         let now_ms = now.ms;
         let waited = crate::metrics::seconds(task.enqueued.elapsed());
-        let m = &self.counters.activity;
-        let labels = m.labels(
-            &a.fixed.namespace,
-            &a.fixed.task_queue,
-            &a.fixed.activity_type,
-        );
-        m.schedule_to_start_all.observe(waited);
-        m.schedule_to_start.get_or_create(&labels).observe(waited);
-        m.tasks.get_or_create(&labels).inc();
+        let figures = a.figures(&self.counters.activity);
+        self.counters.activity.task_taken(&figures, waited);
         let (token_bytes, token) = new_token();
         let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
         let stop = StopSignal::new();
@@ -298,7 +289,7 @@ impl Shared {
         // (`started.rs`); its attempt row is written when it ends (by
         // recovery if the process dies); describe shows the running attempt
         // from memory.
-        Some(attempt)
+        Some((attempt, figures))
     }
 
     /// A heartbeat from a running attempt (or by token): kept in memory at
