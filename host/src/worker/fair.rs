@@ -141,6 +141,7 @@ impl CpuShares {
             queued: false,
             relay: Arc::default(),
             cpu: Duration::ZERO,
+            released: false,
         }
     }
 }
@@ -310,13 +311,19 @@ impl State {
                 share.waiting.retain(|(t, _)| !Arc::ptr_eq(t, ticket));
             }
         }
+        self.release(ns);
+        woken
+    }
+
+    /// An attempt of `ns` is gone: forgets the namespace once it has none
+    /// left and wants no CPU.
+    fn release(&mut self, ns: &Arc<str>) {
         if let Some(share) = self.namespaces.get_mut(ns) {
             share.live = share.live.saturating_sub(1);
             if share.live == 0 && !share.wants_cpu() {
                 self.namespaces.remove(ns);
             }
         }
-        woken
     }
 }
 
@@ -331,6 +338,8 @@ pub(super) struct Fair<F> {
     queued: bool,
     relay: Arc<Relay>,
     cpu: Duration,
+    /// Its end is accounted for (it returned): dropping it takes no lock.
+    released: bool,
 }
 
 /// The waker the attempt itself is polled with. A wake while it is being
@@ -402,10 +411,17 @@ impl<F: Future> Future for Fair<F> {
         this.cpu = this.cpu.saturating_add(used);
         let requeue = again.then(|| (this.ticket.clone(), cx.waker().clone()));
         this.queued = again;
-        let woken = this
-            .shares
-            .lock()
-            .leave_ready(&this.namespace, used, this.weight, requeue);
+        let woken = {
+            let mut st = this.shares.lock();
+            let woken = st.leave_ready(&this.namespace, used, this.weight, requeue);
+            // A returned attempt is neither granted nor queued: its end is
+            // released in this same turn of the lock, not again on drop.
+            if r.is_ready() {
+                st.release(&this.namespace);
+                this.released = true;
+            }
+            woken
+        };
         woken.into_iter().for_each(Waker::wake);
         r.map(|out| (out, this.cpu))
     }
@@ -413,6 +429,9 @@ impl<F: Future> Future for Fair<F> {
 
 impl<F> Drop for Fair<F> {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         let woken = self
             .shares
             .lock()
@@ -642,5 +661,15 @@ mod tests {
         let s = shares.lock();
         assert_eq!(s.polling, 0);
         assert!(s.namespaces.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_returned_attempt_is_released_once() {
+        let shares = CpuShares::new(1, || {});
+        let other = shares.run("a", 1, std::future::pending::<()>());
+        shares.run("a", 1, async {}).await;
+        assert_eq!(shares.lock().namespaces.get("a").map(|s| s.live), Some(1));
+        drop(other);
+        assert!(shares.lock().namespaces.is_empty());
     }
 }
