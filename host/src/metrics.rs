@@ -129,13 +129,6 @@ pub struct ActivityFigures {
     tasks: Counter,
 }
 
-impl ActivityFigures {
-    /// The label set its figures are recorded under.
-    pub fn labels(&self) -> &ActivityLabels {
-        &self.labels
-    }
-}
-
 impl Default for ActivityMetrics {
     fn default() -> Self {
         Self {
@@ -284,14 +277,14 @@ mod tests {
         let m = ActivityMetrics::default();
         for i in 0..MAX_LABEL_SETS {
             let f = m.figures("ns", &format!("q{i}"), "t");
-            assert_eq!(f.labels().task_queue, format!("q{i}"));
+            assert_eq!(f.labels.task_queue, format!("q{i}"));
         }
         let first = m.figures("ns", "q0", "t");
-        assert_eq!(first.labels().task_queue, "q0");
+        assert_eq!(first.labels.task_queue, "q0");
         assert!(Arc::ptr_eq(&first, &m.figures("ns", "q0", "t")));
         let past = m.figures("other-ns", "q", "t");
         assert!(Arc::ptr_eq(&past, &m.figures("other-ns", "q2", "t2")));
-        let past = past.labels();
+        let past = &past.labels;
         assert_eq!(
             (
                 past.namespace.as_str(),

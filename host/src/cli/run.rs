@@ -84,7 +84,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => user_cache_dir()?,
     };
     // One attempt on one thread: a second shard would only cost its
-    // setup (10-11 ms per `wharf run` with one, 14-20 ms with two).
+    // setup (10-12 ms per `wharf run` with one, 14-20 ms with two).
     let engine = Engine::new(&EngineConfig {
         shards: 1,
         ..EngineConfig::default()
