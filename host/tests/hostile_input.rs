@@ -870,6 +870,36 @@ fn body_bytes_held(s: &Server) -> Option<u64> {
     gauge(s, "wharf_request_body_bytes")
 }
 
+/// An answer read off a raw connection (60 s at most): its head, and as
+/// much of its body as its `content-length` says.
+fn read_answer(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let complete = |a: &[u8]| {
+        let Some(end) = a.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&a[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        a.len() >= end + 4 + length
+    };
+    while !complete(&answer) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A module upload, framed by `framing` (a length or chunked), that sends
 /// `prefix` and `bytes` bytes of its body and then nothing more.
 fn stalled_upload(s: &Server, framing: &str, prefix: &str, bytes: usize) -> std::net::TcpStream {
@@ -893,6 +923,7 @@ fn stalled_upload(s: &Server, framing: &str, prefix: &str, bytes: usize) -> std:
 /// of a body come back once its request is over.
 #[test]
 fn request_bodies_share_one_memory_budget_and_give_it_back() {
+    use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
 
@@ -929,13 +960,23 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     assert_eq!(e["error"]["code"], "bodies_memory_full", "{e}");
     assert!(message(&e).contains("--max-body-memory"), "{e}");
 
-    // A body declared larger than the whole budget is refused as too large.
-    let (status, e) = s.send(
-        reqwest::blocking::Client::new()
-            .post(s.url("activities"))
-            .header("content-type", "application/json")
-            .body(vec![b' '; 2 << 20]),
-    );
+    // A body declared larger than the whole budget is refused as too large,
+    // from its declared length: nothing of it is sent, so the answer cannot
+    // race the client's writing of a body the server will not read.
+    let mut declared = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    write!(
+        declared,
+        "POST /api/v1/namespaces/default/activities HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        2 << 20
+    )
+    .unwrap();
+    let answer = read_answer(&mut declared);
+    let status: u16 = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let e: Value = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::String(answer.clone()));
     assert_eq!(status, 413, "{e}");
     assert!(message(&e).contains("--max-body-memory"), "{e}");
 
@@ -955,21 +996,10 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
 /// sender that stalls cannot keep the memory.
 #[test]
 fn a_stalled_body_is_cut_off_and_its_memory_given_back() {
-    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--body-idle-timeout", "1s"]);
     let mut slow = stalled_upload(&s, "content-length: 900000", "", 300_000);
-    slow.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        match slow.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_answer(&mut slow);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     wait_for("the budget is given back", || {
         body_bytes_held(&s).filter(|b| *b == 0)
