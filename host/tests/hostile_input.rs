@@ -991,6 +991,56 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     healthy(&s);
 }
 
+/// Sends a request with a body of `len` bytes in full before reading, as
+/// clients without `Expect: 100-continue` do; whether the whole body could
+/// be written, and the answer's status and JSON.
+fn send_whole(s: &Server, path: &str, len: usize) -> (std::io::Result<()>, u16, Value) {
+    use std::io::Write as _;
+    let mut conn = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    let written = write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    )
+    .and_then(|()| conn.write_all(&vec![b' '; len]))
+    .and_then(|()| conn.flush());
+    let answer = read_answer(&mut conn);
+    let status: u16 = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let e: Value = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::String(answer.clone()));
+    (written, status, e)
+}
+
+/// A request answered before its body is read (too large for the body
+/// memory, or no such endpoint) still has its body read and thrown away,
+/// so a client that sends the whole body first reads the answer instead of
+/// a broken pipe; none of it is held.
+#[test]
+fn a_refused_body_sent_in_full_still_gets_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
+    for _ in 0..3 {
+        let (written, status, e) = send_whole(&s, "/api/v1/namespaces/default/activities", 8 << 20);
+        assert!(
+            written.is_ok(),
+            "the server stopped reading the refused body: {written:?}"
+        );
+        assert_eq!(status, 413, "{e}");
+        assert!(message(&e).contains("--max-body-memory"), "{e}");
+
+        let (written, status, e) = send_whole(&s, "/api/v1/no/such/endpoint", 8 << 20);
+        assert!(
+            written.is_ok(),
+            "the server stopped reading the refused body: {written:?}"
+        );
+        assert_eq!(status, 404, "{e}");
+    }
+    assert_eq!(body_bytes_held(&s), Some(0));
+    healthy(&s);
+}
+
 /// A body that stops arriving is cut off with a 408 once
 /// `--body-idle-timeout` passes, and its bytes go back to the budget: a
 /// sender that stalls cannot keep the memory.

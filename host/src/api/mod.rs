@@ -11,6 +11,7 @@
 mod activities;
 pub mod auth;
 mod body;
+mod drain;
 mod error;
 mod extract;
 pub mod listen;
@@ -139,6 +140,8 @@ pub fn router(
             state.clone(),
             auth::dev_mode_host,
         ))
+        // Outermost: whatever answers a request, its unread body is drained.
+        .layer(axum::middleware::map_request(drain::on_drop_drain))
         .with_state(state)
 }
 
