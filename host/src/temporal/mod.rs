@@ -20,8 +20,8 @@
 //! * [`activity`]: task fields to `activity-info`, outcomes to [`Report`]s.
 //! * [`heartbeat`]: heartbeats through core and into the SQLite journal;
 //!   cancellation state of a running attempt.
-//! * [`outbox`]: every report is written to SQLite before it is sent, and
-//!   re-sent until the server has it.
+//! * [`outbox`]: a report the server could not be reached for is written
+//!   to SQLite and re-sent until the server has it.
 //! * [`deliver`]: sends reports with Temporal's gRPC client.
 //!
 //! Dependencies: this layer calls the registry, the store and

@@ -1,13 +1,20 @@
-//! The result outbox: nothing an attempt computed is silently dropped.
+//! The result outbox: a report the server could not be reached for is not
+//! dropped.
 //!
-//! Every [`Report`] is written to SQLite (durably) before it is sent. The
-//! attempt's own task then sends it once; when the server accepts or rejects
-//! it (a task that already timed out, say) the row is deleted, in the same
-//! transaction as the next report's insert (or within a second): one commit
-//! per report rather than two. When the
-//! server cannot be reached, the row stays and the retry loop re-sends it
-//! with exponential backoff until the server answers. Rows left by a
-//! previous process are due at once when the next one starts.
+//! The attempt's own task sends its [`Report`] once, at most for
+//! [`FIRST_SEND_TIME`]. When the server takes it or refuses it (a task that
+//! already timed out, say), that is all: a delivered report costs no write.
+//! When the server cannot be reached, the report is written to SQLite
+//! (durably) and the retry loop re-sends it with exponential backoff until
+//! the server answers; a re-sent row is deleted in the same transaction as
+//! the next row's insert, or within a second. Rows left by a previous
+//! process are due at once when the next one starts.
+//!
+//! A process that dies while a report's first send is in flight loses that
+//! report, as any Temporal worker would: the server's timeout retries the
+//! activity. Writing every report before its first send closed that window
+//! of a millisecond or so, at one commit per activity (about a fifth of the
+//! worker's CPU per no-op activity, `scripts/bench-temporal`).
 //!
 //! Sending is behind the [`Deliver`] trait so that the retry logic is tested
 //! without a server; when a row is due is read from the outbox's
@@ -58,10 +65,10 @@ pub enum Sent {
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest delay between two re-deliveries.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How long a freshly queued report is left to its first sender before the
-/// retry loop may take it (should the sender die with the process, the next
-/// process takes it at start).
-const FIRST_SEND_LEASE: Duration = Duration::from_secs(300);
+/// Longest a report's first send may take before the report is queued for
+/// re-delivery (the call's own retries stop after about 3 s; this bounds a
+/// call that hangs).
+const FIRST_SEND_TIME: Duration = Duration::from_secs(10);
 /// Longest a settled row waits for the next insert to delete it.
 const DELETE_DELAY: Duration = Duration::from_secs(1);
 /// Rows re-sent per pass of the retry loop.
@@ -83,6 +90,8 @@ pub struct Outbox<D> {
     /// Tells the retry loop that `settled` is no longer empty.
     settled_wake: Notify,
     clock: SharedClock,
+    /// [`FIRST_SEND_TIME`], shorter in tests.
+    first_send_time: Duration,
 }
 
 impl<D: Deliver> Outbox<D> {
@@ -100,6 +109,7 @@ impl<D: Deliver> Outbox<D> {
             settled: Mutex::new(Vec::new()),
             settled_wake: Notify::new(),
             clock,
+            first_send_time: FIRST_SEND_TIME,
         })
     }
 
@@ -108,28 +118,41 @@ impl<D: Deliver> Outbox<D> {
         self.db.outbox_release_all().await
     }
 
-    /// Queues `report` durably, then sends it once.
-    pub async fn send(&self, key: AttemptKey, report: Report) -> Sent {
-        let id = self.queue(&key, &report).await;
-        self.deliver(id, &key, &report).await
+    /// Sends `report` once; if the server cannot be reached, queues it
+    /// durably for the retry loop.
+    pub async fn send(&self, key: &AttemptKey, report: &Report) -> Sent {
+        let limit = self.first_send_time;
+        let sent = tokio::time::timeout(limit, self.transport.deliver(key, report))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DeliveryError::Unreachable(format!(
+                    "no answer within {:?}",
+                    limit
+                )))
+            });
+        let id = match &sent {
+            Err(DeliveryError::Unreachable(_)) => self.queue(key, report).await,
+            _ => None,
+        };
+        self.settle(id, 0, key, report.kind(), sent).await
     }
 
-    /// Queues `report` durably, leased to the caller for its first send.
-    /// `None` if the database refused: the report can then still be sent,
-    /// only not protected against a failed send.
-    pub async fn queue(&self, key: &AttemptKey, report: &Report) -> Option<i64> {
+    /// Writes `report` to the outbox; `None` if the database refused, and
+    /// the report is lost.
+    async fn queue(&self, key: &AttemptKey, report: &Report) -> Option<i64> {
         // Serialising a report cannot fail: payloads and failures are data.
         let body = serde_json::to_string(report).unwrap_or_default();
         let now = self.clock.now_ms();
-        let lease = now + FIRST_SEND_LEASE.as_millis() as u64;
+        // Due after the first backoff; `settle` records the failed send.
+        let next = now + backoff(1).as_millis() as u64;
         match self
             .db
-            .outbox_push(key.clone(), body, now, lease, self.take_settled())
+            .outbox_push(key.clone(), body, now, next, self.take_settled())
             .await
         {
             Ok(id) => Some(id),
             Err(e) => {
-                tracing::error!(activity_id = %key.activity_id, "cannot queue the report in the outbox, sending it unprotected: {e}");
+                tracing::error!(activity_id = %key.activity_id, "cannot queue the undelivered report in the outbox; it is lost: {e}");
                 None
             }
         }
@@ -162,12 +185,6 @@ impl<D: Deliver> Outbox<D> {
             return Err(e);
         }
         Ok(())
-    }
-
-    /// The first send of a report [`queue`](Self::queue)d as `id`.
-    pub async fn deliver(&self, id: Option<i64>, key: &AttemptKey, report: &Report) -> Sent {
-        let sent = self.transport.deliver(key, report).await;
-        self.settle(id, 0, key, report.kind(), sent).await
     }
 
     /// Records what a delivery came to; returns it as [`Sent`].
@@ -354,21 +371,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delivered_and_rejected_reports_leave_the_outbox() {
+    async fn delivered_and_rejected_reports_are_never_written() {
         let (outbox, _, db, _dir) = outbox(vec![
             Ok(()),
             Err(DeliveryError::Rejected("task not found".into())),
         ])
         .await;
-        assert_eq!(outbox.send(key("a"), done()).await, Sent::Delivered);
+        assert_eq!(outbox.send(&key("a"), &done()).await, Sent::Delivered);
         assert_eq!(
-            outbox.send(key("b"), done()).await,
+            outbox.send(&key("b"), &done()).await,
             Sent::Rejected("task not found".into())
         );
-        // The second insert took the first row's delete along; the second
-        // row goes with the next write or flush.
-        assert_eq!(db.outbox_all().unwrap().len(), 1);
-        outbox.flush_settled().await.unwrap();
+        // Neither was ever written.
         assert!(db.outbox_all().unwrap().is_empty());
     }
 
@@ -377,7 +391,7 @@ mod tests {
         let down = || Err(DeliveryError::Unreachable("connection refused".into()));
         let (outbox, d, db, _dir) = outbox(vec![down(), down()]).await;
         assert!(matches!(
-            outbox.send(key("a"), done()).await,
+            outbox.send(&key("a"), &done()).await,
             Sent::Queued(_)
         ));
         let rows = db.outbox_all().unwrap();
@@ -404,7 +418,7 @@ mod tests {
         let (stop_tx, stop) = watch::channel(false);
         let task = tokio::spawn(outbox.clone().run(stop));
         assert!(matches!(
-            outbox.send(key("a"), done()).await,
+            outbox.send(&key("a"), &done()).await,
             Sent::Queued(_)
         ));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -415,6 +429,27 @@ mod tests {
         assert_eq!(d.got.lock().unwrap().len(), 2);
         stop_tx.send(true).unwrap();
         task.await.unwrap();
+    }
+
+    /// A server that takes the call and never answers.
+    struct Hangs;
+
+    impl Deliver for Hangs {
+        async fn deliver(&self, _: &AttemptKey, _: &Report) -> Result<(), DeliveryError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_send_without_answer_is_queued_after_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Durability::Normal).unwrap();
+        let mut outbox = Outbox::new(db.clone(), Hangs);
+        Arc::get_mut(&mut outbox).unwrap().first_send_time = Duration::from_millis(50);
+        let sent = outbox.send(&key("a"), &done()).await;
+        assert_eq!(sent, Sent::Queued("no answer within 50ms".into()));
+        let rows = db.outbox_all().unwrap();
+        assert_eq!((rows.len(), rows[0].tries), (1, 1));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! A `Start` task becomes an attempt run by the worker layer's [`Runner`]
 //! (with the deadline the server set and no tenant quotas), in its own tokio
 //! task; a `Cancel` task marks the running attempt with the same task token
-//! (see [`CancelState`]). When the attempt ends its report is queued in the
-//! outbox, core is told the task "will complete asynchronously" (so it frees
-//! the slot without an RPC of its own, see [`super::deliver`]), and the
-//! report is sent.
+//! (see [`CancelState`]). When the attempt ends core is told the task "will
+//! complete asynchronously" (so it frees the slot without an RPC of its own,
+//! see [`super::deliver`]), and the report is sent; one the server cannot
+//! be reached for goes to the [outbox](super::outbox).
 
 use super::activity::{info_of, payload_from_proto, report_of, Report, TaskOrigin, TYPE_NOT_FOUND};
 use super::deliver::RpcDelivery;
@@ -227,11 +227,6 @@ async fn run_task(
     if let Ok(mut running) = shared.running.lock() {
         running.remove(&task_token);
     }
-    // Durable before anything is said about it.
-    let queued = match &report {
-        Some(r) => shared.outbox.queue(&key, r).await,
-        None => None,
-    };
     // Core forgets the task (no RPC): the report is ours to send.
     let done = ActivityTaskCompletion {
         task_token,
@@ -241,7 +236,7 @@ async fn run_task(
         tracing::error!(activity_id = %key.activity_id, "core refused the completion: {e}");
     }
     if let Some(report) = report {
-        match shared.outbox.deliver(queued, &key, &report).await {
+        match shared.outbox.send(&key, &report).await {
             super::outbox::Sent::Queued(_) => {
                 shared.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
