@@ -923,7 +923,6 @@ fn stalled_upload(s: &Server, framing: &str, prefix: &str, bytes: usize) -> std:
 /// of a body come back once its request is over.
 #[test]
 fn request_bodies_share_one_memory_budget_and_give_it_back() {
-    use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
 
@@ -963,20 +962,8 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     // A body declared larger than the whole budget is refused as too large,
     // from its declared length: nothing of it is sent, so the answer cannot
     // race the client's writing of a body the server will not read.
-    let mut declared = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
-    write!(
-        declared,
-        "POST /api/v1/namespaces/default/activities HTTP/1.1\r\nhost: 127.0.0.1\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        2 << 20
-    )
-    .unwrap();
-    let answer = read_answer(&mut declared);
-    let status: u16 = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let e: Value = answer
-        .split_once("\r\n\r\n")
-        .and_then(|(_, body)| serde_json::from_str(body).ok())
-        .unwrap_or(Value::String(answer.clone()));
+    let (written, status, e) = raw_post(&s, "/api/v1/namespaces/default/activities", 2 << 20, 0);
+    written.unwrap();
     assert_eq!(status, 413, "{e}");
     assert!(message(&e).contains("--max-body-memory"), "{e}");
 
@@ -991,18 +978,24 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     healthy(&s);
 }
 
-/// Sends a request with a body of `len` bytes in full before reading, as
-/// clients without `Expect: 100-continue` do; whether the whole body could
+/// A POST over a raw connection declaring a body of `declared` bytes, of
+/// which it sends `sent` before reading (all of it, as clients without
+/// `Expect: 100-continue` do, or only the head); whether what it sent could
 /// be written, and the answer's status and JSON.
-fn send_whole(s: &Server, path: &str, len: usize) -> (std::io::Result<()>, u16, Value) {
+fn raw_post(
+    s: &Server,
+    path: &str,
+    declared: usize,
+    sent: usize,
+) -> (std::io::Result<()>, u16, Value) {
     use std::io::Write as _;
     let mut conn = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
     let written = write!(
         conn,
         "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\
-         content-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+         content-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
     )
-    .and_then(|()| conn.write_all(&vec![b' '; len]))
+    .and_then(|()| conn.write_all(&vec![b' '; sent]))
     .and_then(|()| conn.flush());
     let answer = read_answer(&mut conn);
     let status: u16 = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -1022,7 +1015,12 @@ fn a_refused_body_sent_in_full_still_gets_its_answer() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--max-body-memory", "1MiB"]);
     for _ in 0..3 {
-        let (written, status, e) = send_whole(&s, "/api/v1/namespaces/default/activities", 8 << 20);
+        let (written, status, e) = raw_post(
+            &s,
+            "/api/v1/namespaces/default/activities",
+            8 << 20,
+            8 << 20,
+        );
         assert!(
             written.is_ok(),
             "the server stopped reading the refused body: {written:?}"
@@ -1030,7 +1028,7 @@ fn a_refused_body_sent_in_full_still_gets_its_answer() {
         assert_eq!(status, 413, "{e}");
         assert!(message(&e).contains("--max-body-memory"), "{e}");
 
-        let (written, status, e) = send_whole(&s, "/api/v1/no/such/endpoint", 8 << 20);
+        let (written, status, e) = raw_post(&s, "/api/v1/no/such/endpoint", 8 << 20, 8 << 20);
         assert!(
             written.is_ok(),
             "the server stopped reading the refused body: {written:?}"
