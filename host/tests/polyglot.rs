@@ -669,11 +669,17 @@ fn temporal_specs() -> Value {
             "args": [{"items": ["a b", "c d e", "f", "g h i j"], "fail_at": 2}],
             "heartbeat_timeout_ms": 10000
         },
-        // 10 s of work, cancelled after 1 s.
+        // 10 s of work, cancelled after 1 s. Core sends heartbeats at most
+        // every 0.8 x the heartbeat timeout, and the cancellation rides on
+        // the reply to one, so a heartbeat late by a fifth of the timeout
+        // times the attempt out instead. At 2 s (0.4 s of slack) that
+        // happened once in a full test run, to all three languages at
+        // once; at 5 s the slack is 1 s, and the request still arrives
+        // about 4 s in.
         "cancel": {
             "activity": "wordcount",
             "args": [{"items": many, "step_ms": 100}],
-            "heartbeat_timeout_ms": 2000,
+            "heartbeat_timeout_ms": 5000,
             "cancel_after_ms": 1000
         },
         "count": {"activity": "count", "args": [3]},
