@@ -162,16 +162,19 @@ def scenarios(q: str) -> dict:
             "args": [{"items": ["a b", "c d e", "f", "g h i j"], "fail_at": 2}],
             "heartbeat_timeout_ms": 10000,
         },
+        # Core heartbeats at most every 0.8 x the heartbeat timeout and the
+        # cancellation comes in a heartbeat's reply: 5 s leaves 1 s of slack
+        # for a late heartbeat (2 s left 0.4 s).
         "cancel": {
             "activity": "sleep",
             "args": [{"ms": 30000, "heartbeat_every_ms": 100}],
-            "heartbeat_timeout_ms": 2000,
+            "heartbeat_timeout_ms": 5000,
             "cancel_after_ms": 1000,
         },
         "cancel_ignored": {
             "activity": "sleep",
             "args": [{"ms": 30000, "heartbeat_every_ms": 100, "ignore_cancel": True}],
-            "heartbeat_timeout_ms": 2000,
+            "heartbeat_timeout_ms": 5000,
             "cancel_after_ms": 1000,
         },
         "timeout": {"activity": "loop", "start_to_close_ms": 2000, "retry": {"max_attempts": 1}},
