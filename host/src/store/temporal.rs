@@ -152,10 +152,10 @@ impl Db {
         .await
     }
 
-    /// Queues a report, durably, and deletes the rows in `remove` (reports
-    /// delivered since the last write) in the same transaction. It is not
-    /// offered for re-delivery before `next_ms` (the first delivery is the
-    /// caller's). Returns the row id.
+    /// Queues a report whose first send failed, durably, and deletes the
+    /// rows in `remove` (reports re-delivered since the last write) in the
+    /// same transaction. It is not offered for re-delivery before
+    /// `next_ms`. Returns the row id.
     pub async fn outbox_push(
         &self,
         key: AttemptKey,
