@@ -7,13 +7,6 @@
 //! jobs (the hot path) skip the savepoint; one that fails rolls the whole
 //! batch back and every caller in it is told.
 //!
-//! A busy writer lingers: when the batch before showed jobs arriving several
-//! at a time, a small batch waits [`LINGER`] for more before it commits.
-//! Every commit costs a WAL header, each page it dirtied and, at
-//! `--sync full`, an `fsync`; under load the jobs that arrive during one
-//! commit are a handful, so most of that was paid again for every few jobs.
-//! A job on an idle writer never waits.
-//!
 //! A batch that fails because the disk is full (`SQLITE_FULL`) answers its
 //! callers [`StoreError::Full`] and marks the store full until a batch
 //! commits again: the writer goes on, so writes succeed again as soon as
@@ -23,7 +16,6 @@ use super::StoreError;
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How durable an acknowledged write is.
@@ -48,40 +40,6 @@ impl Durability {
 
 /// Most jobs in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 2048;
-
-/// How long a busy writer waits for more jobs before it commits a small
-/// batch. Measured with `bench throughput` (single starts, two alternating
-/// rounds against the writer without it): at `--sync full` server CPU per
-/// activity went from 90-91 µs to 77-78 µs and the rate from 15.7-16.3k/s to
-/// 18.7-18.9k/s; 2 ms and 4 ms measured the same as 1 ms. It adds at most
-/// this much to a write, and only while the writer is busy.
-const LINGER: Duration = Duration::from_millis(1);
-
-/// When a batch waits for more jobs.
-#[derive(Default)]
-struct Linger {
-    /// Jobs in the batch committed before.
-    last: usize,
-}
-
-impl Linger {
-    /// A batch before of this many jobs shows them arriving several per
-    /// commit: the writer is busy.
-    const BUSY: usize = 4;
-    /// A batch this large gains little from waiting.
-    const LARGE: usize = 256;
-
-    /// Whether a batch of `len` jobs, all that were waiting, should wait
-    /// [`LINGER`] for more.
-    fn waits(&self, len: usize) -> bool {
-        self.last >= Self::BUSY && len < Self::LARGE
-    }
-
-    /// Records the batch about to be committed.
-    fn committing(&mut self, len: usize) {
-        self.last = len;
-    }
-}
 
 type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A job runs inside the batch's transaction and returns its answer plus
@@ -108,10 +66,6 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
-        Self::start_lingering(conn, LINGER)
-    }
-
-    fn start_lingering(conn: Connection, linger: Duration) -> Result<Self, StoreError> {
         let (jobs, rx) = mpsc::unbounded_channel();
         let full = Arc::new(AtomicBool::new(false));
         let flag = full.clone();
@@ -119,7 +73,7 @@ impl Writer {
             .name("wharf-db-writer".into())
             .spawn(move || {
                 crate::priority::short_slice();
-                run(conn, rx, &flag, linger)
+                run(conn, rx, &flag)
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
         Ok(Self { jobs, full })
@@ -204,27 +158,16 @@ fn in_savepoint<T>(
     }
 }
 
-/// Moves every waiting job into `batch`, up to [`MAX_BATCH`].
-fn take_waiting(batch: &mut Vec<Job>, rx: &mut mpsc::UnboundedReceiver<Job>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-}
-
-fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool, wait: Duration) {
+fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut linger = Linger::default();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        take_waiting(&mut batch, &mut rx);
-        if linger.waits(batch.len()) {
-            std::thread::sleep(wait);
-            take_waiting(&mut batch, &mut rx);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
         }
-        linger.committing(batch.len());
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs answers their callers with `WriterGone`.
             tracing::error!("cannot begin a transaction: {e}");
@@ -273,90 +216,5 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool
                 }
             }));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_busy_writer_lingers_and_only_over_small_batches() {
-        let mut linger = Linger::default();
-        // An idle writer: one job at a time never waits.
-        for _ in 0..3 {
-            assert!(!linger.waits(1));
-            linger.committing(1);
-        }
-        // A burst is committed at once; the small batch after it waits.
-        assert!(!linger.waits(Linger::BUSY));
-        linger.committing(Linger::BUSY);
-        assert!(linger.waits(1));
-        assert!(linger.waits(Linger::LARGE - 1));
-        assert!(!linger.waits(Linger::LARGE));
-        // Back to single jobs: the next one after a lone job does not wait.
-        linger.committing(1);
-        assert!(!linger.waits(1));
-    }
-
-    #[test]
-    fn a_job_sent_while_the_writer_lingers_commits_with_its_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("db")).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v INTEGER)")
-            .unwrap();
-        let wal = dir.path().join("db-wal");
-        // Long enough that the test's own timing cannot matter.
-        let writer = Writer::start_lingering(conn, Duration::from_secs(2)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            // The log grows only when a batch commits: jobs that find it
-            // the same length ran in one transaction.
-            let write = |w: Writer, wal: std::path::PathBuf| async move {
-                w.write(
-                    move |c| {
-                        c.execute("INSERT INTO t VALUES (1)", [])?;
-                        Ok(std::fs::metadata(&wal).map_or(0, |m| m.len()))
-                    },
-                    false,
-                )
-                .await
-                .unwrap()
-            };
-            // A job that holds the writer while a burst queues behind it:
-            // the burst is then one batch, and the writer is busy.
-            let (started, running) = std::sync::mpsc::channel::<()>();
-            let (release, held) = std::sync::mpsc::channel::<()>();
-            writer.write_detached(move |_| {
-                let _ = started.send(());
-                let _ = held.recv_timeout(Duration::from_secs(10));
-                Ok(())
-            });
-            running.recv_timeout(Duration::from_secs(10)).unwrap();
-            for _ in 0..2 * Linger::BUSY {
-                writer.write_detached(|c| {
-                    c.execute("INSERT INTO t VALUES (1)", [])?;
-                    Ok(())
-                });
-            }
-            let (ran, burst_ran) = std::sync::mpsc::channel::<()>();
-            writer.write_detached(move |_| {
-                let _ = ran.send(());
-                Ok(())
-            });
-            release.send(()).unwrap();
-            burst_ran.recv_timeout(Duration::from_secs(10)).unwrap();
-            // A lone job now waits, and one sent a moment later joins its
-            // transaction.
-            let first = tokio::spawn(write(writer.clone(), wal.clone()));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let second = tokio::spawn(write(writer.clone(), wal.clone()));
-            let (a, b) = (first.await.unwrap(), second.await.unwrap());
-            assert!(a > 0, "nothing was committed before");
-            assert_eq!(a, b, "the two jobs committed apart");
-        });
     }
 }
