@@ -112,6 +112,11 @@ struct ComponentInner {
 
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
+
+    /// Per trampoline, the text offsets of its wasm-call and array-call
+    /// entries, built on first use: every instantiation sets every
+    /// trampoline, and would otherwise look both up in `index` by key.
+    trampoline_offsets: crate::sync::OnceLock<Box<[(u32, u32)]>>,
 }
 
 impl fmt::Debug for Component {
@@ -495,6 +500,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampoline_offsets: crate::sync::OnceLock::new(),
             }),
         })
     }
@@ -531,17 +537,27 @@ impl Component {
     }
 
     pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let wasm_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
-            .unwrap()
-            .cast();
-        let array_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Array, index))
-            .unwrap()
-            .cast();
+        let offsets = self.inner.trampoline_offsets.get_or_init(|| {
+            let start = |key: FuncKey| {
+                assert!(key.is_store_invariant());
+                self.inner.index.func_loc(key).unwrap().start
+            };
+            self.env_component()
+                .trampolines
+                .keys()
+                .map(|i| {
+                    (
+                        start(FuncKey::ComponentTrampoline(Abi::Wasm, i)),
+                        start(FuncKey::ComponentTrampoline(Abi::Array, i)),
+                    )
+                })
+                .collect()
+        });
+        let (wasm, array) = offsets[wasmtime_environ::EntityRef::index(index)];
+        let text = self.engine_code().text();
         AllCallFuncPointers {
-            wasm_call,
-            array_call,
+            wasm_call: NonNull::from(&text[wasm as usize..]).cast(),
+            array_call: NonNull::from(&text[array as usize..]).cast(),
         }
     }
 
