@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, TypedFunc};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -217,13 +217,31 @@ impl Engine {
         let store = &mut sb.store;
         let started = sb.started;
         let instantiated = std::sync::OnceLock::new();
+        let linked = module.on(home);
         let result = guarded(deadline, &stop, async {
-            let instance = module.on(home).instantiate_async(&mut *store).await?;
+            let instance = linked
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut *store)
+                .await?;
             let _ = instantiated.set(started.elapsed());
-            instance
-                .wharf_activity_activities()
-                .call_run(&mut *store, &req.activity_type, &args)
-                .await
+            let run = instance
+                .get_func(&mut *store, linked.run)
+                .ok_or_else(|| wasmtime::format_err!("the instance has no `run`"))?;
+            let run = if linked.run_checked.load(Ordering::Acquire) {
+                // SAFETY: `run` of another instance of this same component
+                // on this shard passed the check below; an instance's types
+                // are its component's.
+                unsafe { TypedFunc::<RunParams<'_>, RunResults>::new_unchecked(run) }
+            } else {
+                let typed = run.typed::<RunParams<'_>, RunResults>(&*store)?;
+                linked.run_checked.store(true, Ordering::Release);
+                typed
+            };
+            let (ret,) = run
+                .call_async(&mut *store, (req.activity_type.as_str(), args.as_slice()))
+                .await?;
+            Ok(ret)
         })
         .await;
         let outcome = match result {
@@ -272,7 +290,7 @@ impl Engine {
         let (deadline, stop, home) = (sb.deadline, sb.stop.clone(), sb.shard);
         let store = &mut sb.store;
         guarded(deadline, &stop, async {
-            let instance = module.on(home).instantiate_async(&mut *store).await?;
+            let instance = module.on(home).pre.instantiate_async(&mut *store).await?;
             instance
                 .wharf_activity_activities()
                 .call_activity_types(&mut *store)
@@ -282,6 +300,11 @@ impl Engine {
         .map_err(|err| stopped(err, limits, &sb.log))
     }
 }
+
+/// What `run` takes: the activity type and the arguments.
+type RunParams<'a> = (&'a str, &'a [context::wharf::activity::types::Payload]);
+/// What `run` returns.
+type RunResults = (Result<context::wharf::activity::types::Payload, WitActivityError>,);
 
 /// Races a guest call against the deadline and the stop signal. Epoch
 /// interruption only stops a guest that runs wasm code; one that waits in a

@@ -40,9 +40,10 @@ pub use vars::ConfigGrants;
 
 use context::{ActivityPre, AttemptState};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use ticker::Ticker;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 
 /// Default budget of one module's `wharf:activity/cache` on a process.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -91,13 +92,24 @@ impl Drop for Inner {
 /// of its engine's shards.
 #[derive(Clone)]
 pub struct ActivityModule {
-    pres: Arc<[ActivityPre<AttemptState>]>,
+    pres: Arc<[Linked]>,
+}
+
+/// A component linked on one shard.
+struct Linked {
+    pre: ActivityPre<AttemptState>,
+    /// The `run` function of the activities interface.
+    run: ComponentExportIndex,
+    /// `run` of an instance of this component had the type `run` is called
+    /// with: every later instance's has it too, so attempts skip the check
+    /// (see `attempt.rs`).
+    run_checked: AtomicBool,
 }
 
 impl ActivityModule {
     /// The module as loaded on shard `index` (of the engine it was linked
     /// by).
-    fn on(&self, index: usize) -> &ActivityPre<AttemptState> {
+    fn on(&self, index: usize) -> &Linked {
         &self.pres[index % self.pres.len()]
     }
 }
@@ -192,7 +204,21 @@ impl Engine {
                 .linker
                 .instantiate_pre(component)
                 .map_err(EngineError::Link)?;
-            pres.push(ActivityPre::new(pre).map_err(EngineError::Link)?);
+            let pre = ActivityPre::new(pre).map_err(EngineError::Link)?;
+            // The bindings found the interface and its `run` just before.
+            let run = component
+                .get_export_index(None, ACTIVITIES_INTERFACE)
+                .and_then(|iface| component.get_export_index(Some(&iface), "run"))
+                .ok_or_else(|| {
+                    EngineError::Link(wasmtime::format_err!(
+                        "the component exports no `run` in {ACTIVITIES_INTERFACE}"
+                    ))
+                })?;
+            pres.push(Linked {
+                pre,
+                run,
+                run_checked: AtomicBool::new(false),
+            });
         }
         Ok(ActivityModule { pres: pres.into() })
     }
