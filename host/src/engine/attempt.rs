@@ -123,7 +123,7 @@ mod duration_us {
 }
 
 /// One attempt's store with what is needed to judge how it ended.
-struct Sandbox {
+struct Sandbox<'e> {
     /// The engine shard the store belongs to: the calling thread's.
     shard: usize,
     store: Store<AttemptState>,
@@ -134,7 +134,7 @@ struct Sandbox {
     started: Instant,
     egress: Arc<EgressStats>,
     /// Keeps the epoch advancing while this sandbox's guest may run.
-    _ticking: Ticking,
+    _ticking: Ticking<'e>,
 }
 
 impl Engine {
@@ -146,7 +146,7 @@ impl Engine {
         stop: StopSignal,
         cache: Option<CacheHandle>,
         grants: Grants,
-    ) -> Sandbox {
+    ) -> Sandbox<'_> {
         let started = Instant::now();
         let shard = super::shard::home(self.shards());
         let log = AttemptLog::new(limits.log_bytes);
@@ -201,7 +201,7 @@ impl Engine {
             stop,
             started,
             egress,
-            _ticking: self.inner.ticker.enter(),
+            _ticking: self.inner.ticker.enter(shard),
         }
     }
 

@@ -131,7 +131,7 @@ impl Engine {
             })
             .collect::<Result<Box<[_]>, EngineError>>()?;
         let weak: Vec<_> = shards.iter().map(|s| s.engine.weak()).collect();
-        let ticker = Ticker::start(cfg.epoch_tick, move || {
+        let ticker = Ticker::start(cfg.epoch_tick, shards.len(), move || {
             let mut any = false;
             for engine in weak.iter().filter_map(|w| w.upgrade()) {
                 engine.increment_epoch();

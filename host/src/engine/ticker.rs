@@ -7,15 +7,28 @@
 //! second for it. Each sandbox holds a [`Ticking`] for as long as its guest
 //! may run; the first one wakes the thread, and it parks again once the
 //! last is dropped.
+//!
+//! Sandboxes are counted per engine shard, each count on a cache line of
+//! its own: a thread's attempts stay on its shard (see `shard.rs`), so two
+//! cores running attempts do not pass one counter back and forth twice per
+//! attempt.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
+/// A count on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Count(AtomicUsize);
+
 /// Shared between the ticking thread and the engine.
 pub(super) struct Ticker {
-    running: AtomicUsize,
+    /// Sandboxes alive, per shard.
+    running: Box<[Count]>,
+    /// The thread is parked, or about to park.
+    parked: AtomicBool,
     stop: AtomicBool,
     thread: OnceLock<Thread>,
 }
@@ -23,13 +36,15 @@ pub(super) struct Ticker {
 impl Ticker {
     /// Starts the thread, which calls `tick` every `every` while any
     /// [`Ticking`] is alive, until `tick` returns false or the ticker is
-    /// stopped.
+    /// stopped. Sandboxes are counted in `shards` counts.
     pub(super) fn start(
         every: Duration,
+        shards: usize,
         tick: impl Fn() -> bool + Send + 'static,
     ) -> std::io::Result<Arc<Self>> {
         let ticker = Arc::new(Self {
-            running: AtomicUsize::new(0),
+            running: (0..shards.max(1)).map(|_| Count::default()).collect(),
+            parked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             thread: OnceLock::new(),
         });
@@ -38,10 +53,17 @@ impl Ticker {
             .name("wharf-epoch".into())
             .spawn(move || {
                 while !shared.stop.load(Ordering::Acquire) {
-                    // A wake-up between this check and `park` is not lost:
-                    // `unpark` before `park` makes it return at once.
-                    if shared.running.load(Ordering::Acquire) == 0 {
-                        std::thread::park();
+                    if shared.idle() {
+                        // `parked` is set before the counts are read again,
+                        // and `enter` counts before it reads `parked`: one of
+                        // the two sees the other. A wake-up between this
+                        // check and `park` is not lost either: `unpark`
+                        // before `park` makes it return at once.
+                        shared.parked.store(true, Ordering::SeqCst);
+                        if shared.idle() {
+                            std::thread::park();
+                        }
+                        shared.parked.store(false, Ordering::SeqCst);
                         continue;
                     }
                     std::thread::sleep(every);
@@ -55,12 +77,19 @@ impl Ticker {
         Ok(ticker)
     }
 
-    /// Keeps the epoch advancing until the returned guard is dropped.
-    pub(super) fn enter(self: &Arc<Self>) -> Ticking {
-        if self.running.fetch_add(1, Ordering::AcqRel) == 0 {
+    /// No sandbox is alive.
+    fn idle(&self) -> bool {
+        self.running.iter().all(|c| c.0.load(Ordering::SeqCst) == 0)
+    }
+
+    /// Keeps the epoch advancing until the returned guard is dropped; the
+    /// sandbox is counted with those of `shard`.
+    pub(super) fn enter(&self, shard: usize) -> Ticking<'_> {
+        let count = &self.running[shard % self.running.len()].0;
+        if count.fetch_add(1, Ordering::SeqCst) == 0 && self.parked.load(Ordering::SeqCst) {
             self.wake();
         }
-        Ticking(self.clone())
+        Ticking(count)
     }
 
     /// Ends the thread at its next wake-up.
@@ -77,11 +106,11 @@ impl Ticker {
 }
 
 /// The epoch advances while one of these is alive.
-pub(super) struct Ticking(Arc<Ticker>);
+pub(super) struct Ticking<'a>(&'a AtomicUsize);
 
-impl Drop for Ticking {
+impl Drop for Ticking<'_> {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -94,7 +123,7 @@ mod tests {
     fn counting() -> (Arc<Ticker>, Arc<AtomicU64>) {
         let ticks = Arc::new(AtomicU64::new(0));
         let counter = ticks.clone();
-        let ticker = Ticker::start(Duration::from_millis(1), move || {
+        let ticker = Ticker::start(Duration::from_millis(1), 2, move || {
             counter.fetch_add(1, Ordering::Relaxed);
             true
         })
@@ -124,9 +153,9 @@ mod tests {
             "ticked with nothing running"
         );
 
-        let first = ticker.enter();
+        let first = ticker.enter(0);
         assert!(passes(&ticks, 5), "no ticks while a guest runs");
-        let second = ticker.enter();
+        let second = ticker.enter(1);
         drop(first);
         let now = ticks.load(Ordering::Relaxed);
         assert!(passes(&ticks, now + 5), "stopped while a second guest runs");
@@ -142,8 +171,24 @@ mod tests {
             "ticked after the last guest: {parked} -> {after}"
         );
 
-        let _again = ticker.enter();
+        let _again = ticker.enter(1);
         assert!(passes(&ticks, after), "did not wake for the next guest");
+        ticker.stop();
+    }
+
+    #[test]
+    fn every_guest_wakes_a_parked_ticker_whatever_its_shard() {
+        let (ticker, ticks) = counting();
+        for i in 0..200 {
+            // Let the thread park (or be about to) before the next guest.
+            if i % 3 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let now = ticks.load(Ordering::Relaxed);
+            let guest = ticker.enter(i % 2);
+            assert!(passes(&ticks, now + 1), "guest {i} got no tick");
+            drop(guest);
+        }
         ticker.stop();
     }
 
@@ -152,7 +197,7 @@ mod tests {
         let (ticker, ticks) = counting();
         ticker.stop();
         std::thread::sleep(Duration::from_millis(20));
-        let _guest = ticker.enter();
+        let _guest = ticker.enter(0);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(ticks.load(Ordering::Relaxed), 0, "ticked after stop");
     }
