@@ -48,8 +48,20 @@ impl Default for ApiLimits {
     }
 }
 
+/// What every handler gets. Handlers take a clone per request, so it is one
+/// reference count (not one per part) that the API threads pass around.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+pub(crate) struct AppParts {
     pub(crate) service: Service,
     pub(crate) limits: ApiLimits,
     pub(crate) auth: Arc<Auth>,
@@ -111,12 +123,12 @@ pub fn router(
     auth: Arc<Auth>,
     bodies: Arc<BodyBudget>,
 ) -> Router {
-    let state = AppState {
+    let state = AppState(Arc::new(AppParts {
         service,
         limits,
         auth,
         bodies,
-    };
+    }));
     let (router, _) = routes()
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         // Bodies are read by our own extractor, which applies its own limits.
