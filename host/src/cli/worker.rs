@@ -267,8 +267,14 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "wharf worker stopped: {} attempts, {} reports delivered, {} queued for re-delivery",
-            summary.attempts, summary.delivered, summary.queued
+            "wharf worker stopped: {} attempts, {} reports delivered, {} queued for re-delivery{}",
+            summary.attempts,
+            summary.delivered,
+            summary.queued,
+            match summary.lost {
+                0 => String::new(),
+                n => format!(", {n} lost (the outbox could not be written; see the log)"),
+            }
         );
     }
     Ok(())

@@ -59,6 +59,9 @@ pub enum Sent {
     Rejected(String),
     /// Not delivered yet: queued for re-delivery.
     Queued(String),
+    /// Not delivered, and the outbox could not keep it (the database
+    /// refused the write): the report is lost, and logged as such.
+    Lost(String),
 }
 
 /// First re-delivery delay; doubles per failure up to [`MAX_BACKOFF`].
@@ -131,7 +134,10 @@ impl<D: Deliver> Outbox<D> {
                 )))
             });
         let id = match &sent {
-            Err(DeliveryError::Unreachable(_)) => self.queue(key, report).await,
+            Err(DeliveryError::Unreachable(why)) => match self.queue(key, report).await {
+                Some(id) => Some(id),
+                None => return Sent::Lost(why.clone()),
+            },
             _ => None,
         };
         self.settle(id, 0, key, report.kind(), sent).await
@@ -384,6 +390,22 @@ mod tests {
         );
         // Neither was ever written.
         assert!(db.outbox_all().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_report_the_outbox_cannot_keep_is_lost_not_queued() {
+        let down = || Err(DeliveryError::Unreachable("connection refused".into()));
+        let (outbox, _, db, dir) = outbox(vec![down()]).await;
+        // The database refuses the outbox's insert.
+        rusqlite::Connection::open(dir.path().join("wharf.db"))
+            .unwrap()
+            .execute_batch("DROP TABLE temporal_outbox")
+            .unwrap();
+        assert_eq!(
+            outbox.send(&key("a"), &done()).await,
+            Sent::Lost("connection refused".into())
+        );
+        assert!(db.outbox_all().is_err(), "the table is gone");
     }
 
     #[tokio::test]

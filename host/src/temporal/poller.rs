@@ -35,6 +35,8 @@ pub struct Counters {
     pub delivered: AtomicU64,
     /// Reports left in the outbox for later.
     pub queued: AtomicU64,
+    /// Reports neither delivered nor kept: the outbox's write failed.
+    pub lost: AtomicU64,
 }
 
 /// What the pollers of one process share.
@@ -240,7 +242,10 @@ async fn run_task(
             super::outbox::Sent::Queued(_) => {
                 shared.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
-            _ => {
+            super::outbox::Sent::Lost(_) => {
+                shared.counters.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            super::outbox::Sent::Delivered | super::outbox::Sent::Rejected(_) => {
                 shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -41,6 +41,9 @@ pub struct Summary {
     pub delivered: u64,
     /// Reports still in the outbox, re-sent by the next start.
     pub queued: usize,
+    /// Reports neither delivered nor kept (the outbox's database refused
+    /// the write); each was logged with its activity.
+    pub lost: u64,
 }
 
 /// A started worker.
@@ -221,6 +224,7 @@ impl Worker {
             attempts: c.started.load(Ordering::Relaxed),
             delivered: c.delivered.load(Ordering::Relaxed),
             queued,
+            lost: c.lost.load(Ordering::Relaxed),
         };
         match first_error {
             Some(e) => Err(e),
