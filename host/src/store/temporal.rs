@@ -152,14 +152,15 @@ impl Db {
         .await
     }
 
-    /// Queues a report whose first send failed, durably, and deletes the
-    /// rows in `remove` (reports re-delivered since the last write) in the
-    /// same transaction. It is not offered for re-delivery before
-    /// `next_ms`. Returns the row id.
+    /// Queues a report whose first send failed (`error`, counted as its
+    /// first try), durably, and deletes the rows in `remove` (reports
+    /// re-delivered since the last write) in the same transaction. It is
+    /// not offered for re-delivery before `next_ms`. Returns the row id.
     pub async fn outbox_push(
         &self,
         key: AttemptKey,
         report: String,
+        error: String,
         now_ms: u64,
         next_ms: u64,
         remove: Vec<i64>,
@@ -168,7 +169,8 @@ impl Db {
             delete_outbox_rows(c, &remove)?;
             c.prepare_cached(
                 "INSERT INTO temporal_outbox (namespace, task_token, workflow_id, activity_id, \
-                 activity_type, report, created_ms, next_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 activity_type, report, created_ms, next_ms, tries, last_error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)",
             )?
             .execute(params![
                 key.namespace,
@@ -179,6 +181,7 @@ impl Db {
                 report,
                 now_ms as i64,
                 next_ms as i64,
+                error,
             ])?;
             Ok(c.last_insert_rowid())
         })
@@ -271,9 +274,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), Durability::Normal).unwrap();
         let id = db
-            .outbox_push(key(b"t1"), "{}".into(), 10, 1_000, Vec::new())
+            .outbox_push(
+                key(b"t1"),
+                "{}".into(),
+                "refused".into(),
+                10,
+                1_000,
+                Vec::new(),
+            )
             .await
             .unwrap();
+        // The failed first send is recorded with the row, in one write.
+        let first = db.outbox_all().unwrap();
+        assert_eq!(
+            (first[0].tries, first[0].last_error.as_deref()),
+            (1, Some("refused"))
+        );
         assert!(db.outbox_due(999, 10).unwrap().is_empty(), "leased");
         assert_eq!(db.outbox_next_due().unwrap(), Some(1_000));
         db.outbox_retry_at(id, 500, "unreachable".into())
@@ -281,11 +297,11 @@ mod tests {
             .unwrap();
         let due = db.outbox_due(500, 10).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].tries, 1);
+        assert_eq!(due[0].tries, 2);
         assert_eq!(due[0].key.task_token, b"t1");
         assert_eq!(due[0].last_error.as_deref(), Some("unreachable"));
         let second = db
-            .outbox_push(key(b"t2"), "{}".into(), 10, 0, vec![id])
+            .outbox_push(key(b"t2"), "{}".into(), "refused".into(), 10, 0, vec![id])
             .await
             .unwrap();
         let all = db.outbox_all().unwrap();

@@ -64,6 +64,12 @@ pub enum Sent {
     Lost(String),
 }
 
+/// Logs a report that was not delivered and waits `delay` for its next
+/// try.
+fn will_resend(key: &AttemptKey, kind: &str, tries: u32, delay: Duration, why: &str) {
+    tracing::warn!(activity_id = %key.activity_id, kind, tries, retry_in = ?delay, "report not delivered, will re-send: {why}");
+}
+
 /// First re-delivery delay; doubles per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest delay between two re-deliveries.
@@ -133,33 +139,39 @@ impl<D: Deliver> Outbox<D> {
                     limit
                 )))
             });
-        let id = match &sent {
-            Err(DeliveryError::Unreachable(why)) => match self.queue(key, report).await {
-                Some(id) => Some(id),
-                None => return Sent::Lost(why.clone()),
-            },
-            _ => None,
-        };
-        self.settle(id, 0, key, report.kind(), sent).await
+        match sent {
+            Err(DeliveryError::Unreachable(why)) => self.queue(key, report, why).await,
+            other => self.settle(None, 0, key, report.kind(), other).await,
+        }
     }
 
-    /// Writes `report` to the outbox; `None` if the database refused, and
-    /// the report is lost.
-    async fn queue(&self, key: &AttemptKey, report: &Report) -> Option<i64> {
+    /// Writes `report`, whose first send failed for `why`, to the outbox,
+    /// due after the first backoff: one write records the report and that
+    /// try. [`Sent::Lost`] if the database refused.
+    async fn queue(&self, key: &AttemptKey, report: &Report, why: String) -> Sent {
         // Serialising a report cannot fail: payloads and failures are data.
         let body = serde_json::to_string(report).unwrap_or_default();
+        let delay = backoff(1);
         let now = self.clock.now_ms();
-        // Due after the first backoff; `settle` records the failed send.
-        let next = now + backoff(1).as_millis() as u64;
+        let next = now + delay.as_millis() as u64;
+        let settled = self.take_settled();
         match self
             .db
-            .outbox_push(key.clone(), body, now, next, self.take_settled())
+            .outbox_push(key.clone(), body, why.clone(), now, next, settled.clone())
             .await
         {
-            Ok(id) => Some(id),
+            Ok(_) => {
+                will_resend(key, report.kind(), 1, delay, &why);
+                self.wake.notify_one();
+                Sent::Queued(why)
+            }
             Err(e) => {
+                // Delivered rows it would have deleted go with the next write.
+                if let Ok(mut s) = self.settled.lock() {
+                    s.extend(settled);
+                }
                 tracing::error!(activity_id = %key.activity_id, "cannot queue the undelivered report in the outbox; it is lost: {e}");
-                None
+                Sent::Lost(why)
             }
         }
     }
@@ -218,7 +230,7 @@ impl<D: Deliver> Outbox<D> {
             Err(DeliveryError::Unreachable(why)) => {
                 let tries = tries + 1;
                 let delay = backoff(tries);
-                tracing::warn!(activity_id = %key.activity_id, kind, tries, retry_in = ?delay, "report not delivered, will re-send: {why}");
+                will_resend(key, kind, tries, delay, &why);
                 if let Some(id) = id {
                     let next = self.clock.now_ms() + delay.as_millis() as u64;
                     if let Err(e) = self.db.outbox_retry_at(id, next, why.clone()).await {
