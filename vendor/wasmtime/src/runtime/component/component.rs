@@ -113,10 +113,11 @@ struct ComponentInner {
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
 
-    /// Per trampoline, the text offsets of its wasm-call and array-call
-    /// entries, built on first use: every instantiation sets every
-    /// trampoline, and would otherwise look both up in `index` by key.
-    trampoline_offsets: crate::sync::OnceLock<Box<[(u32, u32)]>>,
+    /// Per trampoline, the addresses of its wasm-call and array-call entries
+    /// in `code` (which lives as long as this), built on first use: every
+    /// instantiation sets every trampoline, and would otherwise look both
+    /// up in `index` by key.
+    trampoline_addresses: crate::sync::OnceLock<Box<[(usize, usize)]>>,
 }
 
 impl fmt::Debug for Component {
@@ -500,7 +501,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
-                trampoline_offsets: crate::sync::OnceLock::new(),
+                trampoline_addresses: crate::sync::OnceLock::new(),
             }),
         })
     }
@@ -537,27 +538,24 @@ impl Component {
     }
 
     pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let offsets = self.inner.trampoline_offsets.get_or_init(|| {
-            let start = |key: FuncKey| {
-                assert!(key.is_store_invariant());
-                self.inner.index.func_loc(key).unwrap().start
-            };
+        let addresses = self.inner.trampoline_addresses.get_or_init(|| {
+            let address = |key| self.store_invariant_func(key).unwrap().as_ptr() as usize;
             self.env_component()
                 .trampolines
                 .keys()
                 .map(|i| {
                     (
-                        start(FuncKey::ComponentTrampoline(Abi::Wasm, i)),
-                        start(FuncKey::ComponentTrampoline(Abi::Array, i)),
+                        address(FuncKey::ComponentTrampoline(Abi::Wasm, i)),
+                        address(FuncKey::ComponentTrampoline(Abi::Array, i)),
                     )
                 })
                 .collect()
         });
-        let (wasm, array) = offsets[wasmtime_environ::EntityRef::index(index)];
-        let text = self.engine_code().text();
+        let (wasm, array) = addresses[wasmtime_environ::EntityRef::index(index)];
+        // Neither is null: both were taken from the component's text.
         AllCallFuncPointers {
-            wasm_call: NonNull::from(&text[wasm as usize..]).cast(),
-            array_call: NonNull::from(&text[array as usize..]).cast(),
+            wasm_call: NonNull::new(wasm as *mut u8).unwrap().cast(),
+            array_call: NonNull::new(array as *mut u8).unwrap().cast(),
         }
     }
 
