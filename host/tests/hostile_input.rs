@@ -448,6 +448,56 @@ fn a_full_disk_answers_507_changes_nothing_and_writes_resume_once_space_is_freed
     s.kill();
 }
 
+/// A start with a small input has its first attempt dispatched before its
+/// row commits. If the database then refuses the row, the start is
+/// answered 503 and leaves nothing: no activity, no attempt running on,
+/// and the same start succeeds and runs once rows are taken again.
+#[test]
+fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("adversary", "q", 10);
+    let db = rusqlite::Connection::open(dir.path().join("wharf.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    // The refusal takes a while (tens of ms of work in the trigger): the
+    // attempt dispatched meanwhile is running when it comes.
+    db.execute_batch(
+        "CREATE TRIGGER refuse_doomed BEFORE INSERT ON activities \
+         WHEN NEW.activity_id = 'doomed' BEGIN SELECT RAISE(ABORT, 'refused') \
+         WHERE length(replace(hex(zeroblob(10000000)), '00', 'x')) > 0; END",
+    )
+    .unwrap();
+    let start = json!({"activity_id": "doomed", "activity_type": "sleep", "task_queue": "q",
+        "start_to_close_timeout": "300s", "input": [{"ms": 120_000}]});
+    for _ in 0..5 {
+        let (status, e) = s.post("activities", &start);
+        assert_eq!(status, 503, "{e}");
+        assert_eq!(e["error"]["code"], "unavailable", "{e}");
+        assert_eq!(s.get("activities/doomed").0, 404);
+    }
+    // A stopped attempt ends at once, not after the 120 s it would sleep
+    // (the wait gives up after 30 s).
+    wait_for("no attempt running", || {
+        let (_, q) = s.get("task-queues/q");
+        (q["running"] == 0 && q["backlog"] == 0).then_some(())
+    });
+    let (_, list) = s.get("activities");
+    assert_eq!(list["activities"], json!([]), "{list}");
+
+    db.execute_batch("DROP TRIGGER refuse_doomed").unwrap();
+    let mut quick = start.clone();
+    quick["input"] = json!([{"ms": 10}]);
+    let (status, e) = s.post("activities", &quick);
+    assert_eq!(status, 201, "{e}");
+    let a = s.wait_closed("doomed", Duration::from_secs(30));
+    assert_eq!(
+        (&a["state"], &a["attempt"]),
+        (&json!("completed"), &json!(1)),
+        "{a}"
+    );
+    s.kill();
+}
+
 #[test]
 fn external_completions_obey_the_namespace_payload_quotas() {
     let dir = tempfile::tempdir().unwrap();

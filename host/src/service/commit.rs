@@ -205,8 +205,11 @@ impl Shared {
             .db
             .write_unguarded(move |c| {
                 let (progress, attempt_row) = &*to_write;
-                rows::save_progress(c, run_id, progress)?;
-                if let Some(row) = attempt_row {
+                // No row: the run's start failed to commit after its
+                // first attempt began (see `start.rs`); nothing is kept
+                // of a run that does not exist.
+                let saved = rows::save_progress(c, run_id, progress)?;
+                if let Some(row) = attempt_row.as_ref().filter(|_| saved) {
                     rows::save_attempt(c, row)?;
                 }
                 Ok(())

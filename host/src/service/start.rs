@@ -1,6 +1,18 @@
 //! Starting an activity, alone or in a batch: validation, idempotency by
 //! activity id, the durable insert (one transaction for a whole batch), then
 //! the backlog.
+//!
+//! A new run whose input memory holds (see `held.rs`) joins its queue's
+//! backlog as soon as its row is queued for writing, not once the row has
+//! committed: its first attempt runs while the commit goes on, and a short
+//! attempt's end joins the same transaction or the next. Order is kept by
+//! the writer: every write about a run is queued after its row's. A start
+//! is still answered only once its row has committed. If the row cannot be
+//! written, the start is refused and the run forgotten: a running attempt
+//! is stopped, an ending it queued finds no row and writes nothing, and an
+//! attempt that already ran ran for a start nobody was told of, which
+//! at-least-once execution allows (a client that starts it again runs it
+//! again).
 
 use super::activity::{self, Activity};
 use super::bounds;
@@ -106,7 +118,9 @@ struct Reserved {
     /// memory keeps neither.
     options: Arc<str>,
     input: Arc<str>,
-    input_bytes: u64,
+    /// Memory holds the input: the first attempt needs no row to read it
+    /// from, and may run before the row commits.
+    held: bool,
 }
 
 impl Service {
@@ -120,12 +134,12 @@ impl Service {
         };
         let (f, p) = (r.fixed.clone(), r.progress.clone());
         let (options, input) = (r.options.clone(), r.input.clone());
-        if let Err(e) = self
+        let written = self
             .shared
             .db
-            .write_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p))
-            .await
-        {
+            .queue_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p));
+        self.dispatch_early(&r);
+        if let Err(e) = written.await {
             self.release(&tenant, &r);
             return Err(e.into());
         }
@@ -165,13 +179,16 @@ impl Service {
         let written = if rows.is_empty() {
             Ok(())
         } else {
-            self.shared
-                .db
-                .write_unguarded(move |c| {
-                    rows.iter()
-                        .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
-                })
-                .await
+            let written = self.shared.db.queue_unguarded(move |c| {
+                rows.iter()
+                    .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
+            });
+            for p in &prepared {
+                if let Ok(Prepared::New(r)) = p {
+                    self.dispatch_early(r);
+                }
+            }
+            written.await
         };
         if let Err(e) = written {
             // Nothing of the batch was written: every run it reserved is
@@ -331,6 +348,7 @@ impl Service {
         };
         let mut a = Activity::new(fixed.clone(), shared, progress.clone(), stored, now.at);
         a.input = s.held.hold(&input);
+        let held = a.input.is_some();
         st.open.insert(run_id, Box::new(a));
         st.by_id.insert(&fixed);
         st.note_open(&fixed);
@@ -339,26 +357,51 @@ impl Service {
             progress,
             options,
             input,
-            input_bytes,
+            held,
         }))
     }
 
-    /// Undoes a reservation whose row was not written.
+    /// Queues a reserved run's first attempt before its row commits, if
+    /// it can run without the row (see the module's comment).
+    fn dispatch_early(&self, r: &Reserved) {
+        if r.held {
+            self.shared.schedule(r.fixed.run_id, 1, true);
+        }
+    }
+
+    /// Undoes a reservation whose row was not written. A run dispatched
+    /// early may have closed meanwhile (its ending, which found no row,
+    /// undid the counts), or be queued or running: it leaves its queue, and
+    /// its attempt is stopped.
     fn release(&self, tenant: &Tenant, r: &Reserved) {
         let mut st = self.shared.lock();
-        st.open.remove(&r.fixed.run_id);
+        let Some(a) = st.open.remove(&r.fixed.run_id) else {
+            return;
+        };
+        if let Some(running) = &a.running {
+            running.stop.trigger();
+        }
         st.by_id.remove_run(&r.fixed);
         st.forget_open(&r.fixed, r.fixed.run_id);
         tenant.open.fetch_sub(1, Ordering::Relaxed);
-        tenant.stored_changed(r.input_bytes, 0);
+        tenant.stored_changed(a.stored.total(), 0);
+        let key = (r.fixed.namespace.clone(), r.fixed.task_queue.clone());
+        let queue = r.held.then(|| st.queues.get(&key).cloned()).flatten();
+        drop(st);
+        if let Some(q) = queue {
+            q.remove(r.fixed.run_id);
+        }
     }
 
-    /// A reserved run whose row is committed: counted, queued, answered.
+    /// A reserved run whose row is committed: counted, queued (unless it
+    /// was dispatched early), answered.
     fn scheduled(&self, r: Reserved) -> Started {
         let s = &self.shared;
         s.counters.started.fetch_add(1, Ordering::Relaxed);
         s.trace_start(&r.fixed);
-        s.schedule(r.fixed.run_id, 1, true);
+        if !r.held {
+            s.schedule(r.fixed.run_id, 1, true);
+        }
         Started {
             created: true,
             activity: ActivityRef::of(&r.fixed, &r.progress),

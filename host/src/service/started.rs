@@ -65,7 +65,7 @@ impl Shared {
         self.db.write_detached(move |c| {
             running
                 .iter()
-                .try_for_each(|(run_id, p)| rows::save_progress(c, *run_id, p))
+                .try_for_each(|(run_id, p)| rows::save_progress(c, *run_id, p).map(drop))
         });
     }
 }

@@ -342,8 +342,13 @@ pub fn insert_activity(
 
 /// Rewrites the mutable part of a run. A payload field that is `None`
 /// keeps what is stored: memory does not hold payloads, and none is ever
-/// cleared once set.
-pub fn save_progress(c: &Connection, run_id: i64, p: &ActivityProgress) -> Result<(), StoreError> {
+/// cleared once set. False when the run has no row (its start never
+/// committed).
+pub fn save_progress(
+    c: &Connection,
+    run_id: i64,
+    p: &ActivityProgress,
+) -> Result<bool, StoreError> {
     c.prepare_cached(
         "UPDATE activities SET state=?2, attempt=?3, attempt_scheduled_ms=?4, started_ms=?5, \
          awaiting_async=?6, task_token=?7, heartbeat_details=COALESCE(?8, heartbeat_details), \
@@ -364,8 +369,9 @@ pub fn save_progress(c: &Connection, run_id: i64, p: &ActivityProgress) -> Resul
         p.last_failure,
         p.result,
         p.state.closed_ms(),
-    ])?;
-    Ok(())
+    ])
+    .map(|rows| rows == 1)
+    .map_err(Into::into)
 }
 
 /// Records heartbeat details between transitions.

@@ -23,7 +23,7 @@ pub mod temporal;
 pub mod tenancy;
 mod writer;
 
-pub use writer::Durability;
+pub use writer::{Durability, Queued};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -178,6 +178,18 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.write(f, false).await
+    }
+
+    /// As [`write_unguarded`](Self::write_unguarded), but queued at once,
+    /// when called: every write queued after it is written after it, in the
+    /// same transaction or a later one, while the caller goes on before
+    /// awaiting the answer.
+    pub fn queue_unguarded<T, F>(&self, f: F) -> Queued<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.queue(f, false)
     }
 
     /// Queues `f` for the next group commit without waiting for it, unguarded

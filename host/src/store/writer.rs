@@ -46,6 +46,23 @@ type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// how it failed, if it did.
 type Job = Box<dyn FnOnce(&Connection) -> (Ack, Failed) + Send>;
 
+/// A queued write's answer: resolves once its batch has committed (or
+/// failed).
+pub struct Queued<T>(oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> std::future::Future for Queued<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::WriterGone)))
+    }
+}
+
 /// How a job went, for the batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Failed {
@@ -89,6 +106,16 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(f, guarded).await
+    }
+
+    /// Queues `f` now, in order after every job queued before this call;
+    /// the returned future resolves once its batch has committed.
+    pub(super) fn queue<T, F>(&self, f: F, guarded: bool) -> Queued<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let (result, failed) = run_job(conn, f, guarded);
@@ -97,8 +124,10 @@ impl Writer {
             });
             (ack, failed)
         });
-        self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        // A refused send drops the job, and with it `tx`: the receiver
+        // then answers `WriterGone`.
+        let _ = self.jobs.send(job);
+        Queued(rx)
     }
 
     pub(super) fn write_detached<F>(&self, f: F)
