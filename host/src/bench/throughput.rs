@@ -161,7 +161,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             ms(99)
         );
     }
-    println!("(s2s: schedule-to-start, from the start's commit to a worker taking the task; bucket bounds)");
+    println!(
+        "(s2s: schedule-to-start, from the task joining its queue (as the start's row is queued for \
+         writing) to a worker taking it; bucket bounds)"
+    );
     println!("(idle: start→result of one no-op at a time over one connection, start then the result's long poll)");
     for n in cpu_notes {
         println!("{n}");
