@@ -498,6 +498,42 @@ fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
     s.kill();
 }
 
+/// A client that gives up while its start's row is being written changes
+/// nothing of the start: the row commits, and the activity runs (its input
+/// is over the 1 KiB kept in memory, so the run is queued only once the
+/// row has committed).
+#[test]
+fn a_start_whose_client_leaves_before_the_commit_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("adversary", "q", 10);
+    let db = rusqlite::Connection::open(dir.path().join("wharf.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    // About a second of work in the trigger, in pieces of 40 MB at most.
+    let piece = "length(replace(hex(zeroblob(20000000)), '00', 'x'))";
+    db.execute_batch(&format!(
+        "CREATE TRIGGER slow_left BEFORE INSERT ON activities \
+         WHEN NEW.activity_id = 'left' BEGIN SELECT 1 WHERE {} < 0; END",
+        [piece; 8].join(" + ")
+    ))
+    .unwrap();
+    let start = json!({"activity_id": "left", "activity_type": "echo", "task_queue": "q",
+        "start_to_close_timeout": "30s", "input": ["x".repeat(5000)]});
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let r = impatient.post(s.url("activities")).json(&start).send();
+    assert!(r.as_ref().is_err_and(|e| e.is_timeout()), "{r:?}");
+    let a = s.wait_closed("left", Duration::from_secs(30));
+    assert_eq!(
+        (&a["state"], &a["attempt"]),
+        (&json!("completed"), &json!(1)),
+        "{a}"
+    );
+    s.kill();
+}
+
 #[test]
 fn external_completions_obey_the_namespace_payload_quotas() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,7 @@ use super::{Service, ServiceError};
 use crate::payload::Payload;
 use crate::queue::{gate, Task};
 use crate::store::activities::{self as rows, ActivityFixed, ActivityProgress, Closed, RunState};
-use crate::store::StoreError;
+use crate::store::{Queued, StoreError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -139,11 +139,13 @@ impl Service {
             .db
             .queue_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p));
         self.dispatch_early(&r);
-        if let Err(e) = written.await {
-            self.release(&tenant, &r);
-            return Err(e.into());
-        }
-        Ok(self.scheduled(r))
+        let writing = Writing {
+            service: self.clone(),
+            tenant,
+            runs: vec![r],
+            written: Some(written),
+        };
+        writing.finish().await?.pop().ok_or_else(unanswered)
     }
 
     /// Starts many activities: each is checked and answered as
@@ -164,61 +166,63 @@ impl Service {
             .into_iter()
             .map(|r| r.and_then(|req| self.prepare(&tenant, ns, req)))
             .collect();
-        let rows: Vec<_> = prepared
+        let mut answers = Vec::with_capacity(prepared.len());
+        let mut runs = Vec::new();
+        for p in prepared {
+            match p {
+                Ok(Prepared::New(r)) => {
+                    answers.push(None);
+                    runs.push(r);
+                }
+                Ok(Prepared::Existing(s)) => answers.push(Some(Ok(s))),
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        if runs.is_empty() {
+            return Ok(answers.into_iter().flatten().collect());
+        }
+        let ours: std::collections::HashSet<i64> = runs.iter().map(|r| r.fixed.run_id).collect();
+        let rows: Vec<_> = runs
             .iter()
-            .filter_map(|p| match p {
-                Ok(Prepared::New(r)) => Some((
-                    r.fixed.clone(),
-                    r.progress.clone(),
-                    r.options.clone(),
-                    r.input.clone(),
-                )),
-                _ => None,
+            .map(|r| {
+                let (f, p) = (r.fixed.clone(), r.progress.clone());
+                (f, p, r.options.clone(), r.input.clone())
             })
             .collect();
-        let written = if rows.is_empty() {
-            Ok(())
-        } else {
-            let written = self.shared.db.queue_unguarded(move |c| {
-                rows.iter()
-                    .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
-            });
-            for p in &prepared {
-                if let Ok(Prepared::New(r)) = p {
-                    self.dispatch_early(r);
-                }
-            }
-            written.await
+        let written = self.shared.db.queue_unguarded(move |c| {
+            rows.iter()
+                .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
+        });
+        runs.iter().for_each(|r| self.dispatch_early(r));
+        let writing = Writing {
+            service: self.clone(),
+            tenant,
+            runs,
+            written: Some(written),
         };
-        if let Err(e) = written {
-            // Nothing of the batch was written: every run it reserved is
-            // undone, and so is an answer naming one of them.
-            let message = e.to_string();
-            let mut undone = std::collections::HashSet::new();
-            for p in &prepared {
-                if let Ok(Prepared::New(r)) = p {
-                    self.release(&tenant, r);
-                    undone.insert(r.fixed.run_id);
-                }
+        match writing.finish().await {
+            Ok(started) => {
+                let mut started = started.into_iter();
+                Ok(answers
+                    .into_iter()
+                    .map(|a| a.unwrap_or_else(|| started.next().ok_or_else(unanswered)))
+                    .collect())
             }
-            let failed = || ServiceError::Store(StoreError::Commit(message.clone()));
-            return Ok(prepared
-                .into_iter()
-                .map(|p| match p {
-                    Ok(Prepared::Existing(s)) if !undone.contains(&s.activity.run_id) => Ok(s),
-                    Ok(_) => Err(failed()),
-                    Err(e) => Err(e),
-                })
-                .collect());
+            Err(e) => {
+                // Nothing of the batch was written: every run it reserved is
+                // undone, and so is an answer naming one of them.
+                let message = e.to_string();
+                let failed = || ServiceError::Store(StoreError::Commit(message.clone()));
+                Ok(answers
+                    .into_iter()
+                    .map(|a| match a {
+                        Some(Ok(s)) if !ours.contains(&s.activity.run_id) => Ok(s),
+                        Some(Ok(_)) | None => Err(failed()),
+                        Some(Err(e)) => Err(e),
+                    })
+                    .collect())
+            }
         }
-        Ok(prepared
-            .into_iter()
-            .map(|p| match p {
-                Ok(Prepared::Existing(s)) => Ok(s),
-                Ok(Prepared::New(r)) => Ok(self.scheduled(r)),
-                Err(e) => Err(e),
-            })
-            .collect())
     }
 
     /// The namespace a start goes to, unless starts are refused there.
@@ -405,6 +409,74 @@ impl Service {
         Started {
             created: true,
             activity: ActivityRef::of(&r.fixed, &r.progress),
+        }
+    }
+}
+
+/// The answer for a new run [`Writing::finish`] did not give: it gives one
+/// for each, so this is never used.
+fn unanswered() -> ServiceError {
+    ServiceError::Store(StoreError::WriterGone)
+}
+
+/// New runs whose rows are queued for writing. When the write ends they
+/// are queued and counted if it committed, and undone if it failed, by
+/// whoever holds this then: the request awaiting it, or a task of its own
+/// if that request was dropped first (its client went away). A committed
+/// run then never waits for a restart to be queued, and a refused one
+/// never stays reserved.
+struct Writing {
+    service: Service,
+    tenant: Arc<Tenant>,
+    runs: Vec<Reserved>,
+    written: Option<Queued<()>>,
+}
+
+impl Writing {
+    /// Waits for the write; the runs' answers, in order, or why it failed.
+    async fn finish(mut self) -> Result<Vec<Started>, StoreError> {
+        let outcome = match self.written.as_mut() {
+            Some(written) => written.await,
+            None => Ok(()),
+        };
+        self.written = None;
+        self.settle(outcome)
+    }
+
+    fn settle(&mut self, outcome: Result<(), StoreError>) -> Result<Vec<Started>, StoreError> {
+        let runs = std::mem::take(&mut self.runs);
+        match outcome {
+            Ok(()) => Ok(runs
+                .into_iter()
+                .map(|r| self.service.scheduled(r))
+                .collect()),
+            Err(e) => {
+                runs.iter()
+                    .for_each(|r| self.service.release(&self.tenant, r));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let Some(written) = self.written.take() else {
+            return;
+        };
+        let mut rest = Writing {
+            service: self.service.clone(),
+            tenant: self.tenant.clone(),
+            runs: std::mem::take(&mut self.runs),
+            written: None,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = rest.settle(written.await);
+                });
+            }
+            Err(_) => tracing::error!("a start's write was abandoned outside the runtime"),
         }
     }
 }
