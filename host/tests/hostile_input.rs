@@ -475,6 +475,14 @@ fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
         assert_eq!(e["error"]["code"], "unavailable", "{e}");
         assert_eq!(s.get("activities/doomed").0, 404);
     }
+    // A quick attempt (an echo) may end while the trigger works, before
+    // the refusal: nothing of it is counted or kept either.
+    let mut quick = start.clone();
+    quick["activity_type"] = json!("echo");
+    for _ in 0..5 {
+        let (status, e) = s.post("activities", &quick);
+        assert_eq!(status, 503, "{e}");
+    }
     // A stopped attempt ends at once, not after the 120 s it would sleep
     // (the wait gives up after 30 s).
     wait_for("no attempt running", || {
@@ -483,11 +491,13 @@ fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
     });
     let (_, list) = s.get("activities");
     assert_eq!(list["activities"], json!([]), "{list}");
+    assert_eq!(gauge(&s, "wharf_activities_completed_total"), Some(0));
+    assert_eq!(gauge(&s, "wharf_activities_started_total"), Some(0));
 
     db.execute_batch("DROP TRIGGER refuse_doomed").unwrap();
-    let mut quick = start.clone();
-    quick["input"] = json!([{"ms": 10}]);
-    let (status, e) = s.post("activities", &quick);
+    let mut short = start.clone();
+    short["input"] = json!([{"ms": 10}]);
+    let (status, e) = s.post("activities", &short);
     assert_eq!(status, 201, "{e}");
     let a = s.wait_closed("doomed", Duration::from_secs(30));
     assert_eq!(

@@ -205,16 +205,19 @@ impl Shared {
             .db
             .write_unguarded(move |c| {
                 let (progress, attempt_row) = &*to_write;
-                // No row: the run's start failed to commit after its
-                // first attempt began (see `start.rs`); nothing is kept
-                // of a run that does not exist.
                 let saved = rows::save_progress(c, run_id, progress)?;
                 if let Some(row) = attempt_row.as_ref().filter(|_| saved) {
                     rows::save_attempt(c, row)?;
                 }
-                Ok(())
+                Ok(saved)
             })
             .await;
+        if let Ok(false) = write {
+            // No row: the run's start failed to commit after its first
+            // attempt began (see `start.rs`). Nothing is kept or shown of a
+            // run that does not exist; the start's refusal forgets it.
+            return Ok(());
+        }
         if let Err(e) = write {
             let kept = match redo {
                 Some(TimerEvent::Unpersisted { attempt, .. }) => {

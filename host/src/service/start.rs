@@ -9,8 +9,9 @@
 //! the writer: every write about a run is queued after its row's. A start
 //! is still answered only once its row has committed. If the row cannot be
 //! written, the start is refused and the run forgotten: a running attempt
-//! is stopped, an ending it queued finds no row and writes nothing, and an
-//! attempt that already ran ran for a start nobody was told of, which
+//! is stopped, an ending it queued finds no row and writes, counts and
+//! shows nothing, and an attempt that already ran ran for a start nobody
+//! was told of, which
 //! at-least-once execution allows (a client that starts it again runs it
 //! again).
 
@@ -374,9 +375,9 @@ impl Service {
     }
 
     /// Undoes a reservation whose row was not written. A run dispatched
-    /// early may have closed meanwhile (its ending, which found no row,
-    /// undid the counts), or be queued or running: it leaves its queue, and
-    /// its attempt is stopped.
+    /// early may be queued, running, or ended in memory (an ending that
+    /// found no row changes nothing else): it leaves its queue, and its
+    /// attempt is stopped.
     fn release(&self, tenant: &Tenant, r: &Reserved) {
         let mut st = self.shared.lock();
         let Some(a) = st.open.remove(&r.fixed.run_id) else {
