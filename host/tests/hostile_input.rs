@@ -457,16 +457,9 @@ fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     s.deploy_example("adversary", "q", 10);
-    let db = rusqlite::Connection::open(dir.path().join("wharf.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    // The refusal takes a while (tens of ms of work in the trigger): the
+    // The refusal takes a while (some 100 ms of work in the trigger): the
     // attempt dispatched meanwhile is running when it comes.
-    db.execute_batch(
-        "CREATE TRIGGER refuse_doomed BEFORE INSERT ON activities \
-         WHEN NEW.activity_id = 'doomed' BEGIN SELECT RAISE(ABORT, 'refused') \
-         WHERE length(replace(hex(zeroblob(10000000)), '00', 'x')) > 0; END",
-    )
-    .unwrap();
+    let db = slow_insert_of(dir.path(), "doomed", 1, "SELECT RAISE(ABORT, 'refused')");
     let start = json!({"activity_id": "doomed", "activity_type": "sleep", "task_queue": "q",
         "start_to_close_timeout": "300s", "input": [{"ms": 120_000}]});
     for _ in 0..5 {
@@ -494,18 +487,39 @@ fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
     assert_eq!(gauge(&s, "wharf_activities_completed_total"), Some(0));
     assert_eq!(gauge(&s, "wharf_activities_started_total"), Some(0));
 
-    db.execute_batch("DROP TRIGGER refuse_doomed").unwrap();
+    db.execute_batch("DROP TRIGGER slow_doomed").unwrap();
     let mut short = start.clone();
     short["input"] = json!([{"ms": 10}]);
     let (status, e) = s.post("activities", &short);
     assert_eq!(status, 201, "{e}");
-    let a = s.wait_closed("doomed", Duration::from_secs(30));
+    completes_on_first_attempt(&s, "doomed");
+    s.kill();
+}
+
+/// Slows the insert of activity `id`'s row by `pieces` times some 100 ms
+/// of work (40 MB at most at once), then runs `then` (a trigger's
+/// statement) on it; the connection that set this up is returned.
+fn slow_insert_of(dir: &Path, id: &str, pieces: usize, then: &str) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(dir.join("wharf.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let piece = "length(replace(hex(zeroblob(20000000)), '00', 'x'))";
+    let work = vec![piece; pieces].join(" + ");
+    db.execute_batch(&format!(
+        "CREATE TRIGGER slow_{id} BEFORE INSERT ON activities \
+         WHEN NEW.activity_id = '{id}' BEGIN {then} WHERE {work} > 0; END"
+    ))
+    .unwrap();
+    db
+}
+
+/// Waits for activity `id` to close, and checks it completed on attempt 1.
+fn completes_on_first_attempt(s: &Server, id: &str) {
+    let a = s.wait_closed(id, Duration::from_secs(30));
     assert_eq!(
         (&a["state"], &a["attempt"]),
         (&json!("completed"), &json!(1)),
         "{a}"
     );
-    s.kill();
 }
 
 /// A client that gives up while its start's row is being written changes
@@ -517,16 +531,8 @@ fn a_start_whose_client_leaves_before_the_commit_still_runs() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     s.deploy_example("adversary", "q", 10);
-    let db = rusqlite::Connection::open(dir.path().join("wharf.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    // About a second of work in the trigger, in pieces of 40 MB at most.
-    let piece = "length(replace(hex(zeroblob(20000000)), '00', 'x'))";
-    db.execute_batch(&format!(
-        "CREATE TRIGGER slow_left BEFORE INSERT ON activities \
-         WHEN NEW.activity_id = 'left' BEGIN SELECT 1 WHERE {} < 0; END",
-        [piece; 8].join(" + ")
-    ))
-    .unwrap();
+    // About a second of work in the trigger, and nothing else.
+    let _db = slow_insert_of(dir.path(), "left", 8, "SELECT 1");
     let start = json!({"activity_id": "left", "activity_type": "echo", "task_queue": "q",
         "start_to_close_timeout": "30s", "input": ["x".repeat(5000)]});
     let impatient = reqwest::blocking::Client::builder()
@@ -535,12 +541,7 @@ fn a_start_whose_client_leaves_before_the_commit_still_runs() {
         .unwrap();
     let r = impatient.post(s.url("activities")).json(&start).send();
     assert!(r.as_ref().is_err_and(|e| e.is_timeout()), "{r:?}");
-    let a = s.wait_closed("left", Duration::from_secs(30));
-    assert_eq!(
-        (&a["state"], &a["attempt"]),
-        (&json!("completed"), &json!(1)),
-        "{a}"
-    );
+    completes_on_first_attempt(&s, "left");
     s.kill();
 }
 

@@ -133,20 +133,11 @@ impl Service {
             Prepared::Existing(started) => return Ok(started),
             Prepared::New(r) => r,
         };
-        let (f, p) = (r.fixed.clone(), r.progress.clone());
-        let (options, input) = (r.options.clone(), r.input.clone());
-        let written = self
-            .shared
-            .db
-            .queue_unguarded(move |c| rows::insert_activity(c, &f, &options, &input, &p));
-        self.dispatch_early(&r);
-        let writing = Writing {
-            service: self.clone(),
-            tenant,
-            runs: vec![r],
-            written: Some(written),
-        };
-        writing.finish().await?.pop().ok_or_else(unanswered)
+        self.write_new(tenant, vec![r])
+            .finish()
+            .await?
+            .pop()
+            .ok_or_else(unanswered)
     }
 
     /// Starts many activities: each is checked and answered as
@@ -183,25 +174,7 @@ impl Service {
             return Ok(answers.into_iter().flatten().collect());
         }
         let ours: std::collections::HashSet<i64> = runs.iter().map(|r| r.fixed.run_id).collect();
-        let rows: Vec<_> = runs
-            .iter()
-            .map(|r| {
-                let (f, p) = (r.fixed.clone(), r.progress.clone());
-                (f, p, r.options.clone(), r.input.clone())
-            })
-            .collect();
-        let written = self.shared.db.queue_unguarded(move |c| {
-            rows.iter()
-                .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
-        });
-        runs.iter().for_each(|r| self.dispatch_early(r));
-        let writing = Writing {
-            service: self.clone(),
-            tenant,
-            runs,
-            written: Some(written),
-        };
-        match writing.finish().await {
+        match self.write_new(tenant, runs).finish().await {
             Ok(started) => {
                 let mut started = started.into_iter();
                 Ok(answers
@@ -366,11 +339,29 @@ impl Service {
         }))
     }
 
-    /// Queues a reserved run's first attempt before its row commits, if
-    /// it can run without the row (see the module's comment).
-    fn dispatch_early(&self, r: &Reserved) {
-        if r.held {
+    /// Queues the rows of reserved runs for writing, in one transaction,
+    /// then dispatches the first attempts that can run without their row
+    /// (see the module's comment).
+    fn write_new(&self, tenant: Arc<Tenant>, runs: Vec<Reserved>) -> Writing {
+        let rows: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                let (f, p) = (r.fixed.clone(), r.progress.clone());
+                (f, p, r.options.clone(), r.input.clone())
+            })
+            .collect();
+        let written = self.shared.db.queue_unguarded(move |c| {
+            rows.iter()
+                .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
+        });
+        for r in runs.iter().filter(|r| r.held) {
             self.shared.schedule(r.fixed.run_id, 1, true);
+        }
+        Writing {
+            service: self.clone(),
+            tenant,
+            runs,
+            written: Some(written),
         }
     }
 
