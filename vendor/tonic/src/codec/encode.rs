@@ -174,6 +174,8 @@ where
     buf.reserve(HEADER_SIZE);
     buf.put_slice(&[0u8; HEADER_SIZE]);
 
+    // Whether this message goes compressed: see `MIN_COMPRESSED_LEN`.
+    let mut compressed = None;
     if let Some(encoding) = compression_encoding {
         uncompression_buf.clear();
 
@@ -183,16 +185,22 @@ where
 
         let uncompressed_len = uncompression_buf.len();
 
-        compress(
-            CompressionSettings {
-                encoding,
-                buffer_growth_interval: buffer_settings.buffer_size,
-            },
-            uncompression_buf,
-            buf,
-            uncompressed_len,
-        )
-        .map_err(|err| Status::internal(format!("Error compressing: {err}")))?;
+        if uncompressed_len < MIN_COMPRESSED_LEN {
+            buf.extend_from_slice(uncompression_buf);
+            uncompression_buf.clear();
+        } else {
+            compress(
+                CompressionSettings {
+                    encoding,
+                    buffer_growth_interval: buffer_settings.buffer_size,
+                },
+                uncompression_buf,
+                buf,
+                uncompressed_len,
+            )
+            .map_err(|err| Status::internal(format!("Error compressing: {err}")))?;
+            compressed = Some(encoding);
+        }
     } else {
         encoder
             .encode(item, &mut EncodeBuf::new(buf))
@@ -200,8 +208,15 @@ where
     }
 
     // now that we know length, we can write the header
-    finish_encoding(compression_encoding, max_message_size, &mut buf[offset..])
+    finish_encoding(compressed, max_message_size, &mut buf[offset..])
 }
+
+/// Messages shorter than this are sent uncompressed even on a compressed
+/// stream: gRPC marks compression per message (the flag byte of its
+/// header), so a peer decodes either. Compressing a message of a few
+/// hundred bytes saves at most that many, and costs a deflate state's reset
+/// (160 KiB cleared) and the gzip header and trailer.
+const MIN_COMPRESSED_LEN: usize = 1024;
 
 fn finish_encoding(
     compression_encoding: Option<CompressionEncoding>,
