@@ -24,8 +24,6 @@
 
 use crate::{Status, metadata::MetadataValue};
 use bytes::{Buf, BufMut, BytesMut};
-#[cfg(feature = "gzip")]
-use flate2::read::GzDecoder;
 #[cfg(feature = "deflate")]
 use flate2::read::{ZlibDecoder, ZlibEncoder};
 use std::{borrow::Cow, fmt};
@@ -322,6 +320,103 @@ fn gzip(input: &[u8], out: &mut BytesMut) -> Result<(), std::io::Error> {
     Ok(())
 }
 
+#[cfg(feature = "gzip")]
+thread_local! {
+    /// This thread's inflate state, reset for each message: `GzDecoder`
+    /// allocated one (about 43 KiB, zeroed) and a 32 KiB read buffer per
+    /// message.
+    static INFLATE: std::cell::RefCell<Option<flate2::Decompress>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The deflate data of the gzip member `input` starts with (RFC 1952): the
+/// bytes after its header.
+#[cfg(feature = "gzip")]
+fn gzip_body(input: &[u8]) -> Result<&[u8], std::io::Error> {
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    let invalid = |what: &str| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid gzip header: {what}"))
+    };
+    let fixed = input.get(..10).ok_or_else(|| invalid("too short"))?;
+    if fixed[..3] != [0x1f, 0x8b, 8] {
+        return Err(invalid("not a gzip member with deflate data"));
+    }
+    let flags = fixed[3];
+    if flags & 0xe0 != 0 {
+        return Err(invalid("reserved flags set"));
+    }
+    let mut rest = &input[10..];
+    if flags & FEXTRA != 0 {
+        let len = rest.get(..2).ok_or_else(|| invalid("truncated extra field"))?;
+        let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+        rest = rest.get(2 + len..).ok_or_else(|| invalid("truncated extra field"))?;
+    }
+    for (flag, what) in [(FNAME, "truncated name"), (FCOMMENT, "truncated comment")] {
+        if flags & flag != 0 {
+            let end = rest.iter().position(|&b| b == 0).ok_or_else(|| invalid(what))?;
+            rest = &rest[end + 1..];
+        }
+    }
+    if flags & FHCRC != 0 {
+        rest = rest.get(2..).ok_or_else(|| invalid("truncated header checksum"))?;
+    }
+    Ok(rest)
+}
+
+/// Appends the data of the gzip member `input` to `out`, checking its CRC-32
+/// and length as `flate2`'s `GzDecoder` did. Output past `out`'s limit is an
+/// error of kind `WriteZero`, as from the writer `GzDecoder` was copied to.
+#[cfg(feature = "gzip")]
+fn gunzip(input: &[u8], out: &mut bytes::buf::Limit<&mut BytesMut>) -> Result<(), std::io::Error> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let corrupt = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let body = gzip_body(input)?;
+    let mut crc = flate2::Crc::new();
+    let consumed = INFLATE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let d = cell.get_or_insert_with(|| Decompress::new(false));
+        d.reset(false);
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let (read, written) = (d.total_in(), d.total_out());
+            let at = usize::try_from(read).unwrap_or(body.len());
+            let status = d
+                .decompress(body.get(at..).unwrap_or_default(), &mut chunk, FlushDecompress::None)
+                .map_err(|e| corrupt(&format!("corrupt deflate stream: {e}")))?;
+            let n = usize::try_from(d.total_out() - written).unwrap_or(chunk.len());
+            let produced = &chunk[..n];
+            if produced.len() > out.remaining_mut() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "decompressed message past the limit",
+                ));
+            }
+            crc.update(produced);
+            out.put_slice(produced);
+            match status {
+                Status::StreamEnd => return Ok(usize::try_from(d.total_in()).unwrap_or(body.len())),
+                // No progress with input left means it ended early.
+                _ if d.total_in() == read && n == 0 => {
+                    return Err(corrupt("truncated deflate stream"));
+                }
+                _ => {}
+            }
+        }
+    })?;
+    let trailer = body
+        .get(consumed..consumed + 8)
+        .ok_or_else(|| corrupt("gzip trailer missing"))?;
+    let sum = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if sum != crc.sum() || size != crc.amount() {
+        return Err(corrupt("corrupt gzip stream does not have a matching checksum"));
+    }
+    Ok(())
+}
+
 /// Decompress `len` bytes from `compressed_buf` into `out_buf`.
 #[allow(unused_variables, unreachable_code)]
 pub(crate) fn decompress(
@@ -345,8 +440,7 @@ pub(crate) fn decompress(
     match settings.encoding {
         #[cfg(feature = "gzip")]
         CompressionEncoding::Gzip => {
-            let mut gzip_decoder = GzDecoder::new(&compressed_buf[0..len]);
-            std::io::copy(&mut gzip_decoder, &mut out_writer)?;
+            gunzip(&compressed_buf[0..len], out_writer.get_mut())?;
         }
         #[cfg(feature = "deflate")]
         CompressionEncoding::Deflate => {
