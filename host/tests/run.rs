@@ -87,6 +87,52 @@ fn wordcount_resumes_from_heartbeat_details() {
     );
 }
 
+/// An input longer than one command-line argument may be (128 KiB on
+/// Linux) is read from a file with `--input @FILE`; a file that cannot be
+/// read, or holds no JSON, is refused naming the flag and the file.
+#[test]
+fn an_input_too_long_for_the_command_line_is_read_from_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = "the quick brown fox jumps over the lazy dog ".repeat(400);
+    let items: Vec<String> = (0..20).map(|i| format!("{line}item{i}")).collect();
+    let words: usize = items.iter().map(|s| s.split_whitespace().count()).sum();
+    let file = dir.path().join("input.json");
+    std::fs::write(&file, json!({ "items": items }).to_string()).expect("write input");
+    assert!(std::fs::metadata(&file).expect("input").len() > 300 << 10);
+    let at_file = format!("@{}", file.display());
+
+    let r = run(
+        &rust_example("wordcount"),
+        "wordcount",
+        &["--input", &at_file],
+    );
+    assert_eq!(r.outcome(), "completed", "{}", r.json);
+    assert_eq!(r.json["result"]["words"], json!(words));
+    assert_eq!(r.json["result"]["items"], json!(20));
+
+    let missing = dir.path().join("missing.json");
+    std::fs::write(dir.path().join("not-json.txt"), "words, not JSON").expect("write");
+    for (path, says) in [
+        (missing, "cannot read"),
+        (dir.path().join("not-json.txt"), "not JSON"),
+    ] {
+        let flag = format!("@{}", path.display());
+        let out = common::wharf()
+            .args(["run", "--data-dir"])
+            .arg(dir.path())
+            .arg(rust_example("wordcount"))
+            .args(["wordcount", "--input", &flag])
+            .output()
+            .expect("wharf runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("--input {flag}")) && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn wordcount_crash_keeps_the_last_heartbeat() {
     let input = r#"{"items": ["a b", "c d e", "f"], "fail_at": 2}"#;

@@ -81,7 +81,7 @@ pub enum ActivityCommand {
     Complete {
         #[command(flatten)]
         target: TargetArgs,
-        /// The result as JSON.
+        /// The result as JSON, or `@FILE` to read it from a file.
         #[arg(long, default_value = "null")]
         result: String,
         #[command(flatten)]
@@ -108,7 +108,7 @@ pub enum ActivityCommand {
         /// Do not retry.
         #[arg(long)]
         non_retryable: bool,
-        /// Failure details as JSON; repeat for several.
+        /// Failure details as JSON (or `@FILE`); repeat for several.
         #[arg(long = "details")]
         details: Vec<String>,
         /// Report that the activity stopped because it was cancelled.
@@ -121,7 +121,7 @@ pub enum ActivityCommand {
     Heartbeat {
         #[command(flatten)]
         target: TargetArgs,
-        /// Details as JSON; repeat for several.
+        /// Details as JSON (or `@FILE`); repeat for several.
         #[arg(long = "details")]
         details: Vec<String>,
         #[command(flatten)]
@@ -171,7 +171,8 @@ pub struct StartArgs {
         "non_retryable_types", "wait",
     ])]
     batch: Option<String>,
-    /// An argument as JSON; repeat for several.
+    /// An argument as JSON, or `@FILE` to read it from a file (`@-`:
+    /// standard input); repeat for several.
     #[arg(long = "input")]
     inputs: Vec<String>,
     /// Activity id (idempotency key); generated if absent.

@@ -187,8 +187,22 @@ pub fn json_text(v: &impl Serialize) -> String {
         .to_string()
 }
 
-/// Parses a `--input`-style JSON argument.
+/// Parses a `--input`-style JSON argument: the JSON itself, or `@FILE` to
+/// read it from a file (`@-`: standard input), for values longer than a
+/// command line holds (Linux takes at most 128 KiB in one argument). No JSON
+/// text begins with `@`, so the two never mix up.
 pub fn parse_json(s: &str, flag: &str) -> anyhow::Result<Value> {
-    serde_json::from_str(s)
-        .with_context(|| format!("{flag} {s:?} is not JSON (a string needs quotes: '\"Ada\"')"))
+    let Some(path) = s.strip_prefix('@') else {
+        return serde_json::from_str(s).with_context(|| {
+            format!("{flag} {s:?} is not JSON (a string needs quotes: '\"Ada\"')")
+        });
+    };
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .with_context(|| format!("{flag} @-: cannot read standard input"))?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("{flag} @{path}: cannot read {path}"))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{flag} @{path}: the file is not JSON"))
 }

@@ -20,7 +20,7 @@ pub struct GrantArgs {
     #[arg(long = "allow-private", value_name = "CIDR")]
     allow_private: Vec<String>,
     /// A whole egress policy as JSON (`allow_hosts`, `allow_private`,
-    /// `limits`); `--allow-host` and `--allow-private` add to it.
+    /// `limits`), or `@FILE`; `--allow-host` and `--allow-private` add to it.
     #[arg(long, value_name = "JSON")]
     egress: Option<String>,
     /// A configuration variable the activity may read through `config`,

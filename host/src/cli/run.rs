@@ -26,11 +26,13 @@ pub struct RunArgs {
     module: PathBuf,
     /// Activity type to run.
     activity_type: String,
-    /// An argument as JSON; repeat for several. A raw Temporal payload
+    /// An argument as JSON, or `@FILE` to read it from a file (`@-`:
+    /// standard input); repeat for several. A raw Temporal payload
     /// (`{"metadata": {...}, "data": "base64"}`) passes through unchanged.
     #[arg(long = "input", value_name = "JSON")]
     inputs: Vec<String>,
-    /// Heartbeat details of an earlier attempt, as JSON, to resume from.
+    /// Heartbeat details of an earlier attempt, as JSON (or `@FILE`), to
+    /// resume from.
     #[arg(long, value_name = "JSON")]
     heartbeat_details: Option<String>,
     /// Attempt number the activity sees.
