@@ -117,15 +117,8 @@ fn an_input_too_long_for_the_command_line_is_read_from_a_file() {
         (dir.path().join("not-json.txt"), "not JSON"),
     ] {
         let flag = format!("@{}", path.display());
-        let out = common::wharf()
-            .args(["run", "--data-dir"])
-            .arg(dir.path())
-            .arg(rust_example("wordcount"))
-            .args(["wordcount", "--input", &flag])
-            .output()
-            .expect("wharf runs");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
+        let (code, err) = run_refused(&rust_example("wordcount"), "wordcount", &["--input", &flag]);
+        assert_eq!(code, 2, "{err}");
         assert!(
             err.contains(&format!("--input {flag}")) && err.contains(says),
             "{err}"
@@ -372,7 +365,7 @@ fn random_bytes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junk.wasm");
     std::fs::write(&path, b"this is not wasm at all").unwrap();
-    let (code, err) = run_refused(&path, "x");
+    let (code, err) = run_refused(&path, "x", &[]);
     assert_eq!(code, 2);
     assert!(err.contains("not a WebAssembly component"), "{err}");
 }
@@ -383,7 +376,7 @@ fn a_core_module_is_refused() {
     let path = dir.path().join("core.wasm");
     // The smallest valid core module: magic and version 1.
     std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
-    let (code, err) = run_refused(&path, "x");
+    let (code, err) = run_refused(&path, "x", &[]);
     assert_eq!(code, 2);
     assert!(
         err.contains("core WebAssembly module, not a component"),
@@ -393,7 +386,7 @@ fn a_core_module_is_refused() {
 
 #[test]
 fn a_component_of_another_world_is_refused() {
-    let (code, err) = run_refused(&rust_example("not-an-activity"), "x");
+    let (code, err) = run_refused(&rust_example("not-an-activity"), "x", &[]);
     assert_eq!(code, 2);
     assert!(
         err.contains("does not export wharf:activity/activities@0.1.0"),
@@ -404,7 +397,7 @@ fn a_component_of_another_world_is_refused() {
 
 #[test]
 fn an_unknown_activity_type_is_refused_naming_the_known_ones() {
-    let (code, err) = run_refused(&rust_example("greet"), "grete");
+    let (code, err) = run_refused(&rust_example("greet"), "grete", &[]);
     assert_eq!(code, 2);
     assert!(
         err.contains(r#"no activity type "grete"; it exports: greet"#),

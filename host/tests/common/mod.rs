@@ -200,7 +200,7 @@ pub fn precompiled(module: &Path) -> PathBuf {
     cell.get_or_init(|| {
         // An activity type no module has: `wharf run` loads the module
         // (compiling it and writing its artifact), then refuses to run.
-        let (code, err) = run_refused(module, "wharf-test-precompile");
+        let (code, err) = run_refused(module, "wharf-test-precompile", &[]);
         assert!(
             code == 2 && err.contains("has no activity type"),
             "loading {} failed ({code}): {err}",
@@ -279,14 +279,15 @@ pub fn run_in(data_dir: &Path, module: &Path, activity_type: &str, args: &[&str]
     Run { output, json }
 }
 
-/// Runs `wharf run` expecting it to refuse before running anything.
-pub fn run_refused(module: &Path, activity_type: &str) -> (i32, String) {
+/// Runs `wharf run` with `args` expecting it to refuse before running anything.
+pub fn run_refused(module: &Path, activity_type: &str, args: &[&str]) -> (i32, String) {
     let output = wharf()
         .arg("run")
         .arg(module)
         .arg(activity_type)
         .arg("--data-dir")
         .arg(shared_data_dir())
+        .args(args)
         .output()
         .expect("wharf runs");
     (

@@ -322,10 +322,11 @@ fn gzip(input: &[u8], out: &mut BytesMut) -> Result<(), std::io::Error> {
 
 #[cfg(feature = "gzip")]
 thread_local! {
-    /// This thread's inflate state, reset for each message: `GzDecoder`
-    /// allocated one (about 43 KiB, zeroed) and a 32 KiB read buffer per
-    /// message.
-    static INFLATE: std::cell::RefCell<Option<flate2::Decompress>> =
+    /// This thread's inflate state, reset for each message (which clears its
+    /// 32 KiB window), and the buffer it inflates into, reused without
+    /// being cleared: `GzDecoder` allocated a state (about 43 KiB, zeroed)
+    /// and a 32 KiB read buffer (zeroed) per message.
+    static INFLATE: std::cell::RefCell<Option<(flate2::Decompress, Vec<u8>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -377,18 +378,19 @@ fn gunzip(input: &[u8], out: &mut bytes::buf::Limit<&mut BytesMut>) -> Result<()
     let mut crc = flate2::Crc::new();
     let consumed = INFLATE.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let d = cell.get_or_insert_with(|| Decompress::new(false));
+        let (d, chunk) = cell
+            .get_or_insert_with(|| (Decompress::new(false), Vec::with_capacity(16 * 1024)));
         d.reset(false);
-        let mut chunk = [0u8; 16 * 1024];
         loop {
-            let (read, written) = (d.total_in(), d.total_out());
+            let read = d.total_in();
             let at = usize::try_from(read).unwrap_or(body.len());
+            chunk.clear();
             let status = d
-                .decompress(body.get(at..).unwrap_or_default(), &mut chunk, FlushDecompress::None)
+                .decompress_vec(body.get(at..).unwrap_or_default(), chunk, FlushDecompress::None)
                 .map_err(|e| corrupt(&format!("corrupt deflate stream: {e}")))?;
-            let n = usize::try_from(d.total_out() - written).unwrap_or(chunk.len());
-            let produced = &chunk[..n];
-            if produced.len() > out.remaining_mut() {
+            let produced = chunk.as_slice();
+            let n = produced.len();
+            if n > out.remaining_mut() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::WriteZero,
                     "decompressed message past the limit",
