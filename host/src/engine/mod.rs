@@ -19,6 +19,8 @@ mod attempt;
 mod cache;
 mod config;
 mod context;
+#[cfg(target_os = "linux")]
+mod cpus;
 mod egress;
 mod http;
 mod limits;

@@ -11,17 +11,22 @@
 //! Sandboxes are counted per engine shard, each count on a cache line of
 //! its own: a thread's attempts stay on its shard (see `shard.rs`), so two
 //! cores running attempts do not pass one counter back and forth twice per
-//! attempt.
+//! attempt. With each count goes the CPU the shard's latest sandbox started
+//! on, which the thread keeps clear of where it can (`cpus.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-/// A count on a cache line of its own.
+/// A shard's sandboxes, on a cache line of their own.
 #[repr(align(128))]
 #[derive(Default)]
-struct Count(AtomicUsize);
+struct Count {
+    running: AtomicUsize,
+    /// The CPU the latest of them started on, plus one (0: none yet).
+    cpu: AtomicUsize,
+}
 
 /// Shared between the ticking thread and the engine.
 pub(super) struct Ticker {
@@ -52,6 +57,8 @@ impl Ticker {
         let handle = std::thread::Builder::new()
             .name("wharf-epoch".into())
             .spawn(move || {
+                #[cfg(target_os = "linux")]
+                let mut placement = super::cpus::Placement::new();
                 while !shared.stop.load(Ordering::Acquire) {
                     if shared.idle() {
                         // `parked` is set before the counts are read again,
@@ -67,6 +74,10 @@ impl Ticker {
                         continue;
                     }
                     std::thread::sleep(every);
+                    #[cfg(target_os = "linux")]
+                    if let Some(placement) = &mut placement {
+                        placement.step_aside(&shared.busy_cpus());
+                    }
                     if shared.stop.load(Ordering::Acquire) || !tick() {
                         break;
                     }
@@ -79,17 +90,35 @@ impl Ticker {
 
     /// No sandbox is alive.
     fn idle(&self) -> bool {
-        self.running.iter().all(|c| c.0.load(Ordering::SeqCst) == 0)
+        self.running
+            .iter()
+            .all(|c| c.running.load(Ordering::SeqCst) == 0)
+    }
+
+    /// The CPUs the shards with sandboxes alive last started one on.
+    #[cfg(target_os = "linux")]
+    fn busy_cpus(&self) -> super::cpus::Cpus {
+        super::cpus::Cpus::of(
+            self.running
+                .iter()
+                .filter(|c| c.running.load(Ordering::Relaxed) > 0)
+                .filter_map(|c| c.cpu.load(Ordering::Relaxed).checked_sub(1)),
+        )
     }
 
     /// Keeps the epoch advancing until the returned guard is dropped; the
     /// sandbox is counted with those of `shard`.
     pub(super) fn enter(&self, shard: usize) -> Ticking<'_> {
-        let count = &self.running[shard % self.running.len()].0;
-        if count.fetch_add(1, Ordering::SeqCst) == 0 && self.parked.load(Ordering::SeqCst) {
+        let count = &self.running[shard % self.running.len()];
+        #[cfg(target_os = "linux")]
+        if let Some(cpu) = super::cpus::current() {
+            count.cpu.store(cpu + 1, Ordering::Relaxed);
+        }
+        let running = &count.running;
+        if running.fetch_add(1, Ordering::SeqCst) == 0 && self.parked.load(Ordering::SeqCst) {
             self.wake();
         }
-        Ticking(count)
+        Ticking(running)
     }
 
     /// Ends the thread at its next wake-up.
