@@ -16,6 +16,7 @@ use super::StoreError;
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// How durable an acknowledged write is.
@@ -187,9 +188,36 @@ fn in_savepoint<T>(
     }
 }
 
+/// How long the writer keeps looking at its queue after a batch before it
+/// sleeps. A thread woken on an idle CPU of the virtual machine wharf is
+/// measured on runs about 40 µs later (two threads on two CPUs passing a
+/// futex back and forth: 83 - 86 µs a round trip, 0.3 µs when the waiting
+/// side polls); on an idle server the next job, the end of the attempt the
+/// last start dispatched or the next start, usually comes within this.
+const POLL_BEFORE_SLEEP: Duration = Duration::from_micros(200);
+
+/// The next job, or `None` once every sender is gone. Between its looks the
+/// thread yields, so the polling takes only a CPU nothing else wants.
+fn next_job(rx: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
+    let started = Instant::now();
+    loop {
+        for _ in 0..64 {
+            match rx.try_recv() {
+                Ok(job) => return Some(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
+        if started.elapsed() >= POLL_BEFORE_SLEEP {
+            return rx.blocking_recv();
+        }
+        std::thread::yield_now();
+    }
+}
+
 fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
+    while let Some(first) = next_job(&mut rx) {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
