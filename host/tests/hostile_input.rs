@@ -496,6 +496,57 @@ fn a_start_whose_row_is_refused_leaves_no_activity_and_no_attempt_running() {
     s.kill();
 }
 
+/// A second start of an activity whose first start's row is still being
+/// written waits for that write: refused as the first is when the row is
+/// refused, and answered "existing" only once the row has committed.
+#[test]
+fn a_start_of_an_id_whose_row_is_being_written_waits_for_that_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("adversary", "q", 10);
+    let start = json!({"activity_id": "twice", "activity_type": "echo", "task_queue": "q",
+        "start_to_close_timeout": "30s", "input": ["x"]});
+    // Two starts, the second while the first's row is in the writer (about
+    // a second of work in the trigger).
+    let both = || {
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| s.post("activities", &start));
+            std::thread::sleep(Duration::from_millis(200));
+            let second = s.post("activities", &start);
+            let rows: i64 = rusqlite::Connection::open(dir.path().join("wharf.db"))
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM activities WHERE activity_id = 'twice'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            (first.join().unwrap(), second, rows)
+        })
+    };
+
+    let db = slow_insert_of(dir.path(), "twice", 8, "SELECT RAISE(ABORT, 'refused')");
+    let ((first, e1), (second, e2), _) = both();
+    assert_eq!(first, 503, "{e1}");
+    assert_eq!(
+        second, 503,
+        "the second start was answered before the write failed: {e2}"
+    );
+    assert_eq!(s.get("activities/twice").0, 404);
+
+    db.execute_batch("DROP TRIGGER slow_twice").unwrap();
+    let _db = slow_insert_of(dir.path(), "twice", 8, "SELECT 1");
+    let ((first, e1), (second, e2), rows) = both();
+    assert_eq!((first, &e1["created"]), (201, &json!(true)), "{e1}");
+    assert_eq!((second, &e2["created"]), (200, &json!(false)), "{e2}");
+    assert_eq!(
+        rows, 1,
+        "the second start was answered before the row committed"
+    );
+    completes_on_first_attempt(&s, "twice");
+    s.kill();
+}
+
 /// Slows the insert of activity `id`'s row by `pieces` times some 100 ms
 /// of work (40 MB at most at once), then runs `then` (a trigger's
 /// statement) on it; the connection that set this up is returned.

@@ -70,6 +70,9 @@ pub(crate) struct Activity {
     pub(crate) closed: Option<Arc<Notify>>,
     /// Where its figures are recorded; resolved at its first claim.
     pub(crate) figures: Option<Arc<ActivityFigures>>,
+    /// The write of its row, if this process started it (the write may be
+    /// pending: see `row_write.rs`).
+    pub(crate) row: Option<Arc<super::row_write::RowWrite>>,
 }
 
 /// Bytes of an open run's payloads in SQLite.
@@ -108,6 +111,7 @@ impl Activity {
             running: None,
             closed: None,
             figures: None,
+            row: None,
         }
     }
 

@@ -43,6 +43,7 @@ mod query;
 mod recovery;
 mod retention;
 pub mod retry;
+mod row_write;
 mod run;
 mod start;
 mod started;
@@ -203,6 +204,8 @@ pub(crate) struct Shared {
     started_due: Arc<tokio::sync::Notify>,
     /// Small inputs kept from a start to its first attempt (`held.rs`).
     held: held::HeldInputs,
+    /// Wakes starts waiting for another start's row (`row_write.rs`).
+    rows_settled: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -334,6 +337,7 @@ impl Service {
                 counters: Counters::default(),
                 started_due: Arc::default(),
                 held: held::HeldInputs::default(),
+                rows_settled: tokio::sync::Notify::new(),
             }
         });
         shared.recover().await?;

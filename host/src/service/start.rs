@@ -13,11 +13,13 @@
 //! shows nothing, and an attempt that already ran ran for a start nobody
 //! was told of, which
 //! at-least-once execution allows (a client that starts it again runs it
-//! again).
+//! again). A start naming a run whose row is still being written by
+//! another waits for that write and answers as it ended (`row_write.rs`).
 
 use super::activity::{self, Activity};
 use super::bounds;
 use super::options::{ActivityOptions, IdReusePolicy};
+use super::row_write::RowWrite;
 use super::tenant::Tenant;
 use super::timers::TimerEvent;
 use super::{Service, ServiceError};
@@ -103,10 +105,12 @@ fn new_id(now_ms: u64) -> String {
     hex::encode(b)
 }
 
-/// A start that passed its checks: either the existing run it names, or a
-/// new run reserved in memory whose row is still to be written.
+/// A start that passed its checks: the existing run it names (committed,
+/// or of the same write), one whose row another write still holds, or a new
+/// run reserved in memory whose row is still to be written.
 enum Prepared {
     Existing(Started),
+    Unsettled(Arc<RowWrite>, Started),
     New(Reserved),
 }
 
@@ -129,11 +133,13 @@ impl Service {
     /// the id reuse policy says. Answers once the start is durable.
     pub async fn start(&self, ns: &str, req: StartRequest) -> Result<Started, ServiceError> {
         let tenant = self.start_tenant(ns)?;
-        let r = match self.prepare(&tenant, ns, req)? {
+        let row = Arc::new(RowWrite::default());
+        let r = match self.prepare(&tenant, ns, req, &row)? {
             Prepared::Existing(started) => return Ok(started),
+            Prepared::Unsettled(other, started) => return self.once_written(&other, started).await,
             Prepared::New(r) => r,
         };
-        self.write_new(tenant, vec![r])
+        self.write_new(tenant, row, vec![r])
             .finish()
             .await?
             .pop()
@@ -154,9 +160,10 @@ impl Service {
         reqs: Vec<Result<StartRequest, ServiceError>>,
     ) -> Result<Vec<Result<Started, ServiceError>>, ServiceError> {
         let tenant = self.start_tenant(ns)?;
+        let row = Arc::new(RowWrite::default());
         let prepared: Vec<Result<Prepared, ServiceError>> = reqs
             .into_iter()
-            .map(|r| r.and_then(|req| self.prepare(&tenant, ns, req)))
+            .map(|r| r.and_then(|req| self.prepare(&tenant, ns, req, &row)))
             .collect();
         let mut answers = Vec::with_capacity(prepared.len());
         let mut runs = Vec::new();
@@ -167,6 +174,9 @@ impl Service {
                     runs.push(r);
                 }
                 Ok(Prepared::Existing(s)) => answers.push(Some(Ok(s))),
+                Ok(Prepared::Unsettled(other, s)) => {
+                    answers.push(Some(self.once_written(&other, s).await));
+                }
                 Err(e) => answers.push(Some(Err(e))),
             }
         }
@@ -174,7 +184,7 @@ impl Service {
             return Ok(answers.into_iter().flatten().collect());
         }
         let ours: std::collections::HashSet<i64> = runs.iter().map(|r| r.fixed.run_id).collect();
-        match self.write_new(tenant, runs).finish().await {
+        match self.write_new(tenant, row, runs).finish().await {
             Ok(started) => {
                 let mut started = started.into_iter();
                 Ok(answers
@@ -209,12 +219,13 @@ impl Service {
     }
 
     /// Checks a start and either finds the run it names or reserves a new
-    /// one in memory.
+    /// one in memory, whose row `row` is to write.
     fn prepare(
         &self,
         tenant: &Tenant,
         ns: &str,
         req: StartRequest,
+        row: &Arc<RowWrite>,
     ) -> Result<Prepared, ServiceError> {
         let s = &self.shared;
         req.options
@@ -258,11 +269,16 @@ impl Service {
         let mut st = s.lock();
         if let Some(run_id) = st.by_id.get(ns, &activity_id) {
             if let Some(a) = st.open.get(&run_id) {
-                let view = ActivityRef::of(&a.fixed, &a.progress);
-                return Ok(Prepared::Existing(Started {
+                let started = Started {
                     created: false,
-                    activity: view,
-                }));
+                    activity: ActivityRef::of(&a.fixed, &a.progress),
+                };
+                return Ok(match &a.row {
+                    Some(other) if !Arc::ptr_eq(other, row) && other.settled() != Some(true) => {
+                        Prepared::Unsettled(other.clone(), started)
+                    }
+                    _ => Prepared::Existing(started),
+                });
             }
         }
         let earlier = if generated {
@@ -326,6 +342,7 @@ impl Service {
         };
         let mut a = Activity::new(fixed.clone(), shared, progress.clone(), stored, now.at);
         a.input = s.held.hold(&input);
+        a.row = Some(row.clone());
         let held = a.input.is_some();
         st.open.insert(run_id, Box::new(a));
         st.by_id.insert(&fixed);
@@ -342,7 +359,7 @@ impl Service {
     /// Queues the rows of reserved runs for writing, in one transaction,
     /// then dispatches the first attempts that can run without their row
     /// (see the module's comment).
-    fn write_new(&self, tenant: Arc<Tenant>, runs: Vec<Reserved>) -> Writing {
+    fn write_new(&self, tenant: Arc<Tenant>, row: Arc<RowWrite>, runs: Vec<Reserved>) -> Writing {
         let rows: Vec<_> = runs
             .iter()
             .map(|r| {
@@ -360,8 +377,39 @@ impl Service {
         Writing {
             service: self.clone(),
             tenant,
+            row,
             runs,
             written: Some(written),
+        }
+    }
+
+    /// The answer to a start that named a run another write holds: the run,
+    /// once that write has committed; an error if it failed (the run is
+    /// gone, and starting again makes a new one).
+    async fn once_written(
+        &self,
+        row: &RowWrite,
+        started: Started,
+    ) -> Result<Started, ServiceError> {
+        let committed = loop {
+            let settled = self.shared.rows_settled.notified();
+            tokio::pin!(settled);
+            // Registered before the look below: a write settling between
+            // the two still wakes it.
+            settled.as_mut().enable();
+            if let Some(committed) = row.settled() {
+                break committed;
+            }
+            settled.await;
+        };
+        if committed {
+            Ok(started)
+        } else {
+            Err(ServiceError::Store(StoreError::Commit(
+                "a start of the same activity id was being written and its write failed; \
+                 nothing was started"
+                    .to_owned(),
+            )))
         }
     }
 
@@ -420,6 +468,7 @@ fn unanswered() -> ServiceError {
 struct Writing {
     service: Service,
     tenant: Arc<Tenant>,
+    row: Arc<RowWrite>,
     runs: Vec<Reserved>,
     written: Option<Queued<()>>,
 }
@@ -437,17 +486,23 @@ impl Writing {
 
     fn settle(&mut self, outcome: Result<(), StoreError>) -> Result<Vec<Started>, StoreError> {
         let runs = std::mem::take(&mut self.runs);
-        match outcome {
-            Ok(()) => Ok(runs
-                .into_iter()
-                .map(|r| self.service.scheduled(r))
-                .collect()),
+        let answer = match outcome {
+            Ok(()) => {
+                self.row.settle(true);
+                Ok(runs
+                    .into_iter()
+                    .map(|r| self.service.scheduled(r))
+                    .collect())
+            }
             Err(e) => {
                 runs.iter()
                     .for_each(|r| self.service.release(&self.tenant, r));
+                self.row.settle(false);
                 Err(e)
             }
-        }
+        };
+        self.service.shared.rows_settled.notify_waiters();
+        answer
     }
 }
 
@@ -459,6 +514,7 @@ impl Drop for Writing {
         let mut rest = Writing {
             service: self.service.clone(),
             tenant: self.tenant.clone(),
+            row: self.row.clone(),
             runs: std::mem::take(&mut self.runs),
             written: None,
         };
