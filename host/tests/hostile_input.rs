@@ -508,11 +508,11 @@ fn a_start_of_an_id_whose_row_is_being_written_waits_for_that_write() {
         "start_to_close_timeout": "30s", "input": ["x"]});
     // Two starts, the second while the first's row is in the writer (about
     // a second of work in the trigger).
-    let both = || {
+    let both = |second: &dyn Fn() -> (u16, Value)| {
         std::thread::scope(|scope| {
             let first = scope.spawn(|| s.post("activities", &start));
             std::thread::sleep(Duration::from_millis(200));
-            let second = s.post("activities", &start);
+            let second = second();
             let rows: i64 = rusqlite::Connection::open(dir.path().join("wharf.db"))
                 .unwrap()
                 .query_row(
@@ -526,7 +526,8 @@ fn a_start_of_an_id_whose_row_is_being_written_waits_for_that_write() {
     };
 
     let db = slow_insert_of(dir.path(), "twice", 8, "SELECT RAISE(ABORT, 'refused')");
-    let ((first, e1), (second, e2), _) = both();
+    let alone = || s.post("activities", &start);
+    let ((first, e1), (second, e2), _) = both(&alone);
     assert_eq!(first, 503, "{e1}");
     assert_eq!(
         second, 503,
@@ -534,9 +535,25 @@ fn a_start_of_an_id_whose_row_is_being_written_waits_for_that_write() {
     );
     assert_eq!(s.get("activities/twice").0, 404);
 
+    // The same in a batch: that start is refused, the batch's other one
+    // created.
+    let mut other = start.clone();
+    other["activity_id"] = json!("other");
+    let batch = json!({"starts": [start.clone(), other]});
+    let ((first, e1), (status, r), _) = both(&|| s.post("activities:batch", &batch));
+    assert_eq!((first, status), (503, 200), "{e1} {r}");
+    let results = &r["results"];
+    assert_eq!(
+        (&results[0]["outcome"], &results[0]["status"]),
+        (&json!("error"), &json!(503)),
+        "{r}"
+    );
+    assert_eq!(results[1]["outcome"], "created", "{r}");
+    assert_eq!(s.get("activities/twice").0, 404);
+
     db.execute_batch("DROP TRIGGER slow_twice").unwrap();
     let _db = slow_insert_of(dir.path(), "twice", 8, "SELECT 1");
-    let ((first, e1), (second, e2), rows) = both();
+    let ((first, e1), (second, e2), rows) = both(&alone);
     assert_eq!((first, &e1["created"]), (201, &json!(true)), "{e1}");
     assert_eq!((second, &e2["created"]), (200, &json!(false)), "{e2}");
     assert_eq!(

@@ -167,6 +167,8 @@ impl Service {
             .collect();
         let mut answers = Vec::with_capacity(prepared.len());
         let mut runs = Vec::new();
+        // Starts naming runs of other writes still pending, by answer.
+        let mut unsettled = Vec::new();
         for p in prepared {
             match p {
                 Ok(Prepared::New(r)) => {
@@ -175,16 +177,26 @@ impl Service {
                 }
                 Ok(Prepared::Existing(s)) => answers.push(Some(Ok(s))),
                 Ok(Prepared::Unsettled(other, s)) => {
-                    answers.push(Some(self.once_written(&other, s).await));
+                    unsettled.push((answers.len(), other));
+                    answers.push(Some(Ok(s)));
                 }
                 Err(e) => answers.push(Some(Err(e))),
             }
         }
-        if runs.is_empty() {
-            return Ok(answers.into_iter().flatten().collect());
-        }
         let ours: std::collections::HashSet<i64> = runs.iter().map(|r| r.fixed.run_id).collect();
-        match self.write_new(tenant, row, runs).finish().await {
+        // This batch's rows are queued before it waits for any other write,
+        // so two batches naming each other's runs never wait on each other.
+        let written = if runs.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.write_new(tenant, row, runs).finish().await
+        };
+        for (i, other) in unsettled {
+            if !self.settled(&other).await {
+                answers[i] = Some(Err(duplicate_refused()));
+            }
+        }
+        match written {
             Ok(started) => {
                 let mut started = started.into_iter();
                 Ok(answers
@@ -391,25 +403,25 @@ impl Service {
         row: &RowWrite,
         started: Started,
     ) -> Result<Started, ServiceError> {
-        let committed = loop {
+        if self.settled(row).await {
+            Ok(started)
+        } else {
+            Err(duplicate_refused())
+        }
+    }
+
+    /// Waits for a write of new rows to settle; whether it committed.
+    async fn settled(&self, row: &RowWrite) -> bool {
+        loop {
             let settled = self.shared.rows_settled.notified();
             tokio::pin!(settled);
             // Registered before the look below: a write settling between
             // the two still wakes it.
             settled.as_mut().enable();
             if let Some(committed) = row.settled() {
-                break committed;
+                return committed;
             }
             settled.await;
-        };
-        if committed {
-            Ok(started)
-        } else {
-            Err(ServiceError::Store(StoreError::Commit(
-                "a start of the same activity id was being written and its write failed; \
-                 nothing was started"
-                    .to_owned(),
-            )))
         }
     }
 
@@ -451,6 +463,16 @@ impl Service {
             activity: ActivityRef::of(&r.fixed, &r.progress),
         }
     }
+}
+
+/// The answer to a start naming a run whose row another start's write
+/// failed to commit.
+fn duplicate_refused() -> ServiceError {
+    ServiceError::Store(StoreError::Commit(
+        "a start of the same activity id was being written and its write failed; \
+         nothing was started"
+            .to_owned(),
+    ))
 }
 
 /// The answer for a new run [`Writing::finish`] did not give: it gives one
