@@ -7,8 +7,9 @@
 //! 28 - 40 µs from the kernel's own 250 Hz tick alone, and 47 - 48 µs with a
 //! 1 kHz timer signalling the loop's thread. When the kernel had put the
 //! ticking thread beside a running attempt, every tick landed in one:
-//! `wharf bench instantiate` (Rust `noop`, `-n 5000`) had p99 over 20 µs in
-//! a third of its rounds, against about 10 µs in the others.
+//! `wharf bench instantiate` (Rust `noop`, `-n 5000`, beside JS and
+//! Python) had p99 of 22.9 - 27.2 µs in 5 of 21 rounds and 9.8 - 17.6 µs
+//! in the others; with the thread keeping off, 9.6 - 15.8 µs in all 21.
 //!
 //! So the ticker notes the CPU each shard's latest sandbox started on, and
 //! after each sleep it checks its own: if a guest runs there and some CPU
