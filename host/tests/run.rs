@@ -89,7 +89,8 @@ fn wordcount_resumes_from_heartbeat_details() {
 
 /// An input longer than one command-line argument may be (128 KiB on
 /// Linux) is read from a file with `--input @FILE`; a file that cannot be
-/// read, or holds no JSON, is refused naming the flag and the file.
+/// read, or holds no JSON, is refused naming the flag and the file, and so
+/// is standard input (`@-`) that holds no JSON.
 #[test]
 fn an_input_too_long_for_the_command_line_is_read_from_a_file() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -124,6 +125,13 @@ fn an_input_too_long_for_the_command_line_is_read_from_a_file() {
             "{err}"
         );
     }
+    // `@-` reads standard input (empty here).
+    let (code, err) = run_refused(&rust_example("wordcount"), "wordcount", &["--input", "@-"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--input @-: standard input is not JSON"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -204,5 +204,10 @@ pub fn parse_json(s: &str, flag: &str) -> anyhow::Result<Value> {
         std::fs::read_to_string(path)
             .with_context(|| format!("{flag} @{path}: cannot read {path}"))?
     };
-    serde_json::from_str(&text).with_context(|| format!("{flag} @{path}: the file is not JSON"))
+    let what = if path == "-" {
+        "standard input"
+    } else {
+        "the file"
+    };
+    serde_json::from_str(&text).with_context(|| format!("{flag} @{path}: {what} is not JSON"))
 }
