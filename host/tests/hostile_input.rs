@@ -504,14 +504,22 @@ fn a_start_of_an_id_whose_row_is_being_written_waits_for_that_write() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     s.deploy_example("adversary", "q", 10);
-    let start = json!({"activity_id": "twice", "activity_type": "echo", "task_queue": "q",
-        "start_to_close_timeout": "30s", "input": ["x"]});
+    // A small input: the first attempt is dispatched while the row is being
+    // written, and its second of sleep shows the run is in memory.
+    let start = json!({"activity_id": "twice", "activity_type": "sleep", "task_queue": "q",
+        "start_to_close_timeout": "30s", "input": [{"ms": 1000}]});
+    let running = || s.get("task-queues/q").1["running"].as_u64();
     // Two starts, the second while the first's row is in the writer (about
     // a second of work in the trigger).
     let both = |second: &dyn Fn() -> (u16, Value)| {
+        wait_for("no attempt running", || {
+            (running() == Some(0)).then_some(())
+        });
         std::thread::scope(|scope| {
             let first = scope.spawn(|| s.post("activities", &start));
-            std::thread::sleep(Duration::from_millis(200));
+            wait_for("the first start's attempt", || {
+                (running() == Some(1)).then_some(())
+            });
             let second = second();
             let rows: i64 = rusqlite::Connection::open(dir.path().join("wharf.db"))
                 .unwrap()

@@ -89,8 +89,9 @@ fn wordcount_resumes_from_heartbeat_details() {
 
 /// An input longer than one command-line argument may be (128 KiB on
 /// Linux) is read from a file with `--input @FILE`; a file that cannot be
-/// read, or holds no JSON, is refused naming the flag and the file, and so
-/// is standard input (`@-`) that holds no JSON.
+/// read, holds no JSON or is longer than any payload may be, is refused
+/// naming the flag and the file, and so is standard input (`@-`) that holds
+/// no JSON.
 #[test]
 fn an_input_too_long_for_the_command_line_is_read_from_a_file() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -116,6 +117,8 @@ fn an_input_too_long_for_the_command_line_is_read_from_a_file() {
     for (path, says) in [
         (missing, "cannot read"),
         (dir.path().join("not-json.txt"), "not JSON"),
+        // Endless: read only as far as a payload may be long.
+        (std::path::PathBuf::from("/dev/zero"), "more than 256 MiB"),
     ] {
         let flag = format!("@{}", path.display());
         let (code, err) = run_refused(&rust_example("wordcount"), "wordcount", &["--input", &flag]);

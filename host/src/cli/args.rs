@@ -73,8 +73,12 @@ pub fn memory_limit() -> impl Fn(&str) -> Result<usize, String> + Clone + Send +
 
 /// `--payload-limit`: 1 KiB to 256 MiB.
 pub fn payload_limit() -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
-    size_in((1 << 10)..=(256 << 20), "1KiB to 256MiB")
+    size_in((1 << 10)..=MAX_PAYLOAD_LIMIT, "1KiB to 256MiB")
 }
+
+/// The largest `--payload-limit`: no payload, and so no JSON value a flag
+/// takes, is larger.
+pub const MAX_PAYLOAD_LIMIT: usize = 256 << 20;
 
 /// `--cancel-grace` and `--shutdown-grace`: 0 s to 1 h.
 pub fn grace() -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {

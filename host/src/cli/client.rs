@@ -197,17 +197,31 @@ pub fn parse_json(s: &str, flag: &str) -> anyhow::Result<Value> {
             format!("{flag} {s:?} is not JSON (a string needs quotes: '\"Ada\"')")
         });
     };
-    let text = if path == "-" {
-        std::io::read_to_string(std::io::stdin())
-            .with_context(|| format!("{flag} @-: cannot read standard input"))?
+    let (text, what) = if path == "-" {
+        let text = read_bounded(std::io::stdin())
+            .with_context(|| format!("{flag} @-: cannot read standard input"))?;
+        (text, "standard input")
     } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("{flag} @{path}: cannot read {path}"))?
-    };
-    let what = if path == "-" {
-        "standard input"
-    } else {
-        "the file"
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("{flag} @{path}: cannot read {path}"))?;
+        let text =
+            read_bounded(file).with_context(|| format!("{flag} @{path}: cannot read {path}"))?;
+        (text, "the file")
     };
     serde_json::from_str(&text).with_context(|| format!("{flag} @{path}: {what} is not JSON"))
+}
+
+/// Reads all of `from` as text, refusing more than any payload may be
+/// (a flag pointed at `/dev/zero` would otherwise read until memory ran out).
+fn read_bounded(from: impl std::io::Read) -> anyhow::Result<String> {
+    use std::io::Read;
+    let limit = super::args::MAX_PAYLOAD_LIMIT;
+    let mut text = String::new();
+    from.take(limit as u64 + 1).read_to_string(&mut text)?;
+    anyhow::ensure!(
+        text.len() <= limit,
+        "it holds more than {} MiB, more than any payload may be",
+        limit >> 20
+    );
+    Ok(text)
 }
