@@ -9,7 +9,9 @@
 //! another over one connection (start, then the result's long poll) and
 //! times each start to its result.
 
-use super::harness::{self, cpu_seconds, percentile, quantile_between, scrape};
+use super::harness::{
+    self, cpu_seconds, cpu_seconds_by_thread, percentile, quantile_between, scrape,
+};
 use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
@@ -35,8 +37,8 @@ pub struct ThroughputArgs {
     #[arg(long, default_value_t = 256,
           value_parser = super::count(1..=100_000))]
     concurrency: usize,
-    /// Starts per request in the throughput run, 1 to 1000: above 1, through
-    /// `activities:batch`.
+    /// Starts per request in the throughput and half-load runs, 1 to 1000:
+    /// above 1, through `activities:batch`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     batch: u16,
     /// No-ops run one after another on the idle server for start→result
@@ -99,6 +101,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
 
         // Throughput: as fast as the server acknowledges.
         let cpu0 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
+        let threads0 = cpu_seconds_by_thread(child.pid());
         let t0 = Instant::now();
         super::start_many(
             &ns,
@@ -117,22 +120,36 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             _ => "-".into(),
         };
         cpu_notes.push(format!(
-            "{sync}: CPU per activity: server {} µs, benchmark client {} µs",
+            "{sync}: CPU per activity: server {} µs ({}), benchmark client {} µs",
             per(cpu0.0, cpu1.0),
+            by_thread(
+                &threads0,
+                &cpu_seconds_by_thread(child.pid()),
+                args.activities
+            ),
             per(cpu0.1, cpu1.1)
         ));
 
-        // Latency at half that load.
+        // Latency at half that load, in requests of the same size: a rate
+        // measured with batches is more than single starts could carry.
         let before = scrape(&http, child.base(), None).await?;
         let half = (rate / 2.0).max(1.0);
-        let total = (half * args.latency_run.as_secs_f64()) as usize;
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / half));
+        let requests = ((half * args.latency_run.as_secs_f64()) as usize / batch).max(1);
+        let total = requests * batch;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(batch as f64 / half));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut pending = Vec::with_capacity(total);
-        for _ in 0..total {
+        let batch_body = Arc::new(json!({ "starts": vec![body.as_ref().clone(); batch] }));
+        let mut pending = Vec::with_capacity(requests);
+        for _ in 0..requests {
             tick.tick().await;
-            let (ns, body) = (ns.clone(), body.clone());
-            pending.push(tokio::spawn(async move { ns.start(&body).await }));
+            let (ns, body, batch_body) = (ns.clone(), body.clone(), batch_body.clone());
+            pending.push(tokio::spawn(async move {
+                if batch == 1 {
+                    ns.start(&body).await
+                } else {
+                    ns.start_batch(&batch_body).await
+                }
+            }));
         }
         for p in pending {
             p.await??;
@@ -240,4 +257,31 @@ pub(super) async fn wait_completed(
     harness::wait_completed(http, server.base(), None, n, Duration::from_millis(2))
         .await
         .context("the benchmark's activities did not complete")
+}
+
+/// The server's CPU per activity by thread name, largest first: where a
+/// change to the path went (e.g. `tokio-rt-worker 20, wharf-db-writer 13`).
+fn by_thread(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    activities: usize,
+) -> String {
+    let mut spent: Vec<(&str, f64)> = after
+        .iter()
+        .map(|(name, s)| {
+            let was = before.get(name).copied().unwrap_or(0.0);
+            (name.as_str(), (s - was) * 1e6 / activities.max(1) as f64)
+        })
+        .filter(|(_, us)| *us >= 0.5)
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let parts: Vec<String> = spent
+        .iter()
+        .map(|(name, us)| format!("{name} {us:.0}"))
+        .collect();
+    if parts.is_empty() {
+        "threads not read".into()
+    } else {
+        parts.join(", ")
+    }
 }
