@@ -392,6 +392,8 @@ fn settings_outside_their_ranges_are_refused_naming_the_option() {
         ("serve", "--shutdown-grace", "100000y", "0s to 1h"),
         ("serve", "--max-concurrent", "0", "1..=1000000"),
         ("serve", "--max-connections", "0", "1..=1000000"),
+        ("serve", "--control-threads", "0", "1..=64"),
+        ("worker", "--control-threads", "65", "1..=64"),
         (
             "worker",
             "--max-activities-per-second",

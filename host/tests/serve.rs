@@ -52,7 +52,8 @@ fn retries_back_off_exponentially_up_to_the_maximum_interval() {
 
 #[test]
 fn a_non_retryable_error_ends_the_activity_at_once() {
-    let (s, _d) = server(&[]);
+    // The API and the scheduler on one thread, as `--control-threads` allows.
+    let (s, _d) = server(&["--control-threads", "1"]);
     s.deploy_example("flaky", "q", 10);
     s.start_activity(json!({
         "activity_id": "rej", "activity_type": "reject", "task_queue": "q",

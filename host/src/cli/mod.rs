@@ -77,14 +77,38 @@ fn quiet_on_closed_stdout() {
     }
 }
 
+/// Control threads of `wharf worker` unless told: half the cores, at least
+/// one. Its control work is waiting on the Temporal server and handing
+/// tasks to the guest threads: on a 2-core machine a second thread added
+/// mostly wake-ups between the two, and one thread took a fifth off the
+/// worker's CPU per activity (README, "Benchmarks").
+fn worker_control_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let serves = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
+    // `None`: Tokio's default, a thread per core.
+    let (serves, control_threads) = match &cli.command {
+        Command::Serve(args) => (true, args.control_threads.map(usize::from)),
+        Command::Worker(args) => (
+            true,
+            Some(
+                args.control_threads
+                    .map_or_else(worker_control_threads, usize::from),
+            ),
+        ),
+        _ => (false, None),
+    };
     if !serves {
         quiet_on_closed_stdout();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = control_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder
         // The servers' API and dispatch threads preempt guests when they
         // wake; other commands (`wharf run` and the benchmarks run guests on
         // these threads) keep the default.

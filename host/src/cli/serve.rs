@@ -89,6 +89,11 @@ pub struct ServeArgs {
               i64::from(*api::listen::MAX_CONNECTIONS_RANGE.start())
                   ..=i64::from(*api::listen::MAX_CONNECTIONS_RANGE.end())))]
     max_connections: u32,
+    /// Threads of the runtime that serves the API and schedules attempts,
+    /// 1 to 64 (default: one per core). Attempts run on threads of their
+    /// own, one per core, and the database on its writer's.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(super) control_threads: Option<u16>,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.

@@ -81,6 +81,11 @@ pub struct WorkerArgs {
     /// a worker next to its server).
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     grpc_compression: Compression,
+    /// Threads of the runtime that polls the server and schedules attempts,
+    /// 1 to 64 (default: half the cores, at least one). Attempts run on
+    /// threads of their own, one per core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(super) control_threads: Option<u16>,
     #[command(flatten)]
     grants: GrantArgs,
     /// Memories and tables of one attempt, 1MiB to 4GiB.
