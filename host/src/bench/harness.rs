@@ -280,11 +280,16 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// User + system CPU time of a process so far, from /proc (Linux).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(parse_stat(&stat)?.1)
+}
+
+/// The command name and user + system CPU seconds of a `/proc/.../stat`.
+fn parse_stat(stat: &str) -> Option<(&str, f64)> {
+    // The command name is in parentheses and may hold spaces or ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    Some((stat.get(open + 1..close)?, ticks / 100.0))
 }
 
 /// CPU time (user + system, seconds) of a process's live threads, summed
@@ -299,13 +304,9 @@ pub fn cpu_seconds_by_thread(pid: u32) -> std::collections::BTreeMap<String, f64
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_string();
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *by_name.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+        if let Some((name, seconds)) = parse_stat(&stat) {
+            *by_name.entry(name.to_owned()).or_insert(0.0) += seconds;
+        }
     }
     by_name
 }
@@ -365,6 +366,15 @@ mod tests {
     use super::*;
     use crate::metrics::{encode, ActivityMetrics};
     use prometheus_client::registry::Registry;
+
+    #[test]
+    fn a_stat_line_gives_its_thread_name_and_cpu_seconds() {
+        let line = "4242 (tokio) rt 1) S 1 4242 4242 0 -1 4194368 100 0 0 0 250 75 0 0 20 0";
+        assert_eq!(parse_stat(line), Some(("tokio) rt 1", 3.25)));
+        assert_eq!(parse_stat("4242 (cut) S 1 2"), None);
+        let own = cpu_seconds_by_thread(std::process::id());
+        assert!(!own.is_empty(), "this test's own threads are listed");
+    }
 
     #[test]
     fn histograms_encode_and_read_back() {
