@@ -133,26 +133,32 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         // Latency at half that load, in requests of the same size: a rate
         // measured with batches is more than single starts could carry.
         let before = scrape(&http, child.base(), None).await?;
-        let half = (rate / 2.0).max(1.0);
+        // Bounded: a rate read off a run too short to time is no rate.
+        let half = (rate / 2.0).clamp(1.0, 10_000_000.0);
         let requests = ((half * args.latency_run.as_secs_f64()) as usize / batch).max(1);
         let total = requests * batch;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(batch as f64 / half));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let batch_body = Arc::new(json!({ "starts": vec![body.as_ref().clone(); batch] }));
-        let mut pending = Vec::with_capacity(requests);
+        // Finished requests are reaped as the run goes: an hour's run holds
+        // only those in flight.
+        let mut pending = tokio::task::JoinSet::new();
         for _ in 0..requests {
             tick.tick().await;
+            while let Some(done) = pending.try_join_next() {
+                done??;
+            }
             let (ns, body, batch_body) = (ns.clone(), body.clone(), batch_body.clone());
-            pending.push(tokio::spawn(async move {
+            pending.spawn(async move {
                 if batch == 1 {
                     ns.start(&body).await
                 } else {
                     ns.start_batch(&batch_body).await
                 }
-            }));
+            });
         }
-        for p in pending {
-            p.await??;
+        while let Some(done) = pending.join_next().await {
+            done??;
         }
         wait_completed(&http, &child, (args.activities + total) as u64).await?;
         let after = scrape(&http, child.base(), None).await?;
