@@ -1,8 +1,8 @@
 //! The writer thread: group commit over one connection.
 //!
 //! Jobs queue on a channel. The thread takes every job waiting (up to a
-//! batch limit), runs them inside one transaction, commits once, and only
-//! then answers each caller. A guarded job runs in its own savepoint: if it
+//! batch limit), runs them inside one transaction, takes those that came
+//! meanwhile into it too, commits once, and only then answers each caller. A guarded job runs in its own savepoint: if it
 //! fails it rolls back alone and the rest of the batch commits. Unguarded
 //! jobs (the hot path) skip the savepoint; one that fails rolls the whole
 //! batch back and every caller in it is told.
@@ -232,15 +232,27 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool
             continue;
         }
         let mut failed = Failed::default();
-        let acks: Vec<Ack> = batch
-            .drain(..)
-            .map(|job| {
+        let mut acks: Vec<Ack> = Vec::with_capacity(batch.len());
+        let mut room = MAX_BATCH;
+        // Jobs that came while the batch ran join it (up to the batch
+        // limit): they would otherwise wait for this commit, then their own.
+        // Under load that makes fewer, larger commits. None joins a batch
+        // that is already spoiled.
+        while !batch.is_empty() {
+            room = room.saturating_sub(batch.len());
+            acks.extend(batch.drain(..).map(|job| {
                 let (ack, f) = job(&conn);
                 failed.spoils |= f.spoils;
                 failed.full |= f.full;
                 ack
-            })
-            .collect();
+            }));
+            while !failed.spoils && batch.len() < room {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let commit = if failed.spoils {
             Err((
                 failed.full,
@@ -273,5 +285,83 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool
                 }
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = Connection::open(dir.path().join("w.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("table");
+        (dir, Writer::start(conn).expect("writer"))
+    }
+
+    /// A job queued while a batch runs commits with that batch: here the
+    /// later job fails, and the earlier one, in the same transaction, is
+    /// rolled back with it.
+    #[tokio::test]
+    async fn a_job_queued_while_a_batch_runs_joins_its_transaction() {
+        let (_dir, w) = writer();
+        let (running_tx, running_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let first = w.queue(
+            move |c| {
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                let _ = running_tx.send(());
+                let _ = go_rx.recv();
+                Ok(())
+            },
+            false,
+        );
+        running_rx.recv().expect("the first job runs");
+        let second = w.queue(
+            |_| -> Result<(), StoreError> { Err(StoreError::Commit("refused".into())) },
+            false,
+        );
+        go_tx.send(()).expect("the first job waits");
+        assert!(second.await.is_err());
+        assert!(
+            first.await.is_err(),
+            "the first job committed apart from the second"
+        );
+        let rows = w
+            .write(
+                |c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?),
+                true,
+            )
+            .await;
+        assert_eq!(rows.ok(), Some(0));
+    }
+
+    /// Nothing joins a batch that is already spoiled: a job queued after
+    /// the failing one commits on its own.
+    #[tokio::test]
+    async fn no_job_joins_a_spoiled_batch() {
+        let (_dir, w) = writer();
+        let (running_tx, running_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let failing = w.queue(
+            move |_| -> Result<(), StoreError> {
+                let _ = running_tx.send(());
+                let _ = go_rx.recv();
+                Err(StoreError::Commit("refused".into()))
+            },
+            false,
+        );
+        running_rx.recv().expect("the failing job runs");
+        let later = w.queue(
+            |c| {
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            },
+            false,
+        );
+        go_tx.send(()).expect("the failing job waits");
+        assert!(failing.await.is_err());
+        assert!(later.await.is_ok());
     }
 }
