@@ -33,6 +33,9 @@ pub enum HarnessError {
         /// Body of the answer.
         body: String,
     },
+    /// A request could not be made (its URL or body).
+    #[error("cannot make the request: {0}")]
+    Request(String),
     /// `/metrics` lacks a figure that every server reports.
     #[error("no {0} in /metrics")]
     Metric(&'static str),
@@ -136,6 +139,13 @@ pub async fn expect_success(r: reqwest::RequestBuilder, what: &str) -> Result<Va
     Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
+/// A request made once, sent many times ([`Namespace::prepare`]).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    url: reqwest::Url,
+    body: bytes::Bytes,
+}
+
 /// Requests to one namespace of a server, with its token if the server
 /// needs one. Cheap to clone.
 #[derive(Clone)]
@@ -153,6 +163,42 @@ impl Namespace {
             url: url.into(),
             token: token.map(Arc::from),
         }
+    }
+
+    /// A POST of `body` to `path` under the namespace, made once to be sent
+    /// many times: the load of the benchmarks, whose client shares the
+    /// machine with the server and should take as little of it as it can.
+    pub fn prepare(&self, path: &str, body: &Value) -> Result<Prepared, HarnessError> {
+        let url = format!("{}/{path}", self.url);
+        Ok(Prepared {
+            url: reqwest::Url::parse(&url)
+                .map_err(|e| HarnessError::Request(format!("{url}: {e}")))?,
+            body: serde_json::to_vec(body)
+                .map_err(|e| HarnessError::Request(e.to_string()))?
+                .into(),
+        })
+    }
+
+    /// Sends a prepared POST; the answer's body, read to its end (which
+    /// keeps the connection for the next request), or
+    /// [`HarnessError::Refused`] unless the status is a success.
+    pub async fn send(&self, p: &Prepared, what: &str) -> Result<bytes::Bytes, HarnessError> {
+        let r = self
+            .http
+            .post(p.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(p.body.clone());
+        let resp = auth(r, self.token.as_deref()).send().await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            return Err(HarnessError::Refused {
+                what: what.to_owned(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        Ok(body)
     }
 
     /// A request to `path` under the namespace (`""`: the namespace).
@@ -193,15 +239,25 @@ impl Namespace {
 
     /// Starts an activity.
     pub async fn start(&self, body: &Value) -> Result<(), HarnessError> {
-        let r = self.request(reqwest::Method::POST, "activities");
-        expect_success(r.json(body), "start").await.map(drop)
+        self.send_start(&self.prepare("activities", body)?).await
+    }
+
+    /// A start prepared with [`Self::prepare`] (`activities`).
+    pub async fn send_start(&self, start: &Prepared) -> Result<(), HarnessError> {
+        self.send(start, "start").await.map(drop)
     }
 
     /// Starts a batch (`{"starts": [...]}`); refused unless every start
     /// was created or existed.
     pub async fn start_batch(&self, body: &Value) -> Result<(), HarnessError> {
-        let r = self.request(reqwest::Method::POST, "activities:batch");
-        let answer = expect_success(r.json(body), "batch start").await?;
+        self.send_batch(&self.prepare("activities:batch", body)?)
+            .await
+    }
+
+    /// A batch prepared with [`Self::prepare`] (`activities:batch`).
+    pub async fn send_batch(&self, batch: &Prepared) -> Result<(), HarnessError> {
+        let body = self.send(batch, "batch start").await?;
+        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if answer["failed"] != json!(0) {
             return Err(HarnessError::Refused {
                 what: "batch start".into(),

@@ -127,6 +127,18 @@ impl Drop for Server {
     }
 }
 
+/// A batch of `n` starts of `body`, prepared to send.
+pub(super) fn batch_of(
+    ns: &harness::Namespace,
+    body: &Value,
+    n: usize,
+) -> Result<harness::Prepared, harness::HarnessError> {
+    ns.prepare(
+        "activities:batch",
+        &serde_json::json!({ "starts": vec![body; n] }),
+    )
+}
+
 /// Starts `n` activities from `body`, with `concurrency` starts in flight:
 /// one per request, or `batch` per `activities:batch` request. On a
 /// terminal, a line on stderr counts them as they go.
@@ -138,7 +150,10 @@ pub(super) async fn start_many(
     batch: usize,
 ) -> anyhow::Result<()> {
     let batch = batch.max(1);
-    let body = Arc::new(body);
+    let whole = match batch {
+        1 => ns.prepare("activities", &body)?,
+        _ => batch_of(ns, &body, batch)?,
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
@@ -154,7 +169,8 @@ pub(super) async fn start_many(
     });
     let workers: Vec<_> = (0..concurrency.div_ceil(batch).max(1))
         .map(|_| {
-            let (ns, body, next, done) = (ns.clone(), body.clone(), next.clone(), done.clone());
+            let (ns, body, whole) = (ns.clone(), body.clone(), whole.clone());
+            let (next, done) = (next.clone(), done.clone());
             tokio::spawn(async move {
                 loop {
                     let from = next.fetch_add(batch, Ordering::Relaxed);
@@ -162,12 +178,11 @@ pub(super) async fn start_many(
                         break;
                     }
                     let count = batch.min(n - from);
-                    if batch == 1 {
-                        ns.start(&body).await?;
-                    } else {
-                        let starts = vec![body.as_ref().clone(); count];
-                        ns.start_batch(&serde_json::json!({ "starts": starts }))
-                            .await?;
+                    match (batch, count) {
+                        (1, _) => ns.send_start(&whole).await?,
+                        (_, c) if c == batch => ns.send_batch(&whole).await?,
+                        // The last batch, short of a whole one.
+                        (_, c) => ns.send_batch(&batch_of(&ns, &body, c)?).await?,
                     }
                     done.fetch_add(count, Ordering::Relaxed);
                 }

@@ -139,7 +139,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let total = requests * batch;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(batch as f64 / half));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let batch_body = Arc::new(json!({ "starts": vec![body.as_ref().clone(); batch] }));
+        let request = Arc::new(match batch {
+            1 => ns.prepare("activities", &body)?,
+            _ => super::batch_of(&ns, &body, batch)?,
+        });
         // Finished requests are reaped as the run goes: an hour's run holds
         // only those in flight.
         let mut pending = tokio::task::JoinSet::new();
@@ -148,12 +151,12 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             while let Some(done) = pending.try_join_next() {
                 done??;
             }
-            let (ns, body, batch_body) = (ns.clone(), body.clone(), batch_body.clone());
+            let (ns, request) = (ns.clone(), request.clone());
             pending.spawn(async move {
                 if batch == 1 {
-                    ns.start(&body).await
+                    ns.send_start(&request).await
                 } else {
-                    ns.start_batch(&batch_body).await
+                    ns.send_batch(&request).await
                 }
             });
         }
