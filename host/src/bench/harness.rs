@@ -126,17 +126,25 @@ fn auth(r: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuil
 /// Sends `r`; its JSON body (`null` if none), or [`HarnessError::Refused`]
 /// unless the status is a success.
 pub async fn expect_success(r: reqwest::RequestBuilder, what: &str) -> Result<Value, HarnessError> {
+    let body = answer(r, what).await?;
+    Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Sends `r`; the answer's body, read to its end (which keeps the
+/// connection for the next request), or [`HarnessError::Refused`] unless
+/// the status is a success.
+async fn answer(r: reqwest::RequestBuilder, what: &str) -> Result<bytes::Bytes, HarnessError> {
     let resp = r.send().await?;
     let status = resp.status();
-    let body = resp.text().await?;
+    let body = resp.bytes().await?;
     if !status.is_success() {
         return Err(HarnessError::Refused {
             what: what.to_owned(),
             status: status.as_u16(),
-            body,
+            body: String::from_utf8_lossy(&body).into_owned(),
         });
     }
-    Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
+    Ok(body)
 }
 
 /// A request made once, sent many times ([`Namespace::prepare`]).
@@ -179,26 +187,14 @@ impl Namespace {
         })
     }
 
-    /// Sends a prepared POST; the answer's body, read to its end (which
-    /// keeps the connection for the next request), or
-    /// [`HarnessError::Refused`] unless the status is a success.
+    /// Sends a prepared POST; as [`answer`].
     pub async fn send(&self, p: &Prepared, what: &str) -> Result<bytes::Bytes, HarnessError> {
         let r = self
             .http
             .post(p.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(p.body.clone());
-        let resp = auth(r, self.token.as_deref()).send().await?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
-        if !status.is_success() {
-            return Err(HarnessError::Refused {
-                what: what.to_owned(),
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-        }
-        Ok(body)
+        answer(auth(r, self.token.as_deref()), what).await
     }
 
     /// A request to `path` under the namespace (`""`: the namespace).

@@ -300,11 +300,13 @@ mod tests {
         (dir, Writer::start(conn).expect("writer"))
     }
 
-    /// A job queued while a batch runs commits with that batch: here the
-    /// later job fails, and the earlier one, in the same transaction, is
-    /// rolled back with it.
-    #[tokio::test]
-    async fn a_job_queued_while_a_batch_runs_joins_its_transaction() {
+    /// Queues a job that inserts a row (and then fails, unless `first_ok`),
+    /// and while it runs, `second`: whether each committed, and the rows
+    /// in the table after.
+    async fn while_one_runs(
+        first_ok: bool,
+        second: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> (bool, bool, Option<i64>) {
         let (_dir, w) = writer();
         let (running_tx, running_rx) = std::sync::mpsc::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -313,55 +315,47 @@ mod tests {
                 c.execute("INSERT INTO t VALUES (1)", [])?;
                 let _ = running_tx.send(());
                 let _ = go_rx.recv();
-                Ok(())
+                match first_ok {
+                    true => Ok(()),
+                    false => Err(StoreError::Commit("refused".into())),
+                }
             },
             false,
         );
         running_rx.recv().expect("the first job runs");
-        let second = w.queue(
-            |_| -> Result<(), StoreError> { Err(StoreError::Commit("refused".into())) },
-            false,
-        );
+        let second = w.queue(second, false);
         go_tx.send(()).expect("the first job waits");
-        assert!(second.await.is_err());
-        assert!(
-            first.await.is_err(),
-            "the first job committed apart from the second"
-        );
+        let (second, first) = (second.await.is_ok(), first.await.is_ok());
         let rows = w
             .write(
-                |c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?),
+                |c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?),
                 true,
             )
             .await;
-        assert_eq!(rows.ok(), Some(0));
+        (first, second, rows.ok())
+    }
+
+    /// A job queued while a batch runs commits with that batch: here the
+    /// later job fails, and the earlier one, in the same transaction, is
+    /// rolled back with it.
+    #[tokio::test]
+    async fn a_job_queued_while_a_batch_runs_joins_its_transaction() {
+        let refused = |_: &Connection| Err(StoreError::Commit("refused".into()));
+        assert_eq!(
+            while_one_runs(true, refused).await,
+            (false, false, Some(0)),
+            "the first job committed apart from the second"
+        );
     }
 
     /// Nothing joins a batch that is already spoiled: a job queued after
     /// the failing one commits on its own.
     #[tokio::test]
     async fn no_job_joins_a_spoiled_batch() {
-        let (_dir, w) = writer();
-        let (running_tx, running_rx) = std::sync::mpsc::channel();
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let failing = w.queue(
-            move |_| -> Result<(), StoreError> {
-                let _ = running_tx.send(());
-                let _ = go_rx.recv();
-                Err(StoreError::Commit("refused".into()))
-            },
-            false,
-        );
-        running_rx.recv().expect("the failing job runs");
-        let later = w.queue(
-            |c| {
-                c.execute("INSERT INTO t VALUES (1)", [])?;
-                Ok(())
-            },
-            false,
-        );
-        go_tx.send(()).expect("the failing job waits");
-        assert!(failing.await.is_err());
-        assert!(later.await.is_ok());
+        let insert = |c: &Connection| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            Ok(())
+        };
+        assert_eq!(while_one_runs(false, insert).await, (false, true, Some(1)));
     }
 }
