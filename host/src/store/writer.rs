@@ -2,10 +2,11 @@
 //!
 //! Jobs queue on a channel. The thread takes every job waiting (up to a
 //! batch limit), runs them inside one transaction, takes those that came
-//! meanwhile into it too, commits once, and only then answers each caller. A guarded job runs in its own savepoint: if it
-//! fails it rolls back alone and the rest of the batch commits. Unguarded
-//! jobs (the hot path) skip the savepoint; one that fails rolls the whole
-//! batch back and every caller in it is told.
+//! meanwhile into it too, commits once, and only then answers each caller.
+//! A guarded job runs in its own savepoint: if it fails it rolls back
+//! alone and the rest of the batch commits. Unguarded jobs (the hot path)
+//! skip the savepoint; one that fails rolls the whole batch back and every
+//! caller in it is told.
 //!
 //! A batch that fails because the disk is full (`SQLITE_FULL`) answers its
 //! callers [`StoreError::Full`] and marks the store full until a batch
