@@ -128,12 +128,8 @@ pub(super) async fn start_batch(
         .starts
         .into_iter()
         .map(|v| {
-            let b: StartBody = serde_path_to_error::deserialize(v).map_err(|e| {
-                ServiceError::InvalidArgument(format!(
-                    "invalid start: {}",
-                    crate::service::options::path_error(&e)
-                ))
-            })?;
+            let b: StartBody = crate::service::options::from_value_naming(v)
+                .map_err(|e| ServiceError::InvalidArgument(format!("invalid start: {e}")))?;
             start_request(b)
         })
         .collect();

@@ -175,11 +175,6 @@ pub(crate) async fn json<T: DeserializeOwned>(
     } else {
         &held.bytes
     };
-    let de = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid JSON body: {}",
-            crate::service::options::path_error(&e)
-        ))
-    })
+    crate::service::options::from_slice_naming(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

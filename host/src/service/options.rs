@@ -301,7 +301,7 @@ impl ActivityOptions {
 
     /// As [`parse`](Self::parse), from a JSON value.
     pub fn from_value(json: serde_json::Value) -> Result<Self, String> {
-        let options: Self = serde_path_to_error::deserialize(json).map_err(|e| path_error(&e))?;
+        let options: Self = from_value_naming(json)?;
         options.validate()?;
         Ok(options)
     }
@@ -309,8 +309,7 @@ impl ActivityOptions {
     /// Parses and validates options; errors name the field (`retry_policy.
     /// initial_interval: ...`). Used for requests and for stored rows alike.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let options: Self = serde_path_to_error::deserialize(de).map_err(|e| path_error(&e))?;
+        let options: Self = from_slice_naming(json.as_bytes())?;
         options.validate()?;
         Ok(options)
     }
@@ -320,6 +319,27 @@ impl ActivityOptions {
         self.start_to_close_timeout
             .or(self.schedule_to_close_timeout)
             .unwrap_or(Duration::from_secs(60))
+    }
+}
+
+/// Deserializes JSON text; an error names the field it is about
+/// ([`path_error`]). Read first without tracking the path, which costs an
+/// allocation per key read, and again with it only when that fails: both
+/// reads take and refuse the same documents.
+pub fn from_slice_naming<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, String> {
+    T::deserialize(&mut serde_json::Deserializer::from_slice(json)).or_else(|_| {
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        serde_path_to_error::deserialize(de).map_err(|e| path_error(&e))
+    })
+}
+
+/// As [`from_slice_naming`], from a JSON value.
+pub fn from_value_naming<T: serde::de::DeserializeOwned>(
+    json: serde_json::Value,
+) -> Result<T, String> {
+    match T::deserialize(&json) {
+        Ok(v) => Ok(v),
+        Err(_) => serde_path_to_error::deserialize(json).map_err(|e| path_error(&e)),
     }
 }
 
@@ -358,6 +378,25 @@ mod tests {
         .unwrap();
         assert_eq!(o.start_to_close_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(o.heartbeat_timeout, Some(Duration::from_secs(2)));
+    }
+
+    /// Text and values read alike: the same documents taken, the same
+    /// refusal, naming the field, for one that is not.
+    #[test]
+    fn text_and_values_are_read_alike_and_refusals_name_the_field() {
+        let read = |json: &str| {
+            let value = serde_json::from_str(json).expect("JSON");
+            (
+                from_slice_naming::<ActivityOptions>(json.as_bytes()),
+                from_value_naming::<ActivityOptions>(value),
+            )
+        };
+        let (text, value) = read(r#"{"retry_policy": {"initial_interval": "1s"}}"#);
+        assert!(text.is_ok() && text == value, "{text:?} {value:?}");
+        let (text, value) = read(r#"{"retry_policy": {"initial_interval": -1}}"#);
+        let e = text.expect_err("a negative interval");
+        assert!(e.starts_with("retry_policy.initial_interval: "), "{e}");
+        assert_eq!(value, Err(e));
     }
 
     #[test]
