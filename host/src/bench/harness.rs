@@ -243,14 +243,9 @@ impl Namespace {
         self.send(start, "start").await.map(drop)
     }
 
-    /// Starts a batch (`{"starts": [...]}`); refused unless every start
+    /// A batch of starts (`{"starts": [...]}`) prepared with
+    /// [`Self::prepare`] (`activities:batch`); refused unless every start
     /// was created or existed.
-    pub async fn start_batch(&self, body: &Value) -> Result<(), HarnessError> {
-        self.send_batch(&self.prepare("activities:batch", body)?)
-            .await
-    }
-
-    /// A batch prepared with [`Self::prepare`] (`activities:batch`).
     pub async fn send_batch(&self, batch: &Prepared) -> Result<(), HarnessError> {
         let body = self.send(batch, "batch start").await?;
         let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

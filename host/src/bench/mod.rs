@@ -127,16 +127,33 @@ impl Drop for Server {
     }
 }
 
-/// A batch of `n` starts of `body`, prepared to send.
-pub(super) fn batch_of(
+/// The request that starts `n` of `body` when the load goes `batch` starts
+/// a request: a single start, or a batch of `n`.
+pub(super) fn starts_request(
     ns: &harness::Namespace,
     body: &Value,
+    batch: usize,
     n: usize,
 ) -> Result<harness::Prepared, harness::HarnessError> {
-    ns.prepare(
-        "activities:batch",
-        &serde_json::json!({ "starts": vec![body; n] }),
-    )
+    match batch {
+        1 => ns.prepare("activities", body),
+        _ => ns.prepare(
+            "activities:batch",
+            &serde_json::json!({ "starts": vec![body; n] }),
+        ),
+    }
+}
+
+/// Sends a request made by [`starts_request`] for `batch`.
+pub(super) async fn send_starts(
+    ns: &harness::Namespace,
+    request: &harness::Prepared,
+    batch: usize,
+) -> Result<(), harness::HarnessError> {
+    match batch {
+        1 => ns.send_start(request).await,
+        _ => ns.send_batch(request).await,
+    }
 }
 
 /// Starts `n` activities from `body`, with `concurrency` starts in flight:
@@ -150,10 +167,7 @@ pub(super) async fn start_many(
     batch: usize,
 ) -> anyhow::Result<()> {
     let batch = batch.max(1);
-    let whole = match batch {
-        1 => ns.prepare("activities", &body)?,
-        _ => batch_of(ns, &body, batch)?,
-    };
+    let whole = starts_request(ns, &body, batch, batch)?;
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
@@ -178,11 +192,12 @@ pub(super) async fn start_many(
                         break;
                     }
                     let count = batch.min(n - from);
-                    match (batch, count) {
-                        (1, _) => ns.send_start(&whole).await?,
-                        (_, c) if c == batch => ns.send_batch(&whole).await?,
+                    if count == batch {
+                        send_starts(&ns, &whole, batch).await?;
+                    } else {
                         // The last batch, short of a whole one.
-                        (_, c) => ns.send_batch(&batch_of(&ns, &body, c)?).await?,
+                        let short = starts_request(&ns, &body, batch, count)?;
+                        send_starts(&ns, &short, batch).await?;
                     }
                     done.fetch_add(count, Ordering::Relaxed);
                 }

@@ -139,10 +139,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let total = requests * batch;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(batch as f64 / half));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let request = Arc::new(match batch {
-            1 => ns.prepare("activities", &body)?,
-            _ => super::batch_of(&ns, &body, batch)?,
-        });
+        let request = Arc::new(super::starts_request(&ns, &body, batch, batch)?);
         // Finished requests are reaped as the run goes: an hour's run holds
         // only those in flight.
         let mut pending = tokio::task::JoinSet::new();
@@ -152,13 +149,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
                 done??;
             }
             let (ns, request) = (ns.clone(), request.clone());
-            pending.spawn(async move {
-                if batch == 1 {
-                    ns.send_start(&request).await
-                } else {
-                    ns.send_batch(&request).await
-                }
-            });
+            pending.spawn(async move { super::send_starts(&ns, &request, batch).await });
         }
         while let Some(done) = pending.join_next().await {
             done??;

@@ -216,16 +216,21 @@ fn next_job(rx: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
     }
 }
 
+/// Moves the jobs waiting into `batch`, until it holds `up_to`.
+fn take_waiting(rx: &mut mpsc::UnboundedReceiver<Job>, batch: &mut Vec<Job>, up_to: usize) {
+    while batch.len() < up_to {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
 fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = next_job(&mut rx) {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut rx, &mut batch, MAX_BATCH);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs answers their callers with `WriterGone`.
             tracing::error!("cannot begin a transaction: {e}");
@@ -247,11 +252,8 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, full: &AtomicBool
                 failed.full |= f.full;
                 ack
             }));
-            while !failed.spoils && batch.len() < room {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+            if !failed.spoils {
+                take_waiting(&mut rx, &mut batch, room);
             }
         }
         let commit = if failed.spoils {
