@@ -8,13 +8,10 @@
 //! exist. Tokens are kept as SHA-256 hashes, in the database and here; they
 //! are made and revoked by the service (`service/tokens.rs`).
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::service::tokens::hash;
 use crate::store::Db;
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -72,12 +69,11 @@ impl Auth {
         }
     }
 
-    fn principal(&self, req: &Request) -> Result<Principal, ApiError> {
+    fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         if self.admin.is_none() {
             return Ok(Principal::Admin);
         }
-        let token = req
-            .headers()
+        let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -102,29 +98,56 @@ impl Auth {
             .ok()
             .and_then(|t| t.get(&h).map(|(_, ns)| Principal::Tenant(ns.clone())))
     }
-}
 
-/// Middleware over every route, the public ones too: in dev mode, refuses
-/// requests not addressed to a loopback name (see [`loopback_host`]).
-pub(crate) async fn dev_mode_host(
-    State(app): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if !app.auth.enabled() {
-        if let Err(e) = loopback_host(&req) {
-            return e.into_response();
+    /// Whether a request may go on to the router; the error is its answer.
+    ///
+    /// In dev mode, only requests addressed to a loopback name pass (see
+    /// [`loopback_host`]), to every path. Otherwise every path but the
+    /// public ones needs a token, and a namespace token reaches only its
+    /// own namespace. A tenant's principal is left in the request's
+    /// extensions for handlers that record who acted; none there means the
+    /// admin.
+    pub(crate) fn admit<B>(&self, req: &mut Request<B>) -> Result<(), ApiError> {
+        if !self.enabled() {
+            loopback_host(req.headers())?;
         }
+        let path = req.uri().path();
+        if path == "/healthz" || is_public(path) {
+            return Ok(());
+        }
+        let Principal::Tenant(own) = self.principal(req.headers())? else {
+            return Ok(());
+        };
+        let Some(rest) = path.strip_prefix("/api/v1/namespaces") else {
+            // /metrics and the like: host-wide, admin only.
+            return Err(forbidden("this needs the admin token"));
+        };
+        let mut segments = rest.split('/').filter(|s| !s.is_empty());
+        let Some(ns) = segments.next() else {
+            return Err(forbidden("managing namespaces needs the admin token"));
+        };
+        let ns = urlencoding::decode(ns).unwrap_or_default();
+        if ns != own.as_str() {
+            return Err(ApiError::not_found(format!("namespace {ns:?} not found")));
+        }
+        let sub = segments.next();
+        // Configuration holds secrets: only the admin sets or reads it.
+        let admin_only = matches!(sub, Some("tokens" | "config"))
+            || (sub.is_none() && req.method() != Method::GET);
+        if admin_only {
+            return Err(forbidden("this needs the admin token"));
+        }
+        req.extensions_mut().insert(Principal::Tenant(own));
+        Ok(())
     }
-    next.run(req).await
 }
 
 /// Dev mode answers only requests addressed to a loopback name or address.
 /// A web page can point a name it controls at 127.0.0.1 (DNS rebinding);
 /// the browser then sends that name as `Host`, and without this check the
 /// page would reach a developer's unauthenticated server.
-fn loopback_host(req: &Request) -> Result<(), ApiError> {
-    let Some(host) = req.headers().get(axum::http::header::HOST) else {
+fn loopback_host(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(host) = headers.get(axum::http::header::HOST) else {
         // Browsers always send Host; a client that does not is no web page.
         return Ok(());
     };
@@ -161,67 +184,124 @@ fn unauthorized(msg: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
 }
 
-/// Middleware: authenticates, then lets a request through only to what its
-/// principal may see.
-pub(crate) async fn authorize(
-    State(app): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let path = req.uri().path().to_owned();
-    if path == "/healthz" {
-        return next.run(req).await;
-    }
-    let principal = match app.auth.principal(&req) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    req.extensions_mut().insert(principal.clone());
-    let Principal::Tenant(own) = &principal else {
-        return next.run(req).await;
-    };
-    let Some(rest) = path.strip_prefix("/api/v1/namespaces") else {
-        // /metrics and the like: host-wide, admin only.
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this needs the admin token",
-        )
-        .into_response();
-    };
-    let mut segments = rest.split('/').filter(|s| !s.is_empty());
-    let Some(ns) = segments.next() else {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "managing namespaces needs the admin token",
-        )
-        .into_response();
-    };
-    let ns = urlencoding::decode(ns)
-        .map(|c| c.into_owned())
-        .unwrap_or_default();
-    if &ns != own {
-        return ApiError::not_found(format!("namespace {ns:?} not found")).into_response();
-    }
-    let sub = segments.next();
-    // Configuration holds secrets: only the admin sets or reads it.
-    let admin_only =
-        matches!(sub, Some("tokens" | "config")) || (sub.is_none() && req.method() != Method::GET);
-    if admin_only {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this needs the admin token",
-        )
-        .into_response();
-    }
-    next.run(req).await
+/// Paths anyone may fetch: the API's description, and the dashboard,
+/// which asks for a token on its own login page.
+fn is_public(path: &str) -> bool {
+    path == "/api/v1/openapi.json" || path == "/ui" || path.starts_with("/ui/")
+}
+
+fn forbidden(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_authority;
+    use super::{hash, is_loopback_authority, Auth, Principal};
+    use axum::http::{Request, StatusCode};
+    use std::collections::HashMap;
+    use std::sync::RwLock;
+
+    fn auth(admin: Option<&str>) -> Auth {
+        let tokens = HashMap::from([(hash("t1"), ("id1".to_owned(), "ns1".to_owned()))]);
+        Auth {
+            admin: admin.map(hash),
+            tokens: RwLock::new(tokens),
+        }
+    }
+
+    /// What `admit` says of a request: its refusal's status, or the
+    /// principal it left for the handlers (None: the admin, or no one).
+    fn admit(
+        auth: &Auth,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Option<Principal>, StatusCode> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost:7070");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let mut req = b.body(()).unwrap();
+        match auth.admit(&mut req) {
+            Ok(()) => Ok(req.extensions().get::<Principal>().cloned()),
+            Err(e) => Err(e.into_parts().0),
+        }
+    }
+
+    #[test]
+    fn tokens_reach_what_they_may_and_public_paths_need_none() {
+        let a = auth(Some("adm"));
+        let ns1 = "/api/v1/namespaces/ns1/activities";
+        let tenant = Ok(Some(Principal::Tenant("ns1".into())));
+        for public in ["/healthz", "/api/v1/openapi.json", "/ui", "/ui/activities"] {
+            assert_eq!(admit(&a, "GET", public, None), Ok(None), "{public}");
+        }
+        assert_eq!(admit(&a, "GET", ns1, None), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            admit(&a, "GET", "/nowhere", None),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            admit(&a, "GET", ns1, Some("t2")),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            admit(&a, "GET", "/uix", None),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(admit(&a, "POST", ns1, Some("adm")), Ok(None));
+        assert_eq!(admit(&a, "GET", "/metrics", Some("adm")), Ok(None));
+        assert_eq!(admit(&a, "POST", ns1, Some("t1")), tenant);
+        assert_eq!(
+            admit(&a, "GET", "/api/v1/namespaces/ns%31", Some("t1")),
+            tenant
+        );
+        let refused = [
+            (
+                "GET",
+                "/api/v1/namespaces/ns2/activities",
+                StatusCode::NOT_FOUND,
+            ),
+            ("GET", "/metrics", StatusCode::FORBIDDEN),
+            ("GET", "/api/v1/namespaces", StatusCode::FORBIDDEN),
+            ("DELETE", "/api/v1/namespaces/ns1", StatusCode::FORBIDDEN),
+            (
+                "GET",
+                "/api/v1/namespaces/ns1/tokens",
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/ns1/config/k",
+                StatusCode::FORBIDDEN,
+            ),
+        ];
+        for (method, path, status) in refused {
+            assert_eq!(
+                admit(&a, method, path, Some("t1")),
+                Err(status),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn dev_mode_answers_loopback_hosts_only_on_every_path() {
+        let a = auth(None);
+        let ns1 = "/api/v1/namespaces/ns1/activities";
+        assert_eq!(admit(&a, "GET", ns1, None), Ok(None));
+        for path in [ns1, "/healthz", "/ui", "/api/v1/openapi.json"] {
+            let mut req = Request::get(path)
+                .header("host", "evil.example.com")
+                .body(())
+                .unwrap();
+            let refused = a.admit(&mut req).map_err(|e| e.into_parts().0);
+            assert_eq!(refused, Err(StatusCode::FORBIDDEN), "{path}");
+        }
+    }
 
     #[test]
     fn only_loopback_hosts_pass_in_dev_mode() {

@@ -8,15 +8,13 @@
 //! answers those bytes with a reset. A client that sends its whole body
 //! before reading (most do, unless they use `Expect: 100-continue`) then
 //! sees a broken pipe instead of the answer. So every request body is
-//! wrapped ([`on_drop_drain`]): dropped before its end, what is left of it
+//! wrapped ([`Drained`], by the API's gate): dropped before its end, what is left of it
 //! is read and thrown away in the background, for at most [`DRAIN_TIME`]
 //! and [`DRAIN_BYTES`], and the connection then ends as it would have.
 //! Nothing read this way is kept, so it takes nothing of the body budget.
 
-use axum::body::Body;
-use axum::extract::Request;
 use bytes::Bytes;
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -28,24 +26,31 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(10);
 /// Most bytes of a refused body read after its answer.
 pub const DRAIN_BYTES: u64 = 1 << 30;
 
-/// Wraps the request's body (a layer of the router).
-pub(super) async fn on_drop_drain(req: Request) -> Request {
-    req.map(|body| Body::new(Drained { inner: Some(body) }))
-}
+/// What a request body must be to be drained: read in the background
+/// once its request is answered.
+pub trait Drainable: http_body::Body<Data = Bytes> + Unpin + Send + 'static {}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin + Send + 'static> Drainable for B {}
 
 /// A request body that drains what is left of itself when dropped.
-struct Drained {
-    inner: Option<Body>,
+pub(super) struct Drained<B: Drainable> {
+    inner: Option<B>,
 }
 
-impl http_body::Body for Drained {
+impl<B: Drainable> Drained<B> {
+    pub(super) fn new(body: B) -> Self {
+        Self { inner: Some(body) }
+    }
+}
+
+impl<B: Drainable> http_body::Body for Drained<B> {
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.inner.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
             None => Poll::Ready(None),
@@ -53,17 +58,17 @@ impl http_body::Body for Drained {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.inner.as_ref().is_none_or(B::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+            .map_or_else(|| SizeHint::with_exact(0), B::size_hint)
     }
 }
 
-impl Drop for Drained {
+impl<B: Drainable> Drop for Drained<B> {
     fn drop(&mut self) {
         let Some(body) = self.inner.take() else {
             return;
@@ -81,7 +86,7 @@ impl Drop for Drained {
 
 /// Reads `body` to its end, or until [`DRAIN_TIME`] has passed or
 /// [`DRAIN_BYTES`] were read, keeping nothing.
-async fn drain(mut body: Body) {
+async fn drain<B: Drainable>(mut body: B) {
     let until = tokio::time::Instant::now() + DRAIN_TIME;
     let mut left = DRAIN_BYTES;
     while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, body.frame()).await {

@@ -12,19 +12,15 @@
 //! Shutdown stops accepting, asks each connection to finish its request
 //! in flight, and waits for them, as `axum::serve`'s graceful shutdown did.
 
-use axum::body::Body;
-use axum::Router;
-use hyper::body::Incoming;
+use super::Gate;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt as _;
 
 /// How long a connection may take to send a request's headers, counted
 /// from when the server starts waiting for them.
@@ -51,7 +47,7 @@ pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 /// connections finish what they are doing.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: Gate,
     max_connections: u32,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -85,11 +81,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|req: http::Request<Incoming>| req.map(Body::new)),
-        );
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), app.clone()));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::trace!("connection ended: {e}");

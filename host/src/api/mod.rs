@@ -14,6 +14,7 @@ mod body;
 mod drain;
 mod error;
 mod extract;
+mod gate;
 pub mod listen;
 mod metrics;
 mod modules;
@@ -26,9 +27,9 @@ mod ui;
 pub use auth::Auth;
 pub use body::{BodyBudget, BODY_IDLE_RANGE, BODY_MEMORY_RANGE};
 pub use error::ApiError;
+pub use gate::Gate;
 
 use crate::service::Service;
-use axum::Router;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -116,30 +117,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// Builds the router over a running service.
+/// Builds the router over a running service, behind its gate (who may
+/// call, `gate.rs`).
 pub fn router(
     service: Service,
     limits: ApiLimits,
     auth: Arc<Auth>,
     bodies: Arc<BodyBudget>,
-) -> Router {
+) -> Gate {
     let state = AppState(Arc::new(AppParts {
         service,
         limits,
-        auth,
+        auth: auth.clone(),
         bodies,
     }));
     let (router, _) = routes()
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         // Bodies are read by our own extractor, which applies its own limits.
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authorize,
-        ))
         .merge(public_routes())
         .split_for_parts();
-    router
+    let router = router
         .merge(ui::routes())
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -148,13 +146,8 @@ pub fn router(
                 "this endpoint does not take that method",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::dev_mode_host,
-        ))
-        // Outermost: whatever answers a request, its unread body is drained.
-        .layer(axum::middleware::map_request(drain::on_drop_drain))
-        .with_state(state)
+        .with_state(state);
+    Gate::new(router, auth)
 }
 
 #[utoipa::path(
