@@ -840,6 +840,7 @@ fn a_batch_of_starts_answers_each_line_commits_all_and_survives_a_kill_9() {
     let refused = [
         json!({"activity_type": "greet", "task_queue": "q"}),
         json!({"activity_type": 5, "task_queue": "q", "start_to_close_timeout": "1s"}),
+        json!(["not", "a", "start"]),
         json!({"activity_type": "greet", "task_queue": "q", "start_to_close_timeout": "1s", "priority": 9}),
         json!({"activity_type": "greet", "task_queue": "q", "start_to_close_timeout": "1s", "input": ["x".repeat(3 << 20)]}),
     ];

@@ -23,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::time::Duration;
 use utoipa::IntoParams;
@@ -32,6 +33,8 @@ fn json_limit(app: &AppState) -> usize {
     app.service.config().payload_limit * 4 + (64 << 10)
 }
 
+/// A start's body: its own fields, and every other key left for the
+/// options to read (and refuse by name if they do not know it).
 #[derive(Deserialize)]
 struct StartBody {
     activity_id: Option<String>,
@@ -97,7 +100,9 @@ fn start_request(b: StartBody) -> Result<StartRequest, ServiceError> {
 
 #[derive(Deserialize)]
 struct BatchBody {
-    starts: Vec<Value>,
+    /// Each start's JSON text, read on its own so that one start's error
+    /// is its answer alone, and without first building a JSON value of it.
+    starts: Vec<Box<RawValue>>,
 }
 
 #[utoipa::path(
@@ -127,8 +132,8 @@ pub(super) async fn start_batch(
     let reqs = b
         .starts
         .into_iter()
-        .map(|v| {
-            let b: StartBody = crate::service::options::from_value_naming(v)
+        .map(|raw| {
+            let b: StartBody = crate::service::options::from_slice_naming(raw.get().as_bytes())
                 .map_err(|e| ServiceError::InvalidArgument(format!("invalid start: {e}")))?;
             start_request(b)
         })
@@ -526,4 +531,63 @@ pub(super) async fn heartbeat(
     let details = b.details.into_iter().map(Payload::from_user_json).collect();
     let cancel_requested = app.service.heartbeat(&ns, target, details).await?;
     Ok(Json(HeartbeatResponse { cancel_requested }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StartBody;
+    use crate::service::options::from_slice_naming;
+
+    fn read(json: &str) -> Result<StartBody, String> {
+        from_slice_naming(json.as_bytes())
+    }
+
+    #[test]
+    fn a_start_body_keeps_its_fields_and_leaves_the_rest_to_the_options() {
+        let b = read(
+            r#"{"priority": 2, "activity_type": "t", "input": [1, "x"], "task_queue": "q",
+                "activity_id": null, "retry_policy": {"maximum_attempts": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (b.activity_type.as_str(), b.task_queue.as_str()),
+            ("t", "q")
+        );
+        assert_eq!(b.activity_id, None);
+        assert_eq!(b.input, vec![serde_json::json!(1), serde_json::json!("x")]);
+        let mut keys: Vec<&str> = b.options.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["priority", "retry_policy"]);
+        let b = read(r#"{"activity_id": "a", "activity_type": "t", "task_queue": "q"}"#).unwrap();
+        assert_eq!((b.activity_id.as_deref(), b.input.len()), (Some("a"), 0));
+        assert!(b.options.is_empty());
+    }
+
+    #[test]
+    fn a_bad_start_body_is_refused_naming_what_is_wrong() {
+        let refused = [
+            (r#"{"task_queue": "q"}"#, "missing field `activity_type`"),
+            (r#"{"activity_type": "t"}"#, "missing field `task_queue`"),
+            (
+                r#"{"activity_type": 5, "task_queue": "q"}"#,
+                "activity_type: invalid type",
+            ),
+            (
+                r#"{"activity_type": "t", "task_queue": "q", "input": 3}"#,
+                "input: invalid type",
+            ),
+            (
+                r#"{"activity_type": "t", "task_queue": "q", "activity_type": "u"}"#,
+                "duplicate field `activity_type`",
+            ),
+            (r#"["t", "q"]"#, "expected struct StartBody"),
+            ("5", "expected struct StartBody"),
+        ];
+        for (json, says) in refused {
+            let e = read(json)
+                .err()
+                .unwrap_or_else(|| panic!("{json} was taken"));
+            assert!(e.contains(says), "{json}: {e}");
+        }
+    }
 }
