@@ -535,7 +535,7 @@ pub(super) async fn heartbeat(
 
 #[cfg(test)]
 mod tests {
-    use super::StartBody;
+    use super::{BatchBody, StartBody};
     use crate::service::options::from_slice_naming;
 
     fn read(json: &str) -> Result<StartBody, String> {
@@ -587,6 +587,22 @@ mod tests {
             let e = read(json)
                 .err()
                 .unwrap_or_else(|| panic!("{json} was taken"));
+            assert!(e.contains(says), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_batch_is_refused_whole_only_when_it_is_no_list_of_json_values() {
+        let b: BatchBody = from_slice_naming(br#"{"starts": [5, {"a": [1]}, "x", null]}"#).unwrap();
+        let texts: Vec<&str> = b.starts.iter().map(|r| r.get()).collect();
+        assert_eq!(texts, ["5", r#"{"a": [1]}"#, r#""x""#, "null"]);
+        for (json, says) in [
+            (r#"{"starts": 5}"#, "starts: invalid type: integer `5`"),
+            (r#"{"starts": [1, {]}"#, "starts[1]"),
+            (r#"{}"#, "missing field `starts`"),
+        ] {
+            let e = from_slice_naming::<BatchBody>(json.as_bytes()).err();
+            let e = e.unwrap_or_else(|| panic!("{json} was taken"));
             assert!(e.contains(says), "{json}: {e}");
         }
     }
