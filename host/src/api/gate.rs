@@ -32,23 +32,6 @@ impl Gate {
     pub(super) fn new(router: Router, auth: Arc<Auth>) -> Self {
         Self { router, auth }
     }
-
-    /// Answers one request.
-    fn handle<B>(&self, req: Request<B>) -> GateFuture
-    where
-        B: Drainable,
-        B::Error: Into<axum::BoxError>,
-    {
-        let mut req = req.map(Drained::new);
-        match self.auth.admit(&mut req) {
-            // A refused request's body drains as it drops here.
-            Err(e) => Either::Left(std::future::ready(Ok(e.into_response()))),
-            Ok(()) => {
-                let mut router = self.router.clone();
-                Either::Right(tower::Service::call(&mut router, req))
-            }
-        }
-    }
 }
 
 impl<B> hyper::service::Service<Request<B>> for Gate
@@ -60,7 +43,16 @@ where
     type Error = Infallible;
     type Future = GateFuture;
 
+    /// Answers one request: refused at once, or passed to the router.
     fn call(&self, req: Request<B>) -> GateFuture {
-        self.handle(req)
+        let mut req = req.map(Drained::new);
+        match self.auth.admit(&mut req) {
+            // A refused request's body drains as it drops here.
+            Err(e) => Either::Left(std::future::ready(Ok(e.into_response()))),
+            Ok(()) => {
+                let mut router = self.router.clone();
+                Either::Right(tower::Service::call(&mut router, req))
+            }
+        }
     }
 }

@@ -318,9 +318,10 @@ mod tests {
                 c.execute("INSERT INTO t VALUES (1)", [])?;
                 let _ = running_tx.send(());
                 let _ = go_rx.recv();
-                match first_ok {
-                    true => Ok(()),
-                    false => Err(StoreError::Commit("refused".into())),
+                if first_ok {
+                    Ok(())
+                } else {
+                    Err(StoreError::Commit("refused".into()))
                 }
             },
             false,
