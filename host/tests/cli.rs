@@ -365,6 +365,36 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
     }
 }
 
+#[test]
+fn bench_throughput_runs_single_and_batched_starts_to_completion() {
+    let noop = common::rust_example("noop");
+    // 7 a request over 300: whole batches and a short last one.
+    for (batch, n) in [("1", "200"), ("7", "300")] {
+        let out = common::wharf()
+            .args(["bench", "throughput", "--module"])
+            .arg(&noop)
+            .args(["-n", n, "--concurrency", "16", "--batch", batch])
+            .args(["--slots", "8", "--idle", "5", "--latency-run", "100ms"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "batch {batch}: {stdout}\n{stderr}");
+        for sync in ["full", "normal"] {
+            let row = stdout
+                .lines()
+                .find(|l| l.starts_with(sync))
+                .unwrap_or_else(|| panic!("no {sync} row: {stdout}"));
+            let rate: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert!(rate > 0.0, "{row}");
+            assert!(
+                stdout.contains(&format!("{sync}: CPU per activity: server")),
+                "{stdout}"
+            );
+        }
+    }
+}
+
 /// Runs `command`, asserts that it is refused as a usage error (exit code
 /// 2) naming `option`, and returns what it printed on stderr.
 fn refused_naming(command: &mut std::process::Command, option: &str) -> String {

@@ -137,14 +137,37 @@ async fn answer(r: reqwest::RequestBuilder, what: &str) -> Result<bytes::Bytes, 
     let resp = r.send().await?;
     let status = resp.status();
     let body = resp.bytes().await?;
-    if !status.is_success() {
+    successful(what, status.as_u16(), body)
+}
+
+/// `body`, or [`HarnessError::Refused`] unless `status` is a success.
+pub(super) fn successful(
+    what: &str,
+    status: u16,
+    body: bytes::Bytes,
+) -> Result<bytes::Bytes, HarnessError> {
+    if !(200..300).contains(&status) {
         return Err(HarnessError::Refused {
             what: what.to_owned(),
-            status: status.as_u16(),
+            status,
             body: String::from_utf8_lossy(&body).into_owned(),
         });
     }
     Ok(body)
+}
+
+/// The answer to a batch of starts: refused unless every start was
+/// created or existed.
+pub(super) fn all_started(answer: &[u8]) -> Result<(), HarnessError> {
+    let answer: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+    if answer["failed"] != json!(0) {
+        return Err(HarnessError::Refused {
+            what: "batch start".into(),
+            status: 200,
+            body: answer.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// A request made once, sent many times ([`Namespace::prepare`]).
@@ -152,6 +175,18 @@ async fn answer(r: reqwest::RequestBuilder, what: &str) -> Result<bytes::Bytes, 
 pub struct Prepared {
     url: reqwest::Url,
     body: bytes::Bytes,
+}
+
+impl Prepared {
+    /// Where it goes.
+    pub(super) fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// Its JSON body.
+    pub(super) fn body(&self) -> &bytes::Bytes {
+        &self.body
+    }
 }
 
 /// Requests to one namespace of a server, with its token if the server
@@ -195,6 +230,11 @@ impl Namespace {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(p.body.clone());
         answer(auth(r, self.token.as_deref()), what).await
+    }
+
+    /// The bearer token sent with each request, if any.
+    pub(super) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// A request to `path` under the namespace (`""`: the namespace).
@@ -248,15 +288,7 @@ impl Namespace {
     /// was created or existed.
     pub async fn send_batch(&self, batch: &Prepared) -> Result<(), HarnessError> {
         let body = self.send(batch, "batch start").await?;
-        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if answer["failed"] != json!(0) {
-            return Err(HarnessError::Refused {
-                what: "batch start".into(),
-                status: 200,
-                body: answer.to_string(),
-            });
-        }
-        Ok(())
+        all_started(&body)
     }
 }
 

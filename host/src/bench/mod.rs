@@ -24,6 +24,7 @@
 pub mod harness;
 pub mod instantiate;
 pub mod isolation;
+mod load;
 pub mod parked;
 pub mod scheduler;
 pub mod soak;
@@ -157,8 +158,9 @@ pub(super) async fn send_starts(
 }
 
 /// Starts `n` activities from `body`, with `concurrency` starts in flight:
-/// one per request, or `batch` per `activities:batch` request. On a
-/// terminal, a line on stderr counts them as they go.
+/// one per request, or `batch` per `activities:batch` request, sent by
+/// the lean client of [`load`]. On a terminal, a line on stderr counts them
+/// as they go.
 pub(super) async fn start_many(
     ns: &harness::Namespace,
     body: Value,
@@ -167,8 +169,14 @@ pub(super) async fn start_many(
     batch: usize,
 ) -> anyhow::Result<()> {
     let batch = batch.max(1);
-    let whole = starts_request(ns, &body, batch, batch)?;
-    let next = Arc::new(AtomicUsize::new(0));
+    let target = |count| -> anyhow::Result<load::Target> {
+        load::Target::new(&starts_request(ns, &body, batch, count)?, ns.token())
+    };
+    let whole = target(batch)?;
+    let short = match n % batch {
+        0 => None,
+        rest => Some(target(rest)?),
+    };
     let done = Arc::new(AtomicUsize::new(0));
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let done = done.clone();
@@ -181,40 +189,38 @@ pub(super) async fn start_many(
             }
         })
     });
-    let workers: Vec<_> = (0..concurrency.div_ceil(batch).max(1))
-        .map(|_| {
-            let (ns, body, whole) = (ns.clone(), body.clone(), whole.clone());
-            let (next, done) = (next.clone(), done.clone());
-            tokio::spawn(async move {
-                loop {
-                    let from = next.fetch_add(batch, Ordering::Relaxed);
-                    if from >= n {
-                        break;
-                    }
-                    let count = batch.min(n - from);
-                    if count == batch {
-                        send_starts(&ns, &whole, batch).await?;
-                    } else {
-                        // The last batch, short of a whole one.
-                        let short = starts_request(&ns, &body, batch, count)?;
-                        send_starts(&ns, &short, batch).await?;
-                    }
-                    done.fetch_add(count, Ordering::Relaxed);
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    let finished = async {
-        for w in workers {
-            w.await??;
-        }
-        anyhow::Ok(())
-    }
-    .await;
+    let senders = concurrency.div_ceil(batch).max(1);
+    let finished = load::send_all(whole, short, n, senders, batch, done).await;
     if let Some(p) = progress {
         p.abort();
         eprint!("\r\x1b[2K");
     }
     finished
+}
+
+/// Runs the future `make` makes on a thread of its own (named `name`)
+/// under a single-threaded runtime, and awaits its result: a client loop
+/// that should not share threads, or cross between them, with the rest.
+async fn on_own_thread<T, F>(
+    name: &str,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let run = || -> anyhow::Result<T> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(make())
+            };
+            let _ = tx.send(run());
+        })?;
+    rx.await
+        .with_context(|| format!("the {name} thread ended without an answer"))?
 }

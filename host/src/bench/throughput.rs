@@ -201,20 +201,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
 async fn idle_latency(base: &str, activity_type: &str, n: usize) -> anyhow::Result<Vec<Duration>> {
     let url = format!("{base}/api/v1/namespaces/default");
     let activity_type = activity_type.to_owned();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("bench-idle".into())
-        .spawn(move || {
-            let run = || -> anyhow::Result<Vec<Duration>> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(idle_loop(&url, &activity_type, n))
-            };
-            let _ = tx.send(run());
-        })?;
-    rx.await
-        .context("the idle latency thread ended without an answer")?
+    super::on_own_thread("bench-idle", move || async move {
+        idle_loop(&url, &activity_type, n).await
+    })
+    .await
 }
 
 async fn idle_loop(url: &str, activity_type: &str, n: usize) -> anyhow::Result<Vec<Duration>> {

@@ -1,0 +1,173 @@
+//! The benchmarks' load: starts sent as fast as the server takes them, by
+//! a client that takes as little as it can of the machine it shares with
+//! the server.
+//!
+//! The load runs on a thread of its own under a single-threaded runtime,
+//! and each of its senders owns one HTTP/1 connection (hyper's client
+//! connection: no pool) that its own task drives, so that no request
+//! crosses between tasks or threads on the client's side. Through
+//! reqwest on the CLI's multi-threaded runtime, each request went from its
+//! sender's task to its connection's task and back, often from one thread
+//! to the other; see the README's benchmark section for what the client
+//! cost before and after.
+//!
+//! [`super::start_many`] sends its starts through [`send_all`]; the
+//! half-load run and the idle loop, which measure latency rather than load,
+//! still go through reqwest.
+
+use super::harness::{self, Prepared};
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// A prepared POST as the lean client sends it: the address to connect
+/// to, and the parts of the request that every send repeats.
+#[derive(Clone)]
+pub(super) struct Target {
+    addr: SocketAddr,
+    path: http::Uri,
+    host: HeaderValue,
+    authorization: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Target {
+    /// `request` to a server on this machine, with `token` if it needs one.
+    pub(super) fn new(request: &Prepared, token: Option<&str>) -> anyhow::Result<Self> {
+        let url = request.url();
+        let addr = url
+            .socket_addrs(|| None)
+            .with_context(|| format!("no address for {url}"))?
+            .into_iter()
+            .next()
+            .with_context(|| format!("no address for {url}"))?;
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        Ok(Self {
+            addr,
+            path: path.parse().with_context(|| format!("bad path {path}"))?,
+            host: HeaderValue::try_from(host)?,
+            authorization: token
+                .map(|t| HeaderValue::try_from(format!("Bearer {t}")))
+                .transpose()?,
+            body: request.body().clone(),
+        })
+    }
+
+    fn request(&self) -> http::Request<Full<Bytes>> {
+        let mut r = http::Request::new(Full::new(self.body.clone()));
+        *r.method_mut() = http::Method::POST;
+        *r.uri_mut() = self.path.clone();
+        let headers = r.headers_mut();
+        headers.insert(HOST, self.host.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(a) = &self.authorization {
+            headers.insert(AUTHORIZATION, a.clone());
+        }
+        r
+    }
+}
+
+/// One keep-alive connection, driven by the task that sends on it.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        Ok(Self {
+            sender,
+            conn: Box::pin(conn),
+        })
+    }
+
+    /// Sends `target`'s request and reads the answer to its end (which
+    /// readies the connection for the next): its status and body.
+    async fn send(&mut self, target: &Target) -> anyhow::Result<(u16, Bytes)> {
+        let Self { sender, conn } = self;
+        let exchange = async {
+            sender.ready().await?;
+            let answer = sender.send_request(target.request()).await?;
+            let status = answer.status().as_u16();
+            let body = answer.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        };
+        tokio::select! {
+            done = exchange => done,
+            ended = conn.as_mut() => match ended {
+                Ok(()) => anyhow::bail!("the server closed the connection"),
+                Err(e) => Err(e).context("the connection failed"),
+            },
+        }
+    }
+}
+
+/// Sends `n` starts from `senders` connections at once, as `whole`
+/// requests of `batch` starts each (single starts when `batch` is 1),
+/// the last `short` if `n` is not a multiple of `batch`; counts the starts
+/// answered in `done`. Refused unless every start was created or existed.
+pub(super) async fn send_all(
+    whole: Target,
+    short: Option<Target>,
+    n: usize,
+    senders: usize,
+    batch: usize,
+    done: Arc<AtomicUsize>,
+) -> anyhow::Result<()> {
+    super::on_own_thread("bench-load", move || async move {
+        let (whole, short) = (Arc::new(whole), Arc::new(short));
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..senders {
+            let (whole, short) = (whole.clone(), short.clone());
+            let (next, done) = (next.clone(), done.clone());
+            tasks.spawn(async move {
+                let mut conn = Conn::open(whole.addr).await?;
+                loop {
+                    let from = next.fetch_add(batch, Ordering::Relaxed);
+                    if from >= n {
+                        break;
+                    }
+                    let count = batch.min(n - from);
+                    let target = match short.as_ref() {
+                        Some(short) if count < batch => short,
+                        _ => &whole,
+                    };
+                    let what = if batch == 1 { "start" } else { "batch start" };
+                    let (status, body) = conn.send(target).await?;
+                    let body = harness::successful(what, status, body)?;
+                    if batch > 1 {
+                        harness::all_started(&body)?;
+                    }
+                    done.fetch_add(count, Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(sent) = tasks.join_next().await {
+            sent??;
+        }
+        Ok(())
+    })
+    .await
+}
