@@ -282,14 +282,6 @@ impl Namespace {
     pub async fn send_start(&self, start: &Prepared) -> Result<(), HarnessError> {
         self.send(start, "start").await.map(drop)
     }
-
-    /// A batch of starts (`{"starts": [...]}`) prepared with
-    /// [`Self::prepare`] (`activities:batch`); refused unless every start
-    /// was created or existed.
-    pub async fn send_batch(&self, batch: &Prepared) -> Result<(), HarnessError> {
-        let body = self.send(batch, "batch start").await?;
-        all_started(&body)
-    }
 }
 
 /// The server's `/metrics` text.

@@ -11,9 +11,9 @@
 //! to the other; see the README's benchmark section for what the client
 //! cost before and after.
 //!
-//! [`super::start_many`] sends its starts through [`send_all`]; the
-//! half-load run and the idle loop, which measure latency rather than load,
-//! still go through reqwest.
+//! [`super::start_many`] sends its starts through [`send_all`], flat out
+//! or paced (the half-load run of `bench throughput`); the idle loop, one
+//! request at a time, still goes through reqwest.
 
 use super::harness::{self, Prepared};
 use anyhow::Context as _;
@@ -26,7 +26,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 /// A prepared POST as the lean client sends it: the address to connect
 /// to, and the parts of the request that every send repeats.
@@ -122,24 +124,52 @@ impl Conn {
     }
 }
 
-/// Sends `n` starts from `senders` connections at once, as `whole`
-/// requests of `batch` starts each (single starts when `batch` is 1),
-/// the last `short` if `n` is not a multiple of `batch`; counts the starts
+/// How a load's requests go out.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Pace {
+    /// Each sender sends its next request as soon as its last is answered.
+    Flat,
+    /// One request per period, as long as a sender is free; periods missed
+    /// while all were busy are made up at once.
+    Every(Duration),
+}
+
+/// Sends `n` starts over `senders` connections, as `whole` requests of
+/// `batch` starts each (single starts when `batch` is 1), the last `short`
+/// if `n` is not a multiple of `batch`, at `pace`; counts the starts
 /// answered in `done`. Refused unless every start was created or existed.
 pub(super) async fn send_all(
     whole: Target,
     short: Option<Target>,
-    n: usize,
+    (n, batch): (usize, usize),
     senders: usize,
-    batch: usize,
+    pace: Pace,
     done: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
     super::on_own_thread("bench-load", move || async move {
         let (whole, short) = (Arc::new(whole), Arc::new(short));
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
+        let paced = match pace {
+            Pace::Flat => None,
+            Pace::Every(period) => {
+                let due = Arc::new(Semaphore::new(0));
+                let requests = n.div_ceil(batch);
+                let ticks = due.clone();
+                tasks.spawn(async move {
+                    let mut tick = tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    for _ in 0..requests {
+                        tick.tick().await;
+                        ticks.add_permits(1);
+                    }
+                    anyhow::Ok(())
+                });
+                Some(due)
+            }
+        };
         for _ in 0..senders {
-            let (whole, short) = (whole.clone(), short.clone());
+            let (whole, short, paced) = (whole.clone(), short.clone(), paced.clone());
             let (next, done) = (next.clone(), done.clone());
             tasks.spawn(async move {
                 let mut conn = Conn::open(whole.addr).await?;
@@ -147,6 +177,9 @@ pub(super) async fn send_all(
                     let from = next.fetch_add(batch, Ordering::Relaxed);
                     if from >= n {
                         break;
+                    }
+                    if let Some(due) = &paced {
+                        due.acquire().await?.forget();
                     }
                     let count = batch.min(n - from);
                     let target = match short.as_ref() {

@@ -130,7 +130,7 @@ impl Drop for Server {
 
 /// The request that starts `n` of `body` when the load goes `batch` starts
 /// a request: a single start, or a batch of `n`.
-pub(super) fn starts_request(
+fn starts_request(
     ns: &harness::Namespace,
     body: &Value,
     batch: usize,
@@ -145,28 +145,27 @@ pub(super) fn starts_request(
     }
 }
 
-/// Sends a request made by [`starts_request`] for `batch`.
-pub(super) async fn send_starts(
-    ns: &harness::Namespace,
-    request: &harness::Prepared,
-    batch: usize,
-) -> Result<(), harness::HarnessError> {
-    match batch {
-        1 => ns.send_start(request).await,
-        _ => ns.send_batch(request).await,
-    }
-}
-
-/// Starts `n` activities from `body`, with `concurrency` starts in flight:
-/// one per request, or `batch` per `activities:batch` request, sent by
-/// the lean client of [`load`]. On a terminal, a line on stderr counts them
-/// as they go.
+/// Starts `n` activities from `body` as fast as the server takes them,
+/// with `concurrency` starts in flight: one per request, or `batch` per
+/// `activities:batch` request, sent by the lean client of [`load`]. On a
+/// terminal, a line on stderr counts them as they go.
 pub(super) async fn start_many(
     ns: &harness::Namespace,
     body: Value,
     n: usize,
     concurrency: usize,
     batch: usize,
+) -> anyhow::Result<()> {
+    start_paced(ns, body, (n, batch), concurrency, load::Pace::Flat).await
+}
+
+/// As [`start_many`], at `pace`.
+async fn start_paced(
+    ns: &harness::Namespace,
+    body: Value,
+    (n, batch): (usize, usize),
+    concurrency: usize,
+    pace: load::Pace,
 ) -> anyhow::Result<()> {
     let batch = batch.max(1);
     let target = |count| -> anyhow::Result<load::Target> {
@@ -190,7 +189,7 @@ pub(super) async fn start_many(
         })
     });
     let senders = concurrency.div_ceil(batch).max(1);
-    let finished = load::send_all(whole, short, n, senders, batch, done).await;
+    let finished = load::send_all(whole, short, (n, batch), senders, pace, done).await;
     if let Some(p) = progress {
         p.abort();
         eprint!("\r\x1b[2K");

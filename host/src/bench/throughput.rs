@@ -16,7 +16,6 @@ use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `wharf bench throughput`.
@@ -93,24 +92,17 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let ns = child.process.namespace(&http, "default", None);
         ns.upload_and_deploy(&module, "bench", "bench", args.slots)
             .await?;
-        let body = Arc::new(json!({
+        let body = json!({
             "activity_type": args.activity_type,
             "task_queue": "bench",
             "start_to_close_timeout": "30s",
-        }));
+        });
 
         // Throughput: as fast as the server acknowledges.
         let cpu0 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
         let threads0 = cpu_seconds_by_thread(child.pid());
         let t0 = Instant::now();
-        super::start_many(
-            &ns,
-            body.as_ref().clone(),
-            args.activities,
-            args.concurrency,
-            batch,
-        )
-        .await?;
+        super::start_many(&ns, body.clone(), args.activities, args.concurrency, batch).await?;
         wait_completed(&http, &child, args.activities as u64).await?;
         let elapsed = t0.elapsed();
         let rate = args.activities as f64 / elapsed.as_secs_f64();
@@ -137,23 +129,8 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let half = (rate / 2.0).clamp(1.0, 10_000_000.0);
         let requests = ((half * args.latency_run.as_secs_f64()) as usize / batch).max(1);
         let total = requests * batch;
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(batch as f64 / half));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let request = Arc::new(super::starts_request(&ns, &body, batch, batch)?);
-        // Finished requests are reaped as the run goes: an hour's run holds
-        // only those in flight.
-        let mut pending = tokio::task::JoinSet::new();
-        for _ in 0..requests {
-            tick.tick().await;
-            while let Some(done) = pending.try_join_next() {
-                done??;
-            }
-            let (ns, request) = (ns.clone(), request.clone());
-            pending.spawn(async move { super::send_starts(&ns, &request, batch).await });
-        }
-        while let Some(done) = pending.join_next().await {
-            done??;
-        }
+        let pace = super::load::Pace::Every(Duration::from_secs_f64(batch as f64 / half));
+        super::start_paced(&ns, body.clone(), (total, batch), args.concurrency, pace).await?;
         wait_completed(&http, &child, (args.activities + total) as u64).await?;
         let after = scrape(&http, child.base(), None).await?;
         let fmt = |q| {
