@@ -12,8 +12,8 @@
 //! cost before and after.
 //!
 //! [`super::start_many`] sends its starts through [`send_all`], flat out
-//! or paced (the half-load run of `bench throughput`); the idle loop, one
-//! request at a time, still goes through reqwest.
+//! or paced (the half-load run of `bench throughput`); the idle loop of
+//! `bench throughput` sends its requests one at a time over one [`Conn`].
 
 use super::harness::{self, Prepared};
 use anyhow::Context as _;
@@ -30,53 +30,54 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-/// A prepared POST as the lean client sends it: the address to connect
-/// to, and the parts of the request that every send repeats.
+/// A server as the lean client reaches it: the address to connect to and
+/// the headers every request repeats.
 #[derive(Clone)]
-pub(super) struct Target {
+pub(super) struct Endpoint {
     addr: SocketAddr,
-    path: http::Uri,
     host: HeaderValue,
     authorization: Option<HeaderValue>,
-    body: Bytes,
 }
 
-impl Target {
-    /// `request` to a server on this machine, with `token` if it needs one.
-    pub(super) fn new(request: &Prepared, token: Option<&str>) -> anyhow::Result<Self> {
-        let url = request.url();
+impl Endpoint {
+    /// The server of `url` (on this machine: its host is an address), with
+    /// `token` if it needs one.
+    pub(super) fn new(url: &reqwest::Url, token: Option<&str>) -> anyhow::Result<Self> {
         let addr = url
             .socket_addrs(|| None)
-            .with_context(|| format!("no address for {url}"))?
-            .into_iter()
-            .next()
+            .ok()
+            .and_then(|a| a.into_iter().next())
             .with_context(|| format!("no address for {url}"))?;
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
         let host = match url.port() {
             Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_owned(),
         };
         Ok(Self {
             addr,
-            path: path.parse().with_context(|| format!("bad path {path}"))?,
             host: HeaderValue::try_from(host)?,
             authorization: token
                 .map(|t| HeaderValue::try_from(format!("Bearer {t}")))
                 .transpose()?,
-            body: request.body().clone(),
         })
     }
 
-    fn request(&self) -> http::Request<Full<Bytes>> {
-        let mut r = http::Request::new(Full::new(self.body.clone()));
-        *r.method_mut() = http::Method::POST;
-        *r.uri_mut() = self.path.clone();
+    /// A `method` request for `path` (with its query) carrying the JSON
+    /// `body` (none if empty).
+    pub(super) fn request(
+        &self,
+        method: http::Method,
+        path: http::Uri,
+        body: Bytes,
+    ) -> http::Request<Full<Bytes>> {
+        let json = !body.is_empty();
+        let mut r = http::Request::new(Full::new(body));
+        *r.method_mut() = method;
+        *r.uri_mut() = path;
         let headers = r.headers_mut();
         headers.insert(HOST, self.host.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if json {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         if let Some(a) = &self.authorization {
             headers.insert(AUTHORIZATION, a.clone());
         }
@@ -84,14 +85,49 @@ impl Target {
     }
 }
 
+/// The path (with its query) of `url`, as a request names it.
+pub(super) fn path_of(url: &reqwest::Url) -> anyhow::Result<http::Uri> {
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    path.parse().with_context(|| format!("bad path {path}"))
+}
+
+/// A prepared POST as the lean client sends it, again and again.
+#[derive(Clone)]
+pub(super) struct Target {
+    endpoint: Endpoint,
+    path: http::Uri,
+    body: Bytes,
+}
+
+impl Target {
+    /// `request` to a server on this machine, with `token` if it needs one.
+    pub(super) fn new(request: &Prepared, token: Option<&str>) -> anyhow::Result<Self> {
+        Ok(Self {
+            endpoint: Endpoint::new(request.url(), token)?,
+            path: path_of(request.url())?,
+            body: request.body().clone(),
+        })
+    }
+
+    fn request(&self) -> http::Request<Full<Bytes>> {
+        self.endpoint
+            .request(http::Method::POST, self.path.clone(), self.body.clone())
+    }
+}
+
 /// One keep-alive connection, driven by the task that sends on it.
-struct Conn {
+pub(super) struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
     conn: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+    /// A connection to `endpoint`.
+    pub(super) async fn open(endpoint: &Endpoint) -> anyhow::Result<Self> {
+        let addr = endpoint.addr;
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -103,13 +139,16 @@ impl Conn {
         })
     }
 
-    /// Sends `target`'s request and reads the answer to its end (which
-    /// readies the connection for the next): its status and body.
-    async fn send(&mut self, target: &Target) -> anyhow::Result<(u16, Bytes)> {
+    /// Sends `request` and reads the answer to its end (which readies the
+    /// connection for the next): its status and body.
+    pub(super) async fn send(
+        &mut self,
+        request: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         let Self { sender, conn } = self;
         let exchange = async {
             sender.ready().await?;
-            let answer = sender.send_request(target.request()).await?;
+            let answer = sender.send_request(request).await?;
             let status = answer.status().as_u16();
             let body = answer.into_body().collect().await?.to_bytes();
             anyhow::Ok((status, body))
@@ -172,7 +211,7 @@ pub(super) async fn send_all(
             let (whole, short, paced) = (whole.clone(), short.clone(), paced.clone());
             let (next, done) = (next.clone(), done.clone());
             tasks.spawn(async move {
-                let mut conn = Conn::open(whole.addr).await?;
+                let mut conn = Conn::open(&whole.endpoint).await?;
                 loop {
                     let from = next.fetch_add(batch, Ordering::Relaxed);
                     if from >= n {
@@ -187,7 +226,7 @@ pub(super) async fn send_all(
                         _ => &whole,
                     };
                     let what = if batch == 1 { "start" } else { "batch start" };
-                    let (status, body) = conn.send(target).await?;
+                    let (status, body) = conn.send(target.request()).await?;
                     let body = harness::successful(what, status, body)?;
                     if batch > 1 {
                         harness::all_started(&body)?;

@@ -170,8 +170,8 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
 /// HTTP connection: each a start, then its result's long poll. The sorted
 /// times from sending the start to reading the result.
 ///
-/// The loop and its connection run on a thread of their own under a
-/// single-threaded runtime, as a lean client would: on the benchmark's
+/// The loop drives its connection itself ([`super::load::Conn`]), on a
+/// thread of its own under a single-threaded runtime: on the benchmark's
 /// multi-threaded runtime each request crossed from the awaiting thread to
 /// the connection's and back, about 0.1 ms per activity that was the
 /// client's, not the server's.
@@ -185,27 +185,32 @@ async fn idle_latency(base: &str, activity_type: &str, n: usize) -> anyhow::Resu
 }
 
 async fn idle_loop(url: &str, activity_type: &str, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let http = crate::api::listen::client()
-        .pool_max_idle_per_host(1)
-        .build()?;
-    let ns = harness::Namespace::new(http, url, None);
+    use super::load::{path_of, Conn, Endpoint};
+    let path = |rest: &str| path_of(&reqwest::Url::parse(&format!("{url}/{rest}"))?);
+    let server = Endpoint::new(&reqwest::Url::parse(url)?, None)?;
+    let mut conn = Conn::open(&server).await?;
     let mut times = Vec::with_capacity(n);
+    let start_path = path("activities")?;
     for i in 0..n {
         let id = format!("idle-{i}");
-        let body = json!({
+        let body = serde_json::to_vec(&json!({
             "activity_id": id,
             "activity_type": activity_type,
             "task_queue": "bench",
             "start_to_close_timeout": "30s",
-        });
+        }))?;
+        let result_path = path(&format!("activities/{id}/result?wait=30s"))?;
         let t = Instant::now();
-        ns.start(&body).await?;
-        let r = ns.request(
-            reqwest::Method::GET,
-            &format!("activities/{id}/result?wait=30s"),
-        );
-        let result = harness::expect_success(r, "result").await?;
+        let (status, answer) = conn
+            .send(server.request(http::Method::POST, start_path.clone(), body.into()))
+            .await?;
+        harness::successful("start", status, answer)?;
+        let (status, answer) = conn
+            .send(server.request(http::Method::GET, result_path, bytes::Bytes::new()))
+            .await?;
+        let answer = harness::successful("result", status, answer)?;
         times.push(t.elapsed());
+        let result: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
         anyhow::ensure!(
             result["state"] == "completed",
             "idle activity {id} did not complete: {result}"
