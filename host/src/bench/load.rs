@@ -16,6 +16,7 @@
 //! `bench throughput` sends its requests one at a time over one [`Conn`].
 
 use super::harness::{self, Prepared};
+use crate::api::listen::CLIENT_IDLE_TIMEOUT;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -26,7 +27,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -119,7 +120,14 @@ impl Target {
 }
 
 /// One keep-alive connection, driven by the task that sends on it.
+///
+/// One left unused for [`CLIENT_IDLE_TIMEOUT`] is opened again before it
+/// sends, as the API's other clients do: the server closes a connection
+/// that sends no request for a while, and a paced sender can wait that long
+/// for its turn.
 pub(super) struct Conn {
+    addr: SocketAddr,
+    used: Instant,
     sender: http1::SendRequest<Full<Bytes>>,
     conn: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
 }
@@ -127,13 +135,18 @@ pub(super) struct Conn {
 impl Conn {
     /// A connection to `endpoint`.
     pub(super) async fn open(endpoint: &Endpoint) -> anyhow::Result<Self> {
-        let addr = endpoint.addr;
+        Self::to(endpoint.addr).await
+    }
+
+    async fn to(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true)?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
         Ok(Self {
+            addr,
+            used: Instant::now(),
             sender,
             conn: Box::pin(conn),
         })
@@ -145,7 +158,19 @@ impl Conn {
         &mut self,
         request: http::Request<Full<Bytes>>,
     ) -> anyhow::Result<(u16, Bytes)> {
-        let Self { sender, conn } = self;
+        if self.used.elapsed() >= CLIENT_IDLE_TIMEOUT {
+            *self = Self::to(self.addr).await?;
+        }
+        let answer = self.exchange(request).await;
+        self.used = Instant::now();
+        answer
+    }
+
+    async fn exchange(
+        &mut self,
+        request: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let Self { sender, conn, .. } = self;
         let exchange = async {
             sender.ready().await?;
             let answer = sender.send_request(request).await?;
