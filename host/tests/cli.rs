@@ -368,12 +368,14 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
 #[test]
 fn bench_throughput_runs_single_and_batched_starts_to_completion() {
     let noop = common::rust_example("noop");
-    // 7 a request over 300: whole batches and a short last one.
-    for (batch, n) in [("1", "200"), ("7", "300")] {
+    // 7 a request over 300: whole batches and a short last one. Three
+    // starts with the most in flight allowed: a sender per start in flight
+    // would open more sockets than a process may.
+    for (batch, n, in_flight) in [("1", "200", "16"), ("7", "300", "16"), ("1", "3", "100000")] {
         let out = common::wharf()
             .args(["bench", "throughput", "--module"])
             .arg(&noop)
-            .args(["-n", n, "--concurrency", "16", "--batch", batch])
+            .args(["-n", n, "--concurrency", in_flight, "--batch", batch])
             .args(["--slots", "8", "--idle", "5", "--latency-run", "100ms"])
             .output()
             .unwrap();

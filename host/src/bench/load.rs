@@ -214,11 +214,12 @@ pub(super) async fn send_all(
         let (whole, short) = (Arc::new(whole), Arc::new(short));
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
+        let requests = n.div_ceil(batch);
+        let what = if batch == 1 { "start" } else { "batch start" };
         let paced = match pace {
             Pace::Flat => None,
             Pace::Every(period) => {
                 let due = Arc::new(Semaphore::new(0));
-                let requests = n.div_ceil(batch);
                 let ticks = due.clone();
                 tasks.spawn(async move {
                     let mut tick = tokio::time::interval(period);
@@ -232,11 +233,13 @@ pub(super) async fn send_all(
                 Some(due)
             }
         };
-        for _ in 0..senders {
+        // No more senders than requests, each connecting only when it has
+        // one to send: a short load with many in flight opens few sockets.
+        for _ in 0..senders.min(requests) {
             let (whole, short, paced) = (whole.clone(), short.clone(), paced.clone());
             let (next, done) = (next.clone(), done.clone());
             tasks.spawn(async move {
-                let mut conn = Conn::open(&whole.endpoint).await?;
+                let mut conn = None;
                 loop {
                     let from = next.fetch_add(batch, Ordering::Relaxed);
                     if from >= n {
@@ -250,7 +253,10 @@ pub(super) async fn send_all(
                         Some(short) if count < batch => short,
                         _ => &whole,
                     };
-                    let what = if batch == 1 { "start" } else { "batch start" };
+                    let conn = match &mut conn {
+                        Some(c) => c,
+                        None => conn.insert(Conn::open(&whole.endpoint).await?),
+                    };
                     let (status, body) = conn.send(target.request()).await?;
                     let body = harness::successful(what, status, body)?;
                     if batch > 1 {
