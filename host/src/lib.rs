@@ -28,6 +28,7 @@
 //! * [`otlp`]: export of the service's traces to an OpenTelemetry collector.
 //! * [`payload`]: values as Temporal carries them, shared by every layer.
 
+pub mod allocator;
 pub mod api;
 pub mod bench;
 pub mod cli;

@@ -1,0 +1,59 @@
+//! When the process's allocator gives freed memory back to the system.
+//!
+//! The `wharf` binary allocates through mimalloc (`main.rs`), which returns
+//! memory it has not reused for a while (its *purge delay*, 1 s by
+//! default) and takes fresh pages again when it next needs them. Under a
+//! steady load the API threads then fault in and zero fresh pages for the
+//! futures of new attempts over and over: in `wharf bench throughput`,
+//! about a thousand page faults a second, 2.6 % of the server's CPU samples
+//! (README, Benchmarks). Waiting ten seconds instead keeps the memory of a
+//! steady load in use and still returns what a burst took once it is over.
+
+use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+
+/// mimalloc's `mi_option_purge_delay` (milliseconds; -1 never purges), by
+/// its place in the option enum of the mimalloc this crate links (v3).
+const PURGE_DELAY: mi_option_t = 15;
+
+/// The purge delay `wharf` runs with, unless `MIMALLOC_PURGE_DELAY` says
+/// otherwise.
+pub const PURGE_DELAY_MS: i64 = 10_000;
+
+/// Sets the purge delay to [`PURGE_DELAY_MS`] unless the environment chose
+/// one. Call first thing in `main`, before any thread starts: mimalloc's
+/// options are not synchronised.
+pub fn tune() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain store into mimalloc's option table, made while
+        // the process has one thread.
+        unsafe { mi_option_set(PURGE_DELAY, PURGE_DELAY_MS as _) };
+    }
+}
+
+/// The purge delay mimalloc uses now, in milliseconds.
+pub fn purge_delay_ms() -> i64 {
+    // SAFETY: reads mimalloc's option table.
+    let ms = unsafe { mi_option_get(PURGE_DELAY) };
+    // `c_long` is `i32` on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    i64::from(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option at [`PURGE_DELAY`] is the purge delay: it starts at
+    /// mimalloc v3's default, and a value set there is what mimalloc reads.
+    /// A mimalloc whose options moved fails here, not silently in
+    /// production.
+    #[test]
+    fn the_option_set_is_mimallocs_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        assert_eq!(purge_delay_ms(), 1_000, "mimalloc v3's default");
+        tune();
+        assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
+    }
+}
