@@ -142,10 +142,13 @@ impl Shared {
         } else {
             self.counters.attempts.fetch_add(1, Ordering::Relaxed);
             let ran_from = std::time::Instant::now();
-            // Boxed, as the ending's write below: this task's future holds
-            // what it awaits, and tokio copies the whole future when it is
-            // spawned and when it ends (3 840 bytes with both inline).
-            match Box::pin(self.worker.run(attempt, host_slot)).await {
+            // Boxed, as the ending's write below, and in a statement of its
+            // own: this task's future holds what it awaits, and tokio copies
+            // the whole future when it is spawned. (A temporary in a match's
+            // scrutinee keeps its place in the future until the match ends,
+            // even once moved into its box.)
+            let running = Box::pin(self.worker.run(attempt, host_slot));
+            match running.await {
                 Some(report) => {
                     let completed = matches!(report.outcome, Outcome::Completed { .. });
                     let failed =
@@ -165,7 +168,8 @@ impl Shared {
             }
         };
         // A failed write is logged, and the attempt ended again later.
-        let _ = Box::pin(self.end_attempt(task.run_id, task.attempt, ending, tenant_slot)).await;
+        let ending = Box::pin(self.end_attempt(task.run_id, task.attempt, ending, tenant_slot));
+        let _ = ending.await;
     }
 
     /// The input and latest heartbeat details of a run, read from SQLite

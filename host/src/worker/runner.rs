@@ -11,6 +11,7 @@ use crate::engine::{
     ActivityModule, AttemptLimits, AttemptReport, AttemptRequest, CacheHandle, Engine, Outcome,
     ProcessCache,
 };
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,7 +107,38 @@ impl Runner {
     /// Runs `attempt` while `slot` is held; `None` if the attempt's task
     /// died (a host bug, or shutdown). An attempt whose deadline has passed
     /// ends timed out without running.
-    pub async fn run(&self, attempt: Attempt, slot: HostSlot) -> Option<AttemptReport> {
+    ///
+    /// Not an `async fn`: one would keep `attempt` in its future from start
+    /// to end and copy that future, about 6 KiB, wherever it is boxed or
+    /// spawned. The attempt is set up here, before the future exists, and
+    /// the future holds only the guest's task, boxed.
+    pub fn run(
+        &self,
+        attempt: Attempt,
+        slot: HostSlot,
+    ) -> impl Future<Output = Option<AttemptReport>> + Send + 'static {
+        let guest = self.guest_task(attempt);
+        let inner = self.inner.clone();
+        async move {
+            let Some(task) = guest else {
+                return Some(not_run());
+            };
+            let report = inner.guests.run(task).await;
+            drop(slot);
+            report.map(|(mut report, cpu)| {
+                report.cpu_time = cpu;
+                report
+            })
+        }
+    }
+
+    /// The attempt's task for the guest threads: its engine call under its
+    /// namespace's CPU share, with the CPU time it took; `None` if its
+    /// deadline has passed.
+    fn guest_task(
+        &self,
+        attempt: Attempt,
+    ) -> Option<impl Future<Output = (AttemptReport, Duration)> + Send + 'static> {
         // Without a tenant, the attempts of a process share one weight.
         let weight = attempt.quotas.as_ref().map_or(1, |q| q.cpu_weight);
         let (module, request) = self.request(attempt, crate::now_ms());
@@ -116,19 +148,13 @@ impl Runner {
                 attempt = request.info.attempt,
                 "deadline already passed; not run"
             );
-            return Some(not_run());
+            return None;
         }
         let engine = self.inner.engine.clone();
         let namespace = request.info.namespace.clone();
-        let attempt = self.inner.shares.run(&namespace, weight, async move {
+        Some(self.inner.shares.run(&namespace, weight, async move {
             engine.run_attempt(&module, request).await
-        });
-        let report = self.inner.guests.run(attempt).await;
-        drop(slot);
-        report.map(|(mut report, cpu)| {
-            report.cpu_time = cpu;
-            report
-        })
+        }))
     }
 }
 
