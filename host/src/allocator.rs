@@ -5,8 +5,8 @@
 //! default) and takes fresh pages again when it next needs them. Under a
 //! steady load the API threads then fault in and zero fresh pages for the
 //! futures of new attempts over and over: in `wharf bench throughput`,
-//! about a thousand page faults a second, 2.6 % of the server's CPU samples
-//! (README, Benchmarks). Waiting ten seconds instead keeps the memory of a
+//! 230 - 1 400 page faults a second, 2.6 % of the server's CPU samples in
+//! one profile (README, Benchmarks). Waiting ten seconds instead keeps the memory of a
 //! steady load in use and still returns what a burst took once it is over.
 
 use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
