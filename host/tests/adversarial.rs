@@ -718,8 +718,12 @@ fn a_backlog_in_one_namespace_waits_its_turn_behind_another() {
     let scheduled = d["scheduled_ms"].as_u64().unwrap();
     let started = d["attempts"][0]["started_ms"].as_u64().unwrap();
 
-    // A's attempts that started while B waited: at most one per slot,
-    // whichever two were handed out just before B joined the turn.
+    // A's attempts that started while B waited: at most one per slot. A
+    // slot handed to A just before B was scheduled can show a start after
+    // it (a start is recorded once the attempt has its slot, and on a
+    // loaded machine that comes later), and the next free slot still goes
+    // to A when A's turn is ahead of B's. Without turns, B would wait out
+    // A's drain and see up to 38 start.
     let a_starts: Vec<u64> = (0..40)
         .filter_map(|i| {
             let (_, d) = a.get(&format!("/a/activities/s{i}"));
@@ -744,7 +748,7 @@ fn a_backlog_in_one_namespace_waits_its_turn_behind_another() {
         started - scheduled
     );
     assert!(
-        overtook <= 1,
-        "{overtook} of A's attempts started while B waited"
+        overtook <= 2,
+        "{overtook} of A's attempts started while B waited, more than one per slot"
     );
 }
