@@ -6,10 +6,11 @@
 //! steady load the API threads then fault in and zero fresh pages for the
 //! futures of new attempts over and over: in `wharf bench throughput`,
 //! 230 - 1 400 page faults a second, 2.6 % of the server's CPU samples in
-//! one profile (README, Benchmarks). Waiting ten seconds instead keeps the memory of a
-//! steady load in use and still returns what a burst took once it is over.
+//! one profile (README, Benchmarks). Waiting ten seconds instead keeps the
+//! memory of a steady load in use and still returns what a burst took
+//! once it is over.
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_option_set, mi_option_t};
 
 /// mimalloc's `mi_option_purge_delay` (milliseconds; -1 never purges), by
 /// its place in the option enum of the mimalloc this crate links (v3).
@@ -30,18 +31,19 @@ pub fn tune() {
     }
 }
 
-/// The purge delay mimalloc uses now, in milliseconds.
-pub fn purge_delay_ms() -> i64 {
-    // SAFETY: reads mimalloc's option table.
-    let ms = unsafe { mi_option_get(PURGE_DELAY) };
-    // `c_long` is `i32` on 32-bit targets.
-    #[allow(clippy::useless_conversion)]
-    i64::from(ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libmimalloc_sys::mi_option_get;
+
+    /// The purge delay mimalloc uses now, in milliseconds.
+    fn purge_delay_ms() -> i64 {
+        // SAFETY: reads mimalloc's option table.
+        let ms = unsafe { mi_option_get(PURGE_DELAY) };
+        // `c_long` is `i32` on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        i64::from(ms)
+    }
 
     /// The option at [`PURGE_DELAY`] is the purge delay: it starts at
     /// mimalloc v3's default, and a value set there is what mimalloc reads.
