@@ -382,6 +382,17 @@ fn bench_throughput_runs_single_and_batched_starts_to_completion() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "batch {batch}: {stdout}\n{stderr}");
+        let disk = stdout
+            .lines()
+            .find(|l| l.starts_with("disk: "))
+            .unwrap_or_else(|| panic!("no disk line: {stdout}"));
+        let p50: f64 = disk
+            .split("p50 ")
+            .nth(1)
+            .and_then(|r| r.split("ms").next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no p50 in {disk}"));
+        assert!(p50 > 0.0, "{disk}");
         for sync in ["full", "normal"] {
             let row = stdout
                 .lines()

@@ -7,7 +7,9 @@
 //! activities at half that rate and reads the schedule-to-start histogram
 //! from `/metrics`, and (3) on the idle server, runs no-ops one after
 //! another over one connection (start, then the result's long poll) and
-//! times each start to its result.
+//! times each start to its result. Beside them it times what the disk of
+//! the data directory takes to make a small write durable, the floor of a
+//! commit at `--sync full`.
 
 use super::harness::{
     self, cpu_seconds, cpu_seconds_by_thread, percentile, quantile_between, scrape,
@@ -15,7 +17,7 @@ use super::harness::{
 use super::Server;
 use anyhow::Context as _;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Arguments of `wharf bench throughput`.
@@ -84,8 +86,12 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         None => std::env::current_exe()?,
     };
     let mut cpu_notes = Vec::new();
+    let mut disk_note = None;
     for sync in ["full", "normal"] {
         let child = Server::start_binary(&program, sync, args.slots, |_| Ok(Vec::new()))?;
+        if disk_note.is_none() {
+            disk_note = Some(disk_flushes(&child.dir, DISK_FLUSHES)?);
+        }
         let http = crate::api::listen::client()
             .pool_max_idle_per_host(args.concurrency)
             .build()?;
@@ -160,10 +166,47 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
          writing) to a worker taking it; bucket bounds)"
     );
     println!("(idle: start→result of one no-op at a time over one connection, start then the result's long poll)");
+    if let Some(note) = disk_note {
+        println!("{note}");
+    }
     for n in cpu_notes {
         println!("{n}");
     }
     Ok(())
+}
+
+/// Writes timed in [`disk_flushes`].
+const DISK_FLUSHES: usize = 200;
+
+/// Times `n` writes of 4 KiB, each made durable (`fdatasync`), in a file
+/// of its own in `dir`, beside the data directory (removed after). At
+/// `--sync full` every commit waits for at least one such flush, and a
+/// start then its result on an idle server for two, or for one when the
+/// attempt's end joins its start's commit. A line of the p50 and p99 for
+/// the table's notes.
+fn disk_flushes(dir: &Path, n: usize) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let path = dir.join("flush-probe");
+    let mut file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let page = [0x5au8; 4096];
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        file.write_all(&page)?;
+        let t = Instant::now();
+        file.sync_data()?;
+        times.push(t.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    times.sort();
+    let ms = |p| percentile(&times, p).map_or(0.0, |d: Duration| d.as_secs_f64() * 1e3);
+    Ok(format!(
+        "disk: a 4 KiB write made durable (fdatasync) on the data directory's file system: \
+         p50 {:.2}ms, p99 {:.2}ms over {n} writes; at --sync full every commit waits for one",
+        ms(50),
+        ms(99)
+    ))
 }
 
 /// Runs `n` no-ops one after another on the otherwise idle server over one
