@@ -187,18 +187,18 @@ const DISK_FLUSHES: usize = 200;
 fn disk_flushes(dir: &Path, n: usize) -> anyhow::Result<String> {
     use std::io::Write as _;
     let path = dir.join("flush-probe");
-    let mut file = std::fs::File::create(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let failed = |what: &str| format!("cannot {what} {}", path.display());
+    let mut file = std::fs::File::create(&path).with_context(|| failed("create"))?;
     let page = [0x5au8; 4096];
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
-        file.write_all(&page)?;
+        file.write_all(&page).with_context(|| failed("write to"))?;
         let t = Instant::now();
-        file.sync_data()?;
+        file.sync_data().with_context(|| failed("flush"))?;
         times.push(t.elapsed());
     }
     drop(file);
-    std::fs::remove_file(&path)?;
+    std::fs::remove_file(&path).with_context(|| failed("remove"))?;
     times.sort();
     let ms = |p| percentile(&times, p).map_or(0.0, |d: Duration| d.as_secs_f64() * 1e3);
     Ok(format!(
