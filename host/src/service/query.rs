@@ -8,7 +8,7 @@ use crate::payload::Payload;
 use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::{LoadSource, LoadedModule};
 use crate::store::activities::ActivityFilter;
-use crate::store::activities::RunState;
+use crate::store::activities::{RunKey, RunState};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,16 +87,14 @@ impl Service {
         let s = &self.shared;
         s.check_namespace(ns)?;
         let open = s.lock().by_id.get(ns, activity_id);
-        let run_id = match open {
-            Some(r) => r,
-            None => {
-                s.db.latest_run(ns, activity_id)?
-                    .ok_or_else(|| ServiceError::ActivityNotFound(activity_id.to_owned()))?
-                    .0
-                    .run_id
-            }
+        let run = match open {
+            Some(run_id) => RunKey::Id(run_id),
+            None => RunKey::Latest {
+                namespace: ns,
+                activity_id,
+            },
         };
-        self.describe_run(run_id)
+        self.describe_key(run, activity_id)
     }
 
     /// Waits up to `wait` for the activity to close, then describes it.
@@ -115,17 +113,20 @@ impl Service {
                 .and_then(|r| st.open.get_mut(&r))
                 .map(|a| (a.fixed.run_id, a.closed_notify()))
         };
-        if let Some((run_id, notify)) = closed {
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Re-check: it may have closed before the waiter was registered.
-            let still_open = s.lock().open.contains_key(&run_id);
-            if still_open {
-                let _ = tokio::time::timeout(wait, notified).await;
-            }
+        let Some((run_id, notify)) = closed else {
+            return self.describe(ns, activity_id);
+        };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Re-check: it may have closed before the waiter was registered.
+        let still_open = s.lock().open.contains_key(&run_id);
+        if still_open {
+            let _ = tokio::time::timeout(wait, notified).await;
         }
-        self.describe(ns, activity_id)
+        // The run waited for, even if a newer run of the id has started
+        // since it closed: its result is what the caller waited for.
+        self.describe_key(RunKey::Id(run_id), activity_id)
     }
 
     /// Lists activities, newest first, in one page of at most the filter's
@@ -207,27 +208,41 @@ impl Service {
     /// and for an open run with what only memory knows on top (where it is
     /// now, the attempt running here and the details it reported).
     pub(super) fn describe_run(&self, run_id: i64) -> Result<ActivityView, ServiceError> {
+        self.describe_key(RunKey::Id(run_id), &run_id.to_string())
+    }
+
+    /// Describes `run` as [`Self::describe_run`] does; `name` is what a
+    /// not-found error names. The run and its attempts come from one read.
+    fn describe_key(&self, run: RunKey<'_>, name: &str) -> Result<ActivityView, ServiceError> {
         let s = &self.shared;
         // Memory first: a run that closes in between is then shown as
         // SQLite has it, closed.
-        let from_memory = s.lock().open.get(&run_id).map(|a| {
-            let running = a.running.as_ref().map(|r| AttemptView {
-                attempt: a.progress.attempt,
-                started_ms: a.progress.started_ms.unwrap_or_default(),
-                ended_ms: None,
-                outcome: Some("running".into()),
-                failure_type: None,
-                failure_message: None,
-                log_tail: None,
-                heartbeat_details: a.heartbeat.iter().map(Payload::to_json).collect(),
-                module: Some(r.module.clone()),
-                guest_cpu_seconds: None,
-            });
-            (a.snapshot(), running)
-        });
-        let stored =
-            s.db.run(run_id)?
-                .ok_or_else(|| ServiceError::ActivityNotFound(run_id.to_string()))?;
+        let from_memory = match run {
+            RunKey::Id(run_id) => s.lock().open.get(&run_id).map(|a| {
+                let running = a.running.as_ref().map(|r| AttemptView {
+                    attempt: a.progress.attempt,
+                    started_ms: a.progress.started_ms.unwrap_or_default(),
+                    ended_ms: None,
+                    outcome: Some("running".into()),
+                    failure_type: None,
+                    failure_message: None,
+                    log_tail: None,
+                    heartbeat_details: a.heartbeat.iter().map(Payload::to_json).collect(),
+                    module: Some(r.module.clone()),
+                    guest_cpu_seconds: None,
+                });
+                (a.snapshot(), running)
+            }),
+            // Looked up by activity id once memory had no open run of it.
+            RunKey::Latest { .. } => None,
+        };
+        let (stored, attempts) =
+            s.db.run_with_attempts(run)?
+                .ok_or_else(|| ServiceError::ActivityNotFound(name.to_owned()))?;
+        if matches!(run, RunKey::Latest { .. }) && !stored.progress.state.is_closed() {
+            // Started since memory was asked: shown as any open run is.
+            return self.describe_key(RunKey::Id(stored.fixed.run_id), name);
+        }
         let (progress, running) = match from_memory {
             Some((mut p, running)) if !stored.progress.state.is_closed() => {
                 let on_disk = stored.progress.clone();
@@ -239,8 +254,7 @@ impl Service {
             _ => (stored.progress.clone(), None),
         };
         let mut view = activity::view(&stored, &progress);
-        let mut attempts: Vec<AttemptView> =
-            s.db.attempts(run_id)?.into_iter().map(Into::into).collect();
+        let mut attempts: Vec<AttemptView> = attempts.into_iter().map(Into::into).collect();
         if let Some(mut r) = running {
             // Without details of its own, it shows those it was given.
             if r.heartbeat_details.is_empty() {

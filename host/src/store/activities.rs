@@ -147,6 +147,52 @@ fn stored_from(r: &Row<'_>) -> rusqlite::Result<StoredRun> {
     })
 }
 
+/// Which run [`Db::run_with_attempts`] reads.
+#[derive(Clone, Copy, Debug)]
+pub enum RunKey<'a> {
+    /// The run with this id.
+    Id(i64),
+    /// The newest run of an activity id.
+    Latest {
+        namespace: &'a str,
+        activity_id: &'a str,
+    },
+}
+
+fn run_in(c: &Connection, run_id: i64) -> Result<Option<StoredRun>, StoreError> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE run_id=?1"
+    ))?
+    .query_row(params![run_id], stored_from)
+    .optional()?)
+}
+
+/// Attempts of a run, in order.
+fn attempts_in(c: &Connection, run_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+    let mut s = c.prepare_cached(
+        "SELECT run_id, attempt, started_ms, ended_ms, outcome, failure_type, failure_message, \
+         log_tail, heartbeat_details, module, cpu_us FROM attempts WHERE run_id=?1 \
+         ORDER BY attempt",
+    )?;
+    let rows = s.query_map(params![run_id], |r| {
+        Ok(AttemptRow {
+            run_id: r.get(0)?,
+            attempt: r.get(1)?,
+            started_ms: r.get(2)?,
+            ended_ms: r.get(3)?,
+            outcome: r.get(4)?,
+            failure_type: r.get(5)?,
+            failure_message: r.get(6)?,
+            log_tail: r.get(7)?,
+            heartbeat_details: r.get(8)?,
+            module: r.get(9)?,
+            cpu_us: r.get(10)?,
+            instantiate_us: None,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A run as stored, its input included: what describe and list show.
 #[derive(Clone, Debug)]
 pub struct StoredRun {
@@ -486,14 +532,33 @@ impl Db {
         })
     }
 
-    /// One run by run id, with its payloads.
-    pub fn run(&self, run_id: i64) -> Result<Option<StoredRun>, StoreError> {
+    /// A run with its attempts, read from one snapshot: the run `run_id`,
+    /// or without it the newest run of `activity_id` in `namespace`.
+    pub fn run_with_attempts(
+        &self,
+        run: RunKey<'_>,
+    ) -> Result<Option<(StoredRun, Vec<AttemptRow>)>, StoreError> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {FIXED}, {PROGRESS}, input, options FROM activities WHERE run_id=?1"
-            ))?
-            .query_row(params![run_id], stored_from)
-            .optional()?)
+            super::readers::snapshot(c, |c| {
+                let run_id = match run {
+                    RunKey::Id(id) => Some(id),
+                    RunKey::Latest {
+                        namespace,
+                        activity_id,
+                    } => c
+                        .prepare_cached(
+                            "SELECT run_id FROM activities WHERE namespace=?1 AND activity_id=?2 \
+                             ORDER BY run_id DESC LIMIT 1",
+                        )?
+                        .query_row(params![namespace, activity_id], |r| r.get(0))
+                        .optional()?,
+                };
+                let Some(stored) = run_id.map(|id| run_in(c, id)).transpose()?.flatten() else {
+                    return Ok(None);
+                };
+                let attempts = attempts_in(c, stored.fixed.run_id)?;
+                Ok(Some((stored, attempts)))
+            })
         })
     }
 
@@ -589,34 +654,6 @@ impl Db {
         })
     }
 
-    /// Attempts of a run, in order.
-    pub fn attempts(&self, run_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
-        self.read(|c| {
-            let mut s = c.prepare_cached(
-                "SELECT run_id, attempt, started_ms, ended_ms, outcome, failure_type, failure_message, \
-                 log_tail, heartbeat_details, module, cpu_us FROM attempts WHERE run_id=?1 \
-                 ORDER BY attempt",
-            )?;
-            let rows = s.query_map(params![run_id], |r| {
-                Ok(AttemptRow {
-                    run_id: r.get(0)?,
-                    attempt: r.get(1)?,
-                    started_ms: r.get(2)?,
-                    ended_ms: r.get(3)?,
-                    outcome: r.get(4)?,
-                    failure_type: r.get(5)?,
-                    failure_message: r.get(6)?,
-                    log_tail: r.get(7)?,
-                    heartbeat_details: r.get(8)?,
-                    module: r.get(9)?,
-                    cpu_us: r.get(10)?,
-                    instantiate_us: None,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-    }
-
     /// Whether a namespace exists.
     pub fn namespace_exists(&self, namespace: &str) -> Result<bool, StoreError> {
         self.read(|c| {
@@ -699,6 +736,71 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    /// Both keys find the run with its own attempts, in order; the latest
+    /// is the highest run id of the activity id in its namespace only.
+    #[tokio::test]
+    async fn a_run_is_read_with_its_attempts_by_run_id_or_as_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), super::super::Durability::Normal).unwrap();
+        db.write(|c| {
+            for (run_id, ns, id, attempts) in [
+                (1, "default", "a", 2),
+                (2, "default", "a", 3),
+                (3, "other", "a", 1),
+            ] {
+                c.execute(
+                    "INSERT INTO activities (run_id, namespace, activity_id, activity_type, \
+                     task_queue, scheduled_ms, options, input, state, attempt, \
+                     attempt_scheduled_ms, closed_ms) \
+                     VALUES (?1, ?2, ?3, 't', 'q', 0, '{}', '[]', 'completed', ?4, 0, 1)",
+                    params![run_id, ns, id, attempts],
+                )?;
+                for attempt in (1..=attempts).rev() {
+                    c.execute(
+                        "INSERT INTO attempts (run_id, attempt, started_ms, log_tail, \
+                         heartbeat_details) VALUES (?1, ?2, ?3, '', '[]')",
+                        params![run_id, attempt, run_id * 10 + attempt],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let read = |key| {
+            db.run_with_attempts(key).unwrap().map(|(run, attempts)| {
+                let attempts: Vec<(i64, u32, u64)> = attempts
+                    .iter()
+                    .map(|a| (a.run_id, a.attempt, a.started_ms))
+                    .collect();
+                (run.fixed.run_id, run.fixed.namespace, attempts)
+            })
+        };
+        let latest = |namespace, activity_id| RunKey::Latest {
+            namespace,
+            activity_id,
+        };
+        assert_eq!(
+            read(RunKey::Id(1)),
+            Some((1, "default".into(), vec![(1, 1, 11), (1, 2, 12)]))
+        );
+        assert_eq!(
+            read(latest("default", "a")),
+            Some((
+                2,
+                "default".into(),
+                vec![(2, 1, 21), (2, 2, 22), (2, 3, 23)]
+            ))
+        );
+        assert_eq!(
+            read(latest("other", "a")),
+            Some((3, "other".into(), vec![(3, 1, 31)]))
+        );
+        assert_eq!(read(RunKey::Id(4)), None);
+        assert_eq!(read(latest("default", "b")), None);
+        assert_eq!(read(latest("nobody", "a")), None);
     }
 
     /// A page of the list walks the state index by namespace and state,

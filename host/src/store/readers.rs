@@ -106,10 +106,34 @@ struct Lent<'a> {
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
-            self.readers.lock().idle.push(c);
+            let mut pool = self.readers.lock();
+            // A read left inside a transaction (a snapshot whose end
+            // failed) would show every later read that old snapshot: such
+            // a connection is closed, not pooled.
+            if c.is_autocommit() {
+                pool.idle.push(c);
+            } else {
+                pool.open -= 1;
+            }
+            drop(pool);
             self.readers.returned.notify_one();
         }
     }
+}
+
+/// Runs `f`'s reads in one transaction: they see one snapshot of the
+/// database and take its read lock once, where statements of their own
+/// would each take and release it.
+pub(super) fn snapshot<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    c.prepare_cached("BEGIN")?.execute([])?;
+    let r = f(c);
+    // Ending a read transaction changes nothing, so it ends the same way
+    // whether the reads succeeded.
+    c.prepare_cached("COMMIT")?.execute([])?;
+    r
 }
 
 /// A connection that only reads.
@@ -169,5 +193,52 @@ mod tests {
         // Readers cannot write.
         let write = readers.read(|c| Ok(c.execute("INSERT INTO t VALUES (8)", [])?));
         assert!(write.is_err());
+    }
+
+    /// A snapshot's reads agree with each other, and a connection left
+    /// inside a transaction never serves a later read its old snapshot.
+    #[test]
+    fn snapshots_end_and_a_connection_left_in_one_is_not_reused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("t.db");
+        let writer =
+            super::super::open_conn(&path, super::super::Durability::Normal).expect("database");
+        writer
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .expect("table");
+        let readers = Readers::new(path).expect("readers");
+        let x = |c: &Connection| -> Result<i64, StoreError> {
+            Ok(c.query_row("SELECT max(x) FROM t", [], |r| r.get(0))?)
+        };
+
+        // A write between two reads of one snapshot is not seen by either.
+        let (first, second) = readers
+            .read(|c| {
+                snapshot(c, |c| {
+                    let first = x(c)?;
+                    writer.execute("INSERT INTO t VALUES (2)", [])?;
+                    Ok((first, x(c)?))
+                })
+            })
+            .expect("snapshot");
+        assert_eq!((first, second), (1, 1));
+        assert_eq!(readers.read(x).expect("read"), 2);
+        assert_eq!(readers.lock().idle.len(), WARM);
+
+        // A read that leaves its transaction open loses its connection.
+        let stale = readers
+            .read(|c| {
+                c.execute_batch("BEGIN")?;
+                x(c)
+            })
+            .expect("read");
+        assert_eq!(stale, 2);
+        assert_eq!(readers.lock().idle.len(), WARM - 1);
+        writer
+            .execute("INSERT INTO t VALUES (3)", [])
+            .expect("write");
+        for _ in 0..MAX {
+            assert_eq!(readers.read(x).expect("read"), 3);
+        }
     }
 }
