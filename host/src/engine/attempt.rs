@@ -20,7 +20,7 @@ use super::vars::ConfigGrants;
 use super::{context, ActivityModule, Engine};
 use crate::payload::{self, Payload};
 use serde::Serialize;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{ResourceTable, TypedFunc};
@@ -46,6 +46,27 @@ pub struct AttemptRequest {
     pub cache: Option<CacheHandle>,
     /// What the attempt may reach beyond the sandbox (default: nothing).
     pub grants: Grants,
+    /// Set when the caller runs the attempt on another thread and calls
+    /// [`Engine::outlived`] with it if the attempt has not ended
+    /// [`Engine::tick`] after it was handed over. Until then the attempt
+    /// does not wake the epoch ticker itself, which an attempt shorter than
+    /// a tick never needs (see `ticker.rs`).
+    pub watch: Option<Watch>,
+}
+
+/// Shared by an attempt and the thread that watches it: whether the
+/// watcher found it still running a tick after handing it over.
+#[derive(Clone, Debug, Default)]
+pub struct Watch(Arc<AtomicBool>);
+
+impl Watch {
+    fn outlived(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_outlived(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Capabilities an attempt is granted beyond the sandbox's defaults; the
@@ -137,16 +158,25 @@ struct Sandbox<'e> {
     _ticking: Ticking<'e>,
 }
 
+/// What a sandbox's guest is given besides its limits.
+struct Given {
+    hooks: Arc<dyn AttemptHooks>,
+    stop: StopSignal,
+    cache: Option<CacheHandle>,
+    grants: Grants,
+    /// See [`AttemptRequest::watch`].
+    watch: Option<Watch>,
+}
+
 impl Engine {
-    fn sandbox(
-        &self,
-        info: ActivityInfo,
-        limits: &AttemptLimits,
-        hooks: Arc<dyn AttemptHooks>,
-        stop: StopSignal,
-        cache: Option<CacheHandle>,
-        grants: Grants,
-    ) -> Sandbox<'_> {
+    fn sandbox(&self, info: ActivityInfo, limits: &AttemptLimits, given: Given) -> Sandbox<'_> {
+        let Given {
+            hooks,
+            stop,
+            cache,
+            grants,
+            watch,
+        } = given;
         let started = Instant::now();
         let shard = super::shard::home(self.shards());
         let log = AttemptLog::new(limits.log_bytes);
@@ -201,7 +231,13 @@ impl Engine {
             stop,
             started,
             egress,
-            _ticking: self.inner.ticker.enter(shard),
+            // Counted before the watch is read, and `outlived` sets it
+            // before it looks for a parked ticker: if this sandbox does not
+            // wake the ticker, the watcher's kick sees it counted.
+            _ticking: self
+                .inner
+                .ticker
+                .enter(shard, || watch.is_none_or(|w| w.outlived())),
         }
     }
 
@@ -209,9 +245,14 @@ impl Engine {
     /// behaviour; every ending is an [`Outcome`].
     pub async fn run_attempt(&self, module: &ActivityModule, req: AttemptRequest) -> AttemptReport {
         let limits = req.limits;
-        let mut sb = self.sandbox(
-            req.info, &limits, req.hooks, req.stop, req.cache, req.grants,
-        );
+        let given = Given {
+            hooks: req.hooks,
+            stop: req.stop,
+            cache: req.cache,
+            grants: req.grants,
+            watch: req.watch,
+        };
+        let mut sb = self.sandbox(req.info, &limits, given);
         let args: Vec<_> = req.args.into_iter().map(context::to_wit).collect();
         let (deadline, stop, home) = (sb.deadline, sb.stop.clone(), sb.shard);
         let store = &mut sb.store;
@@ -279,14 +320,14 @@ impl Engine {
         module: &ActivityModule,
         limits: &AttemptLimits,
     ) -> Result<Vec<String>, Outcome> {
-        let mut sb = self.sandbox(
-            ActivityInfo::default(),
-            limits,
-            Arc::new(NoHooks),
-            StopSignal::new(),
-            None,
-            Grants::default(),
-        );
+        let given = Given {
+            hooks: Arc::new(NoHooks),
+            stop: StopSignal::new(),
+            cache: None,
+            grants: Grants::default(),
+            watch: None,
+        };
+        let mut sb = self.sandbox(ActivityInfo::default(), limits, given);
         let (deadline, stop, home) = (sb.deadline, sb.stop.clone(), sb.shard);
         let store = &mut sb.store;
         guarded(deadline, &stop, async {

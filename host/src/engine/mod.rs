@@ -30,7 +30,7 @@ pub mod shard;
 mod ticker;
 mod vars;
 
-pub use attempt::{AttemptReport, AttemptRequest, Grants};
+pub use attempt::{AttemptReport, AttemptRequest, Grants, Watch};
 pub use cache::{CacheError, CacheHandle, CacheScope, ProcessCache};
 pub use config::{Allocator, EngineConfig, PoolShare, MAX_SHARDS};
 pub use context::{ActivityInfo, AttemptHooks, NoHooks, StopSignal};
@@ -44,6 +44,7 @@ use context::{ActivityPre, AttemptState};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 use ticker::Ticker;
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 
@@ -76,6 +77,8 @@ struct Inner {
     shards: Box<[Shard]>,
     allocator: Allocator,
     ticker: Arc<Ticker>,
+    /// How often the epoch advances while guests run.
+    tick: Duration,
 }
 
 /// One wasmtime engine, with its own instance pool, and its linker.
@@ -148,8 +151,22 @@ impl Engine {
                 shards,
                 allocator,
                 ticker,
+                tick: cfg.epoch_tick,
             }),
         })
+    }
+
+    /// How often the epoch advances while guests run.
+    pub fn tick(&self) -> Duration {
+        self.inner.tick
+    }
+
+    /// Marks a watched attempt ([`AttemptRequest::watch`]) as outliving
+    /// its first tick and makes sure the epoch advances for it: now if its
+    /// guest runs already, else from when it begins.
+    pub fn outlived(&self, watch: &Watch) {
+        watch.set_outlived();
+        self.inner.ticker.kick();
     }
 
     /// Advances every shard's epoch now: running guests yield at their

@@ -5,8 +5,14 @@
 //! cancellation and its turn to yield (see `attempt.rs`); between attempts
 //! nothing reads the epoch, so an idle host need not wake 1 000 times a
 //! second for it. Each sandbox holds a [`Ticking`] for as long as its guest
-//! may run; the first one wakes the thread, and it parks again once the
-//! last is dropped.
+//! may run; the thread parks once the last is dropped.
+//!
+//! A sandbox that finds the thread parked wakes it, unless its caller
+//! watches the attempt from another thread and calls [`Ticker::kick`] if
+//! the attempt is still running a tick later (the guest threads' attempts,
+//! see `worker/threads.rs`): an attempt shorter than a tick, which is most
+//! of them on an idle host, then needs no ticks and wakes nothing. Its
+//! guest gets its first tick a tick later, at most, than it would have.
 //!
 //! Sandboxes are counted per engine shard, each count on a cache line of
 //! its own: a thread's attempts stay on its shard (see `shard.rs`), so two
@@ -107,18 +113,29 @@ impl Ticker {
     }
 
     /// Keeps the epoch advancing until the returned guard is dropped; the
-    /// sandbox is counted with those of `shard`.
-    pub(super) fn enter(&self, shard: usize) -> Ticking<'_> {
+    /// sandbox is counted with those of `shard`. Unless `wake()` (read after
+    /// the sandbox is counted), a parked thread stays parked until
+    /// [`Self::kick`] (or a sandbox that wakes it).
+    pub(super) fn enter(&self, shard: usize, wake: impl FnOnce() -> bool) -> Ticking<'_> {
         let count = &self.running[shard % self.running.len()];
         #[cfg(target_os = "linux")]
         if let Some(cpu) = super::cpus::current() {
             count.cpu.store(cpu + 1, Ordering::Relaxed);
         }
         let running = &count.running;
-        if running.fetch_add(1, Ordering::SeqCst) == 0 && self.parked.load(Ordering::SeqCst) {
+        running.fetch_add(1, Ordering::SeqCst);
+        if wake() && self.parked.load(Ordering::SeqCst) {
             self.wake();
         }
         Ticking(running)
+    }
+
+    /// Wakes the thread if it is parked: a sandbox that entered without
+    /// waking it still runs.
+    pub(super) fn kick(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            self.wake();
+        }
     }
 
     /// Ends the thread at its next wake-up.
@@ -182,9 +199,9 @@ mod tests {
             "ticked with nothing running"
         );
 
-        let first = ticker.enter(0);
+        let first = ticker.enter(0, || true);
         assert!(passes(&ticks, 5), "no ticks while a guest runs");
-        let second = ticker.enter(1);
+        let second = ticker.enter(1, || true);
         drop(first);
         let now = ticks.load(Ordering::Relaxed);
         assert!(passes(&ticks, now + 5), "stopped while a second guest runs");
@@ -200,7 +217,7 @@ mod tests {
             "ticked after the last guest: {parked} -> {after}"
         );
 
-        let _again = ticker.enter(1);
+        let _again = ticker.enter(1, || true);
         assert!(passes(&ticks, after), "did not wake for the next guest");
         ticker.stop();
     }
@@ -214,10 +231,44 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(2));
             }
             let now = ticks.load(Ordering::Relaxed);
-            let guest = ticker.enter(i % 2);
+            let guest = ticker.enter(i % 2, || true);
             assert!(passes(&ticks, now + 1), "guest {i} got no tick");
             drop(guest);
         }
+        ticker.stop();
+    }
+
+    /// A sandbox that enters without waking leaves a parked thread parked
+    /// until it is kicked, then ticks like any other; one that wakes it
+    /// wakes it whatever entered before.
+    #[test]
+    fn a_quiet_guest_gets_ticks_once_kicked() {
+        let (ticker, ticks) = counting();
+        std::thread::sleep(Duration::from_millis(20));
+        let quiet = ticker.enter(0, || false);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(ticks.load(Ordering::Relaxed), 0, "woke without a kick");
+        ticker.kick();
+        assert!(passes(&ticks, 5), "no ticks after the kick");
+        drop(quiet);
+
+        // Parked again; a quiet guest, then a loud one on the same shard.
+        std::thread::sleep(Duration::from_millis(20));
+        let parked = ticks.load(Ordering::Relaxed);
+        let quiet = ticker.enter(1, || false);
+        let loud = ticker.enter(1, || true);
+        assert!(passes(&ticks, parked + 1), "the loud guest did not wake it");
+        drop((quiet, loud));
+
+        // Kicked before its guest began (it waited for a thread): the kick
+        // finds nothing to tick for, so the guest must wake the thread.
+        std::thread::sleep(Duration::from_millis(20));
+        let parked = ticks.load(Ordering::Relaxed);
+        let outlived = AtomicBool::new(true);
+        ticker.kick();
+        std::thread::sleep(Duration::from_millis(20));
+        let _late = ticker.enter(0, || outlived.load(Ordering::SeqCst));
+        assert!(passes(&ticks, parked + 2), "the late guest got no ticks");
         ticker.stop();
     }
 
@@ -226,7 +277,7 @@ mod tests {
         let (ticker, ticks) = counting();
         ticker.stop();
         std::thread::sleep(Duration::from_millis(20));
-        let _guest = ticker.enter(0);
+        let _guest = ticker.enter(0, || true);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(ticks.load(Ordering::Relaxed), 0, "ticked after stop");
     }

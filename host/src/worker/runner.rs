@@ -9,7 +9,7 @@ use super::slots::{HostSlot, HostSlots};
 use super::threads::{guest_threads, GuestRuntime, Threads};
 use crate::engine::{
     ActivityModule, AttemptLimits, AttemptReport, AttemptRequest, CacheHandle, Engine, Outcome,
-    ProcessCache,
+    ProcessCache, Watch,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -100,6 +100,8 @@ impl Runner {
             stop: a.stop,
             cache: Some(cache),
             grants: a.grants,
+            // Only an attempt on the guest threads has a watcher.
+            watch: self.inner.guests.separate().then(Watch::default),
         };
         (a.module, request)
     }
@@ -120,10 +122,16 @@ impl Runner {
         let guest = self.guest_task(attempt);
         let inner = self.inner.clone();
         async move {
-            let Some(task) = guest else {
+            let Some((task, watch)) = guest else {
                 return Some(not_run());
             };
-            let report = inner.guests.run(task).await;
+            let engine = &inner.engine;
+            let outlived = || {
+                if let Some(w) = &watch {
+                    engine.outlived(w);
+                }
+            };
+            let report = inner.guests.run(task, engine.tick(), outlived).await;
             drop(slot);
             report.map(|(mut report, cpu)| {
                 report.cpu_time = cpu;
@@ -133,12 +141,15 @@ impl Runner {
     }
 
     /// The attempt's task for the guest threads: its engine call under its
-    /// namespace's CPU share, with the CPU time it took; `None` if its
-    /// deadline has passed.
+    /// namespace's CPU share, with the CPU time it took, and its watch if it
+    /// has one; `None` if its deadline has passed.
     fn guest_task(
         &self,
         attempt: Attempt,
-    ) -> Option<impl Future<Output = (AttemptReport, Duration)> + Send + 'static> {
+    ) -> Option<(
+        impl Future<Output = (AttemptReport, Duration)> + Send + 'static,
+        Option<Watch>,
+    )> {
         // Without a tenant, the attempts of a process share one weight.
         let weight = attempt.quotas.as_ref().map_or(1, |q| q.cpu_weight);
         let (module, request) = self.request(attempt, crate::now_ms());
@@ -152,9 +163,11 @@ impl Runner {
         }
         let engine = self.inner.engine.clone();
         let namespace = request.info.namespace.clone();
-        Some(self.inner.shares.run(&namespace, weight, async move {
+        let watch = request.watch.clone();
+        let task = self.inner.shares.run(&namespace, weight, async move {
             engine.run_attempt(&module, request).await
-        }))
+        });
+        Some((task, watch))
     }
 }
 

@@ -5,6 +5,7 @@
 //! control plane responsive.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// How much lower guests run. Not too low: when the control plane is busy
 /// (thousands of starts a second) guests must still finish, or worker slots
@@ -70,21 +71,40 @@ impl GuestRuntime {
         }
     }
 
+    /// Whether attempts run on threads of their own (not in place).
+    pub(super) fn separate(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Runs `attempt` on the guest threads (or in place); `None` if its
-    /// task died (a host bug, or shutdown).
+    /// task died (a host bug, or shutdown). On the guest threads, calls
+    /// `outlived` if the attempt is still running `grace` after it was
+    /// handed over: from here, because the guest's own thread is inside
+    /// the guest until the epoch that `outlived` keeps advancing reaches it.
     pub(super) async fn run<T: Send + 'static>(
         &self,
         attempt: impl std::future::Future<Output = T> + Send + 'static,
+        grace: Duration,
+        outlived: impl FnOnce(),
     ) -> Option<T> {
-        match &self.0 {
-            Some(rt) => match rt.spawn(attempt).await {
-                Ok(out) => Some(out),
-                Err(e) => {
-                    tracing::error!("attempt task ended abnormally: {e}");
-                    None
-                }
-            },
-            None => Some(attempt.await),
+        let Some(rt) = &self.0 else {
+            return Some(attempt.await);
+        };
+        let mut task = rt.spawn(attempt);
+        let joined = tokio::select! {
+            biased;
+            joined = &mut task => joined,
+            () = tokio::time::sleep(grace) => {
+                outlived();
+                task.await
+            }
+        };
+        match joined {
+            Ok(out) => Some(out),
+            Err(e) => {
+                tracing::error!("attempt task ended abnormally: {e}");
+                None
+            }
         }
     }
 }
