@@ -131,8 +131,18 @@ pub(super) fn snapshot<T>(
     c.prepare_cached("BEGIN")?.execute([])?;
     let r = f(c);
     // Ending a read transaction changes nothing, so it ends the same way
-    // whether the reads succeeded.
-    c.prepare_cached("COMMIT")?.execute([])?;
+    // whether the reads succeeded; one SQLite already ended (after some
+    // errors) needs no end. A failed read keeps its own error over the
+    // end's, and a connection the end failed on is closed when it is
+    // given back.
+    if !c.is_autocommit() {
+        let ended = c
+            .prepare_cached("COMMIT")
+            .and_then(|mut end| end.execute([]));
+        if let (Err(e), Ok(_)) = (ended, &r) {
+            return Err(e.into());
+        }
+    }
     r
 }
 
@@ -224,6 +234,19 @@ mod tests {
         assert_eq!((first, second), (1, 1));
         assert_eq!(readers.read(x).expect("read"), 2);
         assert_eq!(readers.lock().idle.len(), WARM);
+
+        // A read that fails inside one reports its own error, and its
+        // connection goes back to the pool out of the transaction.
+        let failed = readers.read(|c| {
+            snapshot(c, |c| {
+                x(c)?;
+                Ok(c.query_row("SELECT nope FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
+        });
+        let message = failed.expect_err("a read of a missing column").to_string();
+        assert!(message.contains("nope"), "{message}");
+        assert_eq!(readers.lock().idle.len(), WARM);
+        assert!(readers.lock().idle.iter().all(Connection::is_autocommit));
 
         // A read that leaves its transaction open loses its connection.
         let stale = readers
