@@ -244,6 +244,12 @@ mod tests {
     #[test]
     fn a_quiet_guest_gets_ticks_once_kicked() {
         let (ticker, ticks) = counting();
+        // The thread parks once it finds nothing to tick for; it may take
+        // a while to start on a busy machine.
+        let until = Instant::now() + Duration::from_secs(10);
+        while !ticker.parked.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::thread::sleep(Duration::from_millis(20));
         let quiet = ticker.enter(0, || false);
         std::thread::sleep(Duration::from_millis(50));
