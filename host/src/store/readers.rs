@@ -164,16 +164,24 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    #[test]
-    fn reads_beyond_the_bound_wait_for_a_connection_and_all_succeed() {
+    /// A database with table `t` holding `x`, its writer connection and
+    /// its readers; the directory lives as long as the first.
+    fn database(x: i64) -> (tempfile::TempDir, Connection, Readers) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("t.db");
-        let setup =
+        let writer =
             super::super::open_conn(&path, super::super::Durability::Normal).expect("database");
-        setup
-            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (7);")
+        writer
+            .execute_batch(&format!("CREATE TABLE t(x); INSERT INTO t VALUES ({x});"))
             .expect("table");
-        let readers = Arc::new(Readers::new(path).expect("readers"));
+        let readers = Readers::new(path).expect("readers");
+        (dir, writer, readers)
+    }
+
+    #[test]
+    fn reads_beyond_the_bound_wait_for_a_connection_and_all_succeed() {
+        let (_dir, _writer, readers) = database(7);
+        let readers = Arc::new(readers);
         let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let threads: Vec<_> = (0..3 * MAX)
             .map(|_| {
@@ -209,14 +217,7 @@ mod tests {
     /// inside a transaction never serves a later read its old snapshot.
     #[test]
     fn snapshots_end_and_a_connection_left_in_one_is_not_reused() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("t.db");
-        let writer =
-            super::super::open_conn(&path, super::super::Durability::Normal).expect("database");
-        writer
-            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-            .expect("table");
-        let readers = Readers::new(path).expect("readers");
+        let (_dir, writer, readers) = database(1);
         let x = |c: &Connection| -> Result<i64, StoreError> {
             Ok(c.query_row("SELECT max(x) FROM t", [], |r| r.get(0))?)
         };

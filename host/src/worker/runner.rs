@@ -81,8 +81,10 @@ impl Runner {
     }
 
     /// The engine's request for `attempt`, as of `now_ms`: its deadline,
-    /// limits and cache decided by the rules of [`super::attempt`].
-    pub fn request(&self, mut a: Attempt, now_ms: u64) -> (ActivityModule, AttemptRequest) {
+    /// limits and cache decided by the rules of [`super::attempt`]. Only
+    /// [`Self::run`] may run it: on the guest threads the request is
+    /// watched, and `run` is the watcher that keeps its epoch advancing.
+    fn request(&self, mut a: Attempt, now_ms: u64) -> (ActivityModule, AttemptRequest) {
         let (deadline_ms, timeout) = attempt::deadline(&a.info, a.deadline, now_ms);
         a.info.deadline_ms = deadline_ms;
         let limits = attempt::limits(&self.inner.limits, a.quotas.as_ref(), timeout);
