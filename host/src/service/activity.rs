@@ -73,6 +73,9 @@ pub(crate) struct Activity {
     /// The write of its row, if this process started it (the write may be
     /// pending: see `row_write.rs`).
     pub(crate) row: Option<Arc<super::row_write::RowWrite>>,
+    /// The write of its row awaits the end of its running attempt, which
+    /// began before that write settled.
+    pub(crate) end_awaited: bool,
 }
 
 /// Bytes of an open run's payloads in SQLite.
@@ -112,7 +115,28 @@ impl Activity {
             closed: None,
             figures: None,
             row: None,
+            end_awaited: false,
         }
+    }
+
+    /// Notes that its attempt begins now: if the write of its row is still
+    /// pending, that write awaits the attempt's end.
+    pub(crate) fn attempt_begins(&mut self) {
+        if let Some(row) = self.row.as_ref().filter(|r| r.settled().is_none()) {
+            if !self.end_awaited {
+                row.ends.begin();
+                self.end_awaited = true;
+            }
+        }
+    }
+
+    /// For the write of its attempt's end: what to tell, once that end is
+    /// in the transaction, that the write of its row awaits no more.
+    pub(crate) fn attempt_ends(&mut self) -> Option<crate::store::Awaited> {
+        if !std::mem::take(&mut self.end_awaited) {
+            return None;
+        }
+        self.row.as_ref().map(|r| r.ends.clone())
     }
 
     /// Where its figures are recorded (resolved once, then kept).

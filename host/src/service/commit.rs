@@ -17,7 +17,7 @@ use super::{Shared, State};
 use crate::engine::StopSignal;
 use crate::payload::Payload;
 use crate::store::activities::{self as rows, ActivityProgress, AttemptRow, Closed, RunState};
-use crate::store::StoreError;
+use crate::store::{Awaited, StoreError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,8 @@ struct Pending {
     redo: Option<TimerEvent>,
     /// A running attempt to stop once the transition is written.
     stop: Option<StopSignal>,
+    /// The pending write of the run's row, awaiting this attempt's end.
+    ends: Option<Awaited>,
 }
 
 /// What applying a transition changed in memory before it was written.
@@ -195,6 +197,7 @@ impl Shared {
             undo,
             redo,
             stop,
+            ends,
         } = p;
         let written = (progress.state.clone(), progress.attempt);
         let due_ms = progress.attempt_scheduled_ms;
@@ -204,6 +207,9 @@ impl Shared {
         let write = self
             .db
             .write_unguarded(move |c| {
+                if let Some(ends) = &ends {
+                    ends.arrived();
+                }
                 let (progress, attempt_row) = &*to_write;
                 let saved = rows::save_progress(c, run_id, progress)?;
                 if let Some(row) = attempt_row.as_ref().filter(|_| saved) {
@@ -407,7 +413,9 @@ fn apply(st: &mut State, run_id: i64, t: Transition, redo: Option<TimerEvent>) -
         ..Undo::default()
     };
     let mut stop = None;
+    let mut ends = None;
     if t.ends_attempt {
+        ends = a.attempt_ends();
         // Its details are in the transition now (or were stored earlier).
         undo.heartbeat = Some(std::mem::take(&mut a.heartbeat));
         let running = a.running.take();
@@ -436,6 +444,7 @@ fn apply(st: &mut State, run_id: i64, t: Transition, redo: Option<TimerEvent>) -
         undo,
         redo,
         stop,
+        ends,
     })
 }
 

@@ -224,6 +224,7 @@ impl Shared {
         };
         a.progress.started_ms = Some(now_ms);
         a.last_alive = now.at;
+        a.attempt_begins();
         a.running = Some(Running {
             stop: stop.clone(),
             reason: None,

@@ -379,10 +379,13 @@ impl Service {
                 (f, p, r.options.clone(), r.input.clone())
             })
             .collect();
-        let written = self.shared.db.queue_unguarded(move |c| {
-            rows.iter()
-                .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
-        });
+        let written = self.shared.db.queue_unguarded_awaiting(
+            move |c| {
+                rows.iter()
+                    .try_for_each(|(f, p, o, i)| rows::insert_activity(c, f, o, i, p))
+            },
+            row.ends.clone(),
+        );
         for r in runs.iter().filter(|r| r.held) {
             self.shared.schedule(r.fixed.run_id, 1, true);
         }

@@ -23,7 +23,7 @@ pub mod temporal;
 pub mod tenancy;
 mod writer;
 
-pub use writer::{Durability, Queued};
+pub use writer::{Awaited, Durability, Queued};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -154,7 +154,7 @@ impl Db {
         migrations::run(&mut conn)?;
         convert_to_incremental_vacuum(&conn);
         Ok(Self {
-            writer: writer::Writer::start(conn)?,
+            writer: writer::Writer::start(conn, durability)?,
             readers: Arc::new(readers::Readers::new(path)?),
         })
     }
@@ -190,6 +190,18 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.queue(f, false)
+    }
+
+    /// As [`queue_unguarded`](Self::queue_unguarded), for a write that
+    /// attempts may begin to run on before it commits: at `--sync full`
+    /// its batch waits a little for the ends `awaits` counts, to commit
+    /// them with it (see `writer.rs`).
+    pub fn queue_unguarded_awaiting<T, F>(&self, f: F, awaits: Awaited) -> Queued<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.queue_awaiting(f, false, Some(awaits))
     }
 
     /// Queues `f` for the next group commit without waiting for it, unguarded
