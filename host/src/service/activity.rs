@@ -76,6 +76,16 @@ pub(crate) struct Activity {
     /// The write of its row awaits the end of its running attempt, which
     /// began before that write settled.
     pub(crate) end_awaited: bool,
+    /// Transitions applied here whose writes have not ended, and its
+    /// progress from before the first of them: what describe shows until
+    /// they are written (nothing is shown before it is durable).
+    pub(crate) unwritten: Option<Unwritten>,
+}
+
+/// See [`Activity::unwritten`].
+pub(crate) struct Unwritten {
+    writes: u32,
+    shown: ActivityProgress,
 }
 
 /// Bytes of an open run's payloads in SQLite.
@@ -116,6 +126,41 @@ impl Activity {
             figures: None,
             row: None,
             end_awaited: false,
+            unwritten: None,
+        }
+    }
+
+    /// Notes that a transition from `before` is applied and its write
+    /// queued.
+    pub(crate) fn transition_applied(&mut self, before: &ActivityProgress) {
+        match &mut self.unwritten {
+            Some(u) => u.writes = u.writes.saturating_add(1),
+            None => {
+                self.unwritten = Some(Unwritten {
+                    writes: 1,
+                    shown: before.clone(),
+                })
+            }
+        }
+    }
+
+    /// Notes that the write of a transition ended (committed, or failed and
+    /// undone): once none is left, it is shown as it is.
+    pub(crate) fn transition_written(&mut self) {
+        if let Some(u) = &mut self.unwritten {
+            u.writes = u.writes.saturating_sub(1);
+            if u.writes == 0 {
+                self.unwritten = None;
+            }
+        }
+    }
+
+    /// Its progress as last written (or, for the attempt running, started
+    /// in memory), with the details its attempt in progress reported.
+    pub(crate) fn shown(&self) -> ActivityProgress {
+        match &self.unwritten {
+            Some(u) => u.shown.clone(),
+            None => self.snapshot(),
         }
     }
 
@@ -335,5 +380,46 @@ pub(crate) fn view(r: &StoredRun, p: &ActivityProgress) -> ActivityView {
         result: result_payload.as_ref().map(Payload::to_json),
         result_payload,
         attempts: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::ManualClock;
+    use crate::service::decide::fixture::{running, T0};
+    use crate::store::activities::{ActivityProgress, RunState};
+
+    fn retrying() -> ActivityProgress {
+        ActivityProgress {
+            state: RunState::Scheduled,
+            attempt: 2,
+            attempt_scheduled_ms: T0 + 1_000,
+            ..ActivityProgress::default()
+        }
+    }
+
+    /// Describe shows a run as last written: transitions applied in memory
+    /// show only once every write in flight has ended.
+    #[test]
+    fn a_transition_shows_once_its_write_has_ended() {
+        let mut a = running(&ManualClock::new(T0));
+        let started = a.shown();
+        assert!(started.state.is_started());
+
+        // Attempt 1 failed, attempt 2 is due: applied, its write queued.
+        let before = std::mem::replace(&mut a.progress, retrying());
+        a.transition_applied(&before);
+        assert_eq!(a.shown(), started, "shown before it was written");
+        // A second transition while the first is still being written.
+        let before = std::mem::replace(&mut a.progress, retrying());
+        a.transition_applied(&before);
+
+        a.transition_written();
+        assert_eq!(a.shown(), started, "shown while a write is in flight");
+        a.transition_written();
+        assert_eq!(a.shown(), retrying());
+        // An extra end changes nothing.
+        a.transition_written();
+        assert_eq!(a.shown(), retrying());
     }
 }

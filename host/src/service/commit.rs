@@ -222,6 +222,9 @@ impl Shared {
             // No row: the run's start failed to commit after its first
             // attempt began (see `start.rs`). Nothing is kept or shown of a
             // run that does not exist; the start's refusal forgets it.
+            if let Some(a) = self.lock().open.get_mut(&run_id) {
+                a.transition_written();
+            }
             return Ok(());
         }
         if let Err(e) = write {
@@ -245,6 +248,12 @@ impl Shared {
             }
             self.undo(run_id, &written, undo, redo);
             return Err(e);
+        }
+        if !matches!(after, After::Closed { .. }) {
+            // A close takes the run out of memory, and this with it.
+            if let Some(a) = self.lock().open.get_mut(&run_id) {
+                a.transition_written();
+            }
         }
         let (progress, attempt_row) = &*rows;
         self.trace_written(
@@ -350,6 +359,7 @@ impl Shared {
             let Some(a) = st.open.get_mut(&run_id) else {
                 return;
             };
+            a.transition_written();
             // Another transition moved the run on meanwhile: its own undo
             // puts back what it changed.
             if (&a.progress.state, a.progress.attempt) != (&written.0, written.1) {
@@ -405,11 +415,10 @@ impl Shared {
 fn apply(st: &mut State, run_id: i64, t: Transition, redo: Option<TimerEvent>) -> Option<Pending> {
     let a = st.open.get_mut(&run_id)?;
     let old_token = a.progress.state.task_token().map(str::to_owned);
+    let before = std::mem::replace(&mut a.progress, activity::lean(t.progress.clone()));
+    a.transition_applied(&before);
     let mut undo = Undo {
-        progress: Some(std::mem::replace(
-            &mut a.progress,
-            activity::lean(t.progress.clone()),
-        )),
+        progress: Some(before),
         ..Undo::default()
     };
     let mut stop = None;

@@ -231,7 +231,7 @@ impl Service {
                     module: Some(r.module.clone()),
                     guest_cpu_seconds: None,
                 });
-                (a.snapshot(), running)
+                (a.shown(), running)
             }),
             // Looked up by activity id once memory had no open run of it.
             RunKey::Latest { .. } => None,
