@@ -460,6 +460,34 @@ fn kill_9_mid_run_loses_nothing_and_completes_nothing_twice() {
     assert_eq!(lost["activities"].as_array().unwrap().len(), n);
 }
 
+/// An attempt that ran when the process died is recorded as lost and the
+/// run goes on with its next attempt: its start was written once it had
+/// run for a moment (shown as `started` by the list, which reads SQLite),
+/// and the restart finds it so.
+#[test]
+fn an_attempt_running_at_a_kill_9_is_recorded_as_lost_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.deploy_example("adversary", "q", 10);
+    s.start_activity(json!({
+        "activity_id": "long", "activity_type": "sleep", "task_queue": "q",
+        "input": [{"ms": 2000}], "start_to_close_timeout": "30s",
+        "retry_policy": {"initial_interval": "10ms"}
+    }));
+    wait_for(|| {
+        let (_, started) = s.get("activities?state=started");
+        (started["activities"].as_array()?.len() == 1).then_some(())
+    });
+    s.kill();
+
+    let s = Server::start(dir.path(), &[]);
+    let a = s.wait_closed("long", Duration::from_secs(60));
+    assert_eq!(a["state"], "completed", "{a}");
+    assert_eq!(a["attempt"], 2, "{a}");
+    assert_eq!(a["attempts"][0]["outcome"], "worker_lost", "{a}");
+    assert_eq!(a["attempts"][1]["outcome"], "completed", "{a}");
+}
+
 #[test]
 fn sigterm_lets_running_attempts_finish_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();

@@ -244,6 +244,7 @@ impl Engine {
     /// Runs one attempt in a fresh instance of `module`. Never panics on guest
     /// behaviour; every ending is an [`Outcome`].
     pub async fn run_attempt(&self, module: &ActivityModule, req: AttemptRequest) -> AttemptReport {
+        req.hooks.began();
         let limits = req.limits;
         let given = Given {
             hooks: req.hooks,

@@ -70,6 +70,9 @@ pub trait AttemptHooks: Send + Sync {
     fn heartbeat(&self, details: &[Payload]) -> bool;
     /// True once cancellation of the activity was requested.
     fn is_cancelled(&self) -> bool;
+    /// The attempt begins to run: a thread of the guest's takes it up
+    /// (until then it may wait for one).
+    fn began(&self) {}
 }
 
 /// Hooks for an attempt nobody can cancel and whose heartbeats go nowhere

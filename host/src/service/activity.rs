@@ -41,6 +41,8 @@ pub(crate) struct Running {
     pub(crate) stop: StopSignal,
     pub(crate) reason: Option<StopReason>,
     pub(crate) cancel: Arc<AtomicBool>,
+    /// A guest thread has taken it up (it may wait for one after its claim).
+    pub(crate) began: Arc<AtomicBool>,
     /// `name@version` of the module it runs.
     pub(crate) module: String,
 }

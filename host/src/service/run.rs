@@ -26,6 +26,7 @@ struct Hooks {
     run_id: i64,
     attempt: u32,
     cancel: Arc<AtomicBool>,
+    began: Arc<AtomicBool>,
 }
 
 impl AttemptHooks for Hooks {
@@ -38,6 +39,10 @@ impl AttemptHooks for Hooks {
 
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn began(&self) {
+        self.began.store(true, Ordering::Relaxed);
     }
 }
 
@@ -218,6 +223,7 @@ impl Shared {
         self.counters.activity.task_taken(&figures, waited);
         let (token_bytes, token) = new_token();
         let cancel = Arc::new(AtomicBool::new(a.progress.cancel_requested));
+        let began = Arc::new(AtomicBool::new(false));
         let stop = StopSignal::new();
         a.progress.state = RunState::Started {
             task_token: Some(token.clone()),
@@ -229,6 +235,7 @@ impl Shared {
             stop: stop.clone(),
             reason: None,
             cancel: cancel.clone(),
+            began: began.clone(),
             module: module_label.to_owned(),
         });
 
@@ -266,6 +273,7 @@ impl Shared {
                 run_id: task.run_id,
                 attempt: task.attempt,
                 cancel,
+                began,
             }),
             stop,
         };

@@ -13,6 +13,7 @@
 
 use super::Shared;
 use crate::store::activities as rows;
+use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -45,18 +46,30 @@ impl Shared {
         unwritten.push((run_id, attempt));
     }
 
-    /// Writes the start of every noted attempt that is still running.
+    /// Writes the start of every noted attempt that is still running. One
+    /// still waiting for a guest thread has not begun: it stays noted for
+    /// the next flush (a crash before it runs only queues it again).
     fn flush_started(&self) {
         let st = &mut *self.lock();
         let noted = std::mem::take(&mut st.unwritten_starts);
-        let running: Vec<_> = noted
-            .into_iter()
-            .filter_map(|(run_id, attempt)| {
-                let a = st.open.get(&run_id)?;
-                let p = &a.progress;
-                (p.attempt == attempt && p.state.is_started()).then(|| (run_id, a.snapshot()))
-            })
-            .collect();
+        let mut waiting = Vec::new();
+        let mut running = Vec::new();
+        for (run_id, attempt) in noted {
+            let Some(a) = st.open.get(&run_id) else {
+                continue;
+            };
+            let p = &a.progress;
+            if p.attempt != attempt || !p.state.is_started() {
+                continue;
+            }
+            match &a.running {
+                Some(r) if !r.began.load(Ordering::Relaxed) => waiting.push((run_id, attempt)),
+                _ => running.push((run_id, a.snapshot())),
+            }
+        }
+        for (run_id, attempt) in waiting {
+            self.defer_started(&mut st.unwritten_starts, run_id, attempt);
+        }
         if running.is_empty() {
             return;
         }

@@ -78,6 +78,7 @@ pub(in crate::service) fn running(c: &ManualClock) -> Activity {
         stop: StopSignal::new(),
         reason: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        began: Arc::new(AtomicBool::new(true)),
         module: "m@1".into(),
     });
     a
