@@ -1,6 +1,8 @@
 //! Writing an attempt's start lazily. A claimed attempt is started in
 //! memory at once, but its row says so only if the attempt is still running
-//! at the next flush, up to [`DEFER`] later. An attempt that ends sooner
+//! at the next flush, up to [`DEFER`] later, and a guest thread has taken it
+//! up (under load a claimed attempt may wait for one longer than that; it
+//! is written at the first flush after it begins). An attempt that ends sooner
 //! (a short activity's usual case) has its start folded into the write of
 //! its end: one write per attempt instead of two, and one commit less
 //! between a start and its result on an idle server.
