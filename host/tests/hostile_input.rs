@@ -1400,3 +1400,58 @@ fn a_client_idle_past_the_servers_keep_alive_is_still_served() {
         "a request after 35 s idle: {again:?}"
     );
 }
+
+/// Clients that send a completion and hang up at once change nothing
+/// behind the server's back: every completion that was written is also
+/// carried out in memory (the run closes, its namespace counts it as
+/// closed, its result's waiters are answered), whatever the moment each
+/// client left.
+#[test]
+fn completions_whose_clients_hang_up_are_carried_out_in_full_or_not_at_all() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    s.deploy_example("adversary", "q", 100);
+    let n = 60;
+    for i in 0..n {
+        s.start_activity(json!({
+            "activity_id": format!("h{i}"), "activity_type": "async-complete",
+            "task_queue": "q", "start_to_close_timeout": "60s"
+        }));
+    }
+    for i in 0..n {
+        wait_for("awaiting completion", || {
+            (s.get(&format!("activities/h{i}")).1["awaiting_async"] == json!(true)).then_some(())
+        });
+    }
+    let url = reqwest::Url::parse(&s.base).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    for i in 0..n {
+        let body = json!({"activity_id": format!("h{i}"), "result": i}).to_string();
+        let mut c = std::net::TcpStream::connect(&host).unwrap();
+        let request = format!(
+            "POST /api/v1/namespaces/default/activities/complete HTTP/1.1\r\nHost: {host}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(request.as_bytes()).unwrap();
+        drop(c);
+    }
+    // What SQLite says is closed is what memory says is closed, once the
+    // completions in flight have ended.
+    wait_for("memory to agree with SQLite", || {
+        let (_, list) = s.get("activities?state=completed&limit=1000");
+        let written = list["activities"].as_array()?.len();
+        let (_, ns) = s.get("");
+        let open = ns["namespace"]["open_activities"].as_u64()? as usize;
+        (written + open == n).then_some(())
+    });
+    // Each written one answers its result at once, as closed.
+    let (_, list) = s.get("activities?state=completed&limit=1000");
+    for a in list["activities"].as_array().unwrap() {
+        let id = a["activity_id"].as_str().unwrap();
+        let (status, r) = s.get(&format!("activities/{id}/result?wait=10s"));
+        assert_eq!((status, &r["state"]), (200, &json!("completed")), "{r}");
+    }
+    healthy(&s);
+}

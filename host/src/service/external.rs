@@ -98,9 +98,11 @@ impl Service {
             )));
         }
         let (run_id, attempt) = self.resolve(ns, &target)?;
-        self.shared
-            .end_attempt(run_id, attempt, Ending::External(completion), ())
-            .await?;
+        self.to_the_end(move |s| async move {
+            let ending = Ending::External(completion);
+            Ok(s.shared.end_attempt(run_id, attempt, ending, ()).await?)
+        })
+        .await?;
         self.describe_run(run_id)
     }
 
@@ -124,6 +126,19 @@ impl Service {
             )));
         }
         let (run_id, attempt) = self.resolve(ns, &target)?;
+        self.to_the_end(
+            move |s| async move { s.heartbeat_resolved(run_id, attempt, details).await },
+        )
+        .await
+    }
+
+    /// [`heartbeat`](Self::heartbeat) of attempt `attempt` of `run_id`.
+    async fn heartbeat_resolved(
+        &self,
+        run_id: i64,
+        attempt: u32,
+        details: Vec<Payload>,
+    ) -> Result<bool, ServiceError> {
         let json = payloads_json(&details);
         let bytes = json.len() as u64;
         let now = self.shared.clock.read();
@@ -160,9 +175,10 @@ impl Service {
     pub async fn cancel(&self, ns: &str, activity_id: &str) -> Result<ActivityView, ServiceError> {
         let run_id = self.open_run(ns, activity_id, |_| Ok(()))?;
         // Already requested: decided as nothing to do.
-        self.shared
-            .transition(run_id, Event::CancelRequested)
-            .await?;
+        self.to_the_end(move |s| async move {
+            Ok(s.shared.transition(run_id, Event::CancelRequested).await?)
+        })
+        .await?;
         self.describe_run(run_id)
     }
 
@@ -182,7 +198,10 @@ impl Service {
                 a.progress.attempt
             )))
         })?;
-        self.shared.transition(run_id, Event::RunNow).await?;
+        self.to_the_end(
+            move |s| async move { Ok(s.shared.transition(run_id, Event::RunNow).await?) },
+        )
+        .await?;
         self.describe_run(run_id)
     }
 
@@ -209,10 +228,32 @@ impl Service {
             ..Failure::default()
         };
         let run_id = self.open_run(ns, activity_id, |_| Ok(()))?;
-        self.shared
-            .transition(run_id, Event::FailRequested(failure))
-            .await?;
+        self.to_the_end(move |s| async move {
+            Ok(s.shared
+                .transition(run_id, Event::FailRequested(failure))
+                .await?)
+        })
+        .await?;
         self.describe_run(run_id)
+    }
+
+    /// Runs a caller's change to its end on a task of its own. The request
+    /// that asked for it may be dropped mid-way (its client hangs up): a
+    /// change whose write committed must still be made visible in memory
+    /// (the run closed, its waiters woken, its namespace's counts), or
+    /// memory would stay behind SQLite until a restart.
+    async fn to_the_end<T, F>(&self, change: impl FnOnce(Service) -> F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ServiceError>> + Send + 'static,
+    {
+        tokio::spawn(change(self.clone()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ServiceError::Store(crate::store::StoreError::Commit(
+                    format!("the change ended before it was carried out: {e}"),
+                )))
+            })
     }
 
     /// The open run of an activity, if `check` accepts it; 409 if the
