@@ -222,9 +222,7 @@ impl Shared {
             // No row: the run's start failed to commit after its first
             // attempt began (see `start.rs`). Nothing is kept or shown of a
             // run that does not exist; the start's refusal forgets it.
-            if let Some(a) = self.lock().open.get_mut(&run_id) {
-                a.transition_written();
-            }
+            self.transition_ended(run_id);
             return Ok(());
         }
         if let Err(e) = write {
@@ -251,9 +249,7 @@ impl Shared {
         }
         if !matches!(after, After::Closed { .. }) {
             // A close takes the run out of memory, and this with it.
-            if let Some(a) = self.lock().open.get_mut(&run_id) {
-                a.transition_written();
-            }
+            self.transition_ended(run_id);
         }
         let (progress, attempt_row) = &*rows;
         self.trace_written(
@@ -301,6 +297,14 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Notes that the write of a transition of `run_id` ended, for what
+    /// describe shows (see `Activity::unwritten`).
+    fn transition_ended(&self, run_id: i64) {
+        if let Some(a) = self.lock().open.get_mut(&run_id) {
+            a.transition_written();
+        }
     }
 
     /// A written close: the run leaves memory, its queue and its
