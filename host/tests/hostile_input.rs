@@ -604,19 +604,46 @@ fn completes_on_first_attempt(s: &Server, id: &str) {
 /// row has committed).
 #[test]
 fn a_start_whose_client_leaves_before_the_commit_still_runs() {
+    use std::io::{Read as _, Write as _};
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     s.deploy_example("adversary", "q", 10);
     // About a second of work in the trigger, and nothing else.
     let _db = slow_insert_of(dir.path(), "left", 8, "SELECT 1");
-    let start = json!({"activity_id": "left", "activity_type": "echo", "task_queue": "q",
-        "start_to_close_timeout": "30s", "input": ["x".repeat(5000)]});
-    let impatient = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let r = impatient.post(s.url("activities")).json(&start).send();
-    assert!(r.as_ref().is_err_and(|e| e.is_timeout()), "{r:?}");
+    let body = json!({"activity_id": "left", "activity_type": "echo", "task_queue": "q",
+        "start_to_close_timeout": "30s", "input": ["x".repeat(5000)]})
+    .to_string();
+    let url = reqwest::Url::parse(&s.base).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut client = std::net::TcpStream::connect(&host).unwrap();
+    let request = format!(
+        "POST /api/v1/namespaces/default/activities HTTP/1.1\r\nHost: {host}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).unwrap();
+    // The client leaves once the row's write is under way (the server's
+    // writer holds the database's write lock, on an otherwise idle
+    // server), not after a fixed time a loaded machine may not keep.
+    let probe = rusqlite::Connection::open(dir.path().join("wharf.db")).unwrap();
+    probe.busy_timeout(Duration::ZERO).unwrap();
+    wait_for("the start's write to be under way", || {
+        let busy = probe.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_err();
+        busy.then_some(())
+    });
+    client.set_nonblocking(true).unwrap();
+    let mut answer = [0u8; 1];
+    let unanswered = client.read(&mut answer);
+    assert!(
+        unanswered.is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the start was answered before its client left"
+    );
+    drop(client);
+    // The activity is known once its row has committed (its trigger's work
+    // takes longer on a loaded machine).
+    wait_for("the start to commit", || {
+        (s.get("activities/left").0 == 200).then_some(())
+    });
     completes_on_first_attempt(&s, "left");
     s.kill();
 }
