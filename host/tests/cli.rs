@@ -355,6 +355,8 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
         ("throughput", "--concurrency", huge.as_str()),
         ("throughput", "--idle", huge.as_str()),
         ("throughput", "--latency-run", "100000y"),
+        ("throughput", "--sync", "full,normal,full,normal,full"),
+        ("throughput", "--sync", "fast"),
         ("soak", "--window", "0"),
     ] {
         let stderr = refused_naming(
@@ -370,13 +372,19 @@ fn bench_throughput_runs_single_and_batched_starts_to_completion() {
     let noop = common::rust_example("noop");
     // 7 a request over 300: whole batches and a short last one. Three
     // starts with the most in flight allowed: a sender per start in flight
-    // would open more sockets than a process may.
-    for (batch, n, in_flight) in [("1", "200", "16"), ("7", "300", "16"), ("1", "3", "100000")] {
+    // would open more sockets than a process may; those in the modes' other
+    // order.
+    for (batch, n, in_flight, modes) in [
+        ("1", "200", "16", "full,normal"),
+        ("7", "300", "16", "full,normal"),
+        ("1", "3", "100000", "normal,full"),
+    ] {
         let out = common::wharf()
             .args(["bench", "throughput", "--module"])
             .arg(&noop)
             .args(["-n", n, "--concurrency", in_flight, "--batch", batch])
             .args(["--slots", "8", "--idle", "5", "--latency-run", "100ms"])
+            .args(["--sync", modes])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -397,9 +405,15 @@ fn bench_throughput_runs_single_and_batched_starts_to_completion() {
         };
         let (p50, p99) = (figure("p50"), figure("p99"));
         assert!((0.0..=p99).contains(&p50), "{disk}");
+        let rows: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("full ") || l.starts_with("normal "))
+            .collect();
+        let order: Vec<&str> = rows.iter().filter_map(|r| r.split(' ').next()).collect();
+        assert_eq!(order.join(","), modes, "{stdout}");
         for sync in ["full", "normal"] {
-            let row = stdout
-                .lines()
+            let row = rows
+                .iter()
                 .find(|l| l.starts_with(sync))
                 .unwrap_or_else(|| panic!("no {sync} row: {stdout}"));
             let rate: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();

@@ -1,7 +1,7 @@
 //! `wharf bench throughput`: end-to-end durable activities per second.
 //!
-//! Starts a `wharf serve` child per durability mode on a fresh data
-//! directory, uploads the no-op module, then (1) starts N activities through
+//! Starts a `wharf serve` child per durability mode (`full` then `normal`
+//! unless `--sync` says otherwise) on a fresh data directory, uploads the no-op module, then (1) starts N activities through
 //! the HTTP API with many starts in flight (one per request, or `--batch`
 //! per request) and times first start to last completion, (2) starts
 //! activities at half that rate and reads the schedule-to-start histogram
@@ -15,6 +15,7 @@ use super::harness::{
     self, cpu_seconds, cpu_seconds_by_thread, percentile, quantile_between, scrape,
 };
 use super::Server;
+use crate::store::Durability;
 use anyhow::Context as _;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -58,9 +59,36 @@ pub struct ThroughputArgs {
     #[arg(long, default_value = "5s",
           value_parser = super::duration(Duration::from_millis(100), Duration::from_secs(3600)))]
     latency_run: Duration,
+    /// The durability modes to serve at, in order, each on a server of its
+    /// own: 1 to 4 of `full` and `normal`, comma-separated (a mode named
+    /// twice runs twice, to show what going first does to a run).
+    #[arg(long, default_value = "full,normal", value_parser = modes)]
+    sync: Modes,
 }
 
-/// Runs the benchmark at both durability modes and prints a table.
+/// The durability modes of `--sync`, in order.
+#[derive(Clone)]
+struct Modes(Vec<Durability>);
+
+/// Most runs `--sync` may ask for.
+const MAX_MODES: usize = 4;
+
+/// Reads `--sync`: 1 to [`MAX_MODES`] modes, comma-separated.
+fn modes(text: &str) -> Result<Modes, String> {
+    use clap::ValueEnum as _;
+    let modes = text
+        .split(',')
+        .map(|m| Durability::from_str(m.trim(), false))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("{text:?}: each mode is full or normal"))?;
+    if (1..=MAX_MODES).contains(&modes.len()) {
+        Ok(Modes(modes))
+    } else {
+        Err(format!("1 to {MAX_MODES} modes, got {}", modes.len()))
+    }
+}
+
+/// Runs the benchmark at each durability mode asked for and prints a table.
 pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     super::build_kind();
     let module = std::fs::read(&args.module)
@@ -87,7 +115,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
     };
     let mut cpu_notes = Vec::new();
     let mut disk_note = None;
-    for sync in ["full", "normal"] {
+    for sync in args.sync.0.iter().map(|d| d.name()) {
         let child = Server::start_binary(&program, sync, args.slots, |_| Ok(Vec::new()))?;
         if disk_note.is_none() {
             disk_note = Some(disk_flushes(&child.dir, DISK_FLUSHES)?);

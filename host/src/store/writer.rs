@@ -43,6 +43,14 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// The name `wharf serve --sync` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+
     pub(super) fn pragma(self) -> &'static str {
         match self {
             Durability::Full => "FULL",
