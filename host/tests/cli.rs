@@ -357,6 +357,7 @@ fn bench_options_outside_their_ranges_are_refused_naming_the_option() {
         ("throughput", "--latency-run", "100000y"),
         ("throughput", "--sync", "full,normal,full,normal,full"),
         ("throughput", "--sync", "fast"),
+        ("throughput", "--warm-up", huge.as_str()),
         ("soak", "--window", "0"),
     ] {
         let stderr = refused_naming(
@@ -373,7 +374,8 @@ fn bench_throughput_runs_single_and_batched_starts_to_completion() {
     // 7 a request over 300: whole batches and a short last one. Three
     // starts with the most in flight allowed: a sender per start in flight
     // would open more sockets than a process may; those in the modes' other
-    // order.
+    // order. Each after an untimed warm-up, whose no-ops the timed run must
+    // not count as its own.
     for (batch, n, in_flight, modes) in [
         ("1", "200", "16", "full,normal"),
         ("7", "300", "16", "full,normal"),
@@ -384,7 +386,7 @@ fn bench_throughput_runs_single_and_batched_starts_to_completion() {
             .arg(&noop)
             .args(["-n", n, "--concurrency", in_flight, "--batch", batch])
             .args(["--slots", "8", "--idle", "5", "--latency-run", "100ms"])
-            .args(["--sync", modes])
+            .args(["--sync", modes, "--warm-up", "10"])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

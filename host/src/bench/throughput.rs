@@ -1,9 +1,11 @@
 //! `wharf bench throughput`: end-to-end durable activities per second.
 //!
 //! Starts a `wharf serve` child per durability mode (`full` then `normal`
-//! unless `--sync` says otherwise) on a fresh data directory, uploads the no-op module, then (1) starts N activities through
-//! the HTTP API with many starts in flight (one per request, or `--batch`
-//! per request) and times first start to last completion, (2) starts
+//! unless `--sync` says otherwise) on a fresh data directory, uploads the
+//! no-op module, runs `--warm-up` no-ops untimed, then (1) starts N
+//! activities through the HTTP API with many starts in flight (one per
+//! request, or `--batch` per request) and times first start to last
+//! completion, (2) starts
 //! activities at half that rate and reads the schedule-to-start histogram
 //! from `/metrics`, and (3) on the idle server, runs no-ops one after
 //! another over one connection (start, then the result's long poll) and
@@ -59,6 +61,11 @@ pub struct ThroughputArgs {
     #[arg(long, default_value = "5s",
           value_parser = super::duration(Duration::from_millis(100), Duration::from_secs(3600)))]
     latency_run: Duration,
+    /// No-ops run on each server before its timed run, untimed, 0 to
+    /// 10 000 000: the timed run then meets a server (and client) whose
+    /// memory and caches a load has already grown.
+    #[arg(long, default_value_t = 0, value_parser = super::count(0..=10_000_000))]
+    warm_up: usize,
     /// The durability modes to serve at, in order, each on a server of its
     /// own: 1 to 4 of `full` and `normal`, comma-separated (a mode named
     /// twice runs twice, to show what going first does to a run).
@@ -132,12 +139,18 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             "start_to_close_timeout": "30s",
         });
 
+        if args.warm_up > 0 {
+            super::start_many(&ns, body.clone(), args.warm_up, args.concurrency, batch).await?;
+            wait_completed(&http, &child, args.warm_up as u64).await?;
+        }
+        let done_before = args.warm_up;
+
         // Throughput: as fast as the server acknowledges.
         let cpu0 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
         let threads0 = cpu_seconds_by_thread(child.pid());
         let t0 = Instant::now();
         super::start_many(&ns, body.clone(), args.activities, args.concurrency, batch).await?;
-        wait_completed(&http, &child, args.activities as u64).await?;
+        wait_completed(&http, &child, (done_before + args.activities) as u64).await?;
         let elapsed = t0.elapsed();
         let rate = args.activities as f64 / elapsed.as_secs_f64();
         let cpu1 = (cpu_seconds(child.pid()), cpu_seconds(std::process::id()));
@@ -165,7 +178,12 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
         let total = requests * batch;
         let pace = super::load::Pace::Every(Duration::from_secs_f64(batch as f64 / half));
         super::start_paced(&ns, body.clone(), (total, batch), args.concurrency, pace).await?;
-        wait_completed(&http, &child, (args.activities + total) as u64).await?;
+        wait_completed(
+            &http,
+            &child,
+            (done_before + args.activities + total) as u64,
+        )
+        .await?;
         let after = scrape(&http, child.base(), None).await?;
         let fmt = |q| {
             quantile_between(&before, &after, "wharf_schedule_to_start_seconds", q)
