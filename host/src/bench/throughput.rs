@@ -5,13 +5,12 @@
 //! no-op module, runs `--warm-up` no-ops untimed, then (1) starts N
 //! activities through the HTTP API with many starts in flight (one per
 //! request, or `--batch` per request) and times first start to last
-//! completion, (2) starts
-//! activities at half that rate and reads the schedule-to-start histogram
-//! from `/metrics`, and (3) on the idle server, runs no-ops one after
-//! another over one connection (start, then the result's long poll) and
-//! times each start to its result. Beside them it times what the disk of
-//! the data directory takes to make a small write durable, the floor of a
-//! commit at `--sync full`.
+//! completion, (2) starts activities at half that rate and reads the
+//! schedule-to-start histogram from `/metrics`, and (3) on the idle server,
+//! runs no-ops one after another over one connection (start, then the
+//! result's long poll) and times each start to its result. Beside them it
+//! times what the disk of the data directory takes to make a small write
+//! durable, the floor of a commit at `--sync full`.
 
 use super::harness::{
     self, cpu_seconds, cpu_seconds_by_thread, percentile, quantile_between, scrape,
