@@ -420,10 +420,18 @@ fn bench_throughput_runs_single_and_batched_starts_to_completion() {
                 .unwrap_or_else(|| panic!("no {sync} row: {stdout}"));
             let rate: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
             assert!(rate > 0.0, "{row}");
-            assert!(
-                stdout.contains(&format!("{sync}: CPU per activity: server")),
-                "{stdout}"
-            );
+            let cpu = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("{sync}: CPU per activity: server")))
+                .unwrap_or_else(|| panic!("no {sync} CPU line: {stdout}"));
+            // A served process holds at least a few MiB resident.
+            let peak: f64 = cpu
+                .split("peak resident memory ")
+                .nth(1)
+                .and_then(|r| r.strip_suffix(" MiB"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no peak memory in {cpu}"));
+            assert!(peak > 1.0, "{cpu}");
         }
     }
 }

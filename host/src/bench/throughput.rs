@@ -157,8 +157,11 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<()> {
             (Some(a), Some(b)) => format!("{:.0}", (b - a) * 1e6 / args.activities as f64),
             _ => "-".into(),
         };
+        let peak = harness::peak_rss_bytes(child.pid()).map_or("-".into(), |b| {
+            format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+        });
         cpu_notes.push(format!(
-            "{sync}: CPU per activity: server {} µs ({}), benchmark client {} µs",
+            "{sync}: CPU per activity: server {} µs ({}), benchmark client {} µs; server's peak resident memory {peak}",
             per(cpu0.0, cpu1.0),
             by_thread(
                 &threads0,
