@@ -604,7 +604,7 @@ fn completes_on_first_attempt(s: &Server, id: &str) {
 /// row has committed).
 #[test]
 fn a_start_whose_client_leaves_before_the_commit_still_runs() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     s.deploy_example("adversary", "q", 10);
@@ -613,15 +613,7 @@ fn a_start_whose_client_leaves_before_the_commit_still_runs() {
     let body = json!({"activity_id": "left", "activity_type": "echo", "task_queue": "q",
         "start_to_close_timeout": "30s", "input": ["x".repeat(5000)]})
     .to_string();
-    let url = reqwest::Url::parse(&s.base).unwrap();
-    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
-    let mut client = std::net::TcpStream::connect(&host).unwrap();
-    let request = format!(
-        "POST /api/v1/namespaces/default/activities HTTP/1.1\r\nHost: {host}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    client.write_all(request.as_bytes()).unwrap();
+    let mut client = post_and_keep(&s, "/api/v1/namespaces/default/activities", &body);
     // The client leaves once the row's write is under way (the server's
     // writer holds the database's write lock, on an otherwise idle
     // server), not after a fixed time a loaded machine may not keep.
@@ -1178,6 +1170,21 @@ fn request_bodies_share_one_memory_budget_and_give_it_back() {
     healthy(&s);
 }
 
+/// Sends a whole JSON POST over a raw connection and returns the
+/// connection unread, for a test to leave when it chooses.
+fn post_and_keep(s: &Server, path: &str, body: &str) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let mut conn = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    conn
+}
+
 /// A POST over a raw connection declaring a body of `declared` bytes, of
 /// which it sends `sent` before reading (all of it, as clients without
 /// `Expect: 100-continue` do, or only the head); whether what it sent could
@@ -1435,7 +1442,6 @@ fn a_client_idle_past_the_servers_keep_alive_is_still_served() {
 /// client left.
 #[test]
 fn completions_whose_clients_hang_up_are_carried_out_in_full_or_not_at_all() {
-    use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     s.deploy_example("adversary", "q", 100);
@@ -1451,18 +1457,13 @@ fn completions_whose_clients_hang_up_are_carried_out_in_full_or_not_at_all() {
             (s.get(&format!("activities/h{i}")).1["awaiting_async"] == json!(true)).then_some(())
         });
     }
-    let url = reqwest::Url::parse(&s.base).unwrap();
-    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     for i in 0..n {
         let body = json!({"activity_id": format!("h{i}"), "result": i}).to_string();
-        let mut c = std::net::TcpStream::connect(&host).unwrap();
-        let request = format!(
-            "POST /api/v1/namespaces/default/activities/complete HTTP/1.1\r\nHost: {host}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        c.write_all(request.as_bytes()).unwrap();
-        drop(c);
+        drop(post_and_keep(
+            &s,
+            "/api/v1/namespaces/default/activities/complete",
+            &body,
+        ));
     }
     // What SQLite says is closed is what memory says is closed, once the
     // completions in flight have ended.
